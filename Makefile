@@ -1,0 +1,41 @@
+# openiort: the two quick-start commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+export MPLBACKEND := Agg
+
+.PHONY: demo test validate lint bench system-deps install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the tests need (browser, DICOM validators, PostgreSQL); idempotent.
+system-deps:
+	bash scripts/install-system-deps.sh
+
+demo: $(STAMP)
+	$(BIN)/iort demo --out demo-output
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -m "not validate" -n 2 -q
+
+validate: $(STAMP) system-deps
+	$(BIN)/python -m pytest -m validate -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) demo-output .numba_cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Anatomy: material library, breast phantom from case measurements, CT import."""

@@ -1,0 +1,174 @@
+"""The case file: patient, preoperative findings, final pathology, anatomy and intent.
+
+Field names, units and meanings follow the normative vocabulary in docs/architecture.md.
+A value that is not known is ``None`` (``null`` in the file, or left out) and is never guessed.
+Unknown keys are rejected so that a misspelt field cannot be silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Laterality = Literal["left", "right"]
+Quadrant = Literal["upper_outer", "upper_inner", "lower_outer", "lower_inner", "central"]
+Histology = Literal[
+    "ductal_nst", "lobular", "mucinous", "tubular", "medullary", "colloid", "dcis", "other"
+]
+ReceptorStatus = Literal["positive", "negative"]
+ClinicalNodalStage = Literal["cN0", "cN1", "cN2", "cN3"]
+PathologicalNodalStage = Literal["pN0", "pN0(i+)", "pN1mi", "pN1a", "pN2a", "pN3", "pNx"]
+Grade = Annotated[int, Field(ge=1, le=3)]
+Millimetres = Annotated[float, Field(ge=0, le=300)]
+BreastCup = Literal["AA", "A", "B", "C", "D", "DD", "E", "F", "G"]
+Technique = Literal["xray", "electron", "hdr"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Patient(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    age_years: Annotated[int, Field(ge=18, le=110)] | None = None
+    brca_mutation: bool | None = None
+
+
+class Preoperative(_Strict):
+    """What is known before surgery: imaging and core biopsy."""
+
+    laterality: Laterality | None = None
+    quadrant: Quadrant | None = None
+    clock_position: Annotated[int, Field(ge=1, le=12)] | None = None
+    nipple_distance_mm: Millimetres | None = None
+    imaging_size_mm: Annotated[float, Field(ge=0, le=200)] | None = None
+    lesion_count: Annotated[int, Field(ge=0, le=20)] | None = None
+    biopsy_histology: Histology | None = None
+    biopsy_grade: Grade | None = None
+    biopsy_eic: bool | None = None
+    er_status: ReceptorStatus | None = None
+    pr_status: ReceptorStatus | None = None
+    her2_status: ReceptorStatus | None = None
+    anti_her2_therapy_planned: bool | None = None
+    clinical_nodal_stage: ClinicalNodalStage | None = None
+    screen_detected: bool | None = None
+    neoadjuvant_therapy: bool | None = None
+
+
+class Pathology(_Strict):
+    """Final pathology of the lumpectomy specimen."""
+
+    histology: Histology | None = None
+    size_mm: Annotated[float, Field(ge=0, le=200)] | None = None
+    grade: Grade | None = None
+    dcis_nuclear_grade: Literal["low", "intermediate", "high"] | None = None
+    lvsi: Literal["none", "focal", "extensive"] | None = None
+    eic: bool | None = None
+    eic_size_mm: Annotated[float, Field(ge=0, le=200)] | None = None
+    lcis_associated: bool | None = None
+    centricity: Literal["unicentric", "multicentric"] | None = None
+    focality: Literal["unifocal", "multifocal_within_20mm", "multifocal_beyond_20mm"] | None = None
+    multifocal_total_size_mm: Annotated[float, Field(ge=0, le=200)] | None = None
+    margin_mm: Annotated[float, Field(ge=0, le=100)] | None = None
+    nodal_stage: PathologicalNodalStage | None = None
+    positive_nodes: Annotated[int, Field(ge=0, le=100)] | None = None
+    extranodal_extension: bool | None = None
+    nodal_surgery: Literal["SLNB", "ALND", "none"] | None = None
+
+
+class Anatomy(_Strict):
+    """Measurements of the operative site, in mm."""
+
+    cavity_diameter_mm: Annotated[float, Field(ge=10, le=80)] | None = None
+    skin_distance_mm: Annotated[float, Field(ge=0, le=100)] | None = None
+    chest_wall_distance_mm: Annotated[float, Field(ge=0, le=100)] | None = None
+    target_thickness_mm: Annotated[float, Field(ge=3, le=60)] | None = None
+    target_width_mm: Annotated[float, Field(ge=10, le=150)] | None = None
+    breast_cup: BreastCup | None = None
+    breast_density: Literal["fatty", "scattered", "heterogeneous", "dense"] | None = None
+    # Measured breast dimensions override the cup-size table when given.
+    breast_base_diameter_mm: Annotated[float, Field(ge=60, le=300)] | None = None
+    breast_projection_mm: Annotated[float, Field(ge=20, le=200)] | None = None
+
+
+class Intent(_Strict):
+    technique: Technique
+    timing: Literal["during_lumpectomy", "second_procedure"] | None = None
+    prescription_gy: Annotated[float, Field(gt=0, le=40)] | None = None
+    dose_definition: Literal["TARGIT", "V4.0"] | None = None
+
+    @model_validator(mode="after")
+    def _definition_only_for_xray(self) -> Intent:
+        if self.technique != "xray" and self.dose_definition is not None:
+            raise ValueError(
+                f"dose_definition {self.dose_definition!r} applies only to technique 'xray' "
+                f"(got technique {self.technique!r}); use null"
+            )
+        return self
+
+
+class Case(_Strict):
+    """A whole case file."""
+
+    patient: Patient
+    preoperative: Preoperative = Preoperative()
+    pathology: Pathology | None = None
+    anatomy: Anatomy = Anatomy()
+    intent: Intent
+
+    @property
+    def laterality(self) -> Laterality | None:
+        return self.preoperative.laterality
+
+
+class CaseError(ValueError):
+    """A case file that cannot be used; ``problems`` holds one message per problem."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _describe(error: Any) -> str:
+    loc = ".".join(str(p) for p in error["loc"]) or "(case)"
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        return f"{loc}: unknown field (value {value!r}); check the spelling against `iort schema`"
+    if error["type"] == "missing":
+        return f"{loc}: required field is missing"
+    shown = value if not isinstance(value, dict) else "{...}"
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"{loc}: value {shown!r} rejected: {msg}"
+
+
+def parse_case(data: Any, source: str = "case") -> Case:
+    """Validate a mapping as a case, raising :class:`CaseError` listing every problem."""
+    if not isinstance(data, dict):
+        raise CaseError(source, [f"the case must be a mapping of blocks, got {type(data).__name__}"])
+    try:
+        return Case.model_validate(data)
+    except ValidationError as exc:
+        raise CaseError(source, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a YAML or JSON case file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CaseError(str(p), [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise CaseError(str(p), [f"not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}"]) from None
+    return parse_case(data, source=str(p))
+
+
+def case_json_schema() -> dict[str, Any]:
+    return Case.model_json_schema()
