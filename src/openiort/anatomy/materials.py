@@ -43,8 +43,33 @@ def material_library() -> dict[str, Material]:
     return library
 
 
+def breast_mixture_name(gland_mass_fraction: float) -> str:
+    """Library name of a gland/adipose mixture, e.g. ``breast_g38`` for 37.5 % gland by mass."""
+    if not 0.0 <= gland_mass_fraction <= 1.0:
+        raise ValueError(f"gland mass fraction must be in [0, 1], got {gland_mass_fraction}")
+    return f"breast_g{round(gland_mass_fraction * 100):02d}"
+
+
+def _breast_mixture(name: str) -> Material:
+    """ICRU-44 gland and adipose mixed by mass; density from additive specific volumes."""
+    fraction = int(name.removeprefix("breast_g")) / 100.0
+    gland, adipose = material_library()["gland"], material_library()["adipose"]
+    elements = set(gland.composition) | set(adipose.composition)
+    composition = {
+        el: fraction * gland.composition.get(el, 0.0)
+        + (1 - fraction) * adipose.composition.get(el, 0.0)
+        for el in elements
+    }
+    density = 1.0 / (fraction / gland.density_g_cm3 + (1 - fraction) / adipose.density_g_cm3)
+    return Material(name, density, composition, f"{fraction:.0%} ICRU-44 gland by mass, rest adipose")
+
+
 def get_material(name: str) -> Material:
+    """Material by library name; ``breast_gNN`` names are gland/adipose mixtures (NN % gland)."""
     lib = material_library()
-    if name not in lib:
-        raise KeyError(f"unknown material {name!r}; known: {', '.join(sorted(lib))}")
-    return lib[name]
+    if name in lib:
+        return lib[name]
+    if name.startswith("breast_g") and name.removeprefix("breast_g").isdigit():
+        if int(name.removeprefix("breast_g")) <= 100:
+            return _breast_mixture(name)
+    raise KeyError(f"unknown material {name!r}; known: {', '.join(sorted(lib))}, breast_gNN")

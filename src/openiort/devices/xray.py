@@ -1,0 +1,306 @@
+"""50 kV miniature x-ray source with spherical applicators (INTRABEAM-type).
+
+Dose-rate data come in two definitions (AAPM TG-292): ``TARGIT`` (the trials' definition) and
+``V4.0`` (closer to absorbed dose to water). The relative depth-dose curve is dose to water and
+is normalised to the V4.0 surface rate; TARGIT-definition values follow from the published
+V4.0/TARGIT ratios at 0, 10 and 20 mm, interpolated linearly in depth and held at the 20 mm
+value beyond 20 mm (the ratio changes by at most 0.05 between 10 and 20 mm, and no deeper
+value is published).
+
+The built-in source is TG-292's single example source; a clinic loads its own commissioning
+data with :func:`load_commissioning` (format documented there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from numpy.typing import NDArray
+
+from openiort.anatomy.materials import read_commented_csv
+
+DoseDefinition = Literal["TARGIT", "V4.0"]
+RATIO_DEPTHS_MM = (0.0, 10.0, 20.0)
+EXAMPLE_SOURCE_LABEL = "example source, not your source (AAPM TG-292 Table IV example XRS)"
+DEPTH_DOSE_TABLE = "data/xray50_depth_dose_water.csv"
+
+
+class DeviceDataError(ValueError):
+    """Device data that are missing, malformed or do not cover the request."""
+
+
+def _data_text(name: str) -> str:
+    return resources.files("openiort.devices").joinpath(name).read_text("utf-8")
+
+
+def sha256_text(*texts: str) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ApplicatorData:
+    diameter_cm: float
+    surface_rate_v40_gy_min: float
+    surface_rate_targit_gy_min: float
+    ratio_depth_mm: tuple[float, ...]
+    ratio_v40_over_targit: tuple[float, ...]
+    depth_mm: NDArray[np.float64]
+    relative_dose_water: NDArray[np.float64]
+
+    @property
+    def radius_mm(self) -> float:
+        return self.diameter_cm * 5.0
+
+
+@dataclass(frozen=True)
+class XraySource:
+    """Dose-rate model of one 50 kV source with its spherical applicators."""
+
+    name: str
+    is_example_source: bool
+    applicators: dict[float, ApplicatorData]
+    data_sha256: str
+    depth_dose_origin: str
+    output_check_factor: float = 1.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def diameters_cm(self) -> list[float]:
+        return sorted(self.applicators)
+
+    def applicator(self, diameter_cm: float) -> ApplicatorData:
+        for d, app in self.applicators.items():
+            if abs(d - diameter_cm) < 1e-6:
+                return app
+        raise DeviceDataError(
+            f"applicator {diameter_cm} cm is not in the source data; available: "
+            f"{', '.join(f'{d:g}' for d in self.diameters_cm)} cm"
+        )
+
+    def ratio_v40_over_targit(self, diameter_cm: float, depth_mm: NDArray[np.float64] | float) -> NDArray[np.float64]:
+        app = self.applicator(diameter_cm)
+        return np.interp(depth_mm, app.ratio_depth_mm, app.ratio_v40_over_targit)
+
+    def relative_dose_water(self, diameter_cm: float, depth_mm: NDArray[np.float64] | float) -> NDArray[np.float64]:
+        """Relative dose to water at depth below the applicator surface (1 at the surface)."""
+        app = self.applicator(diameter_cm)
+        d = np.asarray(depth_mm, dtype=np.float64)
+        if np.any(d > app.depth_mm[-1]):
+            # Beyond the table: continue the last decade's log-slope (dose falls ~exponentially
+            # times inverse square); it only matters for far organs, never the prescription.
+            tail = app.depth_mm >= app.depth_mm[-1] - 10.0
+            slope = np.polyfit(app.depth_mm[tail], np.log(app.relative_dose_water[tail]), 1)[0]
+            inside = np.interp(np.minimum(d, app.depth_mm[-1]), app.depth_mm, app.relative_dose_water)
+            beyond = np.exp(slope * np.maximum(d - app.depth_mm[-1], 0.0))
+            return np.asarray(inside * beyond)
+        return np.asarray(np.interp(d, app.depth_mm, app.relative_dose_water))
+
+    def dose_rate_gy_min(
+        self, diameter_cm: float, depth_mm: NDArray[np.float64] | float, definition: DoseDefinition
+    ) -> NDArray[np.float64]:
+        """Dose rate at depth below the applicator surface in the given dose definition."""
+        app = self.applicator(diameter_cm)
+        water = app.surface_rate_v40_gy_min * self.output_check_factor * self.relative_dose_water(diameter_cm, depth_mm)
+        if definition == "V4.0":
+            return np.asarray(water)
+        return np.asarray(water / self.ratio_v40_over_targit(diameter_cm, depth_mm))
+
+
+def _ratios_from_pct(row: dict[str, str]) -> tuple[float, float, float]:
+    """V4.0/TARGIT at 0, 10, 20 mm: from the two rates at the surface, 1/(1 - pct/100) deeper."""
+    r0 = float(row["surface_rate_v40_gy_min"]) / float(row["surface_rate_targit_gy_min"])
+    r10 = 1.0 / (1.0 - float(row["pct_diff_10mm"]) / 100.0)
+    r20 = 1.0 / (1.0 - float(row["pct_diff_20mm"]) / 100.0)
+    return r0, r10, r20
+
+
+def _depth_dose_tables(text: str) -> tuple[dict[float, tuple[NDArray[np.float64], NDArray[np.float64]]], str]:
+    rows = read_commented_csv(text)
+    tables: dict[float, tuple[list[float], list[float]]] = {}
+    for r in rows:
+        d = float(r["applicator_diameter_cm"])
+        tables.setdefault(d, ([], []))
+        tables[d][0].append(float(r["depth_mm"]))
+        tables[d][1].append(float(r["relative_dose_water"]))
+    origin = next(
+        (line.removeprefix("# origin:").strip() for line in text.splitlines() if line.startswith("# origin:")),
+        "unknown",
+    )
+    out = {}
+    for d, (depth, rel) in tables.items():
+        depth_a, rel_a = np.asarray(depth), np.asarray(rel)
+        if np.any(np.diff(depth_a) <= 0) or np.any(rel_a <= 0) or abs(rel_a[0] - 1.0) > 1e-6 or depth_a[0] != 0:
+            raise DeviceDataError(f"depth-dose table for {d} cm must start at 0 mm with 1.0 and increase in depth")
+        out[d] = (depth_a, rel_a)
+    return out, origin
+
+
+def load_example_source() -> XraySource:
+    """TG-292's example source with the package's water depth-dose table."""
+    rates_text = _data_text("data/xray50_tg292_example_source.csv")
+    dd_text = _data_text(DEPTH_DOSE_TABLE)
+    tables, origin = _depth_dose_tables(dd_text)
+    applicators = {}
+    for row in read_commented_csv(rates_text):
+        d = float(row["applicator_diameter_cm"])
+        if d not in tables:
+            raise DeviceDataError(f"no depth-dose table for the {d} cm applicator in {DEPTH_DOSE_TABLE}")
+        applicators[d] = ApplicatorData(
+            diameter_cm=d,
+            surface_rate_v40_gy_min=float(row["surface_rate_v40_gy_min"]),
+            surface_rate_targit_gy_min=float(row["surface_rate_targit_gy_min"]),
+            ratio_depth_mm=RATIO_DEPTHS_MM,
+            ratio_v40_over_targit=_ratios_from_pct(row),
+            depth_mm=tables[d][0],
+            relative_dose_water=tables[d][1],
+        )
+    return XraySource(
+        name="TG-292 example XRS (50 kV, 40 uA)",
+        is_example_source=True,
+        applicators=applicators,
+        data_sha256=sha256_text(rates_text, dd_text),
+        depth_dose_origin=origin,
+    )
+
+
+def load_commissioning(path: str | Path) -> XraySource:
+    """Load a clinic's own commissioning data.
+
+    The file is YAML::
+
+        source_serial: "XRS-507999"         # the source these data belong to
+        measured_on: 2026-01-15
+        dose_definition: TARGIT              # definition of the tables below: TARGIT | V4.0
+        output_check_factor: 1.000           # today's output check relative to the tables
+        bare_probe_csv: bare_probe.csv       # distance_from_source_mm,dose_rate_gy_min
+        transfer_coefficients_csv: transfer.csv
+                                             # applicator_diameter_cm,depth_mm,transfer_coefficient
+
+    As in the vendor's tables, the applicator dose rate at depth ``d`` below the surface is the
+    bare-probe rate at distance ``radius + d`` times the applicator's transfer coefficient at
+    ``d``. The other dose definition follows from the TG-292 ratio table (V4.0/TARGIT at 0, 10,
+    20 mm) until the clinic supplies both.
+    """
+    p = Path(path)
+    try:
+        meta = yaml.safe_load(p.read_text("utf-8"))
+        bare_text = (p.parent / meta["bare_probe_csv"]).read_text("utf-8")
+        transfer_text = (p.parent / meta["transfer_coefficients_csv"]).read_text("utf-8")
+        definition = meta["dose_definition"]
+        check = float(meta.get("output_check_factor", 1.0))
+        serial = str(meta["source_serial"])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise DeviceDataError(f"{p}: cannot read commissioning data ({exc})") from None
+    if definition not in ("TARGIT", "V4.0"):
+        raise DeviceDataError(f"{p}: dose_definition must be TARGIT or V4.0, got {definition!r}")
+    if not 0.5 < check < 1.5:
+        raise DeviceDataError(f"{p}: output_check_factor {check} outside the plausible range 0.5-1.5")
+    bare = read_commented_csv(bare_text)
+    bare_r = np.array([float(r["distance_from_source_mm"]) for r in bare])
+    bare_rate = np.array([float(r["dose_rate_gy_min"]) for r in bare])
+    example = load_example_source()
+    per_app: dict[float, list[tuple[float, float]]] = {}
+    for r in read_commented_csv(transfer_text):
+        per_app.setdefault(float(r["applicator_diameter_cm"]), []).append(
+            (float(r["depth_mm"]), float(r["transfer_coefficient"]))
+        )
+    applicators = {}
+    for d, pts in per_app.items():
+        ref = example.applicator(d)
+        depth = np.array([x for x, _ in sorted(pts)])
+        transfer = np.array([t for _, t in sorted(pts)])
+        distance = ref.radius_mm + depth
+        if distance.min() < bare_r.min() or distance.max() > bare_r.max():
+            raise DeviceDataError(f"{p}: bare-probe table does not cover the {d} cm applicator's depths")
+        rate = np.interp(distance, bare_r, bare_rate) * transfer
+        ratio = np.interp(depth, RATIO_DEPTHS_MM, ref.ratio_v40_over_targit)
+        water = rate * ratio if definition == "TARGIT" else rate
+        applicators[d] = ApplicatorData(
+            diameter_cm=d,
+            surface_rate_v40_gy_min=float(water[0]),
+            surface_rate_targit_gy_min=float(water[0] / ratio[0]),
+            ratio_depth_mm=RATIO_DEPTHS_MM,
+            ratio_v40_over_targit=ref.ratio_v40_over_targit,
+            depth_mm=depth,
+            relative_dose_water=water / water[0],
+        )
+    measured = meta.get("measured_on")
+    return XraySource(
+        name=f"clinic source {serial}" + (f" (measured {measured})" if isinstance(measured, date | str) else ""),
+        is_example_source=False,
+        applicators=applicators,
+        data_sha256=sha256_text(p.read_text("utf-8"), bare_text, transfer_text),
+        depth_dose_origin=f"clinic commissioning data ({definition} definition)",
+        output_check_factor=check,
+    )
+
+
+def choose_applicator(source: XraySource, cavity_diameter_mm: float) -> float:
+    """The largest applicator that fits the cavity (TARGIT practice: tissue conforms to it)."""
+    fitting = [d for d in source.diameters_cm if d * 10.0 <= cavity_diameter_mm + 1e-6]
+    if not fitting:
+        raise DeviceDataError(
+            f"anatomy.cavity_diameter_mm {cavity_diameter_mm:g} mm is smaller than the smallest "
+            f"applicator ({source.diameters_cm[0] * 10:g} mm)"
+        )
+    return max(fitting)
+
+
+@dataclass(frozen=True)
+class TreatmentTime:
+    """Treatment time for a prescription, computed two ways."""
+
+    time_min: float
+    second_check_time_min: float
+    difference_pct: float
+    primary_path: str
+    second_path: str
+
+    @property
+    def agrees(self) -> bool:
+        return abs(self.difference_pct) <= 5.0
+
+
+def treatment_time(
+    source: XraySource,
+    diameter_cm: float,
+    prescription_gy: float,
+    definition: DoseDefinition,
+    prescription_depth_mm: float = 0.0,
+) -> TreatmentTime:
+    """Time to give ``prescription_gy`` at ``prescription_depth_mm`` below the applicator surface.
+
+    Primary path: the water depth-dose curve at the V4.0 surface rate, converted to the
+    prescription's definition through the ratio table. Second, independent path: straight from
+    the commissioning rate table in the prescription's definition (surface prescriptions) or
+    the surface rate of that definition times the curve (depth prescriptions).
+    """
+    if prescription_gy <= 0:
+        raise ValueError(f"prescription must be positive, got {prescription_gy} Gy")
+    app = source.applicator(diameter_cm)
+    rate = float(source.dose_rate_gy_min(diameter_cm, prescription_depth_mm, definition))
+    primary = prescription_gy / rate
+    surface_rate = app.surface_rate_targit_gy_min if definition == "TARGIT" else app.surface_rate_v40_gy_min
+    surface_rate *= source.output_check_factor
+    second_rate = surface_rate * float(source.relative_dose_water(diameter_cm, prescription_depth_mm))
+    if definition == "TARGIT":
+        ratios = source.ratio_v40_over_targit(diameter_cm, np.array([0.0, prescription_depth_mm]))
+        second_rate *= float(ratios[0] / ratios[1])
+    second = prescription_gy / second_rate
+    return TreatmentTime(
+        time_min=primary,
+        second_check_time_min=second,
+        difference_pct=100.0 * (second - primary) / primary,
+        primary_path="V4.0 surface rate x water depth-dose, converted by the V4.0/TARGIT ratio table",
+        second_path=f"{definition} rate table of the source x relative depth-dose",
+    )
