@@ -132,10 +132,13 @@ def _depth_dose_tables(text: str) -> tuple[dict[float, tuple[NDArray[np.float64]
         tables.setdefault(d, ([], []))
         tables[d][0].append(float(r["depth_mm"]))
         tables[d][1].append(float(r["relative_dose_water"]))
-    origin = next(
-        (line.removeprefix("# origin:").strip() for line in text.splitlines() if line.startswith("# origin:")),
-        "unknown",
-    )
+    origin_lines: list[str] = []
+    for line in text.splitlines():  # "# origin:" and its indented continuation lines
+        if line.startswith("# origin:") or (origin_lines and line.startswith("#   ")):
+            origin_lines.append(line.removeprefix("# origin:").lstrip("# ").strip())
+        elif origin_lines:
+            break
+    origin = " ".join(origin_lines) or "unknown"
     out = {}
     for d, (depth, rel) in tables.items():
         depth_a, rel_a = np.asarray(depth), np.asarray(rel)

@@ -1,0 +1,404 @@
+"""CT import: a DICOM CT series (and RTSTRUCT) -> Phantom, through a replaceable HU calibration.
+
+The calibration (``data/hu_calibration.csv``, documented in its header) maps CT numbers to a
+material of the library and a mass density, and the materials back to CT numbers for export:
+
+- a material row owns an HU bin ``[hu_min, next hu_min)``; its density is either nominal or
+  proportional to ``1000 + HU`` (fixed composition, so the attenuation scales with density);
+- the ``breast_gNN`` row is the gland/adipose mixture family: the HU gives the gland mass
+  fraction in 1 % steps and the density is that mixture's nominal density;
+- a row with a ``structure`` assigns its material to the voxels of that RTSTRUCT structure
+  whatever their HU (the applicator).
+
+``load_ct_phantom`` accepts any patient position (HFS, FFS, HFP, FFP), axial, coronal or sagittal
+slices in any file order; corrupt or unsupported input raises one ``DicomImportError`` naming
+the file, and nothing is returned half-built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from openiort.anatomy.materials import get_material, read_commented_csv
+from openiort.anatomy.phantom import Phantom
+from openiort.io.dicom_read import read_ct_series, read_rtstruct_masks
+from openiort.io.errors import DicomImportError
+
+MIXTURE = "breast_gNN"
+DENSITY_RULES = ("nominal", "proportional", "mixture")
+
+
+class CalibrationError(ValueError):
+    """A malformed HU calibration file (the message names the file and the row)."""
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    material: str
+    hu_min: float | None
+    hu_nominal: float | None
+    density_rule: str
+    structure: str | None
+
+
+@dataclass(frozen=True)
+class HuCalibration:
+    """HU <-> (material, density) rules; see the module docstring and the CSV header."""
+
+    rows: tuple[CalibrationRow, ...]
+    source: str
+    sha256: str
+    effective_energy_kev: float | None = None
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # -- validation -------------------------------------------------------------------------
+    def _fail(self, message: str) -> CalibrationError:
+        return CalibrationError(f"HU calibration {self.source}: {message}")
+
+    def _validate(self) -> None:
+        seen: set[str] = set()
+        for row in self.rows:
+            if row.material in seen:
+                raise self._fail(f"material {row.material!r} listed twice")
+            seen.add(row.material)
+            if row.density_rule not in DENSITY_RULES:
+                raise self._fail(
+                    f"{row.material}: density_rule {row.density_rule!r} not one of {DENSITY_RULES}"
+                )
+            if row.material == MIXTURE:
+                if row.density_rule != "mixture" or row.hu_min is None:
+                    raise self._fail(f"{MIXTURE} needs density_rule mixture and an hu_min")
+                continue
+            if row.density_rule == "mixture":
+                raise self._fail(f"{row.material}: only {MIXTURE} may use density_rule mixture")
+            try:
+                get_material(row.material)
+            except KeyError as exc:
+                raise self._fail(str(exc.args[0])) from exc
+            if row.hu_nominal is None:
+                raise self._fail(f"{row.material}: hu_nominal is required")
+            if row.density_rule == "proportional" and row.hu_nominal <= -1000.0:
+                raise self._fail(f"{row.material}: proportional density needs hu_nominal > -1000")
+        binned = self.binned_rows
+        if not binned or binned[0].hu_min != -math.inf:
+            raise self._fail("the first HU bin must start at -inf")
+        edges = [r.hu_min for r in binned]
+        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):  # type: ignore[operator]
+            raise self._fail("hu_min must increase from row to row")
+        for i, row in enumerate(binned):
+            if row.material == MIXTURE:
+                if "adipose" not in seen or "gland" not in seen:
+                    raise self._fail(f"{MIXTURE} needs adipose and gland rows (its end members)")
+                if self._row("gland").hu_nominal <= self._row("adipose").hu_nominal:  # type: ignore[operator]
+                    raise self._fail("gland must have a higher hu_nominal than adipose")
+                continue
+            upper = binned[i + 1].hu_min if i + 1 < len(binned) else math.inf
+            if not row.hu_min <= row.hu_nominal < upper:  # type: ignore[operator]
+                raise self._fail(f"{row.material}: hu_nominal lies outside its own HU bin")
+
+    # -- accessors ----------------------------------------------------------------------------
+    @property
+    def binned_rows(self) -> tuple[CalibrationRow, ...]:
+        return tuple(r for r in self.rows if r.hu_min is not None)
+
+    def _row(self, material: str) -> CalibrationRow:
+        for row in self.rows:
+            if row.material == material:
+                return row
+        raise KeyError(material)
+
+    @property
+    def structure_overrides(self) -> dict[str, str]:
+        """structure name -> material assigned to its voxels on import."""
+        return {r.structure: r.material for r in self.rows if r.structure}
+
+    def mixture_hu(self, gland_fraction: NDArray[np.float64] | float) -> NDArray[np.float64]:
+        """CT number of the gland/adipose mixture at its nominal density."""
+        f = np.asarray(gland_fraction, dtype=np.float64)
+        a, g = self._row("adipose"), self._row("gland")
+        rho_a, rho_g = get_material("adipose").density_g_cm3, get_material("gland").density_g_cm3
+        k_a = (1000.0 + a.hu_nominal) / rho_a  # type: ignore[operator]
+        k_g = (1000.0 + g.hu_nominal) / rho_g  # type: ignore[operator]
+        rho = 1.0 / (f / rho_g + (1.0 - f) / rho_a)
+        return rho * (f * k_g + (1.0 - f) * k_a) - 1000.0
+
+    def mixture_fraction(self, hu: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Gland mass fraction of the mixture with CT number ``hu`` (unclipped)."""
+        a, g = self._row("adipose"), self._row("gland")
+        rho_a, rho_g = get_material("adipose").density_g_cm3, get_material("gland").density_g_cm3
+        k_a = (1000.0 + a.hu_nominal) / rho_a  # type: ignore[operator]
+        k_g = (1000.0 + g.hu_nominal) / rho_g  # type: ignore[operator]
+        h = np.asarray(hu, dtype=np.float64) + 1000.0
+        return (h / rho_a - k_a) / ((k_g - k_a) - h * (1.0 / rho_g - 1.0 / rho_a))
+
+    # -- export: material -> HU -----------------------------------------------------------------
+    def material_hu(
+        self, material: str, density_g_cm3: NDArray[np.float32] | NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """CT numbers of voxels of ``material`` with the given densities.
+
+        Raises CalibrationError for a material the calibration does not know.
+        """
+        rho = np.asarray(density_g_cm3, dtype=np.float64)
+        for row in self.rows:
+            if row.material == material and row.material != MIXTURE:
+                hu0 = float(row.hu_nominal)  # type: ignore[arg-type]
+                if row.density_rule == "nominal":
+                    return np.full(rho.shape, hu0)
+                rho0 = get_material(material).density_g_cm3
+                return (1000.0 + hu0) * rho / rho0 - 1000.0
+        if material.startswith("breast_g") and material.removeprefix("breast_g").isdigit():
+            if MIXTURE in {r.material for r in self.rows}:
+                fraction = int(material.removeprefix("breast_g")) / 100.0
+                return np.full(rho.shape, float(self.mixture_hu(fraction)))
+        raise self._fail(f"no CT number for material {material!r}; add a row for it")
+
+    # -- import: HU -> material, density ---------------------------------------------------------
+    def assign(
+        self, hu: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int32], list[str], NDArray[np.float32]]:
+        """(material code per voxel, material names indexed by code, density in g/cm3)."""
+        binned = self.binned_rows
+        edges = np.array([r.hu_min for r in binned], dtype=np.float64)
+        which = np.searchsorted(edges, hu, side="right") - 1
+        names: list[str] = []
+        codes = np.zeros(hu.shape, dtype=np.int32)
+        density = np.zeros(hu.shape, dtype=np.float64)
+
+        def code_of(name: str) -> int:
+            if name not in names:
+                names.append(name)
+            return names.index(name)
+
+        def proportional(sel: NDArray[np.bool_], name: str) -> None:
+            row = self._row(name)
+            rho0 = get_material(name).density_g_cm3
+            if row.density_rule == "nominal":
+                density[sel] = rho0
+            else:
+                hu0 = float(row.hu_nominal)  # type: ignore[arg-type]
+                density[sel] = rho0 * np.maximum(1000.0 + hu[sel], 0.0) / (1000.0 + hu0)
+            codes[sel] = code_of(name)
+
+        for i, row in enumerate(binned):
+            sel = which == i
+            if not sel.any():
+                continue
+            if row.material != MIXTURE:
+                proportional(sel, row.material)
+                continue
+            fraction = self.mixture_fraction(hu[sel])
+            percent = np.rint(fraction * 100.0).astype(np.int64)
+            sub = np.flatnonzero(sel.ravel())
+            for end, name in ((percent <= 0, "adipose"), (percent >= 100, "gland")):
+                if end.any():
+                    mask = np.zeros(hu.size, dtype=bool)
+                    mask[sub[end]] = True
+                    proportional(mask.reshape(hu.shape), name)
+            inner = (percent > 0) & (percent < 100)
+            for pct in np.unique(percent[inner]):
+                name = f"breast_g{int(pct):02d}"
+                idx = sub[inner & (percent == pct)]
+                codes.ravel()[idx] = code_of(name)
+                density.ravel()[idx] = get_material(name).density_g_cm3
+        return codes, names, density.astype(np.float32)
+
+
+def _parse_float(text: str, source: str, row: int, column: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise CalibrationError(f"HU calibration {source}: row {row}: {column} {text!r} is not a number") from exc
+
+
+def load_calibration(path: str | Path | None = None) -> HuCalibration:
+    """Read an HU calibration CSV (the packaged default when ``path`` is None)."""
+    if path is None:
+        text = resources.files("openiort.anatomy").joinpath("data/hu_calibration.csv").read_text(
+            "utf-8"
+        )
+        source = "openiort/anatomy/data/hu_calibration.csv"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CalibrationError(f"HU calibration {path}: cannot read ({exc})") from exc
+        source = str(path)
+    energy: float | None = None
+    for line in text.splitlines():
+        stripped = line.lstrip("# ").strip()
+        if line.lstrip().startswith("#") and stripped.startswith("effective_energy_kev:"):
+            energy = _parse_float(stripped.split(":", 1)[1], source, 0, "effective_energy_kev")
+    required = {"material", "hu_min", "hu_nominal", "density_rule", "structure"}
+    rows: list[CalibrationRow] = []
+    for n, raw in enumerate(read_commented_csv(text), start=1):
+        if not required <= set(raw):
+            raise CalibrationError(f"HU calibration {source}: columns must be {sorted(required)}")
+        rows.append(
+            CalibrationRow(
+                material=raw["material"].strip(),
+                hu_min=_parse_float(raw["hu_min"], source, n, "hu_min"),
+                hu_nominal=_parse_float(raw["hu_nominal"], source, n, "hu_nominal"),
+                density_rule=raw["density_rule"].strip(),
+                structure=(raw["structure"] or "").strip() or None,
+            )
+        )
+    return HuCalibration(
+        rows=tuple(rows),
+        source=source,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        effective_energy_kev=energy,
+    )
+
+
+def _calibration(calibration: HuCalibration | str | Path | None) -> HuCalibration:
+    if isinstance(calibration, HuCalibration):
+        return calibration
+    return load_calibration(calibration)
+
+
+def phantom_hu(phantom: Phantom, calibration: HuCalibration | str | Path | None = None) -> NDArray[np.float64]:
+    """CT numbers of every voxel of ``phantom`` through the calibration (for CT export)."""
+    cal = _calibration(calibration)
+    hu = np.zeros(phantom.grid.shape, dtype=np.float64)
+    for material_id in np.unique(phantom.material_ids):
+        if int(material_id) >= len(phantom.materials):
+            raise ValueError(f"material id {int(material_id)} has no name in phantom.materials")
+        sel = phantom.material_ids == material_id
+        hu[sel] = cal.material_hu(phantom.materials[int(material_id)], phantom.density_g_cm3[sel])
+    return hu
+
+
+def _sphere_from_mask(mask: NDArray[np.bool_], phantom_grid_centres: Sequence[NDArray[np.float64]],
+                      voxel_cc: float) -> tuple[tuple[float, float, float], float]:
+    z, y, x = phantom_grid_centres
+    idx = np.nonzero(mask)
+    centre = (float(x[idx[2]].mean()), float(y[idx[1]].mean()), float(z[idx[0]].mean()))
+    volume_mm3 = float(mask.sum()) * voxel_cc * 1000.0
+    return centre, (3.0 * volume_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0)
+
+
+def load_ct_phantom(
+    ct_dir: str | Path,
+    rtstruct: str | Path | None = None,
+    calibration: HuCalibration | str | Path | None = None,
+    *,
+    roi_names: Mapping[str, str] | None = None,
+    series_instance_uid: str | None = None,
+) -> Phantom:
+    """Phantom from a DICOM CT series and, optionally, an RTSTRUCT on it.
+
+    Parameters
+    ----------
+    ct_dir:
+        Directory holding one CT series (files in any order, any of HFS, FFS, HFP, FFP).
+        RT objects (RTSTRUCT, RTDOSE, RTPLAN, ...) and ``DICOMDIR`` in it are skipped.
+    rtstruct:
+        RTSTRUCT file whose ROIs become ``structures`` (rasterised on the CT voxels; nested
+        contours are holes). It must share the CT's Frame of Reference.
+    calibration:
+        HU calibration (object or CSV path); the packaged ``hu_calibration.csv`` when None.
+    roi_names:
+        Optional renaming of ROI names to structure names (e.g. ``{"Heart": "heart"}``).
+    series_instance_uid:
+        Which series to read when the directory holds several CT series.
+
+    Returns
+    -------
+    Phantom
+        With ``description`` recording the calibration, the patient position and the series
+        size (never patient identifiers). When an ``applicator`` (or ``cavity``) structure is
+        present, ``applicator_centre_mm`` and ``applicator_radius_mm`` (``cavity_radius_mm``)
+        are its centroid and equal-volume sphere radius.
+
+    Raises
+    ------
+    DicomImportError
+        Corrupt, inconsistent or unsupported input; the message names the file.
+    CalibrationError
+        A malformed calibration file.
+    """
+    cal = _calibration(calibration)
+    series = read_ct_series(Path(ct_dir), series_instance_uid=series_instance_uid)
+    structures: dict[str, NDArray[np.bool_]] = {}
+    empty_rois: list[str] = []
+    if rtstruct is not None:
+        masks = read_rtstruct_masks(Path(rtstruct), series)
+        rename = dict(roi_names or {})
+        for name, mask in masks.items():
+            target = rename.get(name, name)
+            if target in structures:
+                raise DicomImportError(f"{rtstruct}: two ROIs map to the structure name {target!r}")
+            if mask.any():
+                structures[target] = mask
+            else:
+                empty_rois.append(target)
+    codes, names, density = cal.assign(series.hu)
+    for structure, material in cal.structure_overrides.items():
+        if structure in structures:
+            sel = structures[structure]
+            if material not in names:
+                names.append(material)
+            codes[sel] = names.index(material)
+            density[sel] = _override_density(cal, material, series.hu[sel])
+    # keep only materials present, in first-seen order
+    present = [i for i in range(len(names)) if np.any(codes == i)]
+    if len(present) > 255:
+        raise DicomImportError(f"{ct_dir}: more than 255 materials after calibration")
+    lut = np.zeros(len(names), dtype=np.uint8)
+    for new, old in enumerate(present):
+        lut[old] = new
+    material_ids = lut[codes].astype(np.uint8)
+    materials = tuple(names[i] for i in present)
+    grid = series.grid
+    centres = grid.axes_mm()
+    app_centre: tuple[float, float, float] | None = None
+    app_radius: float | None = None
+    cav_radius: float | None = None
+    if "applicator" in structures:
+        app_centre, app_radius = _sphere_from_mask(structures["applicator"], centres, grid.voxel_volume_cc)
+    if "cavity" in structures:
+        cav_centre, cav_radius = _sphere_from_mask(structures["cavity"], centres, grid.voxel_volume_cc)
+        if app_centre is None:
+            app_centre = cav_centre
+    return Phantom(
+        grid=grid,
+        material_ids=material_ids,
+        density_g_cm3=density.astype(np.float32),
+        materials=materials,
+        structures=structures,
+        applicator_centre_mm=app_centre,
+        applicator_radius_mm=app_radius,
+        cavity_radius_mm=cav_radius,
+        description={
+            "source": "DICOM CT",
+            "patient_position": series.patient_position,
+            "slices": series.n_slices,
+            "hu_calibration": cal.source,
+            "hu_calibration_sha256": cal.sha256,
+            "empty_rois": empty_rois,
+        },
+    )
+
+
+def _override_density(cal: HuCalibration, material: str, hu: NDArray[np.float64]) -> NDArray[np.float32]:
+    """Density of voxels given ``material`` by a structure, from their HU (its density rule)."""
+    row = cal._row(material)
+    rho0 = get_material(material).density_g_cm3
+    if row.density_rule == "nominal":
+        return np.full(hu.shape, rho0, dtype=np.float32)
+    hu0 = float(row.hu_nominal)  # type: ignore[arg-type]
+    return (rho0 * np.maximum(1000.0 + hu, 0.0) / (1000.0 + hu0)).astype(np.float32)

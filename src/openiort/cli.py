@@ -1,0 +1,91 @@
+"""The `iort` command: a thin shell over the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from openiort import RESEARCH_NOTICE
+from openiort.case import Case, CaseError, case_json_schema, load_case
+from openiort.devices.xray import DeviceDataError, load_commissioning
+from openiort.plan import PlanResult
+from openiort.planning.xray import plan_xray
+from openiort.report.outputs import REPORT_HTML, write_plan_outputs
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="openiort: breast IORT planning toolkit. " + RESEARCH_NOTICE)
+console = Console(stderr=True)
+
+EXIT_BAD_INPUT = 2
+
+
+def fail_bad_input(error: CaseError | DeviceDataError) -> None:
+    """Print one line per problem and exit with code 2."""
+    problems = error.problems if isinstance(error, CaseError) else [str(error)]
+    source = error.source if isinstance(error, CaseError) else "device data"
+    console.print(f"[bold red]error:[/] {source}: {len(problems)} problem(s); nothing was written")
+    for p in problems:
+        console.print(f"  - {p}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def demo_case_path() -> Path:
+    return Path(str(resources.files("openiort").joinpath("data/demo_case.yaml")))
+
+
+def make_plan(case: Case, source_data: Path | None) -> PlanResult:
+    if case.intent.technique == "xray":
+        source = load_commissioning(source_data) if source_data else None
+        return plan_xray(case, source=source)
+    raise CaseError("case", [f"intent.technique: {case.intent.technique!r} planning is not available in this build"])
+
+
+def run_plan(case_path: Path, out: Path, source_data: Path | None) -> None:
+    started = time.perf_counter()
+    try:
+        case = load_case(case_path)
+        with console.status("planning..."):
+            plan = make_plan(case, source_data)
+            written = write_plan_outputs(plan, out)
+    except (CaseError, DeviceDataError) as exc:
+        fail_bad_input(exc)
+        return
+    console.print(f"[green]plan written[/] in {time.perf_counter() - started:.1f} s:")
+    for name, path in written.items():
+        console.print(f"  {path}")
+    for w in plan.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"Open the report: {written[REPORT_HTML].resolve()}")
+    console.print(RESEARCH_NOTICE, style="bold")
+
+
+@app.command()
+def plan(
+    case: Annotated[Path, typer.Argument(help="case file (YAML or JSON)")],
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("plan-output"),
+    source_data: Annotated[Path | None, typer.Option(help="your source's commissioning YAML (x-ray)")] = None,
+) -> None:
+    """Plan a case: phantom, applicator, time, 3D dose, DVH, report and plan.json."""
+    run_plan(case, out, source_data)
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("demo-output")) -> None:
+    """Plan the built-in demo case (left breast, 50 kV x-ray IORT)."""
+    run_plan(demo_case_path(), out, None)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the case file."""
+    sys.stdout.write(json.dumps(case_json_schema(), indent=2) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,95 @@
+"""The plan results object: one typed object from which plan.json and the report are made."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from openiort import RESEARCH_NOTICE, __version__
+from openiort.anatomy.phantom import Phantom
+from openiort.dosegrid import DoseGrid
+from openiort.evaluation.dvh import Dvh
+from openiort.evaluation.metrics import ConstraintCheck, StructureMetrics
+
+PlanStatus = Literal["draft", "reviewed", "approved", "delivered"]
+REPORT_DEPTHS_MM = (0, 5, 10, 20)
+
+
+def depth_key(depth_mm: float) -> str:
+    """plan.json keys for depths are the depth in whole mm as a string."""
+    return str(round(depth_mm))
+
+
+@dataclass
+class PlanResult:
+    """Everything a plan's report and plan.json show, computed once."""
+
+    case_id: str
+    technique: Literal["xray", "electron", "hdr"]
+    prescription_gy: float
+    prescription_definition: str | None
+    prescription_point: str
+    delivery: dict[str, Any]
+    dose_at_depth_gy: dict[str, float]
+    dose_at_depth_water_gy: dict[str, float]
+    depth_profile_mm: list[float]
+    depth_profile_water_gy: list[float]
+    depth_profile_definition_gy: list[float] | None
+    metrics: dict[str, StructureMetrics]
+    constraints: list[ConstraintCheck]
+    warnings: list[str]
+    uncertainty: list[dict[str, str]]
+    dose: DoseGrid
+    phantom: Phantom
+    dvhs: dict[str, Dvh]
+    device: dict[str, Any]
+    status: PlanStatus = "draft"
+    sections: dict[str, Any] = field(default_factory=dict)  # clinical, radiobiology, ...
+    created_utc: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        d = self.dose
+        out: dict[str, Any] = {
+            "notice": RESEARCH_NOTICE,
+            "software": {"name": "openiort", "version": __version__},
+            "case_id": self.case_id,
+            "technique": self.technique,
+            "status": self.status,
+            "created_utc": self.created_utc,
+            "device": self.device,
+            "prescription": {
+                "dose_gy": self.prescription_gy,
+                "dose_definition": self.prescription_definition,
+                "point": self.prescription_point,
+            },
+            **self.delivery,
+            "dose_at_depth_gy": self.dose_at_depth_gy,
+            "dose_at_depth_water_gy": self.dose_at_depth_water_gy,
+            "dose": {
+                "unit": "Gy",
+                "medium": d.medium,
+                "medium_label": d.medium_label,
+                "per_session": d.per_session,
+                "normalisation": d.normalisation,
+                "grid": d.grid.to_dict(),
+                "notes": list(d.notes),
+            },
+            "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
+            "constraints": [c.to_dict() for c in self.constraints],
+            "warnings": self.warnings,
+            "provenance": d.provenance.to_dict(),
+            "uncertainty": {
+                "statement": (
+                    "Main contributions to the uncertainty of the delivered dose, as published; "
+                    "they are not independent standard uncertainties and are not combined here."
+                ),
+                "components": self.uncertainty,
+            },
+            "phantom": self.phantom.description,
+        }
+        for name, section in self.sections.items():
+            out[name] = section.to_dict() if hasattr(section, "to_dict") else section
+        return out

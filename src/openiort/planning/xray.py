@@ -1,0 +1,138 @@
+"""Plan a 50 kV spherical-applicator case: applicator, time, 3D dose, evaluation, warnings."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+
+from openiort.anatomy.breast_phantom import build_breast_phantom
+from openiort.anatomy.materials import read_commented_csv
+from openiort.case import Case, CaseError
+from openiort.devices.xray import (
+    EXAMPLE_SOURCE_LABEL,
+    DoseDefinition,
+    XraySource,
+    choose_applicator,
+    load_example_source,
+    treatment_time,
+)
+from openiort.dose import table
+from openiort.evaluation.metrics import check_constraints, evaluate_structures, structure_metrics
+from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+
+DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAPM TG-292)
+
+
+def _devices_csv(name: str) -> list[dict[str, str]]:
+    return read_commented_csv(resources.files("openiort.devices").joinpath(f"data/{name}").read_text("utf-8"))
+
+
+def placement_warnings(case: Case) -> list[str]:
+    warnings = []
+    measured = {"skin": case.anatomy.skin_distance_mm, "chest_wall": case.anatomy.chest_wall_distance_mm}
+    for row in _devices_csv("xray50_placement_limits.csv"):
+        value = measured[row["structure"]]
+        limit = float(row["min_distance_mm"])
+        if value is not None and value < limit:
+            warnings.append(
+                f"{row['structure'].replace('_', ' ')} is {value:g} mm from the cavity edge, closer "
+                f"than {limit:g} mm ({row['source']})"
+            )
+    return warnings
+
+
+def plan_xray(case: Case, source: XraySource | None = None, spacing_mm: float = 1.0) -> PlanResult:
+    """Plan an x-ray IORT case on the phantom built from its measurements."""
+    if case.intent.technique != "xray":
+        raise CaseError("case", [f"intent.technique: value {case.intent.technique!r} is not 'xray'"])
+    if case.anatomy.cavity_diameter_mm is None:
+        raise CaseError("case", ["anatomy.cavity_diameter_mm: required for x-ray planning, got null"])
+    src = source or load_example_source()
+    rx_gy = case.intent.prescription_gy or DEFAULT_PRESCRIPTION_GY
+    definition: DoseDefinition = case.intent.dose_definition or "TARGIT"
+    diameter = choose_applicator(src, case.anatomy.cavity_diameter_mm)
+    time = treatment_time(src, diameter, rx_gy, definition)
+    phantom = build_breast_phantom(case, applicator_radius_mm=diameter * 5.0, spacing_mm=spacing_mm)
+    dose = table.compute(src, diameter, time.time_min, phantom)
+    dvhs = evaluate_structures(phantom, dose)
+    metrics = {name: structure_metrics(dvh, name) for name, dvh in dvhs.items()}
+    constraints = check_constraints(dvhs)
+
+    depth_profile = np.arange(0.0, 40.5, 0.5)
+    water_rate = src.dose_rate_gy_min(diameter, depth_profile, "V4.0")
+    rx_rate = src.dose_rate_gy_min(diameter, depth_profile, definition)
+    water = water_rate * time.time_min
+    in_definition = rx_rate * time.time_min
+    other: DoseDefinition = "V4.0" if definition == "TARGIT" else "TARGIT"
+    other_surface = float(src.dose_rate_gy_min(diameter, 0.0, other)) * time.time_min
+
+    warnings = []
+    if src.is_example_source:
+        warnings.append(f"Treatment time computed with the {EXAMPLE_SOURCE_LABEL}: load your source's commissioning data")
+    if not time.agrees:
+        warnings.append(
+            f"Second check differs from the primary time by {time.difference_pct:+.1f} % (> 5 %): "
+            "do not treat until resolved"
+        )
+    if case.anatomy.cavity_diameter_mm - diameter * 10 > 5:
+        warnings.append(
+            f"the {diameter:g} cm applicator is {case.anatomy.cavity_diameter_mm - diameter * 10:g} mm "
+            "smaller than the cavity: the tissue must be drawn onto it with purse-string sutures"
+        )
+    warnings += placement_warnings(case)
+    warnings += [
+        f"{c.structure} {c.metric} = {c.value:.2f} {c.limit_unit} exceeds {c.limit_value:g} {c.limit_unit} ({c.source})"
+        for c in constraints
+        if not c.passed
+    ]
+    notes = phantom.description.get("notes", [])
+    warnings += [f"phantom: {n.removeprefix('WARNING: ')}" for n in notes if n.startswith("WARNING: ")]  # type: ignore[union-attr]
+    if "provisional" in src.depth_dose_origin:
+        warnings.append(
+            "depth-dose curve from the provisional analytic model (no scatter build-up): doses at depth are "
+            "approximate until the Monte Carlo commissioning table is generated (`iort commission`)"
+        )
+
+    return PlanResult(
+        case_id=case.patient.id,
+        technique="xray",
+        prescription_gy=rx_gy,
+        prescription_definition=definition,
+        prescription_point="applicator surface",
+        delivery={
+            "applicator_diameter_cm": diameter,
+            "treatment_time_min": round(time.time_min, 3),
+            "treatment_time_label": EXAMPLE_SOURCE_LABEL if src.is_example_source else src.name,
+            "second_check": {
+                "treatment_time_min": round(time.second_check_time_min, 3),
+                "difference_pct": round(time.difference_pct, 3),
+                "primary_path": time.primary_path,
+                "second_path": time.second_path,
+                "agrees_within_5_pct": time.agrees,
+            },
+            "prescription_other_definition": {"dose_definition": other, "dose_gy": round(other_surface, 3)},
+        },
+        dose_at_depth_gy={
+            depth_key(z): round(float(np.interp(z, depth_profile, in_definition)), 4) for z in REPORT_DEPTHS_MM
+        },
+        dose_at_depth_water_gy={
+            depth_key(z): round(float(np.interp(z, depth_profile, water)), 4) for z in REPORT_DEPTHS_MM
+        },
+        depth_profile_mm=depth_profile.tolist(),
+        depth_profile_water_gy=water.tolist(),
+        depth_profile_definition_gy=in_definition.tolist(),
+        metrics=metrics,
+        constraints=constraints,
+        warnings=warnings,
+        uncertainty=_devices_csv("xray50_uncertainty.csv"),
+        dose=dose,
+        phantom=phantom,
+        dvhs=dvhs,
+        device={
+            "source": src.name,
+            "example_source": src.is_example_source,
+            "depth_dose_origin": src.depth_dose_origin,
+            "applicator_diameters_available_cm": src.diameters_cm,
+        },
+    )

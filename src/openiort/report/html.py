@@ -1,0 +1,81 @@
+"""Render the plan report (self-contained HTML) from a :class:`PlanResult`."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from openiort import RESEARCH_NOTICE
+from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+from openiort.report import figures
+
+TECHNIQUE_LABELS = {
+    "xray": "50 kV x-rays, spherical applicator",
+    "electron": "electrons (mobile linac)",
+    "hdr": "HDR brachytherapy (Ir-192)",
+}
+ISODOSES_GY = (2.0, 5.0, 10.0, 15.0, 20.0)
+
+
+def _environment() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(resources.files("openiort.report").joinpath("templates")))
+    return jinja2.Environment(loader=loader, autoescape=jinja2.select_autoescape(["html"]))
+
+
+def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
+    d = plan.delivery
+    rows = [("prescription", f"{plan.prescription_gy:g} Gy at the {plan.prescription_point}"
+             + (f" ({plan.prescription_definition} definition)" if plan.prescription_definition else ""))]
+    if "prescription_other_definition" in d:
+        o = d["prescription_other_definition"]
+        rows.append(("same prescription in the other definition", f"{o['dose_gy']:.2f} Gy ({o['dose_definition']})"))
+    if "applicator_diameter_cm" in d:
+        rows.append(("applicator", f"spherical, {d['applicator_diameter_cm']:g} cm diameter"))
+    if "treatment_time_min" in d:
+        rows.append(("treatment time", f"{d['treatment_time_min']:.2f} min — {d.get('treatment_time_label', '')}"))
+    if "second_check" in d:
+        s = d["second_check"]
+        rows.append(("independent second check", f"{s['treatment_time_min']:.2f} min ({s['difference_pct']:+.2f} %; {s['second_path']})"))
+    rows.append(("source data", f"{plan.device.get('source', '')}; depth-dose: {plan.device.get('depth_dose_origin', '')}"))
+    return rows
+
+
+def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
+    env = _environment()
+    depth_keys = [depth_key(z) for z in REPORT_DEPTHS_MM]
+    max_dose = max(plan.prescription_gy * 1.6, *(m.max_gy for n, m in plan.metrics.items() if n != "breast"))
+    section_templates = {
+        name: f"sections/{name}.html"
+        for name in plan.sections
+        if resources.files("openiort.report").joinpath(f"templates/sections/{name}.html").is_file()
+    }
+    isodoses = tuple(v for v in ISODOSES_GY if v < plan.dose.dose_gy.max())
+    return env.get_template("plan_report.html").render(
+        plan=plan,
+        json=plan_json,
+        notice=RESEARCH_NOTICE,
+        technique_label=TECHNIQUE_LABELS[plan.technique],
+        summary_rows=_summary_rows(plan),
+        depth_keys=depth_keys,
+        definition_note=(
+            "TARGIT: the definition in which the TARGIT trials prescribed (20 Gy at the surface). "
+            "V4.0: closer to absorbed dose to water (AAPM TG-292). TARGIT values at depth follow "
+            "from the published V4.0/TARGIT ratios at 0, 10 and 20 mm, linear in between, held at "
+            "the 20 mm value deeper."
+            if plan.technique == "xray" else ""
+        ),
+        depth_dose_svg=figures.depth_dose_figure(
+            plan.depth_profile_mm,
+            plan.depth_profile_water_gy,
+            plan.depth_profile_definition_gy,
+            plan.prescription_definition,
+            plan.prescription_gy,
+        ),
+        dvh_svg=figures.dvh_figure(plan.dvhs, max_dose),
+        slices_svg=figures.dose_slices_figure(
+            plan.phantom, plan.dose, isodoses, plan.phantom.applicator_centre_mm or (0.0, 0.0, 0.0)
+        ),
+        section_templates=section_templates,
+    )
