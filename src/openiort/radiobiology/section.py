@@ -1,0 +1,448 @@
+"""The radiobiology section of the plan report: IORT in the currency of EBRT (EQD2).
+
+``build_radiobiology_section`` takes the plan's depth profile of dose to water per session
+and its delivery time, and returns a :class:`RadiobiologySection`: EQD2 versus depth for
+tumour and late-responding tissue, the EQD2 of reference EBRT schedules, the EQD2 of the
+IORT given as a boost with whole-breast EBRT, a sensitivity table, every parameter with its
+source and status, the warnings, and two inline SVG figures. The Jinja2 partial
+``report/templates/sections/radiobiology.html`` renders it from a variable ``section``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from openiort import RESEARCH_NOTICE
+from openiort.radiobiology import _validate
+from openiort.radiobiology.errors import RadiobiologyError
+from openiort.radiobiology.figures import (
+    DASHES,
+    LATE_COLOUR,
+    TUMOUR_COLOUR,
+    HLine,
+    Series,
+    line_chart_svg,
+)
+from openiort.radiobiology.maps import DepthEQD2, depth_profile, eqd2_versus_depth, rbe_at_depth
+from openiort.radiobiology.parameters import (
+    ParameterRecord,
+    RepairModel,
+    Tissue,
+    data_files_sha256,
+    get_tissue,
+    read_commented_csv,
+)
+from openiort.radiobiology.response import RBE_DEFAULT_NOTE, tissue_response
+from openiort.radiobiology.schedules import (
+    Schedule,
+    ScheduleResult,
+    evaluate_schedule,
+    get_schedule,
+)
+
+TECHNIQUES = {
+    "xray": "50 kV x-rays",
+    "electron": "electrons",
+    "hdr": "HDR brachytherapy",
+}
+DEFAULT_EBRT_REFERENCE = ("conventional-50-25", "START-B", "FAST-Forward", "EORTC-boost")
+DEFAULT_WHOLE_BREAST = "START-B"
+DEFAULT_BOOSTED_REFERENCE = "EORTC-boost"
+
+_RBE_CONTEXT = {
+    "xray": "RBE of 50 kV x-rays: in-vitro values for low-energy x-rays are above 1 "
+    "(1.2-1.6 against 200-220 kV, see the RBE table), no depth-dependent model for 50 kV IORT "
+    "was retrieved, so none is applied by default; an RBE above 1 raises every x-ray EQD2",
+    "electron": "RBE of MeV electrons at high single doses: reported below 1 without a number "
+    "(Herskind et al. Radiat Oncol 2017;12:24), RBE 1.0 used",
+    "hdr": "RBE of Ir-192 taken as 1.0",
+}
+
+
+@dataclass(frozen=True)
+class RadiobiologySection:
+    """Everything the report shows about radiobiology, JSON-ready through :meth:`to_dict`."""
+
+    technique: str
+    delivery_time_min: float
+    model: str
+    rbe_description: str
+    tumour: DepthEQD2
+    late: DepthEQD2
+    ebrt_reference: tuple[tuple[ScheduleResult, ScheduleResult], ...]
+    whole_breast: tuple[ScheduleResult, ScheduleResult]
+    boost_sum_tumour_eqd2_gy: tuple[float, ...]
+    boost_sum_late_eqd2_gy: tuple[float, ...]
+    sensitivity: tuple[dict[str, object], ...]
+    parameters_tumour: tuple[ParameterRecord, ...]
+    parameters_late: tuple[ParameterRecord, ...]
+    rbe_context: tuple[dict[str, str], ...]
+    warnings: tuple[str, ...]
+    figure_svg: str
+    summation_figure_svg: str
+    data_files: dict[str, str]
+    notice: str = RESEARCH_NOTICE
+
+    @property
+    def technique_label(self) -> str:
+        return TECHNIQUES.get(self.technique, self.technique)
+
+    @property
+    def depth_rows(self) -> list[dict[str, float]]:
+        """One row per depth: dose, BED and EQD2 of each tissue, and the boost sums."""
+        return [
+            {
+                "depth_mm": float(self.tumour.depth_mm[i]),
+                "dose_water_gy": float(self.tumour.dose_water_gy[i]),
+                "bed_tumour_gy": float(self.tumour.bed_gy[i]),
+                "eqd2_tumour_gy": float(self.tumour.eqd2_gy[i]),
+                "bed_late_gy": float(self.late.bed_gy[i]),
+                "eqd2_late_gy": float(self.late.eqd2_gy[i]),
+                "boost_sum_tumour_eqd2_gy": self.boost_sum_tumour_eqd2_gy[i],
+                "boost_sum_late_eqd2_gy": self.boost_sum_late_eqd2_gy[i],
+            }
+            for i in range(self.tumour.depth_mm.size)
+        ]
+
+    @property
+    def ebrt_rows(self) -> list[dict[str, object]]:
+        """One row per reference EBRT schedule: its EQD2 and BED for each tissue."""
+        return [
+            {
+                "schedule_id": tum.schedule.schedule_id,
+                "label": tum.schedule.label,
+                "eqd2_tumour_gy": tum.eqd2_gy,
+                "eqd2_late_gy": late.eqd2_gy,
+                "bed_tumour_gy": tum.bed_gy,
+                "bed_late_gy": late.bed_gy,
+                "overall_time_days": tum.overall_time_days,
+                "status": tum.schedule.status,
+                "source": tum.schedule.source,
+            }
+            for tum, late in self.ebrt_reference
+        ]
+
+    @property
+    def parameter_groups(self) -> list[tuple[str, tuple[ParameterRecord, ...]]]:
+        return [
+            (f"Tumour: {self.tumour.tissue.label}", self.parameters_tumour),
+            (f"Late-responding tissue: {self.late.tissue.label}", self.parameters_late),
+        ]
+
+    def to_dict(self, include_figures: bool = False) -> dict[str, object]:
+        """Plain JSON-serialisable content for plan.json (figures only when asked)."""
+        wb_t, wb_l = self.whole_breast
+        out: dict[str, object] = {
+            "technique": self.technique,
+            "dose_definition": "dose to water per session (V4.0 calibration or Monte Carlo)",
+            "delivery_time_min": self.delivery_time_min,
+            "model": self.model,
+            "rbe": self.rbe_description,
+            "tumour": self.tumour.to_dict(),
+            "late": self.late.to_dict(),
+            "depth_table": self.depth_rows,
+            "ebrt_reference": self.ebrt_rows,
+            "boost_with_whole_breast": {
+                "whole_breast_schedule": wb_t.schedule.to_dict(),
+                "whole_breast_eqd2_tumour_gy": wb_t.eqd2_gy,
+                "whole_breast_eqd2_late_gy": wb_l.eqd2_gy,
+                "eqd2_tumour_gy": list(self.boost_sum_tumour_eqd2_gy),
+                "eqd2_late_gy": list(self.boost_sum_late_eqd2_gy),
+                "method": "EQD2 of the IORT at each depth plus the whole-breast schedule's "
+                "EQD2 (uniform dose assumed); repair between the courses complete",
+            },
+            "sensitivity": list(self.sensitivity),
+            "rbe_context": list(self.rbe_context),
+            "warnings": list(self.warnings),
+            "data_files_sha256": dict(self.data_files),
+            "notice": self.notice,
+        }
+        if include_figures:
+            out["figure_svg"] = self.figure_svg
+            out["summation_figure_svg"] = self.summation_figure_svg
+        return out
+
+
+def _rbe_values(
+    rbe: float | tuple[Sequence[float], Sequence[float]], depth: np.ndarray
+) -> tuple[ArrayLike, str]:
+    if isinstance(rbe, tuple):
+        table_depth, table_rbe = rbe
+        values = rbe_at_depth(depth, table_depth, table_rbe)
+        return values, (
+            f"user table, {float(values.min()):.3g} to {float(values.max()):.3g} "
+            "over the depths shown"
+        )
+    r = _validate.positive(rbe, "rbe", "")
+    return r, f"{r:g}" + (" (default)" if r == 1.0 else " (user)")
+
+
+def _sensitivity(
+    depth: float,
+    dose: float,
+    tissue: Tissue,
+    model: str,
+    transition_dose_gy: float | None,
+    delivery_time_min: float,
+    rbe: ArrayLike,
+) -> list[dict[str, object]]:
+    """EQD2 at one depth when alpha/beta or the repair half-time moves across its range."""
+    rows: list[dict[str, object]] = []
+    rbe0 = rbe if np.ndim(rbe) == 0 else float(np.asarray(rbe).ravel()[0])
+    variants: list[tuple[str, str, Tissue]] = []
+    if tissue.ci95_gy is not None and model != "usc":
+        for bound, v in zip(("low", "high"), tissue.ci95_gy, strict=True):
+            if v > 0:
+                variants.append(
+                    (f"alpha/beta 95% CI {bound}", f"{v:g} Gy", replace(tissue, alpha_beta_gy=v))
+                )
+    rep = tissue.repair
+    if rep.range_h is not None and len(rep.half_times_h) == 1:
+        for bound, v in zip(("low", "high"), rep.range_h, strict=True):
+            repair = RepairModel(
+                rep.repair_id, (v,), (1.0,), None, rep.context, rep.status, rep.source
+            )
+            variants.append(
+                (f"repair half-time range {bound}", f"{v:g} h", replace(tissue, repair=repair))
+            )
+    for name, value, t in variants:
+        resp = tissue_response(
+            dose,
+            1,
+            t,
+            model=model,
+            transition_dose_gy=transition_dose_gy,
+            delivery_time_min=delivery_time_min,
+            rbe=rbe0,
+        )
+        rows.append(
+            {
+                "tissue": tissue.label,
+                "parameter": name,
+                "value": value,
+                "depth_mm": depth,
+                "eqd2_gy": float(resp.eqd2_gy),
+            }
+        )
+    return rows
+
+
+def build_radiobiology_section(
+    depth_mm: ArrayLike,
+    dose_water_gy: ArrayLike,
+    delivery_time_min: float,
+    technique: str,
+    *,
+    tumour: str | Tissue = "tumour",
+    late: str | Tissue = "late",
+    model: str = "lq",
+    transition_dose_gy: float | None = None,
+    rbe: float | tuple[Sequence[float], Sequence[float]] = 1.0,
+    ebrt_reference: Sequence[str] = DEFAULT_EBRT_REFERENCE,
+    whole_breast_schedule: str = DEFAULT_WHOLE_BREAST,
+    repopulation: bool = False,
+) -> RadiobiologySection:
+    """Radiobiology of one IORT plan for the report.
+
+    Parameters
+    ----------
+    depth_mm:
+        Depths from the applicator surface (mm), strictly increasing.
+    dose_water_gy:
+        Dose to water per session at those depths (Gy; V4.0 calibration or Monte Carlo,
+        never the nominal TARGIT dose).
+    delivery_time_min:
+        Beam-on time of the session (min): a few minutes to over an hour for 50 kV x-rays
+        (applicator and source), about 2 min for electrons.
+    technique:
+        ``"xray"``, ``"electron"`` or ``"hdr"``.
+    tumour, late:
+        Tissue ids or objects (library defaults when omitted).
+    model, transition_dose_gy:
+        ``"lq"``, ``"lq-l"`` (with ``transition_dose_gy``) or ``"usc"`` (applied to the
+        tumour with the published lung-line set; the late tissue then stays LQ).
+    rbe:
+        A number (1.0 default, always shown) or a (depth_mm, rbe) table interpolated at the
+        depths.
+    ebrt_reference:
+        Library schedules whose EQD2 is drawn for comparison.
+    whole_breast_schedule:
+        Whole-breast schedule added to the IORT taken as a boost.
+    repopulation:
+        Apply the tumour repopulation term to the EBRT schedules.
+    """
+    if technique not in TECHNIQUES:
+        raise RadiobiologyError(f"unknown technique {technique!r}; use {', '.join(TECHNIQUES)}")
+    depth, dose = depth_profile(depth_mm, dose_water_gy)
+    t_min = _validate.non_negative(delivery_time_min, "delivery_time_min", "min")
+    t_tum, t_late = get_tissue(tumour), get_tissue(late)
+    if t_tum.kind != "tumour" or t_late.kind != "late":
+        raise RadiobiologyError("tumour must be a tumour tissue and late a late-responding one")
+    rbe_values, rbe_text = _rbe_values(rbe, depth)
+    late_model = "lq" if model == "usc" else model
+    tum = eqd2_versus_depth(
+        depth,
+        dose,
+        tissue=t_tum,
+        model=model,
+        transition_dose_gy=transition_dose_gy,
+        delivery_time_min=t_min,
+        rbe=rbe_values,
+    )
+    lat = eqd2_versus_depth(
+        depth,
+        dose,
+        tissue=t_late,
+        model=late_model,
+        transition_dose_gy=transition_dose_gy,
+        delivery_time_min=t_min,
+        rbe=rbe_values,
+    )
+
+    def reference(sid: str | Schedule) -> tuple[ScheduleResult, ScheduleResult]:
+        return (
+            evaluate_schedule(
+                sid,
+                t_tum,
+                model=model,
+                transition_dose_gy=transition_dose_gy,
+                repopulation=repopulation,
+            ),
+            evaluate_schedule(sid, t_late, model=late_model, transition_dose_gy=transition_dose_gy),
+        )
+
+    refs = tuple(reference(sid) for sid in ebrt_reference)
+    wb_schedule = get_schedule(whole_breast_schedule)
+    if wb_schedule.role != "whole_breast":
+        raise RadiobiologyError(f"{wb_schedule.schedule_id} is not a whole-breast schedule")
+    wb = reference(wb_schedule)
+    sum_t = tuple(float(v) + wb[0].eqd2_gy for v in tum.eqd2_gy)
+    sum_l = tuple(float(v) + wb[1].eqd2_gy for v in lat.eqd2_gy)
+    warnings: list[str] = []
+    if model == "usc":
+        warnings.append("USC applies to the tumour only; late-responding tissue uses LQ")
+    if depth.size < 3:
+        warnings.append(f"only {depth.size} depth point(s): the curves join them straight")
+    if repopulation:
+        warnings.append("tumour repopulation applied to the EBRT schedules (not to the IORT)")
+    else:
+        warnings.append("no repopulation correction (overall time ignored)")
+    warnings.append(_RBE_CONTEXT[technique])
+    warnings += [w for w in (*tum.warnings, *lat.warnings) if w != RBE_DEFAULT_NOTE]
+    for pair in (*refs, wb):
+        for res in pair:
+            warnings += [w for w in res.warnings if w != RBE_DEFAULT_NOTE]
+    sens = [
+        *_sensitivity(
+            float(depth[0]), float(dose[0]), t_tum, model, transition_dose_gy, t_min, rbe_values
+        ),
+        *_sensitivity(
+            float(depth[0]),
+            float(dose[0]),
+            t_late,
+            late_model,
+            transition_dose_gy,
+            t_min,
+            rbe_values,
+        ),
+    ]
+    figure = _figure(tum, lat, refs, technique, t_min)
+    sum_figure = _summation_figure(tum, sum_t, sum_l, wb, refs, technique)
+    return RadiobiologySection(
+        technique=technique,
+        delivery_time_min=t_min,
+        model=model,
+        rbe_description=rbe_text,
+        tumour=tum,
+        late=lat,
+        ebrt_reference=refs,
+        whole_breast=wb,
+        boost_sum_tumour_eqd2_gy=sum_t,
+        boost_sum_late_eqd2_gy=sum_l,
+        sensitivity=tuple(sens),
+        parameters_tumour=tum.parameters,
+        parameters_late=lat.parameters,
+        rbe_context=tuple(read_commented_csv("rbe_low_energy_xrays.csv")),
+        warnings=tuple(dict.fromkeys(warnings)),
+        figure_svg=figure,
+        summation_figure_svg=sum_figure,
+        data_files=data_files_sha256(),
+    )
+
+
+def _figure(
+    tum: DepthEQD2,
+    lat: DepthEQD2,
+    refs: Sequence[tuple[ScheduleResult, ScheduleResult]],
+    technique: str,
+    t_min: float,
+) -> str:
+    series = [
+        Series(
+            f"IORT tumour (a/b {tum.alpha_beta_gy:.3g} Gy, G {tum.protraction_factor:.2f})",
+            tum.depth_mm.tolist(),
+            tum.eqd2_gy.tolist(),
+            TUMOUR_COLOUR,
+        ),
+        Series(
+            f"IORT late (a/b {lat.alpha_beta_gy:.3g} Gy, G {lat.protraction_factor:.2f})",
+            lat.depth_mm.tolist(),
+            lat.eqd2_gy.tolist(),
+            LATE_COLOUR,
+            dash="6 3",
+        ),
+    ]
+    hlines = []
+    for i, (rt, rl) in enumerate(refs):
+        dash = DASHES[(i + 1) % len(DASHES)] or "4 2"
+        name = rt.schedule.short_label
+        hlines.append(HLine(f"{name}: tumour {rt.eqd2_gy:.1f}", rt.eqd2_gy, TUMOUR_COLOUR, dash))
+        hlines.append(HLine(f"{name}: late {rl.eqd2_gy:.1f}", rl.eqd2_gy, LATE_COLOUR, dash))
+    return line_chart_svg(
+        series,
+        hlines,
+        title=f"EQD2 of the IORT ({TECHNIQUES[technique]}, {t_min:g} min) vs EBRT schedules",
+        x_label="depth from the applicator surface (mm)",
+        y_label="EQD2 (Gy)",
+    )
+
+
+def _summation_figure(
+    tum: DepthEQD2,
+    sum_t: Sequence[float],
+    sum_l: Sequence[float],
+    wb: tuple[ScheduleResult, ScheduleResult],
+    refs: Sequence[tuple[ScheduleResult, ScheduleResult]],
+    technique: str,
+) -> str:
+    wb_name = wb[0].schedule.short_label
+    series = [
+        Series(f"IORT + {wb_name}: tumour", tum.depth_mm.tolist(), list(sum_t), TUMOUR_COLOUR),
+        Series(
+            f"IORT + {wb_name}: late", tum.depth_mm.tolist(), list(sum_l), LATE_COLOUR, dash="6 3"
+        ),
+    ]
+    hlines = [
+        HLine(f"{wb_name} alone: tumour {wb[0].eqd2_gy:.1f}", wb[0].eqd2_gy, TUMOUR_COLOUR, "2 3"),
+        HLine(f"{wb_name} alone: late {wb[1].eqd2_gy:.1f}", wb[1].eqd2_gy, LATE_COLOUR, "2 3"),
+    ]
+    for rt, rl in refs:
+        if rt.schedule.role == "regimen":
+            name = rt.schedule.short_label
+            hlines.append(
+                HLine(f"{name}: tumour {rt.eqd2_gy:.1f}", rt.eqd2_gy, TUMOUR_COLOUR, "8 3 2 3")
+            )
+            hlines.append(
+                HLine(f"{name}: late {rl.eqd2_gy:.1f}", rl.eqd2_gy, LATE_COLOUR, "8 3 2 3")
+            )
+    return line_chart_svg(
+        series,
+        hlines,
+        title=f"IORT ({TECHNIQUES[technique]}) as a boost with whole-breast EBRT: EQD2 sum",
+        x_label="depth from the applicator surface (mm)",
+        y_label="EQD2 (Gy)",
+    )
