@@ -202,9 +202,7 @@ def _is_tabulated(row: dict[str, str]) -> bool:
     return row.get("flag", "tabulated") in ("tabulated", "interpolated")
 
 
-def _fill_missing_by_nearest_r(
-    table: FloatArray, r_cm: FloatArray
-) -> tuple[FloatArray, int]:
+def _fill_missing_by_nearest_r(table: FloatArray, r_cm: FloatArray) -> tuple[FloatArray, int]:
     """Fill NaN entries of F from the nearest r holding a value at the same angle.
 
     Missing entries are points inside the source, capsule or cable, where TG-43 does not apply;
@@ -445,9 +443,7 @@ class DwellGeometry:
 
     def neighbour_pairs(self) -> list[tuple[int, int]]:
         """Consecutive dwell positions on the same catheter (for smoothness penalties)."""
-        return [
-            (i, i + 1) for i in range(self.n - 1) if self.catheter[i] == self.catheter[i + 1]
-        ]
+        return [(i, i + 1) for i in range(self.n - 1) if self.catheter[i] == self.catheter[i + 1]]
 
 
 def fibonacci_sphere(n: int) -> FloatArray:
@@ -458,9 +454,7 @@ def fibonacci_sphere(n: int) -> FloatArray:
     cos_polar = 1.0 - 2.0 * k / n
     sin_polar = np.sqrt(1.0 - cos_polar**2)
     azimuth = np.pi * (3.0 - np.sqrt(5.0)) * k
-    return np.stack(
-        [sin_polar * np.cos(azimuth), sin_polar * np.sin(azimuth), cos_polar], axis=1
-    )
+    return np.stack([sin_polar * np.cos(azimuth), sin_polar * np.sin(azimuth), cos_polar], axis=1)
 
 
 def _voxel_positions_mm(grid: Grid) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -502,7 +496,7 @@ class BalloonApplicator:
 
     def dwell_geometry(self) -> DwellGeometry:
         reach = self.radius_mm - self.wall_clearance_mm
-        k_max = int(math.floor(reach / self.step_mm + 1e-9))
+        k_max = math.floor(reach / self.step_mm + 1e-9)
         # From the tip (deep end) back towards the shaft, as an afterloader steps.
         offsets = self.step_mm * np.arange(-k_max, k_max + 1, dtype=np.float64)
         source_dir = -self.axis
@@ -514,9 +508,7 @@ class BalloonApplicator:
         """Points on the sphere ``depth_mm`` outside the balloon surface."""
         if depth_mm < 0:
             raise ApplicatorError(f"prescription depth must be >= 0 mm, got {depth_mm}")
-        return np.asarray(self.centre_mm) + (self.radius_mm + depth_mm) * fibonacci_sphere(
-            n_points
-        )
+        return np.asarray(self.centre_mm) + (self.radius_mm + depth_mm) * fibonacci_sphere(n_points)
 
     def inside_mask(self, grid: Grid) -> NDArray[np.bool_]:
         return grid.distance_from_mm(self.centre_mm) <= self.radius_mm
@@ -597,7 +589,7 @@ class SurfaceApplicator:
             tissue_centre_mm=(float(floor[0]), float(floor[1]), float(floor[2])),
             normal=(float(normal[0]), float(normal[1]), float(normal[2])),
             catheter_direction=tuple(float(v) for v in perpendicular_unit(normal)),  # type: ignore[arg-type]
-            n_catheters=int(math.floor(width / spacing + 1e-9)) + 1,
+            n_catheters=math.floor(width / spacing + 1e-9) + 1,
             catheter_spacing_mm=spacing,
             length_mm=step * math.floor(length / step + 1e-9),
             source_to_tissue_mm=settings["source_to_tissue_mm"],
@@ -618,13 +610,11 @@ class SurfaceApplicator:
     def dwell_geometry(self) -> DwellGeometry:
         across, along, normal = self.frame
         centre = np.asarray(self.tissue_centre_mm) + self.source_to_tissue_mm * normal
-        n_steps = int(round(self.length_mm / self.step_mm))
+        n_steps = round(self.length_mm / self.step_mm)
         # Tip first, stepping back along the catheter; the source points along +along.
         s_along = (self.step_mm * np.arange(n_steps + 1) - self.length_mm / 2)[::-1]
         s_across = self.catheter_spacing_mm * np.arange(self.n_catheters) - self.width_mm / 2
-        pos = [
-            centre + a * across + s * along for a in s_across for s in s_along
-        ]
+        pos = [centre + a * across + s * along for a in s_across for s in s_along]
         cath = np.repeat(np.arange(self.n_catheters, dtype=np.int64), s_along.size)
         positions = np.asarray(pos, dtype=np.float64)
         directions = np.repeat(along[None, :], positions.shape[0], axis=0)
@@ -679,7 +669,7 @@ class SurfaceApplicator:
         )
 
     def describe(self) -> dict[str, object]:
-        across, along, normal = self.frame
+        _across, along, normal = self.frame
         return {
             "type": "surface",
             "n_catheters": self.n_catheters,
@@ -696,7 +686,7 @@ class SurfaceApplicator:
 def _centred_steps(extent_mm: float, spacing_mm: float) -> FloatArray:
     if spacing_mm <= 0:
         raise ApplicatorError(f"point spacing must be positive, got {spacing_mm} mm")
-    n = int(math.floor(extent_mm / spacing_mm + 1e-9))
+    n = math.floor(extent_mm / spacing_mm + 1e-9)
     steps = spacing_mm * np.arange(n + 1, dtype=np.float64)
     return steps - steps[-1] / 2 if n > 0 else np.zeros(1)
 
