@@ -2,7 +2,7 @@
 
 Near a 50 kV applicator the dose falls by 10-20 % per mm, so one dose value per 1 mm voxel
 blurs the DVH. Voxels whose dose changes by more than ``gradient_threshold`` (relative) across
-one voxel are sampled at ``subsamples``^3 points with trilinear interpolation; the others keep
+one voxel are sampled at ``subsamples``^3 points with trilinear interpolation of log-dose; the others keep
 their centre value. The DVH is kept as sorted samples with their volumes, so dose-at-volume and
 volume-at-dose are exact for the samples, with no binning.
 """
@@ -100,6 +100,7 @@ class DvhCalculator:
         variation = ndimage.maximum_filter(dose_gy, size=3) - ndimage.minimum_filter(dose_gy, size=3)
         floor = min_relative_dose * float(dose_gy.max()) if dose_gy.size else 0.0
         self._steep = (variation > 2 * gradient_threshold * np.maximum(dose_gy, 1e-12)) & (dose_gy >= floor)
+        self._log_dose = np.log(np.maximum(dose_gy, floor * 1e-3 if floor > 0 else 1e-12))
         offsets = (np.arange(subsamples) + 0.5) / subsamples - 0.5
         oz, oy, ox = np.meshgrid(offsets, offsets, offsets, indexing="ij")
         self._offsets = np.stack([oz.ravel(), oy.ravel(), ox.ravel()], axis=1)
@@ -108,23 +109,26 @@ class DvhCalculator:
         if mask.shape != self.grid.shape:
             raise ValueError(f"mask shape {mask.shape} differs from grid shape {self.grid.shape}")
         voxel_cc = self.grid.voxel_volume_cc
-        steep = self._steep & mask
-        flat = mask & ~steep
-        doses = [self.dose_gy[flat]]
-        volumes = [np.full(doses[0].size, voxel_cc)]
-        if steep.any() and self.subsamples > 1:
-            idx = np.argwhere(steep).astype(np.float64)
-            points = (idx[:, None, :] + self._offsets[None, :, :]).reshape(-1, 3).T
-            sampled = ndimage.map_coordinates(self.dose_gy, points, order=1, mode="nearest")
-            doses.append(sampled)
-            volumes.append(np.full(sampled.size, voxel_cc / self.subsamples**3))
-        elif steep.any():
-            doses.append(self.dose_gy[steep])
-            volumes.append(np.full(doses[-1].size, voxel_cc))
-        all_dose = np.concatenate(doses)
-        all_vol = np.concatenate(volumes)
-        order = np.argsort(all_dose, kind="stable")[::-1]
-        return Dvh(all_dose[order], all_vol[order])
+        if self.subsamples <= 1:
+            return _sorted(self.dose_gy[mask], np.full(int(mask.sum()), voxel_cc))
+        # Sub-sample the steep voxels of the structure and their outer neighbours: a sub-point
+        # belongs to the structure where the trilinearly interpolated mask is >= 0.5, which puts
+        # the boundary half-way between inside and outside voxel centres instead of on voxel
+        # faces; its dose is interpolated in log-dose.
+        near = ndimage.binary_dilation(mask) & self._steep
+        flat = mask & ~near
+        idx = np.argwhere(near).astype(np.float64)
+        points = (idx[:, None, :] + self._offsets[None, :, :]).reshape(-1, 3).T
+        inside = ndimage.map_coordinates(mask.astype(np.float32), points, order=1, mode="nearest") >= 0.5
+        sampled = np.exp(ndimage.map_coordinates(self._log_dose, points[:, inside], order=1, mode="nearest"))
+        doses = np.concatenate([self.dose_gy[flat], sampled])
+        volumes = np.concatenate([np.full(int(flat.sum()), voxel_cc), np.full(sampled.size, voxel_cc / self.subsamples**3)])
+        return _sorted(doses, volumes)
+
+
+def _sorted(doses: NDArray[np.float64], volumes: NDArray[np.float64]) -> Dvh:
+    order = np.argsort(doses, kind="stable")[::-1]
+    return Dvh(doses[order], volumes[order])
 
 
 def compute_dvh(
