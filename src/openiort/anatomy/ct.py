@@ -18,6 +18,7 @@ the file, and nothing is returned half-built.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -92,18 +93,20 @@ class HuCalibration:
         binned = self.binned_rows
         if not binned or binned[0].hu_min != -math.inf:
             raise self._fail("the first HU bin must start at -inf")
-        edges = [r.hu_min for r in binned]
-        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):  # type: ignore[operator]
+        edges = [float(r.hu_min) for r in binned if r.hu_min is not None]
+        if any(b <= a for a, b in itertools.pairwise(edges)):
             raise self._fail("hu_min must increase from row to row")
         for i, row in enumerate(binned):
             if row.material == MIXTURE:
                 if "adipose" not in seen or "gland" not in seen:
                     raise self._fail(f"{MIXTURE} needs adipose and gland rows (its end members)")
-                if self._row("gland").hu_nominal <= self._row("adipose").hu_nominal:  # type: ignore[operator]
+                if self._hu0("gland") <= self._hu0("adipose"):
                     raise self._fail("gland must have a higher hu_nominal than adipose")
                 continue
-            upper = binned[i + 1].hu_min if i + 1 < len(binned) else math.inf
-            if not row.hu_min <= row.hu_nominal < upper:  # type: ignore[operator]
+            following = binned[i + 1].hu_min if i + 1 < len(binned) else None
+            upper = following if following is not None else math.inf
+            lower = row.hu_min if row.hu_min is not None else -math.inf
+            if not lower <= self._hu0(row.material) < upper:
                 raise self._fail(f"{row.material}: hu_nominal lies outside its own HU bin")
 
     # -- accessors ----------------------------------------------------------------------------
@@ -118,28 +121,51 @@ class HuCalibration:
         raise KeyError(material)
 
     @property
+    def has_mixture(self) -> bool:
+        return any(r.material == MIXTURE for r in self.rows)
+
+    @property
     def structure_overrides(self) -> dict[str, str]:
         """structure name -> material assigned to its voxels on import."""
         return {r.structure: r.material for r in self.rows if r.structure}
 
+    def _hu0(self, material: str) -> float:
+        """hu_nominal of a material row (validated to be present for every non-family row)."""
+        value = self._row(material).hu_nominal
+        if value is None:
+            raise self._fail(f"{material}: hu_nominal is required")
+        return float(value)
+
+    def _mixture_constants(self) -> tuple[float, float, float, float]:
+        """(rho_adipose, rho_gland, (1000 + HU)/rho for adipose, same for gland)."""
+        rho_a = get_material("adipose").density_g_cm3
+        rho_g = get_material("gland").density_g_cm3
+        return (
+            rho_a,
+            rho_g,
+            (1000.0 + self._hu0("adipose")) / rho_a,
+            (1000.0 + self._hu0("gland")) / rho_g,
+        )
+
     def mixture_hu(self, gland_fraction: NDArray[np.float64] | float) -> NDArray[np.float64]:
-        """CT number of the gland/adipose mixture at its nominal density."""
+        """CT number of the gland/adipose mixture at its nominal density.
+
+        The mass attenuation coefficient mixes by mass and the specific volume additively, so
+        1000 + HU = rho(f) [f k_g + (1 - f) k_a] with k = (1000 + HU) / rho of each end member.
+        """
         f = np.asarray(gland_fraction, dtype=np.float64)
-        a, g = self._row("adipose"), self._row("gland")
-        rho_a, rho_g = get_material("adipose").density_g_cm3, get_material("gland").density_g_cm3
-        k_a = (1000.0 + a.hu_nominal) / rho_a  # type: ignore[operator]
-        k_g = (1000.0 + g.hu_nominal) / rho_g  # type: ignore[operator]
+        rho_a, rho_g, k_a, k_g = self._mixture_constants()
         rho = 1.0 / (f / rho_g + (1.0 - f) / rho_a)
-        return rho * (f * k_g + (1.0 - f) * k_a) - 1000.0
+        return np.asarray(rho * (f * k_g + (1.0 - f) * k_a) - 1000.0, dtype=np.float64)
 
     def mixture_fraction(self, hu: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Gland mass fraction of the mixture with CT number ``hu`` (unclipped)."""
-        a, g = self._row("adipose"), self._row("gland")
-        rho_a, rho_g = get_material("adipose").density_g_cm3, get_material("gland").density_g_cm3
-        k_a = (1000.0 + a.hu_nominal) / rho_a  # type: ignore[operator]
-        k_g = (1000.0 + g.hu_nominal) / rho_g  # type: ignore[operator]
+        """Gland mass fraction of the mixture with CT number ``hu`` (inverse of mixture_hu,
+        unclipped)."""
+        rho_a, rho_g, k_a, k_g = self._mixture_constants()
         h = np.asarray(hu, dtype=np.float64) + 1000.0
-        return (h / rho_a - k_a) / ((k_g - k_a) - h * (1.0 / rho_g - 1.0 / rho_a))
+        return np.asarray(
+            (h / rho_a - k_a) / ((k_g - k_a) - h * (1.0 / rho_g - 1.0 / rho_a)), dtype=np.float64
+        )
 
     # -- export: material -> HU -----------------------------------------------------------------
     def material_hu(
@@ -152,18 +178,25 @@ class HuCalibration:
         rho = np.asarray(density_g_cm3, dtype=np.float64)
         for row in self.rows:
             if row.material == material and row.material != MIXTURE:
-                hu0 = float(row.hu_nominal)  # type: ignore[arg-type]
+                hu0 = self._hu0(material)
                 if row.density_rule == "nominal":
                     return np.full(rho.shape, hu0)
                 rho0 = get_material(material).density_g_cm3
                 return (1000.0 + hu0) * rho / rho0 - 1000.0
-        if material.startswith("breast_g") and material.removeprefix("breast_g").isdigit():
-            if MIXTURE in {r.material for r in self.rows}:
-                fraction = int(material.removeprefix("breast_g")) / 100.0
-                return np.full(rho.shape, float(self.mixture_hu(fraction)))
+        digits = material.removeprefix("breast_g")
+        if material.startswith("breast_g") and digits.isdigit() and self.has_mixture:
+            fraction = int(digits) / 100.0
+            return np.full(rho.shape, float(self.mixture_hu(fraction)))
         raise self._fail(f"no CT number for material {material!r}; add a row for it")
 
     # -- import: HU -> material, density ---------------------------------------------------------
+    def material_density(self, material: str, hu: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Densities of voxels of a (non-family) material from their HU, by its density rule."""
+        rho0 = get_material(material).density_g_cm3
+        if self._row(material).density_rule == "nominal":
+            return np.full(hu.shape, rho0)
+        return rho0 * np.maximum(1000.0 + hu, 0.0) / (1000.0 + self._hu0(material))
+
     def assign(
         self, hu: NDArray[np.float64]
     ) -> tuple[NDArray[np.int32], list[str], NDArray[np.float32]]:
@@ -181,13 +214,7 @@ class HuCalibration:
             return names.index(name)
 
         def proportional(sel: NDArray[np.bool_], name: str) -> None:
-            row = self._row(name)
-            rho0 = get_material(name).density_g_cm3
-            if row.density_rule == "nominal":
-                density[sel] = rho0
-            else:
-                hu0 = float(row.hu_nominal)  # type: ignore[arg-type]
-                density[sel] = rho0 * np.maximum(1000.0 + hu[sel], 0.0) / (1000.0 + hu0)
+            density[sel] = self.material_density(name, hu[sel])
             codes[sel] = code_of(name)
 
         for i, row in enumerate(binned):
@@ -221,14 +248,18 @@ def _parse_float(text: str, source: str, row: int, column: str) -> float | None:
     try:
         return float(text)
     except ValueError as exc:
-        raise CalibrationError(f"HU calibration {source}: row {row}: {column} {text!r} is not a number") from exc
+        raise CalibrationError(
+            f"HU calibration {source}: row {row}: {column} {text!r} is not a number"
+        ) from exc
 
 
 def load_calibration(path: str | Path | None = None) -> HuCalibration:
     """Read an HU calibration CSV (the packaged default when ``path`` is None)."""
     if path is None:
-        text = resources.files("openiort.anatomy").joinpath("data/hu_calibration.csv").read_text(
-            "utf-8"
+        text = (
+            resources.files("openiort.anatomy")
+            .joinpath("data/hu_calibration.csv")
+            .read_text("utf-8")
         )
         source = "openiort/anatomy/data/hu_calibration.csv"
     else:
@@ -270,7 +301,9 @@ def _calibration(calibration: HuCalibration | str | Path | None) -> HuCalibratio
     return load_calibration(calibration)
 
 
-def phantom_hu(phantom: Phantom, calibration: HuCalibration | str | Path | None = None) -> NDArray[np.float64]:
+def phantom_hu(
+    phantom: Phantom, calibration: HuCalibration | str | Path | None = None
+) -> NDArray[np.float64]:
     """CT numbers of every voxel of ``phantom`` through the calibration (for CT export)."""
     cal = _calibration(calibration)
     hu = np.zeros(phantom.grid.shape, dtype=np.float64)
@@ -282,8 +315,9 @@ def phantom_hu(phantom: Phantom, calibration: HuCalibration | str | Path | None 
     return hu
 
 
-def _sphere_from_mask(mask: NDArray[np.bool_], phantom_grid_centres: Sequence[NDArray[np.float64]],
-                      voxel_cc: float) -> tuple[tuple[float, float, float], float]:
+def _sphere_from_mask(
+    mask: NDArray[np.bool_], phantom_grid_centres: Sequence[NDArray[np.float64]], voxel_cc: float
+) -> tuple[tuple[float, float, float], float]:
     z, y, x = phantom_grid_centres
     idx = np.nonzero(mask)
     centre = (float(x[idx[2]].mean()), float(y[idx[1]].mean()), float(z[idx[0]].mean()))
@@ -353,7 +387,7 @@ def load_ct_phantom(
             if material not in names:
                 names.append(material)
             codes[sel] = names.index(material)
-            density[sel] = _override_density(cal, material, series.hu[sel])
+            density[sel] = cal.material_density(material, series.hu[sel])
     # keep only materials present, in first-seen order
     present = [i for i in range(len(names)) if np.any(codes == i)]
     if len(present) > 255:
@@ -369,9 +403,13 @@ def load_ct_phantom(
     app_radius: float | None = None
     cav_radius: float | None = None
     if "applicator" in structures:
-        app_centre, app_radius = _sphere_from_mask(structures["applicator"], centres, grid.voxel_volume_cc)
+        app_centre, app_radius = _sphere_from_mask(
+            structures["applicator"], centres, grid.voxel_volume_cc
+        )
     if "cavity" in structures:
-        cav_centre, cav_radius = _sphere_from_mask(structures["cavity"], centres, grid.voxel_volume_cc)
+        cav_centre, cav_radius = _sphere_from_mask(
+            structures["cavity"], centres, grid.voxel_volume_cc
+        )
         if app_centre is None:
             app_centre = cav_centre
     return Phantom(
@@ -392,13 +430,3 @@ def load_ct_phantom(
             "empty_rois": empty_rois,
         },
     )
-
-
-def _override_density(cal: HuCalibration, material: str, hu: NDArray[np.float64]) -> NDArray[np.float32]:
-    """Density of voxels given ``material`` by a structure, from their HU (its density rule)."""
-    row = cal._row(material)
-    rho0 = get_material(material).density_g_cm3
-    if row.density_rule == "nominal":
-        return np.full(hu.shape, rho0, dtype=np.float32)
-    hu0 = float(row.hu_nominal)  # type: ignore[arg-type]
-    return (rho0 * np.maximum(1000.0 + hu, 0.0) / (1000.0 + hu0)).astype(np.float32)

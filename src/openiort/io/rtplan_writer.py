@@ -1,0 +1,453 @@
+"""RT Plan IOD for the three IORT techniques.
+
+- ``xray`` (50 kV miniature x-ray source in a spherical applicator) and ``hdr`` (Ir-192 stepping
+  source): RT Brachy Application Setups, one application setup with the treatment machine, the
+  source, and one channel per catheter with its dwell positions (pairs of control points) and
+  times. For the x-ray source the source sits at the applicator centre for the whole treatment
+  time (Source Movement Type FIXED). An electronic source has no isotope: Source Isotope Name
+  reads ``NONE (50 kV x-ray)``, and its half-life and reference air kerma rate, which do not
+  apply, are written as 0 (DICOM has no electronic-brachytherapy source model).
+- ``electron``: RT Beams with one static electron beam: intraoperative applicator (its diameter
+  and bevel), nominal energy and monitor units; gantry, collimator and couch angles are nominal
+  (0) because the mobile IORT linac is docked to the applicator, not set by angles.
+
+Every plan carries the prescription (RT Prescription), one fraction (RT Fraction Scheme), the
+patient position (RT Patient Setup) and its approval status (Approval).
+
+Plan keys read (top level, or under ``delivery``): ``technique``, ``prescription.dose_gy`` (or
+``prescription_gy``), ``prescription.dose_definition``, ``status``; x-ray:
+``applicator_diameter_cm``, ``treatment_time_min``; electron: ``monitor_units``,
+``energy_mev``, ``applicator_cm``, ``bevel_deg``; HDR: ``dwell_positions_mm`` (N x 3, LPS),
+``dwell_times_s`` (N), ``dwell_catheters`` (N, optional, channel per dwell), ``source_id``,
+``air_kerma_strength_u`` (U = uGy m^2/h, the strength the dwell times were computed with),
+``source_isotope`` (default Ir-192), ``applicator`` (name). Optional everywhere:
+``treatment_machine``, ``approved_by``, ``approved_at`` (ISO 8601), ``applicator_length_mm``
+(connector to distal-most source position; the Source Applicator attributes, which DICOM ties to
+it, are written only when it is given), ``applicator_centre_mm`` (x-ray, when the phantom has
+none).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import RTPlanStorage, RTStructureSetStorage
+
+from openiort.io.dicom_common import StudyInfo, base_dataset, da, ds, research_comment, tm
+from openiort.io.errors import DicomExportError
+
+TECHNIQUES = ("xray", "electron", "hdr")
+S_PER_H = 3600.0
+APPROVED = {"approved": "APPROVED", "delivered": "APPROVED"}
+
+
+@cache
+def isotope_half_lives_days() -> dict[str, float]:
+    text = resources.files("openiort.io").joinpath("data/brachy_isotopes.csv").read_text("utf-8")
+    body = "".join(line for line in io.StringIO(text) if not line.lstrip().startswith("#"))
+    return {
+        row["isotope"]: float(row["half_life_days"]) for row in csv.DictReader(io.StringIO(body))
+    }
+
+
+def plan_value(plan: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """``plan[key]``, else ``plan['delivery'][key]``, else ``default``."""
+    if key in plan and plan[key] is not None:
+        return plan[key]
+    delivery = plan.get("delivery")
+    if isinstance(delivery, Mapping) and delivery.get(key) is not None:
+        return delivery[key]
+    return default
+
+
+def _number(plan: Mapping[str, Any], key: str, positive: bool = True) -> float:
+    value = plan_value(plan, key)
+    if value is None:
+        raise DicomExportError(f"plan.json: {key} is required for a {plan.get('technique')} plan")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise DicomExportError(f"plan.json: {key} must be a number, got {value!r}") from exc
+    if not np.isfinite(number) or (positive and number <= 0):
+        raise DicomExportError(f"plan.json: {key} must be a positive number, got {value!r}")
+    return number
+
+
+def prescription(plan: Mapping[str, Any]) -> tuple[float, str]:
+    """(prescribed dose in Gy, dose definition text)."""
+    rx = plan.get("prescription")
+    if isinstance(rx, Mapping) and rx.get("dose_gy") is not None:
+        dose, definition = rx["dose_gy"], rx.get("dose_definition") or ""
+    else:
+        dose, definition = (
+            plan_value(plan, "prescription_gy"),
+            plan_value(plan, "dose_definition", ""),
+        )
+    if dose is None:
+        raise DicomExportError("plan.json: prescription.dose_gy is required")
+    try:
+        value = float(dose)
+    except (TypeError, ValueError) as exc:
+        raise DicomExportError(
+            f"plan.json: prescription dose must be a number, got {dose!r}"
+        ) from exc
+    if not np.isfinite(value) or value <= 0:
+        raise DicomExportError(f"plan.json: prescription dose must be positive, got {dose!r}")
+    return value, str(definition or "")
+
+
+def _ref(sop_class: str, sop_instance: str) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = sop_instance
+    return item
+
+
+def _position(values: Any) -> list[str]:
+    return [ds(float(v)) for v in values]
+
+
+def _brachy_channel(
+    number: int,
+    positions: np.ndarray,
+    times_s: np.ndarray,
+    movement: str,
+    applicator: Mapping[str, Any] | None,
+) -> Dataset:
+    """One channel: a pair of control points (arrival, departure) per dwell position.
+
+    ``applicator`` (id, type, name, length_mm, roi_number) is written when its length is known:
+    DICOM requires Source Applicator Length with the other Source Applicator attributes.
+    """
+    steps = (
+        np.linalg.norm(np.diff(positions, axis=0), axis=1) if len(positions) > 1 else np.zeros(0)
+    )
+    relative_mm = np.concatenate([[0.0], np.cumsum(steps)])  # from the first (distal) dwell
+    cumulative = 0.0
+    points = []
+    for i, (pos, t) in enumerate(zip(positions, times_s, strict=True)):
+        for j, weight in enumerate((cumulative, cumulative + float(t))):
+            cp = Dataset()
+            cp.ControlPointIndex = 2 * i + j
+            cp.ControlPointRelativePosition = ds(relative_mm[i])
+            cp.ControlPoint3DPosition = _position(pos)
+            cp.CumulativeTimeWeight = ds(weight)
+            points.append(cp)
+        cumulative += float(t)
+    if len(positions) == 1:
+        movement = "FIXED"  # a single dwell position: the source does not step
+    channel = Dataset()
+    channel.ChannelNumber = number
+    channel.ChannelLength = ""
+    channel.ChannelTotalTime = ds(cumulative)
+    channel.SourceMovementType = movement
+    if movement == "STEPWISE":
+        channel.SourceApplicatorStepSize = ds(float(np.median(steps)))
+    if applicator is not None:
+        channel.SourceApplicatorNumber = number
+        channel.SourceApplicatorID = str(applicator["id"])[:16]
+        channel.SourceApplicatorType = str(applicator["type"])
+        channel.SourceApplicatorName = str(applicator["name"])[:64]
+        channel.SourceApplicatorLength = ds(float(applicator["length_mm"]))
+        channel.ReferencedROINumber = applicator.get("roi_number") or ""
+    channel.TransferTubeNumber = ""
+    channel.ReferencedSourceNumber = 1
+    channel.NumberOfControlPoints = len(points)
+    channel.FinalCumulativeTimeWeight = ds(cumulative)
+    channel.BrachyControlPointSequence = Sequence(points)
+    return channel
+
+
+def _brachy_modules(
+    out: Dataset,
+    plan: Mapping[str, Any],
+    when: datetime,
+    applicator_centre_mm: tuple[float, float, float] | None,
+    applicator_roi_number: int | None,
+) -> None:
+    technique = plan["technique"]
+    machine = Dataset()
+    source = Dataset()
+    source.SourceNumber = 1
+    if technique == "xray":
+        diameter_cm = _number(plan, "applicator_diameter_cm")
+        time_s = _number(plan, "treatment_time_min") * 60.0
+        centre = plan_value(plan, "applicator_centre_mm", applicator_centre_mm)
+        if centre is None:
+            raise DicomExportError(
+                "x-ray plan: the applicator centre is unknown (phantom.applicator_centre_mm or "
+                "plan.json applicator_centre_mm)"
+            )
+        positions = np.asarray([centre], dtype=np.float64).reshape(1, 3)
+        times = np.array([time_s])
+        catheters = np.array([1])
+        machine.TreatmentMachineName = str(
+            plan_value(plan, "treatment_machine", "50 kV x-ray IORT")
+        )[:16]
+        source_model = str(plan_value(plan, "source_id", plan_value(plan, "source", "50 kV x-ray")))
+        source.SourceType = "POINT"
+        source.SourceIsotopeName = "NONE (50 kV x-ray)"
+        source.SourceIsotopeHalfLife = "0"
+        source.ReferenceAirKermaRate = "0"
+        source.SourceStrength = "0"
+        source.SourceDescription = "electronic 50 kV source: no isotope, no RAKR (0)"
+        source.SourceStrengthUnits = "AIR_KERMA_RATE"
+        rakr = 0.0
+        applicator_id = f"sphere {diameter_cm:g} cm"
+        applicator_name = f"spherical applicator {diameter_cm:g} cm diameter"
+        applicator_type = "RIGID"
+        movement = "FIXED"
+    else:
+        positions = np.asarray(plan_value(plan, "dwell_positions_mm", []), dtype=np.float64)
+        times = np.asarray(plan_value(plan, "dwell_times_s", []), dtype=np.float64)
+        if positions.ndim != 2 or positions.shape[1:] != (3,) or len(positions) == 0:
+            raise DicomExportError(
+                "plan.json: dwell_positions_mm must be a non-empty N x 3 list (mm)"
+            )
+        if times.shape != (len(positions),) or np.any(~np.isfinite(times)) or np.any(times < 0):
+            raise DicomExportError(
+                "plan.json: dwell_times_s must hold one non-negative time per dwell"
+            )
+        catheters = np.asarray(
+            plan_value(plan, "dwell_catheters", np.ones(len(positions))), dtype=np.int64
+        )
+        if catheters.shape != (len(positions),):
+            raise DicomExportError("plan.json: dwell_catheters must hold one channel per dwell")
+        rakr = _number(plan, "air_kerma_strength_u")  # 1 U = 1 uGy m^2/h = RAKR in uGy/h at 1 m
+        isotope = str(plan_value(plan, "source_isotope", "Ir-192"))
+        half_lives = isotope_half_lives_days()
+        if isotope not in half_lives:
+            raise DicomExportError(
+                f"plan.json: source isotope {isotope!r} not one of {sorted(half_lives)}"
+            )
+        machine.TreatmentMachineName = str(
+            plan_value(plan, "treatment_machine", "HDR afterloader")
+        )[:16]
+        source_model = str(plan_value(plan, "source_id", ""))
+        if not source_model:
+            raise DicomExportError("plan.json: source_id is required for an HDR plan")
+        source.SourceType = "LINE"
+        source.SourceIsotopeName = isotope
+        source.SourceIsotopeHalfLife = ds(half_lives[isotope])
+        source.ReferenceAirKermaRate = ds(rakr)
+        source.SourceDescription = "RAKR used for the dwell times, at plan time"
+        source.SourceStrengthUnits = "AIR_KERMA_RATE"
+        applicator_name = str(plan_value(plan, "applicator", "surface/balloon applicator"))
+        applicator_id = applicator_name
+        applicator_type = "FLEXIBLE"
+        movement = "STEPWISE"
+    source.SourceModelID = source_model[:16]
+    source.SourceStrengthReferenceDate = da(when)
+    source.SourceStrengthReferenceTime = tm(when)
+    out.BrachyTreatmentTechnique = "INTRACAVITARY"
+    out.BrachyTreatmentType = "HDR"
+    out.TreatmentMachineSequence = Sequence([machine])
+    out.SourceSequence = Sequence([source])
+
+    length_mm = plan_value(plan, "applicator_length_mm")
+    applicator = None
+    if length_mm is not None:
+        applicator = {
+            "id": applicator_id,
+            "type": applicator_type,
+            "name": applicator_name,
+            "length_mm": _number(plan, "applicator_length_mm"),
+            "roi_number": applicator_roi_number,
+        }
+    channels = []
+    for number, catheter in enumerate(sorted(set(catheters.tolist())), start=1):
+        sel = catheters == catheter
+        channels.append(_brachy_channel(number, positions[sel], times[sel], movement, applicator))
+    total_s = float(times.sum())
+    setup = Dataset()
+    setup.ApplicationSetupType = "INTRAOPERATIVE"
+    setup.ApplicationSetupNumber = 1
+    setup.ApplicationSetupName = f"IORT {technique}: {applicator_name}"[:64]
+    setup.TotalReferenceAirKerma = ds(rakr * total_s / S_PER_H)
+    setup.ChannelSequence = Sequence(channels)
+    out.ApplicationSetupSequence = Sequence([setup])
+
+
+def _electron_modules(
+    out: Dataset, plan: Mapping[str, Any], isocentre_mm: tuple[float, float, float] | None
+) -> Dataset:
+    """RT Beams module; returns the Referenced Beam item for the fraction group."""
+    mu = _number(plan, "monitor_units")
+    energy = _number(plan, "energy_mev")
+    diameter_cm = _number(plan, "applicator_cm")
+    bevel = _number(plan, "bevel_deg", positive=False)
+    if not 0 <= bevel < 90:
+        raise DicomExportError(f"plan.json: bevel_deg must be in [0, 90), got {bevel}")
+    applicator = Dataset()
+    applicator.ApplicatorID = f"C{diameter_cm:g}B{bevel:g}"[:16]
+    applicator.ApplicatorType = "INTRAOPERATIVE"
+    applicator.ApplicatorDescription = (
+        f"round IORT applicator {diameter_cm:g} cm, bevel {bevel:g} deg"
+    )
+    geometry = Dataset()
+    geometry.ApplicatorApertureShape = "SYM_CIRCULAR"
+    geometry.ApplicatorOpening = diameter_cm * 10.0  # FL, mm
+    applicator.ApplicatorGeometrySequence = Sequence([geometry])
+
+    cp0 = Dataset()
+    cp0.ControlPointIndex = 0
+    cp0.NominalBeamEnergy = ds(energy)
+    cp0.GantryAngle = "0"
+    cp0.GantryRotationDirection = "NONE"
+    cp0.BeamLimitingDeviceAngle = "0"
+    cp0.BeamLimitingDeviceRotationDirection = "NONE"
+    cp0.PatientSupportAngle = "0"
+    cp0.PatientSupportRotationDirection = "NONE"
+    cp0.TableTopEccentricAngle = "0"
+    cp0.TableTopEccentricRotationDirection = "NONE"
+    cp0.TableTopVerticalPosition = ""
+    cp0.TableTopLongitudinalPosition = ""
+    cp0.TableTopLateralPosition = ""
+    cp0.IsocenterPosition = _position(isocentre_mm) if isocentre_mm is not None else ""
+    cp0.CumulativeMetersetWeight = "0"
+    half_mm = diameter_cm * 5.0
+    jaws = []
+    for kind in ("X", "Y"):
+        position = Dataset()
+        position.RTBeamLimitingDeviceType = kind
+        position.LeafJawPositions = [ds(-half_mm), ds(half_mm)]
+        jaws.append(position)
+    cp0.BeamLimitingDevicePositionSequence = Sequence(jaws)
+    cp1 = Dataset()
+    cp1.ControlPointIndex = 1
+    cp1.CumulativeMetersetWeight = "1"
+
+    beam = Dataset()
+    beam.BeamNumber = 1
+    beam.BeamName = "IOERT"
+    beam.BeamDescription = (
+        f"intraoperative electron beam {energy:g} MeV, applicator {diameter_cm:g} cm bevel "
+        f"{bevel:g} deg; angles nominal (docked mobile linac); X/Y jaws = applicator aperture"
+    )
+    beam.BeamType = "STATIC"
+    beam.RadiationType = "ELECTRON"
+    beam.TreatmentMachineName = str(plan_value(plan, "treatment_machine", "IORT linac"))[:16]
+    beam.PrimaryDosimeterUnit = "MU"
+    beam.TreatmentDeliveryType = "TREATMENT"
+    beam.NumberOfWedges = 0
+    beam.NumberOfCompensators = 0
+    beam.NumberOfBoli = 0
+    beam.NumberOfBlocks = 0
+    beam.NumberOfControlPoints = 2
+    beam.FinalCumulativeMetersetWeight = "1"
+    devices = []
+    for kind in ("X", "Y"):
+        device = Dataset()
+        device.RTBeamLimitingDeviceType = kind
+        device.NumberOfLeafJawPairs = 1
+        devices.append(device)
+    # A mobile IORT linac has no jaws: X and Y stand for the circular applicator aperture.
+    beam.BeamLimitingDeviceSequence = Sequence(devices)
+    beam.ApplicatorSequence = Sequence([applicator])
+    beam.ControlPointSequence = Sequence([cp0, cp1])
+    beam.ReferencedPatientSetupNumber = 1
+    out.BeamSequence = Sequence([beam])
+
+    ref = Dataset()
+    ref.ReferencedBeamNumber = 1
+    ref.BeamMeterset = ds(mu)
+    return ref
+
+
+def build_rtplan(
+    plan: Mapping[str, Any],
+    study: StudyInfo,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    rtstruct_sop_instance_uid: str,
+    patient_position: str,
+    applicator_centre_mm: tuple[float, float, float] | None,
+    applicator_roi_number: int | None = None,
+    series_number: int = 4,
+) -> Dataset:
+    """RTPLAN dataset for an openiort plan dict (see the module docstring for the keys)."""
+    technique = plan.get("technique")
+    if technique not in TECHNIQUES:
+        raise DicomExportError(
+            f"plan.json: technique must be one of {TECHNIQUES}, got {technique!r}"
+        )
+    dose_gy, definition = prescription(plan)
+    out = base_dataset(
+        study,
+        RTPlanStorage,
+        sop_instance_uid,
+        "RTPLAN",
+        series_instance_uid,
+        series_number,
+        "openiort plan",
+    )
+    out.FrameOfReferenceUID = study.frame_of_reference_uid
+    out.PositionReferenceIndicator = ""
+    out.InstanceNumber = 1
+    out.RTPlanLabel = f"IORT {technique}"[:16]
+    out.RTPlanName = f"openiort {technique} IORT"
+    out.RTPlanDescription = research_comment()
+    out.RTPlanDate = da(study.when)
+    out.RTPlanTime = tm(study.when)
+    out.RTPlanGeometry = "PATIENT"
+    out.PlanIntent = "CURATIVE"
+    out.ReferencedStructureSetSequence = Sequence(
+        [_ref(RTStructureSetStorage, rtstruct_sop_instance_uid)]
+    )
+
+    reference = Dataset()
+    reference.DoseReferenceNumber = 1
+    reference.DoseReferenceUID = study.uid()
+    reference.DoseReferenceStructureType = "SITE"
+    reference.DoseReferenceDescription = (definition or "prescription")[:64]
+    reference.DoseReferenceType = "TARGET"
+    reference.TargetPrescriptionDose = ds(dose_gy)
+    out.DoseReferenceSequence = Sequence([reference])
+
+    setup = Dataset()
+    setup.PatientSetupNumber = 1
+    setup.PatientPosition = patient_position
+    out.PatientSetupSequence = Sequence([setup])
+
+    group = Dataset()
+    group.FractionGroupNumber = 1
+    group.NumberOfFractionsPlanned = 1
+    if technique == "electron":
+        group.NumberOfBeams = 1
+        group.NumberOfBrachyApplicationSetups = 0
+        group.ReferencedBeamSequence = Sequence(
+            [_electron_modules(out, plan, applicator_centre_mm)]
+        )
+    else:
+        group.NumberOfBeams = 0
+        group.NumberOfBrachyApplicationSetups = 1
+        ref = Dataset()
+        ref.ReferencedBrachyApplicationSetupNumber = 1
+        group.ReferencedBrachyApplicationSetupSequence = Sequence([ref])
+        _brachy_modules(out, plan, study.when, applicator_centre_mm, applicator_roi_number)
+    out.FractionGroupSequence = Sequence([group])
+
+    status = str(plan.get("status") or "draft")
+    out.ApprovalStatus = APPROVED.get(status, "UNAPPROVED")
+    if out.ApprovalStatus == "APPROVED":
+        reviewed = study.when
+        if plan.get("approved_at"):
+            try:
+                reviewed = datetime.fromisoformat(str(plan["approved_at"]))
+            except ValueError as exc:
+                raise DicomExportError(
+                    f"plan.json: approved_at {plan['approved_at']!r} is not ISO 8601"
+                ) from exc
+        out.ReviewDate = da(reviewed)
+        out.ReviewTime = tm(reviewed)
+        out.ReviewerName = str(plan.get("approved_by") or "")
+    return out
