@@ -94,10 +94,10 @@ def _cm(mm: float) -> float:
     return round(mm / 10.0, 6)
 
 
-def _point(value: Any, observed: str) -> Derived:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return Derived(frozenset({value}), observed=(observed,))
-    return Derived(Interval(float(value), float(value)), observed=(observed,))
+def _point(var: Variable, value: Any, observed: str) -> Derived:
+    if var.kind == "number":
+        return Derived(Interval(float(value), float(value)), observed=(observed,))
+    return Derived(frozenset({value}), observed=(observed,))
 
 
 def _unknown(var: Variable, *missing: str) -> Derived:
@@ -176,7 +176,7 @@ def _direct(
         if r.value is None:
             return _unknown(var, path)
         value = _cm(r.value) if scale_to_cm else r.value
-        return _point(value, r.observed)
+        return _point(var, value, r.observed)
 
 
 def get_variable(name: str) -> Variable:
@@ -224,10 +224,10 @@ _direct(
 def _brca2(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     specific = facts.read("patient.brca2_mutation")
     if specific.value is not None:
-        return _point(specific.value, specific.observed)
+        return _point(var, specific.value, specific.observed)
     either = facts.read("patient.brca_mutation")
     if either.value is False:  # no known BRCA1/2 mutation: no known BRCA2 mutation
-        return _point(False, either.observed)
+        return _point(var, False, either.observed)
     if either.value is None:
         return _unknown(var, "patient.brca_mutation")
     return Derived(
@@ -240,7 +240,11 @@ def _brca2(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
 )
 def _iort_planned(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     r = facts.read("intent.technique")
-    return _point(r.value is not None, r.observed) if r.value else _unknown(var, "intent.technique")
+    return (
+        _point(var, r.value is not None, r.observed)
+        if r.value
+        else _unknown(var, "intent.technique")
+    )
 
 
 _TECHNIQUE_TO_PBI = {"xray": "iort_lowkv", "electron": "iort_electron", "hdr": "iort_hdr"}
@@ -257,7 +261,7 @@ def _pbi_technique(var: Variable, facts: Facts, params: Mapping[str, Any]) -> De
     r = facts.read("intent.technique")
     if r.value is None:
         return _unknown(var, "intent.technique")
-    return _point(_TECHNIQUE_TO_PBI[r.value], r.observed)
+    return _point(var, _TECHNIQUE_TO_PBI[r.value], r.observed)
 
 
 @_register(
@@ -273,7 +277,7 @@ def _bcs(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     r = facts.read("intent.timing")
     if r.value is None:
         return _unknown(var, "intent.timing")
-    return _point(True, r.observed)
+    return _point(var, True, r.observed)
 
 
 # --- preoperative -------------------------------------------------------------------------
@@ -351,7 +355,7 @@ def _core_lobular(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Der
     r = facts.read("preoperative.biopsy_histology")
     if r.value is None:
         return _unknown(var, "preoperative.biopsy_histology")
-    return _point(r.value == "lobular", r.observed)
+    return _point(var, r.value == "lobular", r.observed)
 
 
 @_register(
@@ -366,11 +370,11 @@ def _core_lobular(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Der
 def _ct_stage(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     hist = facts.read("preoperative.biopsy_histology")
     if hist.value == "dcis":
-        return _point("cTis", hist.observed)
+        return _point(var, "cTis", hist.observed)
     size = facts.read("preoperative.imaging_size_mm")
     if size.value is None:
         return _unknown(var, "preoperative.imaging_size_mm")
-    return _point("c" + _t_from_size(size.value), size.observed)
+    return _point(var, "c" + _t_from_size(size.value), size.observed)
 
 
 def _t_from_size(size_mm: float) -> str:
@@ -395,7 +399,7 @@ def _clinical_centricity(var: Variable, facts: Facts, params: Mapping[str, Any])
     r = facts.read("preoperative.lesion_count")
     if r.value is None:
         return _unknown(var, "preoperative.lesion_count")
-    return _point("unicentric" if r.value <= 1 else "multiple_lesions", r.observed)
+    return _point(var, "unicentric" if r.value <= 1 else "multiple_lesions", r.observed)
 
 
 @_register(
@@ -408,7 +412,7 @@ def _clinically_node_positive(var: Variable, facts: Facts, params: Mapping[str, 
     r = facts.read("preoperative.clinical_nodal_stage")
     if r.value is None:
         return _unknown(var, "preoperative.clinical_nodal_stage")
-    return _point(r.value != "cN0", r.observed)
+    return _point(var, r.value != "cN0", r.observed)
 
 
 @_register(
@@ -421,7 +425,7 @@ def _clinically_node_positive(var: Variable, facts: Facts, params: Mapping[str, 
 def _gross_nodes(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     specific = facts.read("preoperative.gross_nodal_disease")
     if specific.value is not None:
-        return _point(specific.value, specific.observed)
+        return _point(var, specific.value, specific.observed)
     cn = facts.read("preoperative.clinical_nodal_stage")
     if cn.value is None:
         return _unknown(var, "preoperative.clinical_nodal_stage")
@@ -429,7 +433,7 @@ def _gross_nodes(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Deri
         return Derived(
             var.all_values(), missing=("preoperative.gross_nodal_disease",), observed=(cn.observed,)
         )
-    return _point(cn.value != "cN0", cn.observed)
+    return _point(var, cn.value != "cN0", cn.observed)
 
 
 @_register(
@@ -442,12 +446,12 @@ def _gross_nodes(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Deri
 def _neoadj_weeks(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     weeks = facts.read("preoperative.neoadjuvant_weeks")
     if weeks.value is not None:
-        return _point(weeks.value, weeks.observed)
+        return _point(var, weeks.value, weeks.observed)
     given = facts.read("preoperative.neoadjuvant_therapy")
     if given.value is None:
         return _unknown(var, "preoperative.neoadjuvant_therapy")
     if given.value is False:
-        return _point(0.0, given.observed)
+        return _point(var, 0.0, given.observed)
     return Derived(
         Interval(0, 104), missing=("preoperative.neoadjuvant_weeks",), observed=(given.observed,)
     )
@@ -464,7 +468,7 @@ def _her2(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     if her2.value is None:
         return _unknown(var, "preoperative.her2_status")
     if her2.value == "negative":
-        return _point(False, her2.observed)
+        return _point(var, False, her2.observed)
     therapy = facts.read("preoperative.anti_her2_therapy_planned")
     if therapy.value is None:
         return Derived(
@@ -517,7 +521,7 @@ def _size_cm(var: Variable, facts: Facts) -> Derived:
     r = facts.read("pathology.size_mm")
     if r.value is None:
         return _unknown(var, "pathology.size_mm")
-    return _point(_cm(r.value), r.observed)
+    return _point(var, _cm(r.value), r.observed)
 
 
 @_register(
@@ -554,7 +558,7 @@ def _dcis_size(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derive
 def _t_stage(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     dcis, h = _pure_dcis_state(facts)
     if dcis is True:
-        return _point("Tis", h.observed[0])
+        return _point(var, "Tis", h.observed[0])
     size = facts.read("pathology.size_mm")
     if size.value is None:
         possible = var.all_values() if dcis is None else frozenset(var.domain) - {"Tis"}
@@ -562,7 +566,7 @@ def _t_stage(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     t = _t_from_size(size.value)
     if dcis is None:
         return Derived(frozenset({"Tis", t}), missing=h.missing, observed=(size.observed,))
-    return _merge(h, _point(t, size.observed), values=frozenset({t}))
+    return _merge(h, _point(var, t, size.observed), values=frozenset({t}))
 
 
 @_register(
@@ -574,7 +578,9 @@ def _t_stage(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
 )
 def _grade(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     r = facts.read("pathology.grade")
-    inner = _unknown(var, "pathology.grade") if r.value is None else _point(r.value, r.observed)
+    inner = (
+        _unknown(var, "pathology.grade") if r.value is None else _point(var, r.value, r.observed)
+    )
     return _invasive_only(var, facts, inner)
 
 
@@ -599,7 +605,7 @@ def _pure_dcis(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derive
     dcis, h = _pure_dcis_state(facts)
     if dcis is None:
         return _unknown(var, *h.missing)
-    return _point(dcis, h.observed[0])
+    return _point(var, dcis, h.observed[0])
 
 
 @_register(
@@ -627,7 +633,7 @@ def _dcis_grade(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Deriv
     inner = (
         _unknown(var, "pathology.dcis_nuclear_grade")
         if r.value is None
-        else _point(r.value, r.observed)
+        else _point(var, r.value, r.observed)
     )
     return _dcis_only(var, facts, inner)
 
@@ -659,7 +665,7 @@ def _margin_status(var: Variable, facts: Facts, params: Mapping[str, Any]) -> De
     rule_text = (
         f"close below {threshold:g} mm" if threshold > 0 else "positive only at 0 mm, no close band"
     )
-    return _point(status, f"{r.observed} ({status}: {rule_text})")
+    return _point(var, status, f"{r.observed} ({status}: {rule_text})")
 
 
 _direct(
@@ -714,7 +720,7 @@ def _focality(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived
     r = facts.read("pathology.focality")
     if r.value is None:
         return _unknown(var, "pathology.focality")
-    return _point(_FOCALITY[r.value], r.observed)
+    return _point(var, _FOCALITY[r.value], r.observed)
 
 
 @_register(
@@ -751,7 +757,7 @@ def _clinical_focality(var: Variable, facts: Facts, params: Mapping[str, Any]) -
     if foc.value is None:
         return _unknown(var, "pathology.focality")
     if foc.value == "unifocal":
-        return _point("clinically_unifocal", foc.observed)
+        return _point(var, "clinically_unifocal", foc.observed)
     count = facts.read("preoperative.lesion_count")
     total = facts.read("pathology.multifocal_total_size_mm")
     observed = tuple(o for o in (foc.observed, count.observed, total.observed) if o)
@@ -808,7 +814,7 @@ def _eic_size(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived
 def _positive_nodes(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     count = facts.read("pathology.positive_nodes")
     if count.value is not None:
-        return _point(count.value, count.observed)
+        return _point(var, count.value, count.observed)
     stage = facts.read("pathology.nodal_stage")
     if stage.value in _NODAL_STAGE_POSITIVE_NODES:
         lo, hi = _NODAL_STAGE_POSITIVE_NODES[stage.value]
@@ -831,7 +837,7 @@ def _positive_nodes(var: Variable, facts: Facts, params: Mapping[str, Any]) -> D
 def _node_negative(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
     stage = facts.read("pathology.nodal_stage")
     if stage.value is not None:
-        return _point(stage.value in ("pN0", "pN0(i+)"), stage.observed)
+        return _point(var, stage.value in ("pN0", "pN0(i+)"), stage.observed)
     count = facts.read("pathology.positive_nodes")
     surgery = facts.read("pathology.nodal_surgery")
     if count.value is not None and surgery.value in ("SLNB", "ALND"):
