@@ -10,6 +10,7 @@ from html import escape
 TUMOUR_COLOUR = "#b03a2e"
 LATE_COLOUR = "#1f5fa8"
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2")
+MAX_MARKERS = 30  # dense profiles are drawn as lines only
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def line_chart_svg(
             f'<polyline points="{pts}" fill="none" stroke="{s.colour}" '
             f'stroke-width="{s.width}"{_dash(s.dash)}/>'
         )
-        for a, b in zip(s.x, s.y, strict=True):
+        for a, b in zip(s.x, s.y, strict=True) if len(s.x) <= MAX_MARKERS else ():
             out.append(
                 f'<circle cx="{px(float(a)):.1f}" cy="{py(float(b)):.1f}" r="2.8" '
                 f'fill="{s.colour}"/>'

@@ -51,7 +51,10 @@ TECHNIQUES = {
 }
 DEFAULT_EBRT_REFERENCE = ("conventional-50-25", "START-B", "FAST-Forward", "EORTC-boost")
 DEFAULT_WHOLE_BREAST = "START-B"
-DEFAULT_BOOSTED_REFERENCE = "EORTC-boost"
+# report-table layout (presentation, not physics): short profiles are tabulated in full,
+# dense ones at these depths
+MAX_TABLE_ROWS = 12
+STANDARD_TABLE_DEPTHS_MM = (0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0)
 
 _RBE_CONTEXT = {
     "xray": "RBE of 50 kV x-rays: in-vitro values for low-energy x-rays are above 1 "
@@ -77,6 +80,7 @@ class RadiobiologySection:
     whole_breast: tuple[ScheduleResult, ScheduleResult]
     boost_sum_tumour_eqd2_gy: tuple[float, ...]
     boost_sum_late_eqd2_gy: tuple[float, ...]
+    table: tuple[dict[str, float], ...]
     sensitivity: tuple[dict[str, object], ...]
     parameters_tumour: tuple[ParameterRecord, ...]
     parameters_late: tuple[ParameterRecord, ...]
@@ -93,20 +97,8 @@ class RadiobiologySection:
 
     @property
     def depth_rows(self) -> list[dict[str, float]]:
-        """One row per depth: dose, BED and EQD2 of each tissue, and the boost sums."""
-        return [
-            {
-                "depth_mm": float(self.tumour.depth_mm[i]),
-                "dose_water_gy": float(self.tumour.dose_water_gy[i]),
-                "bed_tumour_gy": float(self.tumour.bed_gy[i]),
-                "eqd2_tumour_gy": float(self.tumour.eqd2_gy[i]),
-                "bed_late_gy": float(self.late.bed_gy[i]),
-                "eqd2_late_gy": float(self.late.eqd2_gy[i]),
-                "boost_sum_tumour_eqd2_gy": self.boost_sum_tumour_eqd2_gy[i],
-                "boost_sum_late_eqd2_gy": self.boost_sum_late_eqd2_gy[i],
-            }
-            for i in range(self.tumour.depth_mm.size)
-        ]
+        """Table rows at the table depths: dose, BED and EQD2 of each tissue, boost sums."""
+        return [dict(r) for r in self.table]
 
     @property
     def ebrt_rows(self) -> list[dict[str, object]]:
@@ -165,6 +157,63 @@ class RadiobiologySection:
             out["figure_svg"] = self.figure_svg
             out["summation_figure_svg"] = self.summation_figure_svg
         return out
+
+
+def _table(
+    depth: np.ndarray,
+    dose: np.ndarray,
+    table_depths_mm: Sequence[float] | None,
+    rbe: float | tuple[Sequence[float], Sequence[float]],
+    t_tum: Tissue,
+    t_late: Tissue,
+    model: str,
+    late_model: str,
+    transition_dose_gy: float | None,
+    t_min: float,
+    wb: tuple[ScheduleResult, ScheduleResult],
+) -> tuple[dict[str, float], ...]:
+    if table_depths_mm is None:
+        if depth.size <= MAX_TABLE_ROWS:
+            z = depth
+        else:
+            z = np.array([v for v in STANDARD_TABLE_DEPTHS_MM if depth[0] <= v <= depth[-1]])
+    else:
+        z = _validate.dose_array(table_depths_mm, "table_depths_mm", "mm")
+        if z.size and (z.min() < depth[0] or z.max() > depth[-1]):
+            raise RadiobiologyError(
+                f"table depths must lie inside the profile ({depth[0]:g}-{depth[-1]:g} mm)"
+            )
+    if z.size == 0:
+        return ()
+    d = np.interp(z, depth, dose)
+    r, _ = _rbe_values(rbe, z)
+    rows = []
+    tum, lat = (
+        eqd2_versus_depth(
+            z,
+            d,
+            tissue=t,
+            model=m,
+            rbe=r,
+            transition_dose_gy=transition_dose_gy,
+            delivery_time_min=t_min,
+        )
+        for t, m in ((t_tum, model), (t_late, late_model))
+    )
+    for i in range(z.size):
+        rows.append(
+            {
+                "depth_mm": float(z[i]),
+                "dose_water_gy": float(d[i]),
+                "bed_tumour_gy": float(tum.bed_gy[i]),
+                "eqd2_tumour_gy": float(tum.eqd2_gy[i]),
+                "bed_late_gy": float(lat.bed_gy[i]),
+                "eqd2_late_gy": float(lat.eqd2_gy[i]),
+                "boost_sum_tumour_eqd2_gy": float(tum.eqd2_gy[i]) + wb[0].eqd2_gy,
+                "boost_sum_late_eqd2_gy": float(lat.eqd2_gy[i]) + wb[1].eqd2_gy,
+            }
+        )
+    return tuple(rows)
 
 
 def _rbe_values(
@@ -245,6 +294,7 @@ def build_radiobiology_section(
     ebrt_reference: Sequence[str] = DEFAULT_EBRT_REFERENCE,
     whole_breast_schedule: str = DEFAULT_WHOLE_BREAST,
     repopulation: bool = False,
+    table_depths_mm: Sequence[float] | None = None,
 ) -> RadiobiologySection:
     """Radiobiology of one IORT plan for the report.
 
@@ -274,6 +324,10 @@ def build_radiobiology_section(
         Whole-breast schedule added to the IORT taken as a boost.
     repopulation:
         Apply the tumour repopulation term to the EBRT schedules.
+    table_depths_mm:
+        Depths of the report table; default: every profile depth for a short profile, else
+        the standard depths inside the profile. Doses between profile points are linearly
+        interpolated before the EQD2 is computed.
     """
     if technique not in TECHNIQUES:
         raise RadiobiologyError(f"unknown technique {technique!r}; use {', '.join(TECHNIQUES)}")
@@ -322,6 +376,19 @@ def build_radiobiology_section(
     wb = reference(wb_schedule)
     sum_t = tuple(float(v) + wb[0].eqd2_gy for v in tum.eqd2_gy)
     sum_l = tuple(float(v) + wb[1].eqd2_gy for v in lat.eqd2_gy)
+    table = _table(
+        depth,
+        dose,
+        table_depths_mm,
+        rbe,
+        t_tum,
+        t_late,
+        model,
+        late_model,
+        transition_dose_gy,
+        t_min,
+        wb,
+    )
     warnings: list[str] = []
     if model == "usc":
         warnings.append("USC applies to the tumour only; late-responding tissue uses LQ")
@@ -363,6 +430,7 @@ def build_radiobiology_section(
         whole_breast=wb,
         boost_sum_tumour_eqd2_gy=sum_t,
         boost_sum_late_eqd2_gy=sum_l,
+        table=table,
         sensitivity=tuple(sens),
         parameters_tumour=tum.parameters,
         parameters_late=lat.parameters,
