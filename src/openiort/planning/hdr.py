@@ -1,0 +1,731 @@
+"""HDR Ir-192 brachytherapy planning for breast IORT: applicator, dwell-time optimisation,
+TG-43 dose, coverage, hot spots and the TG-43 water-condition warnings.
+
+The plan is made in five steps, each a plain function over plain data:
+
+1. the applicator (:mod:`openiort.devices.hdr`) placed in the phantom's cavity gives the
+   possible dwell positions;
+2. prescription points lie at the prescription depth: on the sphere ``depth`` outside the
+   balloon surface, or on the plane ``depth`` below the tissue surface under the surface
+   applicator's catheters; points outside the body (air) are dropped;
+3. dwell times are optimised so that the dose at the points equals the prescription, by
+   non-negative least squares or by linear programming (least absolute deviation), optionally
+   with a smoothness penalty on differences between neighbouring dwell times of a catheter;
+   the times are then scaled so that the mean dose over the points is the prescription, and
+   rounded to the afterloader's timer step;
+4. the TG-43 dose (:mod:`openiort.dose.tg43`) is computed on the phantom grid with the rounded
+   times;
+5. coverage (target V100, V90), hot spots (V150, V200), dose at depth, structure doses and the
+   warnings where TG-43's water conditions do not hold are reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import optimize, spatial
+
+from openiort import RESEARCH_NOTICE, __version__
+from openiort.anatomy.phantom import Phantom
+from openiort.devices.hdr import (
+    ApplicatorError,
+    BalloonApplicator,
+    DwellGeometry,
+    SurfaceApplicator,
+    hdr_settings,
+    load_source,
+    water_conditions,
+)
+from openiort.dose.tg43 import (
+    CGY_PER_GY,
+    S_PER_H,
+    Dwells,
+    compute_dose,
+    dose_rate_matrix,
+    dwells_sha256,
+)
+from openiort.dosegrid import DoseGrid, Provenance
+from openiort.grid import Grid
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+ApplicatorKind = Literal["balloon", "surface"]
+Method = Literal["nnls", "lp"]
+REPORT_DEPTHS_MM = (0, 5, 10, 20)
+
+
+class HdrPlanError(ValueError):
+    """An HDR plan that cannot be made from these inputs (the message names the problem)."""
+
+
+@dataclass
+class HdrPlanResult:
+    """An optimised HDR plan and its TG-43 dose (Gy per session, dose to water in water)."""
+
+    applicator: ApplicatorKind
+    applicator_geometry: dict[str, object]
+    source_id: str
+    source_title: str
+    source_status: str
+    sk_u: float
+    sk_is_example: bool
+    prescription_gy: float
+    prescription_depth_mm: float
+    prescription_reference: str
+    dwell_positions_mm: FloatArray
+    dwell_directions: FloatArray
+    dwell_catheters: NDArray[np.int64]
+    dwell_times_s: FloatArray
+    method: Method
+    smoothness: float
+    prescription_points_gy: dict[str, float]
+    target_definition: str
+    target_volume_cc: float
+    target_v100_percent: float
+    target_v90_percent: float
+    target_v150_percent: float
+    target_v200_percent: float
+    v150_cc: float
+    v200_cc: float
+    dose_at_depth_gy: dict[str, float]
+    structure_max_gy: dict[str, float]
+    structure_mean_gy: dict[str, float]
+    grid: Grid
+    dose_gy: FloatArray
+    provenance: Provenance
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_time_s(self) -> float:
+        return float(self.dwell_times_s.sum())
+
+    @property
+    def treatment_time_min(self) -> float:
+        return self.total_time_s / 60.0
+
+    @property
+    def trak_ugy_at_1m(self) -> float:
+        """Total reference air kerma (ICRU 58/89): S_K x total dwell time, in uGy at 1 m
+        (1 U = 1 uGy m^2 h^-1)."""
+        return self.sk_u * self.total_time_s / S_PER_H
+
+    def to_dose_grid(self) -> DoseGrid:
+        return DoseGrid(
+            grid=self.grid,
+            dose_gy=self.dose_gy,
+            medium="water_in_water",
+            normalisation=(
+                f"mean dose over the prescription points = {self.prescription_gy:g} Gy at "
+                f"{self.prescription_depth_mm:g} mm from the {self.prescription_reference}, "
+                "before rounding of the dwell times"
+            ),
+            provenance=self.provenance,
+            notes=tuple(self.notes),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plan summary for ``plan.json`` and the report (no dose array)."""
+        return {
+            "technique": "hdr",
+            "research_notice": RESEARCH_NOTICE,
+            "applicator": self.applicator,
+            "applicator_geometry": self.applicator_geometry,
+            "source_id": self.source_id,
+            "source_title": self.source_title,
+            "source_data_status": self.source_status,
+            "air_kerma_strength_u": self.sk_u,
+            "air_kerma_strength_is_example": self.sk_is_example,
+            "prescription_gy": self.prescription_gy,
+            "prescription_depth_mm": self.prescription_depth_mm,
+            "prescription_reference": self.prescription_reference,
+            "dwell_positions_mm": self.dwell_positions_mm.round(3).tolist(),
+            "dwell_directions": self.dwell_directions.round(6).tolist(),
+            "dwell_catheters": self.dwell_catheters.tolist(),
+            "dwell_times_s": self.dwell_times_s.round(3).tolist(),
+            "total_time_s": round(self.total_time_s, 3),
+            "treatment_time_min": round(self.treatment_time_min, 4),
+            "trak_ugy_at_1m": round(self.trak_ugy_at_1m, 3),
+            "optimisation": {"method": self.method, "smoothness": self.smoothness},
+            "prescription_points_gy": _rounded(self.prescription_points_gy),
+            "target_definition": self.target_definition,
+            "target_volume_cc": round(self.target_volume_cc, 3),
+            "coverage": {
+                "target_v100_percent": round(self.target_v100_percent, 2),
+                "target_v90_percent": round(self.target_v90_percent, 2),
+            },
+            "hot_spots": {
+                "v150_cc": round(self.v150_cc, 3),
+                "v200_cc": round(self.v200_cc, 3),
+                "target_v150_percent": round(self.target_v150_percent, 2),
+                "target_v200_percent": round(self.target_v200_percent, 2),
+            },
+            "dose_at_depth_gy": _rounded(self.dose_at_depth_gy),
+            "structure_max_gy": _rounded(self.structure_max_gy),
+            "structure_mean_gy": _rounded(self.structure_mean_gy),
+            "dose_medium": "water_in_water (TG-43)",
+            "dose_per": "session",
+            "grid": self.grid.to_dict(),
+            "provenance": self.provenance.to_dict(),
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+
+def _rounded(d: dict[str, float], digits: int = 4) -> dict[str, float]:
+    return {k: round(v, digits) for k, v in d.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# optimisation
+
+
+def optimise_dwell_times(
+    rate_gy_per_s: FloatArray,
+    prescription_gy: float,
+    neighbour_pairs: list[tuple[int, int]],
+    smoothness: float = 0.0,
+    method: Method = "nnls",
+) -> FloatArray:
+    """Non-negative dwell times (s) giving ``prescription_gy`` at the points.
+
+    Parameters
+    ----------
+    rate_gy_per_s
+        Dose per second of dwell time at each point from each dwell position, (points, dwells).
+    prescription_gy
+        Dose wanted at every point.
+    neighbour_pairs
+        Pairs of neighbouring dwell positions whose times the smoothness term ties together.
+    smoothness
+        Weight (>= 0, dimensionless) of the smoothness term against the dose term. The
+        objective per point is ``mean((D/Rx - 1)^2) + smoothness * mean(((t_i - t_j)/t0)^2)``
+        (``nnls``), or the same with absolute values (``lp``); ``t0`` is the uniform time that
+        would give the prescription on average. 0 gives the closest fit; 0.1-1 evens the
+        dwell times at some cost in uniformity at the points.
+    method
+        ``"nnls"``: non-negative least squares (scipy ``nnls``); ``"lp"``: least absolute
+        deviation by linear programming (HiGHS).
+    """
+    a = np.asarray(rate_gy_per_s, dtype=np.float64) / prescription_gy
+    m, n = a.shape
+    if m == 0 or n == 0:
+        raise HdrPlanError("dwell-time optimisation needs at least one point and one dwell")
+    if not (math.isfinite(smoothness) and smoothness >= 0):
+        raise HdrPlanError(f"smoothness must be >= 0, got {smoothness}")
+    mean_row = float(a.sum(axis=1).mean())
+    if mean_row <= 0:
+        raise HdrPlanError("the dwell positions deliver no dose to the prescription points")
+    t0 = 1.0 / mean_row
+    pairs = [(i, j) for i, j in neighbour_pairs if 0 <= i < n and 0 <= j < n]
+    diff = np.zeros((len(pairs), n))
+    for k, (i, j) in enumerate(pairs):
+        diff[k, i], diff[k, j] = 1.0, -1.0
+    use_smooth = smoothness > 0 and len(pairs) > 0
+
+    if method == "nnls":
+        matrix, rhs = a, np.ones(m)
+        if use_smooth:
+            weight = math.sqrt(smoothness * m / len(pairs)) / t0
+            matrix = np.vstack([a, weight * diff])
+            rhs = np.concatenate([rhs, np.zeros(len(pairs))])
+        try:
+            times, _ = optimize.nnls(matrix, rhs, maxiter=50 * n)
+        except RuntimeError as exc:
+            raise HdrPlanError(f"NNLS dwell-time optimisation did not converge: {exc}") from exc
+    elif method == "lp":
+        p = len(pairs) if use_smooth else 0
+        # variables: t (n), over (m), under (m), |diff| (p)
+        cost = np.concatenate(
+            [np.zeros(n), np.full(2 * m, 1.0 / m), np.full(p, smoothness / (max(p, 1) * t0))]
+        )
+        a_eq = np.hstack([a, -np.eye(m), np.eye(m), np.zeros((m, p))])
+        a_ub = None
+        b_ub = None
+        if p:
+            a_ub = np.vstack(
+                [
+                    np.hstack([diff, np.zeros((p, 2 * m)), -np.eye(p)]),
+                    np.hstack([-diff, np.zeros((p, 2 * m)), -np.eye(p)]),
+                ]
+            )
+            b_ub = np.zeros(2 * p)
+        res = optimize.linprog(
+            cost,
+            A_ub=a_ub,
+            b_ub=b_ub,
+            A_eq=a_eq,
+            b_eq=np.ones(m),
+            bounds=(0, None),
+            method="highs",
+        )
+        if not res.success:
+            raise HdrPlanError(f"LP dwell-time optimisation failed: {res.message}")
+        times = np.asarray(res.x[:n])
+    else:
+        raise HdrPlanError(f"unknown optimisation method {method!r}; use 'nnls' or 'lp'")
+    if not np.any(times > 0):
+        raise HdrPlanError("optimisation gave zero dwell times everywhere")
+    return np.maximum(np.asarray(times, dtype=np.float64), 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers on the phantom
+
+
+def _positions(grid: Grid, mask: BoolArray) -> FloatArray:
+    return grid.index_to_position_mm(np.argwhere(mask).astype(np.float64))
+
+
+def _inside_grid(grid: Grid, points_mm: FloatArray) -> NDArray[np.bool_]:
+    idx = grid.position_to_index(points_mm)
+    upper = np.asarray(grid.shape, dtype=np.float64) - 0.5
+    return np.all((idx >= -0.5) & (idx <= upper), axis=-1)
+
+
+def _material_at(phantom: Phantom, points_mm: FloatArray) -> list[str]:
+    idx = np.rint(phantom.grid.position_to_index(points_mm)).astype(np.int64)
+    idx = np.clip(idx, 0, np.asarray(phantom.grid.shape) - 1)
+    ids = phantom.material_ids[idx[:, 0], idx[:, 1], idx[:, 2]]
+    return [phantom.materials[int(i)] for i in ids]
+
+
+def _mask(phantom: Phantom, name: str) -> BoolArray:
+    mask = phantom.structures.get(name)
+    return np.zeros(phantom.grid.shape, dtype=bool) if mask is None else mask
+
+
+def _material_mask(phantom: Phantom, name: str) -> BoolArray:
+    if name not in phantom.materials:
+        return np.zeros(phantom.grid.shape, dtype=bool)
+    return phantom.material_mask(name)
+
+
+def _required(phantom: Phantom) -> tuple[tuple[float, float, float], float, tuple[float, ...]]:
+    missing = [
+        name
+        for name in ("applicator_centre_mm", "shaft_direction")
+        if getattr(phantom, name) is None
+    ]
+    radius = phantom.cavity_radius_mm or phantom.applicator_radius_mm
+    if radius is None:
+        missing.append("cavity_radius_mm")
+    if missing:
+        raise HdrPlanError(
+            "the phantom lacks " + ", ".join(missing) + ": an HDR applicator is placed in the "
+            "cavity, which needs its centre, radius and the shaft direction"
+        )
+    assert phantom.applicator_centre_mm is not None and phantom.shaft_direction is not None
+    return phantom.applicator_centre_mm, float(radius), phantom.shaft_direction  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# the plan
+
+
+def plan_hdr(
+    phantom: Phantom,
+    prescription_gy: float,
+    prescription_depth_mm: float,
+    applicator: ApplicatorKind = "balloon",
+    *,
+    source_id: str | None = None,
+    sk_u: float | None = None,
+    smoothness: float = 0.0,
+    method: Method = "nnls",
+    surface_size_mm: tuple[float, float] | None = None,
+) -> HdrPlanResult:
+    """Optimise an HDR plan in the phantom's cavity and compute its TG-43 dose.
+
+    Parameters
+    ----------
+    phantom
+        Phantom with ``applicator_centre_mm`` (cavity centre), ``cavity_radius_mm`` and
+        ``shaft_direction``; structures ``target``, ``skin``, ``lung`` etc. are used when
+        present.
+    prescription_gy
+        Dose per session at the prescription depth.
+    prescription_depth_mm
+        Depth of the prescription from the balloon surface (``balloon``) or below the tissue
+        surface (``surface``); 0 prescribes to the applicator/tissue surface.
+    applicator
+        ``"balloon"`` (balloon filling the cavity, central catheter) or ``"surface"`` (flat
+        multi-catheter applicator on the cavity floor).
+    source_id
+        TG-43 source (default from ``hdr_applicators.yaml``).
+    sk_u
+        Air-kerma strength at treatment in U; ``None`` uses the example strength and warns.
+    smoothness, method
+        See :func:`optimise_dwell_times`.
+    surface_size_mm
+        Surface applicator (width across, length along the catheters); default the cavity
+        diameter both ways.
+
+    Raises
+    ------
+    HdrPlanError, ApplicatorError, UnknownSourceError
+        For inputs that cannot give a valid plan (each message names the problem).
+    """
+    settings = hdr_settings()
+    if not (isinstance(prescription_gy, int | float) and 0 < prescription_gy <= 100):
+        raise HdrPlanError(f"prescription must be in (0, 100] Gy, got {prescription_gy!r}")
+    if not (isinstance(prescription_depth_mm, int | float) and 0 <= prescription_depth_mm <= 50):
+        raise HdrPlanError(
+            f"prescription depth must be in [0, 50] mm, got {prescription_depth_mm!r}"
+        )
+    if applicator not in ("balloon", "surface"):
+        raise HdrPlanError(f"unknown HDR applicator {applicator!r}; use 'balloon' or 'surface'")
+    sid = source_id or settings.default_source_id
+    source = load_source(sid)
+    sk_is_example = sk_u is None
+    sk = settings.example_sk_u if sk_u is None else float(sk_u)
+    if not (math.isfinite(sk) and sk > 0):
+        raise HdrPlanError(f"air-kerma strength must be positive, got {sk_u!r} U")
+    centre, radius, shaft = _required(phantom)
+    grid = phantom.grid
+    warnings: list[str] = []
+    notes: list[str] = list(source.notes())
+
+    device: BalloonApplicator | SurfaceApplicator
+    if applicator == "balloon":
+        b = settings.balloon
+        device = BalloonApplicator(
+            centre_mm=centre,
+            radius_mm=radius,
+            shaft_direction=shaft,  # type: ignore[arg-type]
+            step_mm=b["step_mm"],
+            wall_clearance_mm=min(b["wall_clearance_mm"], radius / 2),
+        )
+        points = device.prescription_points(prescription_depth_mm, int(b["prescription_points"]))
+        reference = "balloon surface"
+        device_mask = device.inside_mask(grid)
+        applicator_mask = device_mask
+        if phantom.applicator_radius_mm is not None and abs(
+            phantom.applicator_radius_mm - radius
+        ) > max(grid.spacing_mm):
+            warnings.append(
+                f"The phantom's applicator radius ({phantom.applicator_radius_mm:g} mm) differs "
+                f"from the cavity radius ({radius:g} mm); the balloon is modelled as filling "
+                "the cavity, so structures built around the smaller applicator (the target "
+                "rind) may not match the balloon."
+            )
+    else:
+        device = SurfaceApplicator.for_cavity(centre, radius, shaft, surface_size_mm)  # type: ignore[arg-type]
+        points = device.prescription_points(
+            prescription_depth_mm, settings.surface["point_spacing_mm"]
+        )
+        reference = "tissue surface under the surface applicator"
+        device_mask = device.flap_mask(grid)
+        applicator_mask = _mask(phantom, "cavity") | _mask(phantom, "applicator") | device_mask
+    geometry = device.dwell_geometry()
+    _check_fit(grid, geometry, points)
+
+    kept = _tissue_points(phantom, points)
+    if not kept.any():
+        raise HdrPlanError(
+            "no prescription point lies in tissue: the prescription depth reaches beyond the "
+            "body everywhere"
+        )
+    if not kept.all():
+        warnings.append(
+            f"{int((~kept).sum())} of {kept.size} prescription points lie outside the body "
+            "(air) and were left out of the optimisation."
+        )
+    points = points[kept]
+
+    rate = dose_rate_matrix(sid, points, geometry.positions_mm, geometry.directions)
+    rate_gy_s = rate * sk / CGY_PER_GY / S_PER_H
+    times = optimise_dwell_times(
+        rate_gy_s, prescription_gy, geometry.neighbour_pairs(), smoothness, method
+    )
+    times *= prescription_gy / float((rate_gy_s @ times).mean())
+    step = settings.dwell_time_resolution_s
+    times = np.round(times / step) * step
+    if not np.any(times > 0):
+        raise HdrPlanError(
+            f"all dwell times round to zero at the timer step of {step:g} s: the source is too "
+            "strong for this prescription"
+        )
+    notes.append(
+        f"Dwell times rounded to the afterloader timer step of {step:g} s; the dose is "
+        "computed with the rounded times."
+    )
+    point_dose = rate_gy_s @ times
+
+    dwells = Dwells(geometry.positions_mm, geometry.directions, times)
+    dose = compute_dose(dwells, sid, sk, grid)
+
+    tissue = ~applicator_mask & ~_material_mask(phantom, "air")
+    target, target_definition = _target(phantom, device, prescription_depth_mm, tissue)
+    if not target.any():
+        raise HdrPlanError(f"the target ({target_definition}) holds no voxel of this grid")
+    tv = target.sum()
+    voxel_cc = grid.voxel_volume_cc
+
+    def percent(mask: BoolArray, level: float) -> float:
+        return float(100.0 * np.count_nonzero(dose[mask] >= level) / max(mask.sum(), 1))
+
+    structure_max: dict[str, float] = {}
+    structure_mean: dict[str, float] = {}
+    for name, mask in phantom.structures.items():
+        region = mask & tissue
+        if name in ("applicator", "cavity") or not region.any():
+            continue
+        structure_max[name] = float(dose[region].max())
+        structure_mean[name] = float(dose[region].mean())
+
+    warnings.extend(
+        water_condition_warnings(
+            phantom, dose, prescription_gy, dwells, points, device_mask, applicator
+        )
+    )
+    if sk_is_example:
+        warnings.append(
+            f"Air-kerma strength is the example value {sk:g} U, not a calibrated source: "
+            "dwell times and treatment time scale as 1/S_K; enter the source certificate value "
+            "decayed to the treatment date."
+        )
+    if not source.is_consensus:
+        warnings.append(
+            f"Source data {sid} are {source.status}, not the AAPM/ESTRO consensus dataset."
+        )
+
+    return HdrPlanResult(
+        applicator=applicator,
+        applicator_geometry=device.describe(),
+        source_id=sid,
+        source_title=source.title,
+        source_status=source.status,
+        sk_u=sk,
+        sk_is_example=sk_is_example,
+        prescription_gy=float(prescription_gy),
+        prescription_depth_mm=float(prescription_depth_mm),
+        prescription_reference=reference,
+        dwell_positions_mm=geometry.positions_mm,
+        dwell_directions=geometry.directions,
+        dwell_catheters=geometry.catheter,
+        dwell_times_s=times,
+        method=method,
+        smoothness=float(smoothness),
+        prescription_points_gy={
+            "n_points": float(points.shape[0]),
+            "min": float(point_dose.min()),
+            "mean": float(point_dose.mean()),
+            "max": float(point_dose.max()),
+        },
+        target_definition=target_definition,
+        target_volume_cc=float(tv * voxel_cc),
+        target_v100_percent=percent(target, prescription_gy),
+        target_v90_percent=percent(target, 0.9 * prescription_gy),
+        target_v150_percent=percent(target, 1.5 * prescription_gy),
+        target_v200_percent=percent(target, 2.0 * prescription_gy),
+        v150_cc=float(np.count_nonzero(dose[tissue] >= 1.5 * prescription_gy) * voxel_cc),
+        v200_cc=float(np.count_nonzero(dose[tissue] >= 2.0 * prescription_gy) * voxel_cc),
+        dose_at_depth_gy=_dose_at_depths(sid, sk, device, geometry, times, phantom),
+        structure_max_gy=structure_max,
+        structure_mean_gy=structure_mean,
+        grid=grid,
+        dose_gy=dose,
+        provenance=Provenance(
+            engine="openiort.planning.hdr + openiort.dose.tg43 (AAPM TG-43U1 2D line source)",
+            engine_version=__version__,
+            device_data=f"{source.source_id}: {source.reference}",
+            device_data_sha256=source.data_sha256,
+            inputs_sha256=dwells_sha256(dwells, sid, sk),
+            calibration=(
+                "example air-kerma strength (not a calibrated source)"
+                if sk_is_example
+                else "air-kerma strength at treatment as given by the user"
+            ),
+        ),
+        warnings=warnings,
+        notes=notes,
+    )
+
+
+def _check_fit(grid: Grid, geometry: DwellGeometry, points: FloatArray) -> None:
+    if not np.all(_inside_grid(grid, geometry.positions_mm)):
+        raise ApplicatorError("the applicator's dwell positions reach outside the phantom grid")
+    if not np.any(_inside_grid(grid, points)):
+        raise ApplicatorError("the prescription surface lies entirely outside the phantom grid")
+
+
+def _tissue_points(phantom: Phantom, points: FloatArray) -> NDArray[np.bool_]:
+    inside = _inside_grid(phantom.grid, points)
+    materials = _material_at(phantom, points)
+    return inside & np.array([m != "air" for m in materials], dtype=bool)
+
+
+def _target(
+    phantom: Phantom,
+    device: BalloonApplicator | SurfaceApplicator,
+    depth_mm: float,
+    tissue: BoolArray,
+) -> tuple[BoolArray, str]:
+    grid = phantom.grid
+    thickness = max(depth_mm, max(grid.spacing_mm))
+    if isinstance(device, BalloonApplicator):
+        if "target" in phantom.structures:
+            return phantom.structures[
+                "target"
+            ] & tissue, "phantom structure 'target' outside the balloon"
+        return (
+            device.shell_mask(grid, thickness) & tissue,
+            f"shell from the balloon surface to {thickness:g} mm (phantom has no 'target')",
+        )
+    slab = device.slab_mask(grid, thickness) & tissue
+    if "breast" in phantom.structures:
+        slab &= phantom.structures["breast"]
+    return slab, (
+        f"tissue under the catheter footprint ({device.width_mm:g} x {device.length_mm:g} mm) "
+        f"from the tissue surface to {thickness:g} mm deep"
+    )
+
+
+def _dose_at_depths(
+    source_id: str,
+    sk_u: float,
+    device: BalloonApplicator | SurfaceApplicator,
+    geometry: DwellGeometry,
+    times: FloatArray,
+    phantom: Phantom,
+) -> dict[str, float]:
+    """Mean TG-43 dose (point evaluation, not voxels) at 0, 5, 10 and 20 mm depth, over the
+    points of each depth surface that lie in tissue."""
+    out: dict[str, float] = {}
+    settings = hdr_settings()
+    for depth in REPORT_DEPTHS_MM:
+        if isinstance(device, BalloonApplicator):
+            pts = device.prescription_points(depth, int(settings.balloon["prescription_points"]))
+        else:
+            pts = device.prescription_points(depth, settings.surface["point_spacing_mm"])
+        keep = _tissue_points(phantom, pts)
+        if not keep.any():
+            continue
+        rate = dose_rate_matrix(source_id, pts[keep], geometry.positions_mm, geometry.directions)
+        out[str(depth)] = float((rate @ times).mean() * sk_u / CGY_PER_GY / S_PER_H)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# TG-43 water conditions
+
+
+def water_condition_warnings(
+    phantom: Phantom,
+    dose_gy: FloatArray,
+    prescription_gy: float,
+    dwells: Dwells,
+    prescription_points_mm: FloatArray,
+    device_mask: BoolArray,
+    applicator: ApplicatorKind,
+) -> list[str]:
+    """Where TG-43's assumption of water all round fails, and what it means for the dose.
+
+    Checks: the body surface (skin, or air outside the body) near the dwell positions (missing
+    backscatter: TG-43 overestimates the dose near the skin and at the prescription depth);
+    air in the cavity outside the applicator inside the dose region (air gaps, open cavity);
+    lung and bone inside the dose region (TG-43 treats them as water).
+    """
+    conditions = water_conditions()
+    grid = phantom.grid
+    warnings: list[str] = []
+    region = dose_gy >= float(conditions["dose_region_fraction"]) * prescription_gy
+    voxel_cc = grid.voxel_volume_cc
+    scatter = conditions["scatter"]
+    kassas = [s for s in scatter if "balloon_diameter_cm" in s]
+    kirisits = next((s for s in scatter if s.get("value_percent") == 7), None)
+
+    surface = _mask(phantom, "skin")
+    air = _material_mask(phantom, "air")
+    outside_air = air & ~_mask(phantom, "cavity") & ~device_mask
+    if not surface.any():
+        surface = outside_air
+    if surface.any():
+        tree = spatial.cKDTree(_positions(grid, surface))
+        dwell_gap = float(tree.query(dwells.positions_mm[dwells.times_s > 0])[0].min())
+        beyond = float(tree.query(prescription_points_mm)[0].min())
+        if dwell_gap <= float(conditions["skin_check_distance_mm"]):
+            effect = "; ".join(
+                f"{s['value']:.3f} for a {s['balloon_diameter_cm']} cm balloon" for s in kassas
+            )
+            ref = kassas[0]["source"] if kassas else ""
+            msg = (
+                f"Near skin: the body surface is {dwell_gap:.1f} mm from the nearest dwell "
+                f"position and {beyond:.1f} mm beyond the nearest prescription point. TG-43 "
+                "assumes full scatter in unbounded water, so it overestimates the dose near the "
+                "skin and at the prescription depth where little tissue lies beyond. For "
+                "balloon applicators, Monte Carlo gives full-scatter/limited-scatter dose "
+                f"ratios of {effect} at 1 cm from the balloon with no tissue beyond the "
+                f"prescription line ({ref})."
+            )
+            if kirisits:
+                msg += (
+                    f" Scatter conditions add a typical {kirisits['value_percent']} % (k=1) "
+                    f"uncertainty for breast balloon HDR ({kirisits['source']})."
+                )
+            msg += " The skin dose shown is an upper estimate; model-based (TG-186) dose "
+            msg += "calculation is needed for an accurate value."
+            warnings.append(msg)
+
+    cavity_air = air & _mask(phantom, "cavity") & ~device_mask & region
+    if cavity_air.any():
+        what = (
+            "the open cavity above the surface applicator"
+            if applicator == "surface"
+            else "air gaps between the balloon and the cavity wall"
+        )
+        warnings.append(
+            f"Air: {cavity_air.sum() * voxel_cc:.1f} cc of air in {what} lies where the dose "
+            f"is >= {100 * conditions['dose_region_fraction']:.0f} % of the prescription. "
+            "TG-43 computes as if it were water: tissue beyond air gets less scatter (dose "
+            "lower than shown) and the geometry may differ from the model; fill the cavity "
+            "with saline or bolus, or check with model-based dose calculation."
+        )
+
+    for name, label, meaning in (
+        (
+            "lung",
+            "lung",
+            "TG-43 treats lung (about a quarter of water's density) as water: attenuation "
+            "and scatter differ, so dose in and beyond the lung is uncertain; use model-based "
+            "(TG-186) dose calculation for lung dose.",
+        ),
+        (
+            "ribs",
+            "rib bone",
+            "TG-43 treats bone as water: the dose to bone itself and just beyond it differs "
+            "by a few per cent at Ir-192 energies; reported rib doses are water doses.",
+        ),
+    ):
+        mask = _mask(phantom, name) & region
+        if mask.any():
+            warnings.append(
+                f"{label.capitalize()}: {mask.sum() * voxel_cc:.1f} cc of {label} receives >= "
+                f"{100 * conditions['dose_region_fraction']:.0f} % of the prescription "
+                f"(TG-43 maximum {dose_gy[mask].max():.2f} Gy). {meaning}"
+            )
+    return warnings
+
+
+def plan_hdr_from_case(
+    case: Any, phantom: Phantom, applicator: ApplicatorKind = "balloon", **kwargs: Any
+) -> HdrPlanResult:
+    """:func:`plan_hdr` with the case's prescription and the applicator's default depth.
+
+    ``case`` is an :class:`openiort.case.Case` with ``intent.technique == "hdr"``; keyword
+    arguments go to :func:`plan_hdr` (``prescription_depth_mm`` overrides the default).
+    """
+    intent = case.intent
+    if intent.technique != "hdr":
+        raise HdrPlanError(f"intent.technique is {intent.technique!r}, not 'hdr'")
+    if intent.prescription_gy is None:
+        raise HdrPlanError("intent.prescription_gy: required for an HDR plan, got null")
+    settings = hdr_settings()
+    defaults = settings.balloon if applicator == "balloon" else settings.surface
+    depth = kwargs.pop("prescription_depth_mm", defaults["default_prescription_depth_mm"])
+    return plan_hdr(phantom, float(intent.prescription_gy), float(depth), applicator, **kwargs)
