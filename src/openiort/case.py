@@ -149,7 +149,9 @@ def _describe(error: Any) -> str:
 def parse_case(data: Any, source: str = "case") -> Case:
     """Validate a mapping as a case, raising :class:`CaseError` listing every problem."""
     if not isinstance(data, dict):
-        raise CaseError(source, [f"the case must be a mapping of blocks, got {type(data).__name__}"])
+        raise CaseError(
+            source, [f"the case must be a mapping of blocks, got {type(data).__name__}"]
+        )
     try:
         return Case.model_validate(data)
     except ValidationError as exc:
@@ -166,7 +168,9 @@ def load_case(path: str | Path) -> Case:
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise CaseError(str(p), [f"not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}"]) from None
+        raise CaseError(
+            str(p), [f"not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}"]
+        ) from None
     return parse_case(data, source=str(p))
 
 

@@ -19,7 +19,11 @@ from openiort.plan import PlanResult
 from openiort.planning.xray import plan_xray
 from openiort.report.outputs import REPORT_HTML, write_plan_outputs
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="openiort: breast IORT planning toolkit. " + RESEARCH_NOTICE)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="openiort: breast IORT planning toolkit. " + RESEARCH_NOTICE,
+)
 console = Console(stderr=True)
 
 EXIT_BAD_INPUT = 2
@@ -43,7 +47,10 @@ def make_plan(case: Case, source_data: Path | None) -> PlanResult:
     if case.intent.technique == "xray":
         source = load_commissioning(source_data) if source_data else None
         return plan_xray(case, source=source)
-    raise CaseError("case", [f"intent.technique: {case.intent.technique!r} planning is not available in this build"])
+    raise CaseError(
+        "case",
+        [f"intent.technique: {case.intent.technique!r} planning is not available in this build"],
+    )
 
 
 def run_plan(case_path: Path, out: Path, source_data: Path | None) -> None:
@@ -57,7 +64,7 @@ def run_plan(case_path: Path, out: Path, source_data: Path | None) -> None:
         fail_bad_input(exc)
         return
     console.print(f"[green]plan written[/] in {time.perf_counter() - started:.1f} s:")
-    for name, path in written.items():
+    for _name, path in written.items():
         console.print(f"  {path}")
     for w in plan.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -69,14 +76,18 @@ def run_plan(case_path: Path, out: Path, source_data: Path | None) -> None:
 def plan(
     case: Annotated[Path, typer.Argument(help="case file (YAML or JSON)")],
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("plan-output"),
-    source_data: Annotated[Path | None, typer.Option(help="your source's commissioning YAML (x-ray)")] = None,
+    source_data: Annotated[
+        Path | None, typer.Option(help="your source's commissioning YAML (x-ray)")
+    ] = None,
 ) -> None:
     """Plan a case: phantom, applicator, time, 3D dose, DVH, report and plan.json."""
     run_plan(case, out, source_data)
 
 
 @app.command()
-def demo(out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("demo-output")) -> None:
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("demo-output"),
+) -> None:
     """Plan the built-in demo case (left breast, 50 kV x-ray IORT)."""
     run_plan(demo_case_path(), out, None)
 

@@ -39,7 +39,9 @@ class Grid:
 
     @classmethod
     def centred(
-        cls, centre_mm: tuple[float, float, float], size_mm: tuple[float, float, float],
+        cls,
+        centre_mm: tuple[float, float, float],
+        size_mm: tuple[float, float, float],
         spacing_mm: float,
     ) -> Grid:
         """Grid of cubic voxels covering ``size_mm`` (x, y, z) around ``centre_mm``."""
@@ -71,13 +73,17 @@ class Grid:
         """(z, y, x) voxel-centre coordinate vectors, in array-axis order."""
         return self.axis_mm("z"), self.axis_mm("y"), self.axis_mm("x")
 
-    def index_to_position_mm(self, index_zyx: NDArray[np.float64] | tuple[float, ...]) -> FloatArray:
+    def index_to_position_mm(
+        self, index_zyx: NDArray[np.float64] | tuple[float, ...]
+    ) -> FloatArray:
         """Continuous index (z, y, x) to position (x, y, z) in mm."""
         idx = np.asarray(index_zyx, dtype=np.float64)
         zyx = idx[..., ::-1]
         return np.asarray(self.origin_mm) + zyx * np.asarray(self.spacing_mm)
 
-    def position_to_index(self, position_xyz_mm: NDArray[np.float64] | tuple[float, ...]) -> FloatArray:
+    def position_to_index(
+        self, position_xyz_mm: NDArray[np.float64] | tuple[float, ...]
+    ) -> FloatArray:
         """Position (x, y, z) in mm to continuous index (z, y, x)."""
         pos = np.asarray(position_xyz_mm, dtype=np.float64)
         xyz = (pos - np.asarray(self.origin_mm)) / np.asarray(self.spacing_mm)
@@ -88,7 +94,9 @@ class Grid:
         z, y, x = self.axes_mm()
         px, py, pz = point_xyz_mm
         return np.sqrt(
-            (z[:, None, None] - pz) ** 2 + (y[None, :, None] - py) ** 2 + (x[None, None, :] - px) ** 2
+            (z[:, None, None] - pz) ** 2
+            + (y[None, :, None] - py) ** 2
+            + (x[None, None, :] - px) ** 2
         )
 
     def to_dict(self) -> dict[str, list[float] | list[int]]:

@@ -64,7 +64,9 @@ def test_one_message_per_problem(demo_data: dict[str, Any]) -> None:
     problems = _problems(demo_data)
     assert len(problems) == 3
     assert {p.split(":")[0] for p in problems} == {
-        "patient.age_years", "preoperative.clock_position", "intent.prescription_gy",
+        "patient.age_years",
+        "preoperative.clock_position",
+        "intent.prescription_gy",
     }
 
 

@@ -23,7 +23,11 @@ def test_demo_writes_report_and_plan_json(tmp_path: Path) -> None:
     plan = json.loads((out / "plan.json").read_text())
     assert plan["technique"] == "xray"
     assert plan["applicator_diameter_cm"] == 3.0
-    assert plan["prescription"] == {"dose_gy": 20.0, "dose_definition": "TARGIT", "point": "applicator surface"}
+    assert plan["prescription"] == {
+        "dose_gy": 20.0,
+        "dose_definition": "TARGIT",
+        "point": "applicator surface",
+    }
     assert set(plan["dose_at_depth_gy"]) == {"0", "5", "10", "20"}
     assert set(plan["dose_at_depth_water_gy"]) == {"0", "5", "10", "20"}
     assert plan["dose_at_depth_gy"]["0"] == 20.0
@@ -35,14 +39,18 @@ def test_demo_writes_report_and_plan_json(tmp_path: Path) -> None:
     assert "not a medical device" in plan["notice"]
     html = (out / "report.html").read_text()
     assert "not a medical device" in html and "<svg" in html
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # self-contained: loads nothing
+    assert not re.search(
+        r"""(src|href)\s*=\s*["']?(https?:)?//""", html
+    )  # self-contained: loads nothing
     arrays = np.load(out / "plan_arrays.npz")
     assert arrays["dose_gy"].shape == tuple(plan["dose"]["grid"]["shape_zyx"])
 
 
 def test_plan_for_an_example_warns_about_the_skin(tmp_path: Path) -> None:
     out = tmp_path / "plan"
-    result = runner.invoke(app, ["plan", str(EXAMPLES / "left_skin_close_20mm.yaml"), "--out", str(out)])
+    result = runner.invoke(
+        app, ["plan", str(EXAMPLES / "left_skin_close_20mm.yaml"), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     plan = json.loads((out / "plan.json").read_text())
     assert any(w.startswith("skin is 4 mm") for w in plan["warnings"])
@@ -64,7 +72,12 @@ def test_bad_case_exits_2_and_writes_nothing(tmp_path: Path) -> None:
 
 def test_impossible_geometry_writes_nothing(tmp_path: Path) -> None:
     data = yaml.safe_load(demo_case_path().read_text())
-    data["anatomy"].update(cavity_diameter_mm=60, skin_distance_mm=40, breast_base_diameter_mm=100, breast_projection_mm=60)
+    data["anatomy"].update(
+        cavity_diameter_mm=60,
+        skin_distance_mm=40,
+        breast_base_diameter_mm=100,
+        breast_projection_mm=60,
+    )
     bad = tmp_path / "huge.yaml"
     bad.write_text(yaml.safe_dump(data))
     result = runner.invoke(app, ["plan", str(bad), "--out", str(tmp_path / "out")])

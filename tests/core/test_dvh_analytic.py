@@ -15,7 +15,9 @@ DVH_TOLERANCE_PCT = 1.0  # issue 2: volume within 1 % (percentage points of the 
 OFFSETS_MM = [(0.3, -0.2, 0.1), (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)]
 
 
-def _shell_grid(offset_mm: tuple[float, float, float] = OFFSETS_MM[0]) -> tuple[Grid, np.ndarray, np.ndarray]:
+def _shell_grid(
+    offset_mm: tuple[float, float, float] = OFFSETS_MM[0],
+) -> tuple[Grid, np.ndarray, np.ndarray]:
     grid = Grid.centred((0.0, 0.0, 0.0), (64.0, 64.0, 64.0), 1.0)
     r = grid.distance_from_mm(offset_mm)  # shell centre relative to the voxel lattice
     dose = 20.0 * (R_IN_MM / np.maximum(r, R_IN_MM)) ** 3  # 1/r^3 fall-off like a bare 50 kV probe

@@ -24,8 +24,11 @@ def deep_case_phantom() -> Any:
         "patient": {"id": "GEOM-1"},
         "preoperative": {"laterality": "left", "clock_position": 3},
         "anatomy": {
-            "cavity_diameter_mm": 30, "skin_distance_mm": 20, "chest_wall_distance_mm": 20,
-            "breast_base_diameter_mm": 160, "breast_projection_mm": 80,
+            "cavity_diameter_mm": 30,
+            "skin_distance_mm": 20,
+            "chest_wall_distance_mm": 20,
+            "breast_base_diameter_mm": 160,
+            "breast_projection_mm": 80,
         },
         "intent": {"technique": "xray"},
     }
@@ -51,7 +54,9 @@ def test_breast_volume_is_the_hemi_ellipsoid(deep_case_phantom: Any) -> None:
 def test_heart_is_the_whole_ellipsoid_for_left_cases(deep_case_phantom: Any) -> None:
     _, ph = deep_case_phantom
     sx, sy, sz = anatomy_parameters()["heart"]["semi_axes_mm"]
-    assert ph.volume_cc("heart") == pytest.approx(4 / 3 * np.pi * sx * sy * sz / 1000, rel=VOLUME_TOLERANCE)
+    assert ph.volume_cc("heart") == pytest.approx(
+        4 / 3 * np.pi * sx * sy * sz / 1000, rel=VOLUME_TOLERANCE
+    )
 
 
 def test_measured_distances_are_honoured(deep_case_phantom: Any) -> None:
@@ -60,7 +65,9 @@ def test_measured_distances_are_honoured(deep_case_phantom: Any) -> None:
     # chest-wall distance: cavity edge to the fascia plane y = 0
     assert -cy - 15 == pytest.approx(20, abs=1e-6)
     # skin distance: cavity edge to the nearest outer skin surface; voxel centres give +/-1 mm
-    skin_pts = ph.grid.index_to_position_mm(np.argwhere(ph.structures["skin"] & ph.structures["breast"]).astype(float))
+    skin_pts = ph.grid.index_to_position_mm(
+        np.argwhere(ph.structures["skin"] & ph.structures["breast"]).astype(float)
+    )
     nearest = np.linalg.norm(skin_pts - np.array([cx, cy, cz]), axis=1).min()
     skin_thickness = anatomy_parameters()["skin_thickness_mm"]
     assert nearest - 15 == pytest.approx(20 - skin_thickness, abs=1.5)
@@ -69,11 +76,18 @@ def test_measured_distances_are_honoured(deep_case_phantom: Any) -> None:
 
 
 def test_right_breast_has_no_heart_and_mirrors() -> None:
-    case = parse_case({
-        "patient": {"id": "GEOM-2"}, "preoperative": {"laterality": "right", "quadrant": "upper_outer"},
-        "anatomy": {"cavity_diameter_mm": 25, "skin_distance_mm": 10, "chest_wall_distance_mm": 10},
-        "intent": {"technique": "xray"},
-    })
+    case = parse_case(
+        {
+            "patient": {"id": "GEOM-2"},
+            "preoperative": {"laterality": "right", "quadrant": "upper_outer"},
+            "anatomy": {
+                "cavity_diameter_mm": 25,
+                "skin_distance_mm": 10,
+                "chest_wall_distance_mm": 10,
+            },
+            "intent": {"technique": "xray"},
+        }
+    )
     ph = build_breast_phantom(case, applicator_radius_mm=12.5)
     assert "heart" not in ph.structures
     cx, _, cz = ph.applicator_centre_mm
@@ -90,11 +104,19 @@ def test_target_is_cropped_under_the_skin_and_at_the_chest_wall(demo_case: Any) 
 
 
 def test_cavity_larger_than_the_breast_is_a_clear_error() -> None:
-    case = parse_case({
-        "patient": {"id": "GEOM-3"}, "preoperative": {"laterality": "left"},
-        "anatomy": {"cavity_diameter_mm": 60, "skin_distance_mm": 30, "chest_wall_distance_mm": 20,
-                    "breast_base_diameter_mm": 100, "breast_projection_mm": 60},
-        "intent": {"technique": "xray"},
-    })
+    case = parse_case(
+        {
+            "patient": {"id": "GEOM-3"},
+            "preoperative": {"laterality": "left"},
+            "anatomy": {
+                "cavity_diameter_mm": 60,
+                "skin_distance_mm": 30,
+                "chest_wall_distance_mm": 20,
+                "breast_base_diameter_mm": 100,
+                "breast_projection_mm": 60,
+            },
+            "intent": {"technique": "xray"},
+        }
+    )
     with pytest.raises(CaseError, match="larger than the breast"):
         build_breast_phantom(case, applicator_radius_mm=25.0)

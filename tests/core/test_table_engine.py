@@ -16,12 +16,17 @@ AXIS_TOLERANCE = 0.005  # issue 2: 0.5 %
 
 @pytest.fixture(scope="module")
 def planned(demo_case: Any = None) -> Any:
-    from openiort.case import parse_case
-
-    import yaml
     from pathlib import Path
 
-    data = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "left_upper_outer_30mm.yaml").read_text())
+    import yaml
+
+    from openiort.case import parse_case
+
+    data = yaml.safe_load(
+        (
+            Path(__file__).resolve().parents[2] / "examples" / "left_upper_outer_30mm.yaml"
+        ).read_text()
+    )
     case = parse_case(data)
     source = load_example_source()
     t = treatment_time(source, 3.0, 20.0, "TARGIT")
@@ -32,7 +37,9 @@ def planned(demo_case: Any = None) -> Any:
 def test_dose_on_every_axis_matches_the_depth_dose(planned: Any) -> None:
     source, t, phantom, dose = planned
     grid = phantom.grid
-    centre_idx = np.round(grid.position_to_index(np.array(phantom.applicator_centre_mm))).astype(int)
+    centre_idx = np.round(grid.position_to_index(np.array(phantom.applicator_centre_mm))).astype(
+        int
+    )
     body = phantom.material_ids != phantom.materials.index("air")
     surface_gy = source.applicator(3.0).surface_rate_v40_gy_min * t.time_min
     checked = 0
@@ -52,9 +59,11 @@ def test_dose_on_every_axis_matches_the_depth_dose(planned: Any) -> None:
 
 
 def test_surface_dose_is_the_prescription_in_water(planned: Any) -> None:
-    source, t, phantom, dose = planned
+    source, _t, _phantom, dose = planned
     ratio = float(source.ratio_v40_over_targit(3.0, 0.0))
-    assert dose.dose_gy.max() == pytest.approx(20.0 * ratio, rel=1e-6)  # V4.0 equivalent of 20 Gy TARGIT
+    assert dose.dose_gy.max() == pytest.approx(
+        20.0 * ratio, rel=1e-6
+    )  # V4.0 equivalent of 20 Gy TARGIT
 
 
 def test_air_gets_no_dose_and_result_is_labelled(planned: Any) -> None:

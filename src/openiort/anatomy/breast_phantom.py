@@ -34,22 +34,30 @@ from openiort.case import Case, CaseError
 from openiort.grid import Grid
 
 _QUADRANT_CLOCK = {  # clock position (examiner's view) of each quadrant's centre, per side
-    ("left", "upper_outer"): 1.5, ("left", "upper_inner"): 10.5,
-    ("left", "lower_outer"): 4.5, ("left", "lower_inner"): 7.5,
-    ("right", "upper_outer"): 10.5, ("right", "upper_inner"): 1.5,
-    ("right", "lower_outer"): 7.5, ("right", "lower_inner"): 4.5,
+    ("left", "upper_outer"): 1.5,
+    ("left", "upper_inner"): 10.5,
+    ("left", "lower_outer"): 4.5,
+    ("left", "lower_inner"): 7.5,
+    ("right", "upper_outer"): 10.5,
+    ("right", "upper_inner"): 1.5,
+    ("right", "lower_outer"): 7.5,
+    ("right", "lower_inner"): 4.5,
 }
 
 
 @cache
 def anatomy_parameters() -> dict[str, Any]:
-    text = resources.files("openiort.anatomy").joinpath("data/phantom_anatomy.yaml").read_text("utf-8")
+    text = (
+        resources.files("openiort.anatomy").joinpath("data/phantom_anatomy.yaml").read_text("utf-8")
+    )
     params: dict[str, Any] = yaml.safe_load(text)
     return params
 
 
 def _devices_csv(name: str) -> list[dict[str, str]]:
-    return read_commented_csv(resources.files("openiort.devices").joinpath(f"data/{name}").read_text("utf-8"))
+    return read_commented_csv(
+        resources.files("openiort.devices").joinpath(f"data/{name}").read_text("utf-8")
+    )
 
 
 @dataclass(frozen=True)
@@ -70,12 +78,15 @@ class CavityPlacement:
     direction_in_plane: tuple[float, float]  # unit (x, z) direction from the nipple axis
     offset_from_nipple_axis_mm: float
     notes: tuple[str, ...]
+    warnings: tuple[str, ...]
 
 
 def breast_shape(case: Case) -> BreastShape:
     a = case.anatomy
     if a.breast_base_diameter_mm is not None and a.breast_projection_mm is not None:
-        return BreastShape(a.breast_base_diameter_mm / 2, a.breast_projection_mm, "measured (case file)")
+        return BreastShape(
+            a.breast_base_diameter_mm / 2, a.breast_projection_mm, "measured (case file)"
+        )
     cup = a.breast_cup or "C"
     row = next(r for r in _devices_csv("breast_cup_dimensions.csv") if r["cup"] == cup)
     label = f"cup {cup} estimate (devices/data/breast_cup_dimensions.csv)"
@@ -105,7 +116,9 @@ def _clock_direction(case: Case) -> tuple[tuple[float, float], str]:
     return (float(np.sin(angle)), float(np.cos(angle))), how
 
 
-def _distance_to_ellipsoid_surface(point: NDArray[np.float64], shape: BreastShape, centre_x: float) -> float:
+def _distance_to_ellipsoid_surface(
+    point: NDArray[np.float64], shape: BreastShape, centre_x: float
+) -> float:
     """Shortest distance from an interior point to the breast's anterior surface (sampled)."""
     theta = np.linspace(0, np.pi / 2, 181)  # 0 = apex, pi/2 = base rim
     phi = np.linspace(0, 2 * np.pi, 361)
@@ -117,16 +130,23 @@ def _distance_to_ellipsoid_surface(point: NDArray[np.float64], shape: BreastShap
     return float(np.sqrt(((surface - point) ** 2).sum(axis=-1)).min())
 
 
-def place_cavity(case: Case, shape: BreastShape, nipple_x_mm: float, radius_mm: float) -> CavityPlacement:
+def place_cavity(
+    case: Case, shape: BreastShape, nipple_x_mm: float, radius_mm: float
+) -> CavityPlacement:
     """Find the cavity centre that honours the measured skin and chest-wall distances."""
     a = case.anatomy
     if a.skin_distance_mm is None or a.chest_wall_distance_mm is None:
-        missing = [n for n in ("skin_distance_mm", "chest_wall_distance_mm") if getattr(a, n) is None]
-        raise CaseError("case", [f"anatomy.{n}: required to build the phantom, got null" for n in missing])
+        missing = [
+            n for n in ("skin_distance_mm", "chest_wall_distance_mm") if getattr(a, n) is None
+        ]
+        raise CaseError(
+            "case", [f"anatomy.{n}: required to build the phantom, got null" for n in missing]
+        )
     skin, cw = a.skin_distance_mm, a.chest_wall_distance_mm
     y = -(cw + radius_mm)
     direction, how = _clock_direction(case)
     notes = [f"cavity direction from the nipple: {how}"]
+    warnings: list[str] = []
 
     def gap(r: float) -> float:
         d = np.array(direction)
@@ -147,8 +167,7 @@ def place_cavity(case: Case, shape: BreastShape, nipple_x_mm: float, radius_mm: 
                 ],
             )
         if gap(0.0) > 0.5:
-            notes.append(
-                "WARNING: "
+            warnings.append(
                 f"skin distance at the nipple axis is {gap(0.0) + skin:.1f} mm, more than the "
                 f"measured {skin:g} mm: the breast shape estimate is thicker than this patient's"
             )
@@ -159,7 +178,7 @@ def place_cavity(case: Case, shape: BreastShape, nipple_x_mm: float, radius_mm: 
             lo, hi = (mid, hi) if gap(mid) > 0 else (lo, mid)
         offset = 0.5 * (lo + hi)
     centre = (nipple_x_mm + offset * direction[0], y, offset * direction[1])
-    return CavityPlacement(centre, radius_mm, direction, offset, tuple(notes))
+    return CavityPlacement(centre, radius_mm, direction, offset, tuple(notes), tuple(warnings))
 
 
 def _adapt_shape(case: Case, shape: BreastShape, radius_mm: float) -> BreastShape:
@@ -177,26 +196,42 @@ def _adapt_shape(case: Case, shape: BreastShape, radius_mm: float) -> BreastShap
         )
     if shape.source.startswith("measured") or needed <= shape.projection_mm:
         return shape
-    return BreastShape(shape.base_radius_mm, needed, shape.source + f", projection raised to {needed:g} mm to fit the measured distances")
+    return BreastShape(
+        shape.base_radius_mm,
+        needed,
+        shape.source + f", projection raised to {needed:g} mm to fit the measured distances",
+    )
 
 
-def build_breast_phantom(case: Case, applicator_radius_mm: float, spacing_mm: float = 1.0) -> Phantom:
+def build_breast_phantom(
+    case: Case, applicator_radius_mm: float, spacing_mm: float = 1.0
+) -> Phantom:
     """Voxel phantom of the treated breast with the applicator in the cavity."""
     if case.anatomy.cavity_diameter_mm is None:
-        raise CaseError("case", ["anatomy.cavity_diameter_mm: required to build the phantom, got null"])
+        raise CaseError(
+            "case", ["anatomy.cavity_diameter_mm: required to build the phantom, got null"]
+        )
     p = anatomy_parameters()
     side = case.preoperative.laterality or "left"
     sign = 1.0 if side == "left" else -1.0
     cavity_radius = case.anatomy.cavity_diameter_mm / 2
     if applicator_radius_mm > cavity_radius + 1e-6:
-        raise CaseError("case", [f"applicator radius {applicator_radius_mm} mm exceeds the cavity radius {cavity_radius} mm"])
+        raise CaseError(
+            "case",
+            [
+                f"applicator radius {applicator_radius_mm} mm exceeds the cavity radius {cavity_radius} mm"
+            ],
+        )
     shape = _adapt_shape(case, breast_shape(case), cavity_radius)
     nipple_x = sign * float(p["nipple_to_midline_mm"])
     cavity = place_cavity(case, shape, nipple_x, cavity_radius)
 
     margin = float(p["grid_margin_mm"])
     a, h = shape.base_radius_mm, shape.projection_mm
-    muscle_t, rib_layer_t = float(p["pectoral_muscle_thickness_mm"]), float(p["rib_layer_thickness_mm"])
+    muscle_t, rib_layer_t = (
+        float(p["pectoral_muscle_thickness_mm"]),
+        float(p["rib_layer_thickness_mm"]),
+    )
     lung_start = muscle_t + rib_layer_t
     x_lo, x_hi = nipple_x - a - margin, nipple_x + a + margin
     y_back = lung_start + float(p["lung_depth_in_grid_mm"])
@@ -206,44 +241,67 @@ def build_breast_phantom(case: Case, applicator_radius_mm: float, spacing_mm: fl
         hx, hz = float(heart["centre_x_mm"]), float(heart["centre_z_mm"])
         x_lo = min(x_lo, hx - heart["semi_axes_mm"][0] - margin)
         z_lo = min(z_lo, hz - heart["semi_axes_mm"][2] - margin)
-        y_back = max(y_back, lung_start + heart["anterior_gap_mm"] + 2 * heart["semi_axes_mm"][1] + margin)
+        y_back = max(
+            y_back, lung_start + heart["anterior_gap_mm"] + 2 * heart["semi_axes_mm"][1] + margin
+        )
     grid = Grid.centred(
         centre_mm=((x_lo + x_hi) / 2, (-(h + margin) + y_back) / 2, (z_lo + z_hi) / 2),
         size_mm=(x_hi - x_lo, y_back + h + margin, z_hi - z_lo),
         spacing_mm=spacing_mm,
     )
     z, y, x = grid.axes_mm()
-    Z, Y, X = z[:, None, None], y[None, :, None], x[None, None, :]
+    zs, ys, xs = z[:, None, None], y[None, :, None], x[None, None, :]
 
-    breast = ((((X - nipple_x) ** 2 + Z**2) / a**2 + Y**2 / h**2) <= 1.0) & (Y < 0)
-    thorax = np.broadcast_to(Y >= 0, grid.shape)
+    breast = ((((xs - nipple_x) ** 2 + zs**2) / a**2 + ys**2 / h**2) <= 1.0) & (ys < 0)
+    thorax = np.broadcast_to(ys >= 0, grid.shape)
     body = breast | thorax
     depth_in_body = ndimage.distance_transform_edt(body, sampling=(spacing_mm,) * 3)
     skin = body & (depth_in_body <= float(p["skin_thickness_mm"]))
 
-    muscle = thorax & (Y < muscle_t)
-    rib_layer = thorax & (Y >= muscle_t) & (Y < lung_start)
+    muscle = thorax & (ys < muscle_t)
+    rib_layer = thorax & (ys >= muscle_t) & (ys < lung_start)
     rib_y = muscle_t + rib_layer_t / 2
-    rib_phase = ((Z - float(p["rib_z_offset_mm"])) % float(p["rib_pitch_mm"])) - float(p["rib_pitch_mm"]) / 2
-    ribs = rib_layer & (((Y - rib_y) / float(p["rib_semi_axes_mm"][1])) ** 2 + (rib_phase / float(p["rib_semi_axes_mm"][0])) ** 2 <= 1.0)
-    lung = thorax & (Y >= lung_start)
+    rib_phase = ((zs - float(p["rib_z_offset_mm"])) % float(p["rib_pitch_mm"])) - float(
+        p["rib_pitch_mm"]
+    ) / 2
+    ribs = rib_layer & (
+        ((ys - rib_y) / float(p["rib_semi_axes_mm"][1])) ** 2
+        + (rib_phase / float(p["rib_semi_axes_mm"][0])) ** 2
+        <= 1.0
+    )
+    lung = thorax & (ys >= lung_start)
     heart_mask = np.zeros(grid.shape, dtype=bool)
     if side == "left":
         sx, sy, sz = heart["semi_axes_mm"]
         cy = lung_start + heart["anterior_gap_mm"] + sy
-        heart_mask = (((X - heart["centre_x_mm"]) / sx) ** 2 + ((Y - cy) / sy) ** 2 + ((Z - heart["centre_z_mm"]) / sz) ** 2) <= 1.0
+        heart_mask = (
+            ((xs - heart["centre_x_mm"]) / sx) ** 2
+            + ((ys - cy) / sy) ** 2
+            + ((zs - heart["centre_z_mm"]) / sz) ** 2
+        ) <= 1.0
         lung = lung & ~heart_mask
 
     cx, cy_cav, cz = cavity.centre_mm
-    r_centre = np.sqrt((X - cx) ** 2 + (Y - cy_cav) ** 2 + (Z - cz) ** 2)
+    r_centre = np.sqrt((xs - cx) ** 2 + (ys - cy_cav) ** 2 + (zs - cz) ** 2)
     applicator = r_centre <= applicator_radius_mm
     cavity_mask = r_centre <= cavity_radius
     skin_depth_ok = depth_in_body >= float(p["target_skin_crop_mm"])
-    target = (r_centre > applicator_radius_mm) & (r_centre <= applicator_radius_mm + float(p["target_rind_mm"]))
+    target = (r_centre > applicator_radius_mm) & (
+        r_centre <= applicator_radius_mm + float(p["target_rind_mm"])
+    )
     target &= breast & skin_depth_ok & ~skin
 
     gland_frac = gland_fraction(case)
-    materials = ("air", breast_mixture_name(gland_frac), "skin", "muscle", "cortical_bone", "lung", "heart", "applicator_pei")
+    materials = (
+        "air",
+        breast_mixture_name(gland_frac),
+        "skin",
+        "muscle",
+        "cortical_bone",
+        "lung",
+        "heart",
+        "applicator_pei",
+    )
     mid = np.zeros(grid.shape, dtype=np.uint8)
     mid[breast] = 1
     mid[muscle | rib_layer] = 3
@@ -268,8 +326,12 @@ def build_breast_phantom(case: Case, applicator_radius_mm: float, spacing_mm: fl
     # The probe leaves the cavity through the incision, taken to be at the skin point nearest
     # to the cavity centre.
     skin_points = grid.index_to_position_mm(np.argwhere(skin & breast).astype(np.float64))
-    nearest = skin_points[np.argmin(np.linalg.norm(skin_points - np.array(cavity.centre_mm), axis=1))]
-    shaft_dir = (nearest - np.array(cavity.centre_mm)) / np.linalg.norm(nearest - np.array(cavity.centre_mm))
+    nearest = skin_points[
+        np.argmin(np.linalg.norm(skin_points - np.array(cavity.centre_mm), axis=1))
+    ]
+    shaft_dir = (nearest - np.array(cavity.centre_mm)) / np.linalg.norm(
+        nearest - np.array(cavity.centre_mm)
+    )
     return Phantom(
         grid=grid,
         material_ids=mid,
@@ -291,4 +353,5 @@ def build_breast_phantom(case: Case, applicator_radius_mm: float, spacing_mm: fl
             "notes": list(cavity.notes),
             "heart_modelled": side == "left",
         },
+        warnings=list(cavity.warnings),
     )

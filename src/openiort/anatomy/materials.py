@@ -61,7 +61,9 @@ def _breast_mixture(name: str) -> Material:
         for el in elements
     }
     density = 1.0 / (fraction / gland.density_g_cm3 + (1 - fraction) / adipose.density_g_cm3)
-    return Material(name, density, composition, f"{fraction:.0%} ICRU-44 gland by mass, rest adipose")
+    return Material(
+        name, density, composition, f"{fraction:.0%} ICRU-44 gland by mass, rest adipose"
+    )
 
 
 def get_material(name: str) -> Material:
@@ -69,7 +71,7 @@ def get_material(name: str) -> Material:
     lib = material_library()
     if name in lib:
         return lib[name]
-    if name.startswith("breast_g") and name.removeprefix("breast_g").isdigit():
-        if int(name.removeprefix("breast_g")) <= 100:
-            return _breast_mixture(name)
+    suffix = name.removeprefix("breast_g")
+    if name.startswith("breast_g") and suffix.isdigit() and int(suffix) <= 100:
+        return _breast_mixture(name)
     raise KeyError(f"unknown material {name!r}; known: {', '.join(sorted(lib))}, breast_gNN")

@@ -10,7 +10,15 @@ from numpy.typing import NDArray
 from openiort.grid import Grid
 
 STRUCTURE_NAMES = (
-    "breast", "skin", "cavity", "applicator", "target", "chest_wall", "ribs", "lung", "heart",
+    "breast",
+    "skin",
+    "cavity",
+    "applicator",
+    "target",
+    "chest_wall",
+    "ribs",
+    "lung",
+    "heart",
 )
 
 
@@ -35,12 +43,18 @@ class Phantom:
     cavity_radius_mm: float | None = None
     shaft_direction: tuple[float, float, float] | None = None
     description: dict[str, object] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # model limits the planner must show
 
     def __post_init__(self) -> None:
         for name, mask in self.structures.items():
             if mask.shape != self.grid.shape:
-                raise ValueError(f"structure {name!r} has shape {mask.shape}, grid {self.grid.shape}")
-        if self.material_ids.shape != self.grid.shape or self.density_g_cm3.shape != self.grid.shape:
+                raise ValueError(
+                    f"structure {name!r} has shape {mask.shape}, grid {self.grid.shape}"
+                )
+        if (
+            self.material_ids.shape != self.grid.shape
+            or self.density_g_cm3.shape != self.grid.shape
+        ):
             raise ValueError("material and density arrays must have the grid's shape")
 
     def volume_cc(self, name: str) -> float:

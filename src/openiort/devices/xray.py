@@ -87,11 +87,15 @@ class XraySource:
             f"{', '.join(f'{d:g}' for d in self.diameters_cm)} cm"
         )
 
-    def ratio_v40_over_targit(self, diameter_cm: float, depth_mm: NDArray[np.float64] | float) -> NDArray[np.float64]:
+    def ratio_v40_over_targit(
+        self, diameter_cm: float, depth_mm: NDArray[np.float64] | float
+    ) -> NDArray[np.float64]:
         app = self.applicator(diameter_cm)
-        return np.interp(depth_mm, app.ratio_depth_mm, app.ratio_v40_over_targit)
+        return np.asarray(np.interp(depth_mm, app.ratio_depth_mm, app.ratio_v40_over_targit))
 
-    def relative_dose_water(self, diameter_cm: float, depth_mm: NDArray[np.float64] | float) -> NDArray[np.float64]:
+    def relative_dose_water(
+        self, diameter_cm: float, depth_mm: NDArray[np.float64] | float
+    ) -> NDArray[np.float64]:
         """Relative dose to water at depth below the applicator surface (1 at the surface)."""
         app = self.applicator(diameter_cm)
         d = np.asarray(depth_mm, dtype=np.float64)
@@ -100,7 +104,9 @@ class XraySource:
             # times inverse square); it only matters for far organs, never the prescription.
             tail = app.depth_mm >= app.depth_mm[-1] - 10.0
             slope = np.polyfit(app.depth_mm[tail], np.log(app.relative_dose_water[tail]), 1)[0]
-            inside = np.interp(np.minimum(d, app.depth_mm[-1]), app.depth_mm, app.relative_dose_water)
+            inside = np.interp(
+                np.minimum(d, app.depth_mm[-1]), app.depth_mm, app.relative_dose_water
+            )
             beyond = np.exp(slope * np.maximum(d - app.depth_mm[-1], 0.0))
             return np.asarray(inside * beyond)
         return np.asarray(np.interp(d, app.depth_mm, app.relative_dose_water))
@@ -110,7 +116,11 @@ class XraySource:
     ) -> NDArray[np.float64]:
         """Dose rate at depth below the applicator surface in the given dose definition."""
         app = self.applicator(diameter_cm)
-        water = app.surface_rate_v40_gy_min * self.output_check_factor * self.relative_dose_water(diameter_cm, depth_mm)
+        water = (
+            app.surface_rate_v40_gy_min
+            * self.output_check_factor
+            * self.relative_dose_water(diameter_cm, depth_mm)
+        )
         if definition == "V4.0":
             return np.asarray(water)
         return np.asarray(water / self.ratio_v40_over_targit(diameter_cm, depth_mm))
@@ -124,7 +134,9 @@ def _ratios_from_pct(row: dict[str, str]) -> tuple[float, float, float]:
     return r0, r10, r20
 
 
-def _depth_dose_tables(text: str) -> tuple[dict[float, tuple[NDArray[np.float64], NDArray[np.float64]]], str]:
+def _depth_dose_tables(
+    text: str,
+) -> tuple[dict[float, tuple[NDArray[np.float64], NDArray[np.float64]]], str]:
     rows = read_commented_csv(text)
     tables: dict[float, tuple[list[float], list[float]]] = {}
     for r in rows:
@@ -142,8 +154,15 @@ def _depth_dose_tables(text: str) -> tuple[dict[float, tuple[NDArray[np.float64]
     out = {}
     for d, (depth, rel) in tables.items():
         depth_a, rel_a = np.asarray(depth), np.asarray(rel)
-        if np.any(np.diff(depth_a) <= 0) or np.any(rel_a <= 0) or abs(rel_a[0] - 1.0) > 1e-6 or depth_a[0] != 0:
-            raise DeviceDataError(f"depth-dose table for {d} cm must start at 0 mm with 1.0 and increase in depth")
+        if (
+            np.any(np.diff(depth_a) <= 0)
+            or np.any(rel_a <= 0)
+            or abs(rel_a[0] - 1.0) > 1e-6
+            or depth_a[0] != 0
+        ):
+            raise DeviceDataError(
+                f"depth-dose table for {d} cm must start at 0 mm with 1.0 and increase in depth"
+            )
         out[d] = (depth_a, rel_a)
     return out, origin
 
@@ -157,7 +176,9 @@ def load_example_source() -> XraySource:
     for row in read_commented_csv(rates_text):
         d = float(row["applicator_diameter_cm"])
         if d not in tables:
-            raise DeviceDataError(f"no depth-dose table for the {d} cm applicator in {DEPTH_DOSE_TABLE}")
+            raise DeviceDataError(
+                f"no depth-dose table for the {d} cm applicator in {DEPTH_DOSE_TABLE}"
+            )
         applicators[d] = ApplicatorData(
             diameter_cm=d,
             surface_rate_v40_gy_min=float(row["surface_rate_v40_gy_min"]),
@@ -207,7 +228,9 @@ def load_commissioning(path: str | Path) -> XraySource:
     if definition not in ("TARGIT", "V4.0"):
         raise DeviceDataError(f"{p}: dose_definition must be TARGIT or V4.0, got {definition!r}")
     if not 0.5 < check < 1.5:
-        raise DeviceDataError(f"{p}: output_check_factor {check} outside the plausible range 0.5-1.5")
+        raise DeviceDataError(
+            f"{p}: output_check_factor {check} outside the plausible range 0.5-1.5"
+        )
     bare = read_commented_csv(bare_text)
     bare_r = np.array([float(r["distance_from_source_mm"]) for r in bare])
     bare_rate = np.array([float(r["dose_rate_gy_min"]) for r in bare])
@@ -224,7 +247,9 @@ def load_commissioning(path: str | Path) -> XraySource:
         transfer = np.array([t for _, t in sorted(pts)])
         distance = ref.radius_mm + depth
         if distance.min() < bare_r.min() or distance.max() > bare_r.max():
-            raise DeviceDataError(f"{p}: bare-probe table does not cover the {d} cm applicator's depths")
+            raise DeviceDataError(
+                f"{p}: bare-probe table does not cover the {d} cm applicator's depths"
+            )
         rate = np.interp(distance, bare_r, bare_rate) * transfer
         ratio = np.interp(depth, RATIO_DEPTHS_MM, ref.ratio_v40_over_targit)
         water = rate * ratio if definition == "TARGIT" else rate
@@ -239,7 +264,8 @@ def load_commissioning(path: str | Path) -> XraySource:
         )
     measured = meta.get("measured_on")
     return XraySource(
-        name=f"clinic source {serial}" + (f" (measured {measured})" if isinstance(measured, date | str) else ""),
+        name=f"clinic source {serial}"
+        + (f" (measured {measured})" if isinstance(measured, date | str) else ""),
         is_example_source=False,
         applicators=applicators,
         data_sha256=sha256_text(p.read_text("utf-8"), bare_text, transfer_text),
@@ -293,9 +319,13 @@ def treatment_time(
     app = source.applicator(diameter_cm)
     rate = float(source.dose_rate_gy_min(diameter_cm, prescription_depth_mm, definition))
     primary = prescription_gy / rate
-    surface_rate = app.surface_rate_targit_gy_min if definition == "TARGIT" else app.surface_rate_v40_gy_min
+    surface_rate = (
+        app.surface_rate_targit_gy_min if definition == "TARGIT" else app.surface_rate_v40_gy_min
+    )
     surface_rate *= source.output_check_factor
-    second_rate = surface_rate * float(source.relative_dose_water(diameter_cm, prescription_depth_mm))
+    second_rate = surface_rate * float(
+        source.relative_dose_water(diameter_cm, prescription_depth_mm)
+    )
     if definition == "TARGIT":
         ratios = source.ratio_v40_over_targit(diameter_cm, np.array([0.0, prescription_depth_mm]))
         second_rate *= float(ratios[0] / ratios[1])

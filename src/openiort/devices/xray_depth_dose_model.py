@@ -39,13 +39,17 @@ def _water_muen_cm2_g(energy_kev: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.exp(np.interp(np.log(energy_kev), np.log(e), np.log(muen)))
 
 
-def relative_depth_dose(applicator_diameter_cm: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def relative_depth_dose(
+    applicator_diameter_cm: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Depth (mm from the applicator surface) and dose to water relative to the surface."""
     p = model_parameters()
     energy_kev = np.arange(10.0, float(p["tube_voltage_kv"]), float(p["energy_step_kev"]))
     energy_ev = energy_kev * 1000.0
     fluence = (p["tube_voltage_kv"] - energy_kev) / energy_kev
-    fluence *= np.exp(-xraydb.material_mu("Be", energy_ev, density=1.848) * p["beryllium_filter_mm"] / 10)
+    fluence *= np.exp(
+        -xraydb.material_mu("Be", energy_ev, density=1.848) * p["beryllium_filter_mm"] / 10
+    )
     radius_mm = applicator_diameter_cm * 5.0
     wall_cm = (radius_mm - p["probe_radius_mm"]) / 10.0
     density = get_material(p["applicator_material"]).density_g_cm3
@@ -57,7 +61,9 @@ def relative_depth_dose(applicator_diameter_cm: float) -> tuple[NDArray[np.float
     return depth_mm, dose / dose[0]
 
 
-def write_table(path: str, diameters_cm: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)) -> None:
+def write_table(
+    path: str, diameters_cm: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
+) -> None:
     """Write the provisional table in the format that :mod:`openiort.devices.xray` reads."""
     lines = [
         "# Relative depth-dose in water for 50 kV spherical applicators, 1.0 at the applicator",

@@ -31,7 +31,9 @@ def radial_depth_mm(phantom: Phantom) -> np.ndarray:
     """Distance of every voxel centre from the applicator surface (negative inside it)."""
     if phantom.applicator_centre_mm is None or phantom.applicator_radius_mm is None:
         raise ValueError("the phantom has no spherical applicator")
-    return phantom.grid.distance_from_mm(phantom.applicator_centre_mm) - phantom.applicator_radius_mm
+    return (
+        phantom.grid.distance_from_mm(phantom.applicator_centre_mm) - phantom.applicator_radius_mm
+    )
 
 
 def compute(
@@ -40,7 +42,10 @@ def compute(
     """3D dose to water for ``treatment_time_min`` of irradiation with the given applicator."""
     if treatment_time_min <= 0:
         raise ValueError(f"treatment time must be positive, got {treatment_time_min} min")
-    if phantom.applicator_radius_mm is None or abs(phantom.applicator_radius_mm - applicator_diameter_cm * 5) > 1e-6:
+    if (
+        phantom.applicator_radius_mm is None
+        or abs(phantom.applicator_radius_mm - applicator_diameter_cm * 5) > 1e-6
+    ):
         raise ValueError("the phantom's applicator does not match the planned applicator")
     depth = radial_depth_mm(phantom)
     # Inside the applicator the surface dose is carried (depth clamped at 0) so that sub-voxel

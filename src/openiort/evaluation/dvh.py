@@ -63,7 +63,9 @@ class Dvh:
         total = self.total_volume_cc
         return 100.0 * self.volume_at_dose_cc(dose_gy) / total if total else 0.0
 
-    def curve(self, n_points: int = 200, max_dose_gy: float | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def curve(
+        self, n_points: int = 200, max_dose_gy: float | None = None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(dose_gy, volume_pct) of the cumulative DVH on a regular dose axis."""
         top = max_dose_gy if max_dose_gy is not None else self.max_gy
         dose_axis = np.linspace(0.0, top, n_points)
@@ -97,9 +99,13 @@ class DvhCalculator:
         self.dose_gy = dose_gy
         self.grid = grid
         self.subsamples = subsamples
-        variation = ndimage.maximum_filter(dose_gy, size=3) - ndimage.minimum_filter(dose_gy, size=3)
+        variation = ndimage.maximum_filter(dose_gy, size=3) - ndimage.minimum_filter(
+            dose_gy, size=3
+        )
         floor = min_relative_dose * float(dose_gy.max()) if dose_gy.size else 0.0
-        self._steep = (variation > 2 * gradient_threshold * np.maximum(dose_gy, 1e-12)) & (dose_gy >= floor)
+        self._steep = (variation > 2 * gradient_threshold * np.maximum(dose_gy, 1e-12)) & (
+            dose_gy >= floor
+        )
         self._log_dose = np.log(np.maximum(dose_gy, floor * 1e-3 if floor > 0 else 1e-12))
         offsets = (np.arange(subsamples) + 0.5) / subsamples - 0.5
         oz, oy, ox = np.meshgrid(offsets, offsets, offsets, indexing="ij")
@@ -119,10 +125,19 @@ class DvhCalculator:
         flat = mask & ~near
         idx = np.argwhere(near).astype(np.float64)
         points = (idx[:, None, :] + self._offsets[None, :, :]).reshape(-1, 3).T
-        inside = ndimage.map_coordinates(mask.astype(np.float32), points, order=1, mode="nearest") >= 0.5
-        sampled = np.exp(ndimage.map_coordinates(self._log_dose, points[:, inside], order=1, mode="nearest"))
+        inside = (
+            ndimage.map_coordinates(mask.astype(np.float32), points, order=1, mode="nearest") >= 0.5
+        )
+        sampled = np.exp(
+            ndimage.map_coordinates(self._log_dose, points[:, inside], order=1, mode="nearest")
+        )
         doses = np.concatenate([self.dose_gy[flat], sampled])
-        volumes = np.concatenate([np.full(int(flat.sum()), voxel_cc), np.full(sampled.size, voxel_cc / self.subsamples**3)])
+        volumes = np.concatenate(
+            [
+                np.full(int(flat.sum()), voxel_cc),
+                np.full(sampled.size, voxel_cc / self.subsamples**3),
+            ]
+        )
         return _sorted(doses, volumes)
 
 

@@ -75,7 +75,9 @@ def evaluate_structures(phantom: Phantom, dose: DoseGrid) -> dict[str, Dvh]:
 
 
 def _constraint_rows() -> list[dict[str, str]]:
-    text = resources.files("openiort.devices").joinpath("data/dose_constraints.csv").read_text("utf-8")
+    text = (
+        resources.files("openiort.devices").joinpath("data/dose_constraints.csv").read_text("utf-8")
+    )
     return read_commented_csv(text)
 
 

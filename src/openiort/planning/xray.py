@@ -25,12 +25,17 @@ DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAP
 
 
 def _devices_csv(name: str) -> list[dict[str, str]]:
-    return read_commented_csv(resources.files("openiort.devices").joinpath(f"data/{name}").read_text("utf-8"))
+    return read_commented_csv(
+        resources.files("openiort.devices").joinpath(f"data/{name}").read_text("utf-8")
+    )
 
 
 def placement_warnings(case: Case) -> list[str]:
     warnings = []
-    measured = {"skin": case.anatomy.skin_distance_mm, "chest_wall": case.anatomy.chest_wall_distance_mm}
+    measured = {
+        "skin": case.anatomy.skin_distance_mm,
+        "chest_wall": case.anatomy.chest_wall_distance_mm,
+    }
     for row in _devices_csv("xray50_placement_limits.csv"):
         value = measured[row["structure"]]
         limit = float(row["min_distance_mm"])
@@ -45,9 +50,13 @@ def placement_warnings(case: Case) -> list[str]:
 def plan_xray(case: Case, source: XraySource | None = None, spacing_mm: float = 1.0) -> PlanResult:
     """Plan an x-ray IORT case on the phantom built from its measurements."""
     if case.intent.technique != "xray":
-        raise CaseError("case", [f"intent.technique: value {case.intent.technique!r} is not 'xray'"])
+        raise CaseError(
+            "case", [f"intent.technique: value {case.intent.technique!r} is not 'xray'"]
+        )
     if case.anatomy.cavity_diameter_mm is None:
-        raise CaseError("case", ["anatomy.cavity_diameter_mm: required for x-ray planning, got null"])
+        raise CaseError(
+            "case", ["anatomy.cavity_diameter_mm: required for x-ray planning, got null"]
+        )
     src = source or load_example_source()
     rx_gy = case.intent.prescription_gy or DEFAULT_PRESCRIPTION_GY
     definition: DoseDefinition = case.intent.dose_definition or "TARGIT"
@@ -69,7 +78,9 @@ def plan_xray(case: Case, source: XraySource | None = None, spacing_mm: float = 
 
     warnings = []
     if src.is_example_source:
-        warnings.append(f"Treatment time computed with the {EXAMPLE_SOURCE_LABEL}: load your source's commissioning data")
+        warnings.append(
+            f"Treatment time computed with the {EXAMPLE_SOURCE_LABEL}: load your source's commissioning data"
+        )
     if not time.agrees:
         warnings.append(
             f"Second check differs from the primary time by {time.difference_pct:+.1f} % (> 5 %): "
@@ -86,8 +97,7 @@ def plan_xray(case: Case, source: XraySource | None = None, spacing_mm: float = 
         for c in constraints
         if not c.passed
     ]
-    notes = phantom.description.get("notes", [])
-    warnings += [f"phantom: {n.removeprefix('WARNING: ')}" for n in notes if n.startswith("WARNING: ")]  # type: ignore[union-attr]
+    warnings += [f"phantom: {w}" for w in phantom.warnings]
     if "provisional" in src.depth_dose_origin:
         warnings.append(
             "depth-dose curve from the provisional analytic model (no scatter build-up): doses at depth are "
@@ -111,13 +121,18 @@ def plan_xray(case: Case, source: XraySource | None = None, spacing_mm: float = 
                 "second_path": time.second_path,
                 "agrees_within_5_pct": time.agrees,
             },
-            "prescription_other_definition": {"dose_definition": other, "dose_gy": round(other_surface, 3)},
+            "prescription_other_definition": {
+                "dose_definition": other,
+                "dose_gy": round(other_surface, 3),
+            },
         },
         dose_at_depth_gy={
-            depth_key(z): round(float(np.interp(z, depth_profile, in_definition)), 4) for z in REPORT_DEPTHS_MM
+            depth_key(z): round(float(np.interp(z, depth_profile, in_definition)), 4)
+            for z in REPORT_DEPTHS_MM
         },
         dose_at_depth_water_gy={
-            depth_key(z): round(float(np.interp(z, depth_profile, water)), 4) for z in REPORT_DEPTHS_MM
+            depth_key(z): round(float(np.interp(z, depth_profile, water)), 4)
+            for z in REPORT_DEPTHS_MM
         },
         depth_profile_mm=depth_profile.tolist(),
         depth_profile_water_gy=water.tolist(),

@@ -7,18 +7,24 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 
-from openiort.anatomy.phantom import Phantom  # noqa: E402
-from openiort.dosegrid import DoseGrid  # noqa: E402
-from openiort.evaluation.dvh import Dvh  # noqa: E402
+from openiort.anatomy.phantom import Phantom
+from openiort.dosegrid import DoseGrid
+from openiort.evaluation.dvh import Dvh
 
 STRUCTURE_COLOURS = {
-    "target": "#d62728", "skin": "#8c564b", "breast": "#ff7f0e", "chest_wall": "#9467bd",
-    "ribs": "#7f7f7f", "lung": "#17becf", "heart": "#e377c2", "applicator": "#2ca02c",
+    "target": "#d62728",
+    "skin": "#8c564b",
+    "breast": "#ff7f0e",
+    "chest_wall": "#9467bd",
+    "ribs": "#7f7f7f",
+    "lung": "#17becf",
+    "heart": "#e377c2",
+    "applicator": "#2ca02c",
 }
 
 
@@ -27,17 +33,26 @@ def _svg(fig: Figure) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def depth_dose_figure(
-    depth_mm: list[float], water_gy: list[float], definition_gy: list[float] | None, definition: str | None,
+    depth_mm: list[float],
+    water_gy: list[float],
+    definition_gy: list[float] | None,
+    definition: str | None,
     prescription_gy: float,
 ) -> str:
     fig, ax = plt.subplots(figsize=(6.2, 3.6))
     ax.plot(depth_mm, water_gy, label="dose to water (V4.0)", color="#1f77b4")
     if definition_gy is not None and definition and definition != "V4.0":
-        ax.plot(depth_mm[: len(definition_gy)], definition_gy, label=f"{definition} definition", color="#d62728", ls="--")
+        ax.plot(
+            depth_mm[: len(definition_gy)],
+            definition_gy,
+            label=f"{definition} definition",
+            color="#d62728",
+            ls="--",
+        )
     ax.axhline(prescription_gy, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("depth from applicator surface (mm)")
     ax.set_ylabel("dose per session (Gy)")
@@ -61,28 +76,79 @@ def dvh_figure(dvhs: dict[str, Dvh], max_dose_gy: float) -> str:
     return _svg(fig)
 
 
-def dose_slices_figure(phantom: Phantom, dose: DoseGrid, isodoses_gy: tuple[float, ...], centre_mm: tuple[float, float, float]) -> str:
+def dose_slices_figure(
+    phantom: Phantom,
+    dose: DoseGrid,
+    isodoses_gy: tuple[float, ...],
+    centre_mm: tuple[float, float, float],
+) -> str:
     """Axial, coronal and sagittal slices through ``centre_mm`` with isodose lines over anatomy."""
     grid = phantom.grid
     iz, iy, ix = np.round(grid.position_to_index(np.array(centre_mm))).astype(int)
     z, y, x = grid.axes_mm()
     shown = np.where(phantom.structures["applicator"], np.nan, dose.dose_gy)
-    anatomy_cmap = ListedColormap(["#ffffff", "#f2e6d9", "#d9b38c", "#c99", "#eeeeee", "#cce6ff", "#f4c2c2", "#9c9"])
+    anatomy_cmap = ListedColormap(
+        ["#ffffff", "#f2e6d9", "#d9b38c", "#c99", "#eeeeee", "#cce6ff", "#f4c2c2", "#9c9"]
+    )
     views = [
-        ("axial (z = {:.0f} mm)".format(z[iz]), phantom.material_ids[iz], shown[iz], x, y, "x (mm, patient left +)", "y (mm, posterior +)", {k: m[iz] for k, m in phantom.structures.items()}),
-        ("coronal (y = {:.0f} mm)".format(y[iy]), phantom.material_ids[:, iy, :], shown[:, iy, :], x, z, "x (mm)", "z (mm, superior +)", {k: m[:, iy, :] for k, m in phantom.structures.items()}),
-        ("sagittal (x = {:.0f} mm)".format(x[ix]), phantom.material_ids[:, :, ix], shown[:, :, ix], y, z, "y (mm)", "z (mm)", {k: m[:, :, ix] for k, m in phantom.structures.items()}),
+        (
+            f"axial (z = {z[iz]:.0f} mm)",
+            phantom.material_ids[iz],
+            shown[iz],
+            x,
+            y,
+            "x (mm, patient left +)",
+            "y (mm, posterior +)",
+            {k: m[iz] for k, m in phantom.structures.items()},
+        ),
+        (
+            f"coronal (y = {y[iy]:.0f} mm)",
+            phantom.material_ids[:, iy, :],
+            shown[:, iy, :],
+            x,
+            z,
+            "x (mm)",
+            "z (mm, superior +)",
+            {k: m[:, iy, :] for k, m in phantom.structures.items()},
+        ),
+        (
+            f"sagittal (x = {x[ix]:.0f} mm)",
+            phantom.material_ids[:, :, ix],
+            shown[:, :, ix],
+            y,
+            z,
+            "y (mm)",
+            "z (mm)",
+            {k: m[:, :, ix] for k, m in phantom.structures.items()},
+        ),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
-    colours = plt.cm.jet(np.linspace(0.1, 0.95, len(isodoses_gy)))  # type: ignore[attr-defined]
+    colours = matplotlib.colormaps["jet"](np.linspace(0.1, 0.95, len(isodoses_gy)))
     for ax, (title, mat, dslice, h, v, hl, vl, masks) in zip(axes, views, strict=True):
         extent = (h[0], h[-1], v[-1], v[0]) if vl.startswith("y") else (h[0], h[-1], v[0], v[-1])
         origin = "upper" if vl.startswith("y") else "lower"
-        ax.imshow(mat, cmap=anatomy_cmap, vmin=0, vmax=7, extent=extent, origin=origin, interpolation="nearest")
+        ax.imshow(
+            mat,
+            cmap=anatomy_cmap,
+            vmin=0,
+            vmax=7,
+            extent=extent,
+            origin=origin,
+            interpolation="nearest",
+        )
         for name in ("target", "skin", "heart", "ribs"):
             if name in masks and masks[name].any():
-                ax.contour(h, v, masks[name].astype(float), levels=[0.5], colors=[STRUCTURE_COLOURS[name]], linewidths=0.8)
-        cs = ax.contour(h, v, np.nan_to_num(dslice), levels=sorted(isodoses_gy), colors=colours, linewidths=1.1)
+                ax.contour(
+                    h,
+                    v,
+                    masks[name].astype(float),
+                    levels=[0.5],
+                    colors=[STRUCTURE_COLOURS[name]],
+                    linewidths=0.8,
+                )
+        cs = ax.contour(
+            h, v, np.nan_to_num(dslice), levels=sorted(isodoses_gy), colors=colours, linewidths=1.1
+        )
         ax.clabel(cs, fmt="%g Gy", fontsize=7)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(hl, fontsize=8)

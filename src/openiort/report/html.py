@@ -26,26 +26,57 @@ def _environment() -> jinja2.Environment:
 
 def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
     d = plan.delivery
-    rows = [("prescription", f"{plan.prescription_gy:g} Gy at the {plan.prescription_point}"
-             + (f" ({plan.prescription_definition} definition)" if plan.prescription_definition else ""))]
+    rows = [
+        (
+            "prescription",
+            f"{plan.prescription_gy:g} Gy at the {plan.prescription_point}"
+            + (
+                f" ({plan.prescription_definition} definition)"
+                if plan.prescription_definition
+                else ""
+            ),
+        )
+    ]
     if "prescription_other_definition" in d:
         o = d["prescription_other_definition"]
-        rows.append(("same prescription in the other definition", f"{o['dose_gy']:.2f} Gy ({o['dose_definition']})"))
+        rows.append(
+            (
+                "same prescription in the other definition",
+                f"{o['dose_gy']:.2f} Gy ({o['dose_definition']})",
+            )
+        )
     if "applicator_diameter_cm" in d:
         rows.append(("applicator", f"spherical, {d['applicator_diameter_cm']:g} cm diameter"))
     if "treatment_time_min" in d:
-        rows.append(("treatment time", f"{d['treatment_time_min']:.2f} min — {d.get('treatment_time_label', '')}"))
+        rows.append(
+            (
+                "treatment time",
+                f"{d['treatment_time_min']:.2f} min — {d.get('treatment_time_label', '')}",
+            )
+        )
     if "second_check" in d:
         s = d["second_check"]
-        rows.append(("independent second check", f"{s['treatment_time_min']:.2f} min ({s['difference_pct']:+.2f} %; {s['second_path']})"))
-    rows.append(("source data", f"{plan.device.get('source', '')}; depth-dose: {plan.device.get('depth_dose_origin', '')}"))
+        rows.append(
+            (
+                "independent second check",
+                f"{s['treatment_time_min']:.2f} min ({s['difference_pct']:+.2f} %; {s['second_path']})",
+            )
+        )
+    rows.append(
+        (
+            "source data",
+            f"{plan.device.get('source', '')}; depth-dose: {plan.device.get('depth_dose_origin', '')}",
+        )
+    )
     return rows
 
 
 def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
     env = _environment()
     depth_keys = [depth_key(z) for z in REPORT_DEPTHS_MM]
-    max_dose = max(plan.prescription_gy * 1.6, *(m.max_gy for n, m in plan.metrics.items() if n != "breast"))
+    max_dose = max(
+        plan.prescription_gy * 1.6, *(m.max_gy for n, m in plan.metrics.items() if n != "breast")
+    )
     section_templates = {
         name: f"sections/{name}.html"
         for name in plan.sections
@@ -64,7 +95,8 @@ def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
             "V4.0: closer to absorbed dose to water (AAPM TG-292). TARGIT values at depth follow "
             "from the published V4.0/TARGIT ratios at 0, 10 and 20 mm, linear in between, held at "
             "the 20 mm value deeper."
-            if plan.technique == "xray" else ""
+            if plan.technique == "xray"
+            else ""
         ),
         depth_dose_svg=figures.depth_dose_figure(
             plan.depth_profile_mm,
