@@ -173,3 +173,11 @@ def test_template_renders_the_section() -> None:
     assert "https://" not in html
     # the plan report includes the partial from its own dict too (plan.json content)
     assert "EQD2" in html
+
+
+def test_dose_to_medium_is_flagged() -> None:
+    grid = Grid((0.0, 0.0, 0.0), (2.0, 2.0, 2.0), (1, 1, 2))
+    dose = DoseGrid(grid, np.array([[[10.0, 20.0]]]), "medium_in_medium", "MC dose", PROV)
+    out = eqd2_map(dose, 1, "late")
+    assert any("dose to medium" in n for n in out.notes)
+    assert not any("dose to medium" in n for n in eqd2_map(_grid(dose.dose_gy), 1).notes)

@@ -14,6 +14,8 @@ from openiort.radiobiology.errors import RadiobiologyError
 from openiort.radiobiology.parameters import ParameterRecord, Tissue, USCSet
 from openiort.radiobiology.response import TissueResponse, tissue_response
 
+WATER_MEDIA = ("water_in_water", "water_in_medium")
+
 # Relative step of the central difference that propagates a Monte Carlo dose uncertainty
 # through the (smooth, at most quadratic) EQD2 function; a numerical choice, not physics.
 _UNCERTAINTY_STEP = 1e-4
@@ -84,9 +86,15 @@ def eqd2_map(
         with np.errstate(divide="ignore", invalid="ignore"):
             elasticity = np.where(eq > 0, (up - down) / (2 * h * eq), 0.0)
         rel_unc = elasticity * dose.rel_uncertainty
+    medium_note = (
+        ()
+        if dose.medium in WATER_MEDIA
+        else ("dose to medium: the LQ parameters come from clinical dose-to-water data",)
+    )
     notes = (
         *dose.notes,
         f"EQD2 from {dose.normalisation} ({dose.medium_label}), {n} fraction(s)",
+        *medium_note,
         *(rec.describe() + f" [{rec.status}; {rec.source}]" for rec in resp.parameters),
         *resp.warnings,
     )

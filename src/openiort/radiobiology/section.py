@@ -473,7 +473,7 @@ def _figure(
     return line_chart_svg(
         series,
         hlines,
-        title=f"EQD2 of the IORT ({TECHNIQUES[technique]}, {t_min:g} min) vs EBRT schedules",
+        title=f"EQD2 of the IORT ({TECHNIQUES[technique]}, {t_min:.1f} min) vs EBRT schedules",
         x_label="depth from the applicator surface (mm)",
         y_label="EQD2 (Gy)",
     )
