@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 
 from openiort import RESEARCH_NOTICE
-from openiort.case import Case, CaseError, case_json_schema, load_case
-from openiort.devices.xray import DeviceDataError, load_commissioning
-from openiort.plan import PlanResult
-from openiort.planning.xray import plan_xray
+from openiort.case import CaseError, case_json_schema, load_case
+from openiort.devices.xray import DeviceDataError
+from openiort.pipeline import plan_case
+from openiort.radiobiology.commands import radiobio
 from openiort.report.outputs import REPORT_HTML, write_plan_outputs
 
 app = typer.Typer(
@@ -43,22 +43,12 @@ def demo_case_path() -> Path:
     return Path(str(resources.files("openiort").joinpath("data/demo_case.yaml")))
 
 
-def make_plan(case: Case, source_data: Path | None) -> PlanResult:
-    if case.intent.technique == "xray":
-        source = load_commissioning(source_data) if source_data else None
-        return plan_xray(case, source=source)
-    raise CaseError(
-        "case",
-        [f"intent.technique: {case.intent.technique!r} planning is not available in this build"],
-    )
-
-
 def run_plan(case_path: Path, out: Path, source_data: Path | None) -> None:
     started = time.perf_counter()
     try:
         case = load_case(case_path)
         with console.status("planning..."):
-            plan = make_plan(case, source_data)
+            plan = plan_case(case, source_data)
             written = write_plan_outputs(plan, out)
     except (CaseError, DeviceDataError) as exc:
         fail_bad_input(exc)
@@ -96,6 +86,9 @@ def demo(
 def schema() -> None:
     """Print the JSON Schema of the case file."""
     sys.stdout.write(json.dumps(case_json_schema(), indent=2) + "\n")
+
+
+app.command("radiobio")(radiobio)
 
 
 if __name__ == "__main__":  # pragma: no cover

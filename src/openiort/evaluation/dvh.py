@@ -142,7 +142,7 @@ class DvhCalculator:
 
 
 def _sorted(doses: NDArray[np.float64], volumes: NDArray[np.float64]) -> Dvh:
-    order = np.argsort(doses, kind="stable")[::-1]
+    order = np.argsort(doses)[::-1]
     return Dvh(doses[order], volumes[order])
 
 
