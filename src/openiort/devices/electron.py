@@ -611,6 +611,13 @@ def _value(entry: Any) -> Any:
     return entry["value"] if isinstance(entry, dict) and "value" in entry else entry
 
 
+def _pair(values: Any) -> tuple[float, float]:
+    lo, hi = (float(v) for v in values)
+    if not lo < hi:
+        raise ElectronDataError(f"limits must be (low, high), got {values}")
+    return lo, hi
+
+
 def planning_value(name: str) -> Any:
     return _value(planning_defaults()[name])
 
@@ -722,7 +729,10 @@ class ElectronDevice:
         return self.calibration_cgy_per_mu * self.beam(a, b, e).mc_axis_max / ref.mc_axis_max
 
     def provenance_label(self) -> str:
-        return f"{self.name} electron beam data {self.data_version} ({self.beam_data_kind}: {self.beam_data_path})"
+        return (
+            f"{self.name} electron beam data {self.data_version} "
+            f"({self.beam_data_kind}: {self.beam_data_path})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -748,7 +758,8 @@ def _resolve_source(chosen: str | None, manifest: dict[str, Any]) -> tuple[_Beam
         if digest != manifest["beam_data_sha256"]:
             raise ElectronDataError(
                 f"packaged electron beam data {packaged.name} fail their integrity check "
-                f"(SHA-256 {digest[:16]}..., manifest {str(manifest['beam_data_sha256'])[:16]}...): "
+                f"(SHA-256 {digest[:16]}..., manifest "
+                f"{str(manifest['beam_data_sha256'])[:16]}...): "
                 "the file is corrupt or was modified; reinstall the package"
             )
         return _BeamSource(packaged, "compact", digest), True
@@ -826,8 +837,8 @@ def _load_device_cached(beam_data: str | None) -> ElectronDevice:
         reference_pressure_hpa=float(_value(chamber["reference_pressure_hpa"])),
         temperature_correction=bool(_value(chamber["temperature_correction"])),
         reference_temperature_c=None if _value(t_ref) is None else float(_value(t_ref)),
-        pressure_limits_hpa=tuple(float(v) for v in _value(chamber["pressure_limits_hpa"])),  # type: ignore[arg-type]
-        temperature_limits_c=tuple(float(v) for v in _value(chamber["temperature_limits_c"])),  # type: ignore[arg-type]
+        pressure_limits_hpa=_pair(_value(chamber["pressure_limits_hpa"])),
+        temperature_limits_c=_pair(_value(chamber["temperature_limits_c"])),
         max_dose_cgy=float(_value(manifest["max_dose_cgy"])),
         calibration_applicator_cm=cal_key[0],
         calibration_bevel_deg=cal_key[1],
