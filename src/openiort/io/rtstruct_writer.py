@@ -12,8 +12,10 @@ from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 from pydicom.uid import CTImageStorage, RTStructureSetStorage
 
 from openiort.grid import Grid
@@ -47,6 +49,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 DEFAULT_COLOUR = (0, 200, 0)
 COORD_DECIMALS = 4
+CONTOUR_DATA = Tag("ContourData")
 
 
 def _format_coords(values: NDArray[np.float64]) -> list[str]:
@@ -56,6 +59,19 @@ def _format_coords(values: NDArray[np.float64]) -> list[str]:
         text = f"{v:.{COORD_DECIMALS}f}".rstrip("0").rstrip(".")
         out.append("0" if text in ("-0", "") else text)
     return out
+
+
+def _contour_data(values: NDArray[np.float64]) -> RawDataElement:
+    """Contour Data as an already encoded DS element.
+
+    Contours hold most of an RTSTRUCT's values; encoding them here, rather than through
+    pydicom's per-value DS objects, makes the export several times faster. The strings are
+    those of ``_format_coords`` (checked by the tests against pydicom's reading).
+    """
+    encoded = "\\".join(_format_coords(values)).encode("ascii")
+    if len(encoded) % 2:
+        encoded += b" "  # DS values are padded to even length with a space
+    return RawDataElement(CONTOUR_DATA, "DS", len(encoded), encoded, 0, False, True)
 
 
 def _contour_image(ct_uid: str) -> Dataset:
@@ -135,7 +151,7 @@ def build_rtstruct(
                 item.ContourGeometricType = "CLOSED_PLANAR"
                 item.NumberOfContourPoints = len(poly)
                 item.ContourNumber = len(contours) + 1
-                item.ContourData = _format_coords(points.ravel())
+                item[CONTOUR_DATA] = _contour_data(points.ravel())
                 contours.append(item)
         roi_contour = Dataset()
         roi_contour.ReferencedROINumber = number
