@@ -255,7 +255,14 @@ def build_breast_phantom(
     breast = ((((xs - nipple_x) ** 2 + zs**2) / a**2 + ys**2 / h**2) <= 1.0) & (ys < 0)
     thorax = np.broadcast_to(ys >= 0, grid.shape)
     body = breast | thorax
-    depth_in_body = ndimage.distance_transform_edt(body, sampling=(spacing_mm,) * 3)
+    # Depth below the surface matters only near the anterior surface (skin layer, target
+    # crop); the distance transform runs on that slab, the thorax behind it is deep tissue.
+    p_skin = max(float(p["skin_thickness_mm"]), float(p["target_skin_crop_mm"]))
+    rows = np.flatnonzero(grid.axis_mm("y") <= p_skin + 2 * spacing_mm)
+    depth_in_body = np.full(grid.shape, np.inf)
+    depth_in_body[:, rows, :] = ndimage.distance_transform_edt(
+        body[:, rows, :], sampling=(spacing_mm,) * 3
+    )
     skin = body & (depth_in_body <= float(p["skin_thickness_mm"]))
 
     muscle = thorax & (ys < muscle_t)

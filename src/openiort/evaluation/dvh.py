@@ -92,7 +92,7 @@ class DvhCalculator:
         grid: Grid,
         subsamples: int = 3,
         gradient_threshold: float = 0.02,
-        min_relative_dose: float = 0.01,
+        min_relative_dose: float = 0.10,
     ):
         if dose_gy.shape != grid.shape:
             raise ValueError(f"dose shape {dose_gy.shape} differs from grid shape {grid.shape}")
