@@ -208,3 +208,31 @@ def test_bundled_rules_keep_the_compiled_sources_and_verification_levels():
                         assert rule.compiled[key] == src[key], rule.id
     # TARGIT-B is a boost trial (IORT plus whole-breast EBRT), not IORT alone: not encoded.
     assert set(compiled) - used == {"targitb-inc-young", "targitb-inc-older"}
+
+
+def test_every_verdict_names_its_deciding_rules_or_its_missing_fields():
+    from clinical_vignettes import DCIS, INVASIVE, TARGIT_A_FACTS, make_case
+
+    from openiort.clinical.eligibility import evaluate_case
+
+    variants = [
+        (INVASIVE, {}),
+        (INVASIVE, {"pathology": None}),
+        (INVASIVE, {"pathology.margin_mm": None, "patient.age_years": 45}),
+        (INVASIVE, {"pathology.size_mm": 25, "pathology.lvsi": "focal"}),
+        (INVASIVE, {"patient.age_years": 38, "pathology.histology": None}),
+        (DCIS, {}),
+        (DCIS, {"pathology.size_mm": 35, "pathology.dcis_nuclear_grade": None}),
+    ]
+    for base, changes in variants:
+        for v in evaluate_case(make_case(base, changes), TARGIT_A_FACTS):
+            guideline = {g.id: g for g in bundled_guidelines()}[v.guideline]
+            assert v.reasons, (v.guideline, changes)
+            for r in v.reasons:
+                assert guideline.rule(r.rule_id).source == r.source
+            if v.group == "insufficient-data":
+                assert v.missing and len(v.possible_groups) > 1
+                assert {r.status for r in v.reasons} == {"unknown"}
+            else:
+                assert v.missing == () and v.possible_groups == (v.group,)
+                assert "unknown" not in {r.status for r in v.reasons}

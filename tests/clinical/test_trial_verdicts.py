@@ -242,3 +242,12 @@ def test_eliot_bcs_is_read_from_the_plan_and_missing_without_timing():
     v = verdict_of("ELIOT", INVASIVE, {"intent.timing": None})
     assert v.group == "insufficient-data"
     assert v.missing == ("intent.timing",)
+
+
+def test_eligible_verdicts_say_what_the_case_cannot_confirm():
+    # ELIOT and TARGIT-E exclusion lists were not retrieved; M0 is not in the case model.
+    eliot = verdict_of("ELIOT", INVASIVE)
+    assert eliot.provisional and "exclusion criteria were not retrieved" in eliot.provisional_why[0]
+    targit = verdict_of("TARGIT-A", INVASIVE, None, TARGIT_A_FACTS)
+    assert targit.provisional and "M0" in targit.provisional_why[0]
+    assert not verdict_of("ELIOT", INVASIVE, {"patient.age_years": 80}).provisional

@@ -456,6 +456,8 @@ def evaluate(guideline: Guideline, facts: Facts, technique: str | None = None) -
         else "preoperative"
     )
     why = _provisional_why(deciding + iort_deciding)
+    if group in guideline.provisional_groups:
+        why.append(guideline.provisional_groups[group])
     if guideline.reads == "pathology" and facts.basis == "preoperative":
         why.insert(
             0,

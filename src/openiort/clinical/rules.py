@@ -133,6 +133,7 @@ class Guideline:
     readings: tuple[str, ...]
     path: str
     sha256: str
+    provisional_groups: dict[str, str] = field(default_factory=dict)  # group -> why
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
@@ -159,6 +160,7 @@ _TOP_KEYS = {
     "iort": False,
     "advice": False,
     "readings": False,
+    "provisional_groups": False,
     "description": False,
 }
 _RULE_KEYS = {
@@ -462,6 +464,12 @@ def parse_guideline(data: Any, path: str, sha256: str = "") -> Guideline:
     for key in ("id", "title", "citation"):
         if not isinstance(data[key], str) or not data[key].strip():
             raise ctx.fail(f"{key} must be a non-empty string")
+    provisional_groups = data.get("provisional_groups", {}) or {}
+    if not isinstance(provisional_groups, dict) or not all(
+        g in verdicts and isinstance(why, str) and why.strip()
+        for g, why in provisional_groups.items()
+    ):
+        raise ctx.fail("provisional_groups maps verdict groups to a reason (non-empty text)")
     return Guideline(
         id=data["id"],
         title=data["title"].strip(),
@@ -480,6 +488,7 @@ def parse_guideline(data: Any, path: str, sha256: str = "") -> Guideline:
         readings=tuple(r.strip() for r in readings),
         path=path,
         sha256=sha256,
+        provisional_groups={g: " ".join(w.split()) for g, w in provisional_groups.items()},
     )
 
 
