@@ -129,6 +129,9 @@ def test_surface_applicator_geometry(surface_plan) -> None:  # type: ignore[no-u
     np.testing.assert_allclose(np.diff(xs), 10.0)
     assert p.prescription_points_gy["mean"] == pytest.approx(10.0, rel=2e-3)
     assert p.dose_at_depth_gy["5"] == pytest.approx(10.0, rel=2e-3)
+    # Target: tissue under the 30 x 30 mm footprint down to 5 mm: on the 2 mm grid (centres at
+    # odd mm) 16 x 16 columns x 3 layers (y = 15, 17, 19) of 0.008 cc voxels.
+    assert p.target_volume_cc == pytest.approx(16 * 16 * 3 * 0.008, rel=1e-12)
 
 
 def test_surface_plan_warns_about_the_open_cavity(surface_plan) -> None:  # type: ignore[no-untyped-def]

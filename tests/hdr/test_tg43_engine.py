@@ -230,3 +230,18 @@ def test_bad_dwells_and_strength() -> None:
             tg43.compute_dose(ok, "GammaMed_HDR_Plus", bad, grid)  # type: ignore[arg-type]
     with pytest.raises(tg43.Tg43InputError, match="backend"):
         tg43.compute_dose(ok, "GammaMed_HDR_Plus", 1.0, grid, backend="cuda")  # type: ignore[arg-type]
+
+
+def test_consensus_qa_check_reports_the_worst_point() -> None:
+    # The commissioning helper reproduces the per-point comparison above (same reference and
+    # 0.5 % tolerance) and reports where the largest deviation is.
+    result = tg43.consensus_qa_check("SPEC_M-19")
+    assert result.n_points == 208 and result.passed
+    assert 0.0 < result.max_deviation_percent < 0.5
+    z, y = result.worst_point_cm
+    assert math.hypot(z, y) >= 0.5 and y > 0
+    strict = tg43.consensus_qa_check("SPEC_M-19", tolerance_percent=0.01)
+    assert not strict.passed
+    assert tg43.consensus_qa_check("SPEC_M-19", include_axis=True).n_points == 226
+    with pytest.raises(hdr.HdrDataError):
+        tg43.consensus_qa_check("mHDR_v2r_ESTRO")

@@ -637,35 +637,38 @@ class SurfaceApplicator:
         pts = base + ua[:, None, None] * across + ub[None, :, None] * along
         return pts.reshape(-1, 3)
 
+    def grid_coordinates(self, grid: Grid) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(across, along, height) in mm of every voxel centre, each of shape ``grid.shape``."""
+        z, y, x = _voxel_positions_mm(grid)
+        c = np.asarray(self.tissue_centre_mm)
+        out = []
+        for axis in self.frame:
+            out.append((x - c[0]) * axis[0] + (y - c[1]) * axis[1] + (z - c[2]) * axis[2])
+        return out[0], out[1], out[2]
+
+    def _box(
+        self, grid: Grid, half_w: float, half_l: float, low_mm: float, high_mm: float
+    ) -> NDArray[np.bool_]:
+        u, v, w = self.grid_coordinates(grid)
+        return (np.abs(u) <= half_w) & (np.abs(v) <= half_l) & (w > low_mm) & (w <= high_mm)
+
     def slab_mask(self, grid: Grid, thickness_mm: float) -> NDArray[np.bool_]:
         """Voxels under the footprint, from the tissue surface to ``thickness_mm`` deep."""
-        z, y, x = _voxel_positions_mm(grid)
-        shape = grid.shape
-        pts = np.stack(np.broadcast_arrays(x, y, z), axis=-1).reshape(-1, 3)
-        uvw = self.plane_coordinates(pts).reshape(*shape, 3)
-        half_w, half_l = self.width_mm / 2, self.length_mm / 2
         eps = 1e-6
-        return (
-            (np.abs(uvw[..., 0]) <= half_w + eps)
-            & (np.abs(uvw[..., 1]) <= half_l + eps)
-            & (uvw[..., 2] <= eps)
-            & (uvw[..., 2] >= -thickness_mm - eps)
+        return self._box(
+            grid, self.width_mm / 2 + eps, self.length_mm / 2 + eps, -thickness_mm - eps, eps
         )
 
     def flap_mask(self, grid: Grid) -> NDArray[np.bool_]:
         """Voxels occupied by the flap itself: modelled as a slab from the tissue surface to
         twice the source depth (catheters in its mid-plane), over the footprint plus half a
         catheter spacing and half a step all round."""
-        z, y, x = _voxel_positions_mm(grid)
-        pts = np.stack(np.broadcast_arrays(x, y, z), axis=-1).reshape(-1, 3)
-        uvw = self.plane_coordinates(pts).reshape(*grid.shape, 3)
-        half_w = self.width_mm / 2 + self.catheter_spacing_mm / 2
-        half_l = self.length_mm / 2 + self.step_mm / 2
-        return (
-            (np.abs(uvw[..., 0]) <= half_w)
-            & (np.abs(uvw[..., 1]) <= half_l)
-            & (uvw[..., 2] > 0)
-            & (uvw[..., 2] <= 2 * self.source_to_tissue_mm)
+        return self._box(
+            grid,
+            self.width_mm / 2 + self.catheter_spacing_mm / 2,
+            self.length_mm / 2 + self.step_mm / 2,
+            0.0,
+            2 * self.source_to_tissue_mm,
         )
 
     def describe(self) -> dict[str, object]:

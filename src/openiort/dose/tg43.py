@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from openiort import __version__
-from openiort.devices.hdr import Tg43Source, load_source, unit_vector
+from openiort.devices.hdr import Tg43Source, load_source, qa_along_away_table, unit_vector
 from openiort.dosegrid import DoseGrid, Provenance
 from openiort.grid import Grid
 
@@ -545,3 +545,59 @@ def throughput_pairs_per_s(
     compute_dose(dwells, source_id, sk_u, grid, backend=backend)
     elapsed = time.perf_counter() - start
     return grid.size * dwells.n / elapsed, elapsed
+
+
+@dataclass(frozen=True)
+class Tg43QaResult:
+    """Engine against the consensus along-away QA table of one source."""
+
+    source_id: str
+    n_points: int
+    max_deviation_percent: float
+    worst_point_cm: tuple[float, float]
+    tolerance_percent: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_deviation_percent <= self.tolerance_percent
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "source_id": self.source_id,
+            "n_points": self.n_points,
+            "max_deviation_percent": self.max_deviation_percent,
+            "worst_point_z_y_cm": list(self.worst_point_cm),
+            "tolerance_percent": self.tolerance_percent,
+            "passed": self.passed,
+        }
+
+
+def consensus_qa_check(
+    source_id: str,
+    *,
+    min_distance_cm: float = 0.5,
+    include_axis: bool = False,
+    tolerance_percent: float = 0.5,
+) -> Tg43QaResult:
+    """Compare the engine with the source's consensus along-away table (commissioning check).
+
+    Points closer than ``min_distance_cm`` to the source centre, and points on the source axis
+    unless ``include_axis``, are left out. The default tolerance, 0.5 %, is the acceptance
+    criterion of openiort issue 4 for these tables.
+    """
+    z, y, ref = qa_along_away_table(source_id)
+    use = np.hypot(z, y) >= min_distance_cm
+    if not include_axis:
+        use &= y > 0
+    if not use.any():
+        raise Tg43InputError("no QA point is left to compare")
+    calc = dose_rate_along_away(source_id, z[use], y[use])
+    deviation = 100.0 * np.abs(calc / ref[use] - 1.0)
+    worst = int(np.argmax(deviation))
+    return Tg43QaResult(
+        source_id=source_id,
+        n_points=int(use.sum()),
+        max_deviation_percent=float(deviation[worst]),
+        worst_point_cm=(float(z[use][worst]), float(y[use][worst])),
+        tolerance_percent=tolerance_percent,
+    )
