@@ -14,6 +14,7 @@ from openiort.dose.electron import (
     beam_frame,
     central_axis_dose,
     compute_dose,
+    eliot_geometry,
     relative_electron_density,
 )
 
@@ -191,3 +192,37 @@ def test_bad_placement_is_rejected(device: ElectronDevice, kwargs: dict, match: 
         )
     with pytest.raises(ElectronGeometryError, match="disc depth"):
         DiscPlacement(get_disc("al_pb"), depth_mm=0.0, diameter_mm=50.0)
+
+
+def test_eliot_geometry_finds_the_fascia_and_its_normal() -> None:
+    phantom = eliot_phantom(target_thickness_mm=20.0, spacing_mm=2.0)
+    phantom.structures["breast"] = phantom.material_ids == phantom.materials.index("gland")
+    tilt = np.radians(20.0)
+    g = eliot_geometry(
+        phantom,
+        16.0,
+        30.0,
+        tumour_bed_mm=(0.0, 6.0, 0.0),
+        applicator_axis=(0.0, np.cos(tilt), np.sin(tilt)),
+    )
+    # slab chest wall starting at the voxel face y = 19 mm (2 mm grid): normal +y
+    assert g.axis == pytest.approx((0.0, 1.0, 0.0), abs=0.02)
+    assert g.surface_inclination_deg == pytest.approx(20.0, abs=1.5)
+    assert g.bevel_direction == pytest.approx((0.0, 0.0, 1.0), abs=0.03)
+    assert g.fascia_point_mm[1] == pytest.approx(19.0, abs=0.6)
+    assert g.entry_point_mm[1] == pytest.approx(3.0, abs=0.6)
+    z, y, x = phantom.grid.axes_mm()
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    t = g.target
+    assert np.all(yy[t] >= g.entry_point_mm[1]) and np.all(yy[t] < g.entry_point_mm[1] + 16.0)
+    # centred where the tilted applicator axis meets the fascia: z = 13 mm x tan 20 deg
+    assert g.entry_point_mm[2] == pytest.approx(13.0 * np.tan(tilt), abs=0.6)
+    assert np.all(xx[t] ** 2 + (zz[t] - g.entry_point_mm[2]) ** 2 <= 15.0**2 + 1e-9)
+    # volume: pi r^2 h = 11.3 cc within the voxelisation of a 2 mm grid (15 %)
+    assert t.sum() * phantom.grid.voxel_volume_cc == pytest.approx(np.pi * 1.5**2 * 1.6, rel=0.15)
+    with pytest.raises(ElectronGeometryError, match="never reaches the chest wall"):
+        eliot_geometry(
+            phantom, 16.0, 30.0, tumour_bed_mm=(0.0, 6.0, 0.0), applicator_axis=(1.0, 0.0, 0.0)
+        )
+    with pytest.raises(ElectronGeometryError, match="tumour-bed centre"):
+        eliot_geometry(phantom, 16.0, 30.0)

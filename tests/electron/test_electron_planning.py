@@ -217,3 +217,42 @@ def test_skin_in_the_beam_is_flagged() -> None:
     phantom.structures["skin"] = (yy >= 0) & (yy < 2.5) & (np.abs(xx) < 10) & (np.abs(zz) < 10)
     plan = plan_electron(make_case(20.0, 40.0), phantom=phantom, pressure_hpa=950.0)
     assert any("retract the skin" in w for w in plan.warnings)
+
+
+def test_plan_places_the_eliot_layer_from_the_tumour_bed() -> None:
+    """With a tumour-bed centre and a chest wall, the planner builds the ELIOT geometry itself:
+    applicator tilted 30 deg from the fascia normal -> depth axis = normal, bevel 30 deg."""
+    phantom = eliot_phantom(target_thickness_mm=20.0, spacing_mm=2.0)
+    phantom.applicator_centre_mm = (0.0, 8.0, 0.0)
+    tilt = np.radians(30.0)
+    phantom.shaft_direction = (
+        -np.sin(tilt),
+        -np.cos(tilt),
+        0.0,
+    )  # applicator comes in along +x, +y
+    plan = plan_electron(make_case(18.0, 40.0), phantom=phantom, pressure_hpa=950.0)
+    g = plan.geometry
+    assert g["placement"].startswith("ELIOT")
+    assert g["axis"] == pytest.approx([0.0, 1.0, 0.0], abs=0.02)
+    assert g["surface_inclination_deg"] == pytest.approx(30.0, abs=1.5)
+    assert g["bevel_direction"] == pytest.approx([1.0, 0.0, 0.0], abs=0.03)
+    assert plan.bevel_deg == 30
+    # the fascia (chest-wall voxel face) is at y = 19 mm; the entry 18 mm before it
+    assert g["entry_point_mm"][1] == pytest.approx(1.0, abs=0.6)
+    assert plan.target_mask is not None
+    assert plan.target_coverage_pct is not None and plan.target_coverage_pct > 80.0
+
+
+def test_default_disc_covers_the_beam_and_small_discs_are_flagged() -> None:
+    flat = plan_electron(make_case(15.0, 40.0), pressure_hpa=950.0)
+    assert flat.disc is not None
+    # centred on the beam, wider than the applicator by the 2 x 10 mm default margin
+    assert flat.disc["centre_xy_mm"] == pytest.approx([0.0, 0.0], abs=0.5)
+    assert flat.disc["diameter_mm"] >= 10 * flat.applicator_diameter_cm + 20.0
+    assert not any("beyond the disc" in w for w in flat.warnings)
+    bevelled = plan_electron(make_case(12.0, 40.0), pressure_hpa=950.0, surface_inclination_deg=45)
+    assert bevelled.bevel_deg == 45
+    assert bevelled.disc is not None and bevelled.disc["centre_xy_mm"][0] > 3.0  # drifts to +x
+    small = plan_electron(make_case(15.0, 40.0), pressure_hpa=950.0, disc_diameter_mm=40.0)
+    assert any("smaller than the applicator" in w for w in small.warnings)
+    assert any("beyond the disc" in w for w in small.warnings)

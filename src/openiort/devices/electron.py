@@ -307,8 +307,9 @@ class ElectronBeam:
         d0, d1, p0, p1 = depth[j - 1], depth[j], pdd[j - 1], pdd[j]
         return float(d0 + (p0 - pct) * (d1 - d0) / (p0 - p1))
 
-    def isodose_width_mm(self, pct: float, depth_mm: float, axis: str) -> float:
-        """Width of the ``pct`` isodose (percent of the clinical-axis maximum) along x or y."""
+    def isodose_extent_mm(self, pct: float, depth_mm: float, axis: str) -> tuple[float, float]:
+        """(low, high) edges of the ``pct`` isodose (percent of the clinical-axis maximum) along
+        the x or y line through the axis at ``depth_mm``; (0, 0) if the axis is below ``pct``."""
         if axis not in ("x", "y"):
             raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
         i = 0 if axis == "x" else 1
@@ -321,7 +322,7 @@ class ElectronBeam:
         )
         ic = int(np.argmin(np.abs(s)))
         if prof[ic] < pct:
-            return 0.0
+            return 0.0, 0.0
         right = np.nonzero(prof[ic:] < pct)[0]
         left = np.nonzero(prof[: ic + 1][::-1] < pct)[0]
         if right.size == 0 or left.size == 0:
@@ -330,7 +331,12 @@ class ElectronBeam:
         jl = ic - int(left[0])
         xr = s[jr - 1] + (prof[jr - 1] - pct) * (s[jr] - s[jr - 1]) / (prof[jr - 1] - prof[jr])
         xl = s[jl + 1] - (prof[jl + 1] - pct) * (s[jl + 1] - s[jl]) / (prof[jl + 1] - prof[jl])
-        return float(xr - xl)
+        return float(xl), float(xr)
+
+    def isodose_width_mm(self, pct: float, depth_mm: float, axis: str) -> float:
+        """Width of the ``pct`` isodose along x or y at ``depth_mm`` (see isodose_extent_mm)."""
+        lo, hi = self.isodose_extent_mm(pct, depth_mm, axis)
+        return hi - lo
 
     def _practical_range(self) -> tuple[float, float]:
         """(Rp, photon background %): the tangent of the falling PDD meets the background.

@@ -16,7 +16,8 @@ Model, in order:
    phantom is treated as water.
 3. Bolus: a water-equivalent layer of ``bolus_mm`` on the gland surface shifts every depth.
 4. Shielding disc (optional): a disc of diameter ``diameter_mm`` perpendicular to the axis with
-   its upstream face at physical depth ``depth_mm``. In front of it the dose is raised by the
+   its upstream face at physical depth ``depth_mm``, centred at beam coordinates
+   ``centre_xy_mm``. In front of it the dose is raised by the
    disc's published backscatter; behind it the dose is the disc's published transmission times
    the open-beam dose at its face (see :class:`openiort.devices.electron.ShieldingDisc`). The
    phantom's tissue is not displaced by the disc.
@@ -57,11 +58,13 @@ class ElectronGeometryError(ValueError):
 
 @dataclass(frozen=True)
 class DiscPlacement:
-    """A shielding disc in the beam: upstream face at ``depth_mm`` along the axis from entry."""
+    """A shielding disc perpendicular to the beam axis, upstream face at ``depth_mm`` from the
+    entry point, centred at beam coordinates ``centre_xy_mm`` (a bevelled beam drifts to +x)."""
 
     disc: ShieldingDisc
     depth_mm: float
     diameter_mm: float
+    centre_xy_mm: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.depth_mm) or self.depth_mm <= 0:
@@ -78,6 +81,7 @@ class DiscPlacement:
             "type": self.disc.name,
             "depth_mm": self.depth_mm,
             "diameter_mm": self.diameter_mm,
+            "centre_xy_mm": list(self.centre_xy_mm),
             **{k: v for k, v in self.disc.to_dict().items() if k != "name"},
         }
 
@@ -220,7 +224,8 @@ def apply_disc(
     disc: DiscPlacement,
 ) -> FloatArray:
     """Open-beam percent dose modified by a shielding disc (see the module docstring)."""
-    inside = x**2 + y**2 <= (disc.diameter_mm / 2.0) ** 2
+    cx, cy = disc.centre_xy_mm
+    inside = (x - cx) ** 2 + (y - cy) ** 2 <= (disc.diameter_mm / 2.0) ** 2
     behind = inside & (t >= disc.depth_mm)
     front = inside & ~behind
     out = open_dose_pct.copy()
@@ -358,7 +363,9 @@ def compute_dose(
         axis=n.tolist(),
         bevel=u.tolist(),
         dose_max_gy=dose_max_gy,
-        disc=None if disc is None else [disc.disc.name, disc.depth_mm, disc.diameter_mm],
+        disc=None
+        if disc is None
+        else [disc.disc.name, disc.depth_mm, disc.diameter_mm, list(disc.centre_xy_mm)],
         bolus_mm=bolus_mm,
         density_scaling=density_scaling,
         grid=grid.to_dict(),
@@ -404,3 +411,162 @@ def central_axis_dose(
         face = np.full_like(t, disc.depth_mm * relative_density + bolus_mm)
         pct = apply_disc(beam, zero, zero, t, d_w, face, pct, disc)
     return pct * dose_max_gy / 100.0
+
+
+# --------------------------------------------------------------------------------------------
+# ELIOT geometry in a breast phantom
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EliotGeometry:
+    """Beam placement for ELIOT-style IORT in a phantom.
+
+    ``axis`` is the inward normal of the pectoral fascia at ``fascia_point_mm`` (the gland layer
+    lies flat on the disc, so this is the beam data's depth direction); ``applicator_axis`` is the
+    direction the applicator comes in along; their angle is ``surface_inclination_deg`` (what a
+    bevel compensates) and ``bevel_direction`` is the applicator axis's component across the
+    surface (where a bevelled beam travels with depth). ``target`` is the gland layer.
+    """
+
+    entry_point_mm: tuple[float, float, float]
+    axis: tuple[float, float, float]
+    applicator_axis: tuple[float, float, float]
+    surface_inclination_deg: float
+    bevel_direction: tuple[float, float, float] | None
+    fascia_point_mm: tuple[float, float, float]
+    thickness_mm: float
+    width_mm: float
+    target: NDArray[np.bool_]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "entry_point_mm": list(self.entry_point_mm),
+            "axis": list(self.axis),
+            "applicator_axis": list(self.applicator_axis),
+            "surface_inclination_deg": round(self.surface_inclination_deg, 3),
+            "bevel_direction": None if self.bevel_direction is None else list(self.bevel_direction),
+            "fascia_point_mm": list(self.fascia_point_mm),
+            "target_thickness_mm": self.thickness_mm,
+            "target_width_mm": self.width_mm,
+        }
+
+
+def _tuple3(v: FloatArray) -> tuple[float, float, float]:
+    return float(v[0]), float(v[1]), float(v[2])
+
+
+def _surface_normal(
+    mask: NDArray[np.bool_],
+    grid_spacing: tuple[float, float, float],
+    index_zyx: FloatArray,
+    smoothing_mm: float,
+) -> FloatArray:
+    """Unit vector (x, y, z) pointing into ``mask`` at a boundary point, from a smoothed mask."""
+    sx, sy, sz = grid_spacing
+    r = np.ceil(3.0 * smoothing_mm / np.array([sz, sy, sx])).astype(int) + 1
+    centre = np.rint(index_zyx).astype(int)
+    lo = np.maximum(centre - r, 0)
+    hi = np.minimum(centre + r + 1, np.array(mask.shape))
+    block = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float64)
+    sm = ndimage.gaussian_filter(block, sigma=smoothing_mm / np.array([sz, sy, sx]), mode="nearest")
+    gz, gy, gx = np.gradient(sm, sz, sy, sx)
+    at = (index_zyx - lo)[:, None]
+    g = np.array([ndimage.map_coordinates(a, at, order=1, mode="nearest")[0] for a in (gx, gy, gz)])
+    norm = float(np.linalg.norm(g))
+    if norm < 1e-9:
+        raise ElectronGeometryError("cannot find the chest-wall surface normal at the fascia point")
+    return g / norm
+
+
+def eliot_geometry(
+    phantom: Phantom,
+    thickness_mm: float,
+    width_mm: float,
+    *,
+    tumour_bed_mm: tuple[float, float, float] | None = None,
+    applicator_axis: tuple[float, float, float] | None = None,
+    smoothing_mm: float = 3.0,
+) -> EliotGeometry:
+    """Place an ELIOT gland-layer target, entry point and beam axes in a breast phantom.
+
+    From the tumour bed (default: the phantom's applicator/cavity centre) the applicator axis
+    (default ``-phantom.shaft_direction``) is followed to the first ``chest_wall`` voxel: the
+    pectoral fascia, on which the disc lies. The fascia's inward normal there (from the
+    ``chest_wall`` mask smoothed over ``smoothing_mm``) is the beam's depth axis; the entry point
+    is ``thickness_mm`` before the fascia along it; the target is the layer between the two
+    planes within ``width_mm / 2`` of the axis, restricted to ``breast`` where present.
+
+    Raises
+    ------
+    ElectronGeometryError
+        Missing structures or directions, or an axis that never reaches the chest wall.
+    """
+    if not (
+        np.isfinite(thickness_mm) and thickness_mm > 0 and np.isfinite(width_mm) and width_mm > 0
+    ):
+        raise ElectronGeometryError(
+            f"target thickness and width must be positive, got {thickness_mm} and {width_mm} mm"
+        )
+    if applicator_axis is None:
+        if phantom.shaft_direction is None:
+            raise ElectronGeometryError("the phantom has no shaft_direction; give applicator_axis")
+        applicator_axis = _tuple3(-np.asarray(phantom.shaft_direction, dtype=np.float64))
+    a = np.asarray(applicator_axis, dtype=np.float64)
+    if a.shape != (3,) or not np.isfinite(a).all() or np.linalg.norm(a) < 1e-9:
+        raise ElectronGeometryError(
+            f"applicator axis must be a finite non-zero 3-vector, got {applicator_axis}"
+        )
+    a = a / np.linalg.norm(a)
+    start = tumour_bed_mm if tumour_bed_mm is not None else phantom.applicator_centre_mm
+    if start is None:
+        raise ElectronGeometryError("the phantom has no tumour-bed centre; give tumour_bed_mm")
+    chest = phantom.structures.get("chest_wall")
+    if chest is None or not chest.any():
+        raise ElectronGeometryError(
+            "the phantom has no 'chest_wall' structure to place the disc on"
+        )
+    grid = phantom.grid
+    step = 0.25 * float(min(grid.spacing_mm))
+    reach = float(np.linalg.norm(np.asarray(grid.spacing_mm) * np.asarray(grid.shape[::-1])))
+    s = np.arange(0.0, reach, step)
+    pts = np.asarray(start, dtype=np.float64)[None, :] + s[:, None] * a[None, :]
+    idx = np.rint(grid.position_to_index(pts)).astype(int)
+    inside = np.all((idx >= 0) & (idx < np.asarray(grid.shape)), axis=1)
+    hit = np.zeros(s.size, dtype=bool)
+    hit[inside] = chest[idx[inside, 0], idx[inside, 1], idx[inside, 2]]
+    if not hit.any():
+        raise ElectronGeometryError(
+            "the applicator axis from the tumour bed never reaches the chest wall"
+        )
+    fascia = (
+        pts[int(np.argmax(hit))] - 0.5 * step * a
+    )  # between the last breast and first chest sample
+    n = _surface_normal(chest, grid.spacing_mm, grid.position_to_index(fascia), smoothing_mm)
+    cos_incl = float(np.clip(np.dot(a, n), -1.0, 1.0))
+    if cos_incl <= 0:
+        raise ElectronGeometryError("the applicator axis points away from the chest wall")
+    across = a - cos_incl * n
+    bevel_dir = None if np.linalg.norm(across) < 1e-6 else _tuple3(across / np.linalg.norm(across))
+    entry = fascia - thickness_mm * n
+    z, y, x = grid.axes_mm()
+    dx = (x - entry[0])[None, None, :]
+    dy = (y - entry[1])[None, :, None]
+    dz = (z - entry[2])[:, None, None]
+    t = dx * n[0] + dy * n[1] + dz * n[2]
+    lateral2 = dx**2 + dy**2 + dz**2 - t**2
+    target = (t >= 0) & (t < thickness_mm) & (lateral2 <= (width_mm / 2.0) ** 2)
+    breast = phantom.structures.get("breast")
+    if breast is not None:
+        target &= breast
+    return EliotGeometry(
+        entry_point_mm=_tuple3(entry),
+        axis=_tuple3(n),
+        applicator_axis=_tuple3(a),
+        surface_inclination_deg=float(np.degrees(np.arccos(cos_incl))),
+        bevel_direction=bevel_dir,
+        fascia_point_mm=_tuple3(fascia),
+        thickness_mm=float(thickness_mm),
+        width_mm=float(width_mm),
+        target=target,
+    )

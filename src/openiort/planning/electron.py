@@ -32,15 +32,19 @@ from openiort.devices.electron import (
     ElectronBeam,
     ElectronDevice,
     ElectronSettingError,
+    ShieldingDisc,
     get_disc,
     load_electron_device,
     planning_value,
 )
 from openiort.dose.electron import (
     DiscPlacement,
+    ElectronGeometryError,
+    EliotGeometry,
     _energy_at_disc_mev,
     central_axis_dose,
     compute_dose,
+    eliot_geometry,
     relative_electron_density,
 )
 from openiort.dosegrid import DoseGrid
@@ -357,6 +361,7 @@ class ElectronPlanResult:
     target_coverage_pct: float | None = None
     dose: DoseGrid | None = None
     geometry: dict[str, Any] = field(default_factory=dict)
+    target_mask: NDArray[np.bool_] | None = None
 
     @property
     def technique(self) -> str:
@@ -448,8 +453,11 @@ def structure_dose(dose: DoseGrid, mask: NDArray[np.bool_]) -> StructureDose | N
 class _Geometry:
     entry: tuple[float, float, float]
     axis: tuple[float, float, float]
+    target: NDArray[np.bool_] | None
     target_thickness_in_phantom_mm: float | None
-    rho_e_target: float | None
+    bevel_direction: tuple[float, float, float] | None = None
+    surface_inclination_deg: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _phantom_geometry(
@@ -473,14 +481,13 @@ def _phantom_geometry(
         raise ElectronPlanningError(f"beam axis must be a finite non-zero 3-vector, got {axis}")
     n = n / np.linalg.norm(n)
     target = phantom.structures.get("target")
-    thickness = rho = None
+    thickness = None
     if target is not None and target.any():
         pts = phantom.grid.index_to_position_mm(np.argwhere(target).astype(np.float64))
         proj = pts @ n
         half_voxel = 0.5 * float(np.abs(np.asarray(phantom.grid.spacing_mm) * n).max())
         t_min = float(proj.min()) - half_voxel
         thickness = float(proj.max() - proj.min()) + 2 * half_voxel
-        rho = float(relative_electron_density(phantom)[target].mean())
         if entry_point_mm is None:
             centroid = pts.mean(axis=0)
             entry = centroid + (t_min - float(centroid @ n)) * n
@@ -489,7 +496,74 @@ def _phantom_geometry(
         raise ElectronPlanningError(
             "the phantom has no 'target' structure to place the beam on; give entry_point_mm"
         )
-    return _Geometry(entry_point_mm, (float(n[0]), float(n[1]), float(n[2])), thickness, rho)
+    return _Geometry(
+        entry_point_mm,
+        (float(n[0]), float(n[1]), float(n[2])),
+        target if target is not None and target.any() else None,
+        thickness,
+        details={"placement": "from the phantom's 'target' structure"},
+    )
+
+
+def _choose_geometry(
+    phantom: Phantom,
+    geometry: EliotGeometry | None,
+    entry_point_mm: tuple[float, float, float] | None,
+    axis: tuple[float, float, float] | None,
+    thickness_mm: float,
+    width_mm: float,
+) -> _Geometry:
+    """Beam placement: explicit ELIOT geometry, explicit entry/axis, ELIOT geometry from the
+    tumour bed and chest wall, or the phantom's ``target`` structure, in that order."""
+    if geometry is None and entry_point_mm is None and axis is None:
+        has_chest = "chest_wall" in phantom.structures and phantom.structures["chest_wall"].any()
+        if phantom.applicator_centre_mm is not None and has_chest:
+            try:
+                geometry = eliot_geometry(phantom, thickness_mm, width_mm)
+            except ElectronGeometryError as exc:
+                raise ElectronPlanningError(f"cannot place the ELIOT target: {exc}") from None
+    if geometry is not None:
+        return _Geometry(
+            geometry.entry_point_mm,
+            geometry.axis,
+            geometry.target if geometry.target.any() else None,
+            geometry.thickness_mm,
+            geometry.bevel_direction,
+            geometry.surface_inclination_deg,
+            {"placement": "ELIOT gland layer on the pectoral fascia", **geometry.to_dict()},
+        )
+    return _phantom_geometry(phantom, entry_point_mm, axis)
+
+
+def _disc_placement(
+    beam: ElectronBeam,
+    disc: ShieldingDisc,
+    depth_mm: float,
+    depth_w_mm: float,
+    diameter_mm: float | None,
+) -> DiscPlacement:
+    """Disc under the target; by default centred on, and a margin wider than, the 50 % isodose
+    across the beam at its water-equivalent depth (never narrower than the bevelled applicator's
+    footprint, d / cos(bevel), plus the margin)."""
+    margin = float(planning_value("disc_margin_mm"))
+    x_lo, x_hi = beam.isodose_extent_mm(50.0, depth_w_mm, "x")
+    y_lo, y_hi = beam.isodose_extent_mm(50.0, depth_w_mm, "y")
+    centre = (0.5 * (x_lo + x_hi), 0.5 * (y_lo + y_hi))
+    if diameter_mm is None:
+        footprint = 10.0 * beam.applicator_cm / float(np.cos(np.radians(beam.bevel_deg)))
+        diameter_mm = max(footprint, x_hi - x_lo, y_hi - y_lo) + 2.0 * margin
+    return DiscPlacement(
+        disc, depth_mm=depth_mm, diameter_mm=float(diameter_mm), centre_xy_mm=centre
+    )
+
+
+def _disc_rim_dose_pct(beam: ElectronBeam, disc: DiscPlacement, depth_w_mm: float) -> float:
+    """Largest open-beam dose (% of the maximum) on the disc's rim at its face."""
+    phi = np.linspace(0.0, 2.0 * np.pi, 144, endpoint=False)
+    r = disc.diameter_mm / 2.0
+    x = disc.centre_xy_mm[0] + r * np.cos(phi)
+    y = disc.centre_xy_mm[1] + r * np.sin(phi)
+    return float(beam.relative_dose(x, y, np.full_like(x, depth_w_mm)).max())
 
 
 def _lowest_energy(
@@ -509,7 +583,7 @@ def plan_electron(
     pressure_hpa: float | None = None,
     temperature_c: float | None = None,
     *,
-    surface_inclination_deg: float = 0.0,
+    surface_inclination_deg: float | None = None,
     applicator_cm: int | None = None,
     bevel_deg: int | None = None,
     energy_mev: int | None = None,
@@ -522,6 +596,7 @@ def plan_electron(
     axis: tuple[float, float, float] | None = None,
     bevel_direction: tuple[float, float, float] | None = None,
     density_scaling: bool = True,
+    geometry: EliotGeometry | None = None,
     device: ElectronDevice | None = None,
 ) -> ElectronPlanResult:
     """Plan an ELIOT-style electron IORT treatment for a case.
@@ -532,8 +607,11 @@ def plan_electron(
         The case; ``anatomy.target_thickness_mm`` and ``anatomy.target_width_mm`` are required.
     phantom:
         Optional voxel phantom; with it the 3D dose, target coverage and organ doses are
-        computed. The beam axis defaults to ``-phantom.shaft_direction`` and the entry point to
-        the shallowest face of the ``target`` structure along it.
+        computed. Placement, first that applies: ``geometry``; ``entry_point_mm``/``axis``
+        (target = the phantom's ``target``); a phantom with a tumour-bed centre
+        (``applicator_centre_mm``) and a ``chest_wall``: :func:`eliot_geometry` (gland layer on
+        the fascia, depth axis = fascia normal, applicator along ``-shaft_direction``); else
+        axis ``-shaft_direction`` entering at the shallowest face of the ``target`` structure.
     prescription_gy:
         Dose to the prescription isodose; default ``case.intent.prescription_gy`` or 21 Gy.
     isodose_pct:
@@ -542,7 +620,8 @@ def plan_electron(
         Air pressure (and temperature where the device needs it) today; without a pressure the
         MU are computed at the reference pressure and a warning says so.
     surface_inclination_deg:
-        Angle between the gland surface normal and the applicator axis; selects the bevel.
+        Angle between the gland surface normal and the applicator axis; selects the bevel
+        (default: from the ELIOT geometry when there is one, else 0).
     applicator_cm, bevel_deg, energy_mev:
         Force a setting instead of choosing it.
     bolus_mm:
@@ -559,6 +638,8 @@ def plan_electron(
         Beam placement overrides (patient LPS mm / unit vectors).
     density_scaling:
         Water-equivalent depth scaling in the phantom.
+    geometry:
+        Beam placement from :func:`openiort.dose.electron.eliot_geometry`.
     device:
         Electron device; the built-in LIAC HWL by default.
 
@@ -599,29 +680,35 @@ def plan_electron(
     )
     if not np.isfinite(bolus_mm) or bolus_mm < 0:
         raise ElectronPlanningError(f"bolus thickness must be >= 0 mm, got {bolus_mm}")
-    if not np.isfinite(surface_inclination_deg) or not 0 <= surface_inclination_deg < 90:
-        raise ElectronPlanningError(
-            f"surface inclination must be in [0, 90) deg, got {surface_inclination_deg}"
-        )
     if margin < 0:
         raise ElectronPlanningError(f"lateral margin must be >= 0 mm, got {margin}")
     _check_mu_inputs(dev, prescription_gy * 100.0, iso, rescale)
 
-    geometry: _Geometry | None = None
+    place: _Geometry | None = None
     rho_target = 1.0
     if phantom is not None:
-        geometry = _phantom_geometry(phantom, entry_point_mm, axis)
-        if geometry.rho_e_target is not None:
-            rho_target = geometry.rho_e_target
-        if geometry.target_thickness_in_phantom_mm is not None:
+        place = _choose_geometry(phantom, geometry, entry_point_mm, axis, thickness, width)
+        if bevel_direction is None:
+            bevel_direction = place.bevel_direction
+        if surface_inclination_deg is None and place.surface_inclination_deg is not None:
+            surface_inclination_deg = place.surface_inclination_deg
+        if place.target is not None:
+            rho_target = float(relative_electron_density(phantom)[place.target].mean())
+        if place.target_thickness_in_phantom_mm is not None:
             tol = 2.0 * float(max(phantom.grid.spacing_mm))
-            if abs(geometry.target_thickness_in_phantom_mm - thickness) > tol:
+            if abs(place.target_thickness_in_phantom_mm - thickness) > tol:
                 warnings.append(
-                    f"the phantom's target is {geometry.target_thickness_in_phantom_mm:.1f} mm "
+                    f"the phantom's target is {place.target_thickness_in_phantom_mm:.1f} mm "
                     "thick along the "
                     f"beam axis, the case says {thickness:g} mm; the case value is used for "
                     "planning"
                 )
+    if surface_inclination_deg is None:
+        surface_inclination_deg = 0.0
+    if not np.isfinite(surface_inclination_deg) or not 0 <= surface_inclination_deg < 90:
+        raise ElectronPlanningError(
+            f"surface inclination must be in [0, 90) deg, got {surface_inclination_deg}"
+        )
     depth_needed = thickness * rho_target
     required_width = width + 2.0 * margin
 
@@ -844,15 +931,19 @@ def plan_electron(
     placement: DiscPlacement | None = None
     if disc is not None:
         d = get_disc(disc)
-        diameter = (
-            disc_diameter_mm
-            if disc_diameter_mm is not None
-            else (10.0 * a_sel + 2.0 * float(planning_value("disc_margin_mm")))
+        placement = _disc_placement(
+            beam, d, float(thickness), depth_needed + bolus_mm, disc_diameter_mm
         )
-        placement = DiscPlacement(d, depth_mm=float(thickness), diameter_mm=float(diameter))
-        if diameter < 10.0 * a_sel:
+        if placement.diameter_mm < 10.0 * a_sel:
             warnings.append(
-                f"disc diameter {diameter:g} mm is smaller than the applicator ({10 * a_sel} mm)"
+                f"disc diameter {placement.diameter_mm:g} mm is smaller than the applicator "
+                f"({10 * a_sel} mm)"
+            )
+        rim = _disc_rim_dose_pct(beam, placement, depth_needed + bolus_mm)
+        if rim > float(planning_value("disc_edge_warning_pct")):
+            warnings.append(
+                f"the beam reaches beyond the disc: {rim:.0f} % of the maximum dose at its rim; "
+                "the chest wall beside it is not shielded (use a larger disc)"
             )
         e_disc = _energy_at_disc_mev(
             beam, depth_needed + bolus_mm, float(planning_value("mean_energy_per_r50_mev_per_cm"))
@@ -935,12 +1026,12 @@ def plan_electron(
         rejected_alternatives=rejected,
         warnings=warnings,
     )
-    if phantom is not None and geometry is not None:
+    if phantom is not None and place is not None:
         _dose_in_phantom(
             result,
             beam,
             phantom,
-            geometry,
+            place,
             placement,
             bolus_mm,
             bevel_direction,
@@ -981,18 +1072,21 @@ def _dose_in_phantom(
     )
     result.dose = dose
     result.geometry = {
+        **geometry.details,
         "entry_point_mm": list(geometry.entry),
         "axis": list(geometry.axis),
+        "bevel_direction": None if bevel_direction is None else list(bevel_direction),
         "density_scaling": density_scaling,
     }
+    result.target_mask = geometry.target
     for name in OAR_NAMES:
         mask = phantom.structures.get(name)
         if mask is not None:
             s = structure_dose(dose, mask)
             if s is not None:
                 result.structures[name] = s
-    target = phantom.structures.get("target")
-    if target is not None and target.any():
+    target = geometry.target
+    if target is not None:
         t = structure_dose(dose, target)
         assert t is not None
         result.structures["target"] = t
