@@ -1,0 +1,29 @@
+"""Physical constants for the kV Monte Carlo, read from data/codata2018_constants.csv."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from openiort.anatomy.materials import read_commented_csv
+
+
+@cache
+def _constants() -> dict[str, float]:
+    text = resources.files("openiort.dose.mc").joinpath("data/codata2018_constants.csv").read_text("utf-8")
+    return {row["name"]: float(row["value"]) for row in read_commented_csv(text)}
+
+
+def constant(name: str) -> float:
+    """One CODATA 2018 constant by its name in the data file (units in the name)."""
+    values = _constants()
+    if name not in values:
+        raise KeyError(f"unknown constant {name!r}; known: {', '.join(sorted(values))}")
+    return values[name]
+
+
+CLASSICAL_ELECTRON_RADIUS_CM = constant("classical_electron_radius_cm")
+ELECTRON_REST_ENERGY_KEV = constant("electron_rest_energy_kev")
+AVOGADRO_PER_MOL = constant("avogadro_per_mol")
+KEV_TO_JOULE = constant("kev_to_joule")
+HC_KEV_ANGSTROM = constant("hc_kev_angstrom")

@@ -1,0 +1,144 @@
+"""Photon transport in concentric spheres around a point source, scored in spherical shells.
+
+Geometry: region k is the shell between radii ``region_r_mm[k-1]`` and ``region_r_mm[k]``
+(the first starts at the centre); vacuum lies beyond the last radius. Tracking is Woodcock
+(delta) tracking against the largest attenuation coefficient of the regions. Scoring in
+spherical shells (``edges_mm``), either
+
+- track-length kerma (``analog=False``): sum of E x (mu_en/rho) x path length per shell, with
+  mu_en/rho of the shell's response material (dose = tally / shell volume), or
+- analog collision scoring (``analog=True``): the energy deposited at each interaction.
+
+The batch's energy balance (emitted, deposited, escaped, blocked) is kept either way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from openiort.dose.mc.interactions import energy_index, interact, lookup
+from openiort.dose.mc.kernel_common import BLOCKED, DEPOSITED, EMITTED, ESCAPED, emit
+from openiort.dose.mc.physics import PhysArrays
+from openiort.dose.mc.rng import photon_state, uniform
+from openiort.dose.mc.sources import SourceArrays
+
+MM_PER_CM = 10.0  # unit conversion: mu_lin (1/mm) = mu/rho (cm^2/g) x rho (g/cm^3) / 10
+
+
+@njit(cache=True, inline="always")
+def _inside_length(p2: float, b: float, s: float, radius: float) -> float:
+    """Length of the segment p + t u, t in [0, s], inside the sphere of ``radius``."""
+    disc = b * b - (p2 - radius * radius)
+    if disc <= 0.0:
+        return 0.0
+    root = math.sqrt(disc)
+    t1 = min(max(-b - root, 0.0), s)
+    t2 = min(max(-b + root, 0.0), s)
+    return t2 - t1
+
+
+@njit(cache=True)
+def score_segment(
+    px: float, py: float, pz: float, ux: float, uy: float, uz: float, s: float, weight: float,
+    edges: np.ndarray, score_mat: np.ndarray, muen_now: np.ndarray, tally: np.ndarray,
+) -> None:
+    """Add weight x mu_en/rho x (path length in each shell) to ``tally``."""
+    p2 = px * px + py * py + pz * pz
+    b = px * ux + py * uy + pz * uz
+    end2 = p2 + 2.0 * b * s + s * s
+    # closest approach to the centre: inside the segment, or at one of its ends
+    rmin = math.sqrt(max(0.0, p2 - b * b)) if 0.0 < -b < s else math.sqrt(min(p2, end2))
+    rmax = math.sqrt(max(p2, end2))
+    n_edges = edges.shape[0]
+    j0 = int(np.searchsorted(edges, rmin, side="right"))  # first edge above rmin
+    j1 = int(np.searchsorted(edges, rmax, side="left"))  # edges below rmax have index < j1
+    k_lo = max(j0 - 1, 0)
+    k_hi = min(j1 - 1, n_edges - 2)
+    if k_lo > k_hi:
+        return
+    inner = 0.0 if k_lo < j0 else _inside_length(p2, b, s, edges[k_lo])
+    for k in range(k_lo, k_hi + 1):
+        outer = s if k + 1 >= j1 else _inside_length(p2, b, s, edges[k + 1])
+        length = outer - inner
+        if length > 0.0:
+            tally[k] += weight * muen_now[score_mat[k]] * length
+        inner = outer
+
+
+@njit(cache=True, inline="always")
+def _shell_of(r: float, edges: np.ndarray) -> int:
+    k = int(np.searchsorted(edges, r, side="right")) - 1
+    if k < 0 or k >= edges.shape[0] - 1:
+        return -1
+    return k
+
+
+@njit(cache=True, nogil=True)
+def run_sphere(
+    key: np.uint64, first: int, stop: int, src: SourceArrays,
+    region_r_mm: np.ndarray, region_mat: np.ndarray, region_rho: np.ndarray,
+    edges_mm: np.ndarray, score_mat: np.ndarray, analog: bool,
+    phys: PhysArrays, tally: np.ndarray, balance: np.ndarray,
+) -> None:
+    """Transport photons ``first`` to ``stop - 1`` of the batch with ``key``."""
+    state = np.empty(1, dtype=np.uint64)
+    n_mat = phys.mu_rho.shape[0]
+    n_reg = region_r_mm.shape[0]
+    muen_now = np.empty(n_mat)
+    mu_reg = np.empty(n_reg)
+    r_out2 = region_r_mm[n_reg - 1] ** 2
+    for n in range(first, stop):
+        state[0] = photon_state(key, n)
+        e, ux, uy, uz, blocked = emit(src, state)
+        balance[EMITTED] += e
+        if blocked:
+            balance[BLOCKED] += e
+            continue
+        px = 0.0
+        py = 0.0
+        pz = 0.0
+        e_tab = -1.0
+        mu_max = 0.0
+        while True:
+            if e != e_tab:  # refresh the per-energy coefficients
+                i, f = energy_index(e, phys)
+                for m in range(n_mat):
+                    muen_now[m] = lookup(phys.muen_rho, m, i, f)
+                mu_max = 0.0
+                for k in range(n_reg):
+                    mu_reg[k] = lookup(phys.mu_rho, region_mat[k], i, f) * region_rho[k] / MM_PER_CM
+                    mu_max = max(mu_max, mu_reg[k])
+                e_tab = e
+            s = -math.log(uniform(state)) / mu_max
+            if not analog:
+                score_segment(px, py, pz, ux, uy, uz, s, e, edges_mm, score_mat, muen_now, tally)
+            px += s * ux
+            py += s * uy
+            pz += s * uz
+            r2 = px * px + py * py + pz * pz
+            if r2 >= r_out2:
+                balance[ESCAPED] += e
+                break
+            k = 0
+            while k < n_reg - 1 and r2 >= region_r_mm[k] * region_r_mm[k]:
+                k += 1
+            if uniform(state) * mu_max > mu_reg[k]:
+                continue  # virtual collision
+            e_out, ux, uy, uz, e_loc = interact(e, region_mat[k], ux, uy, uz, phys, state)
+            e_sub = 0.0  # a photon below the cut-off deposits its energy here
+            if 0.0 < e_out < phys.cutoff_kev:
+                e_sub = e_out
+                e_out = 0.0
+            balance[DEPOSITED] += e_loc + e_sub
+            shell = _shell_of(math.sqrt(r2), edges_mm)
+            if shell >= 0:
+                if analog:
+                    tally[shell] += e_loc + e_sub
+                elif e_sub > 0.0:  # as kerma-tally units: E x 10 / rho (see scoring.py)
+                    tally[shell] += e_sub * MM_PER_CM / region_rho[k]
+            if e_out == 0.0:
+                break
+            e = e_out
