@@ -8,7 +8,10 @@ one ``DicomImportError`` that names the file; nothing is returned half-read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,6 +40,21 @@ SLICE_SNAP_TOL = 0.1  # contour planes must lie within 0.1 slice spacing of a CT
 T = TypeVar("T")
 
 
+@contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's warnings and log records while reading: they can quote attribute
+    values (patient data must not reach logs), and every real problem becomes an error."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _fail(path: Path, message: str) -> DicomImportError:
     return DicomImportError(f"{path}: {message}")
 
@@ -53,6 +71,11 @@ def _guard(path: Path, what: str, func: Callable[[], T]) -> T:
 
 def read_dataset(path: Path) -> Dataset:
     """Read a DICOM Part 10 file; any failure is a DicomImportError naming the file."""
+    with quiet_pydicom():
+        return _read_dataset(path)
+
+
+def _read_dataset(path: Path) -> Dataset:
 
     def load() -> Dataset:
         try:
@@ -193,6 +216,11 @@ def _list_files(directory: Path) -> list[Path]:
 
 def read_ct_series(directory: Path, series_instance_uid: str | None = None) -> CtSeries:
     """Read the CT series in ``directory`` (non-recursive) onto an LPS grid."""
+    with quiet_pydicom():
+        return _read_ct_series(directory, series_instance_uid)
+
+
+def _read_ct_series(directory: Path, series_instance_uid: str | None) -> CtSeries:
     by_series: dict[str, list[_Slice]] = {}
     for path in _list_files(directory):
         ds = read_dataset(path)
@@ -290,6 +318,11 @@ def read_rtstruct_contours(
     path: Path,
 ) -> tuple[str, dict[str, list[NDArray[np.float64]]]]:
     """(Frame of Reference UID, ROI name -> closed planar contours as (N, 3) LPS points in mm)."""
+    with quiet_pydicom():
+        return _read_rtstruct_contours(path)
+
+
+def _read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[NDArray[np.float64]]]]:
     ds = read_dataset(path)
     if ds.get("Modality") != "RTSTRUCT" or ds.get("SOPClassUID") != RTStructureSetStorage:
         raise _fail(path, f"not an RT Structure Set (Modality {ds.get('Modality')})")
@@ -337,7 +370,12 @@ def read_rtstruct_contours(
 
 def read_rtstruct_masks(path: Path, series: CtSeries) -> dict[str, NDArray[np.bool_]]:
     """Masks of every ROI of an RTSTRUCT on the voxels of ``series`` (even-odd rule per plane)."""
-    frame, contours = read_rtstruct_contours(path)
+    with quiet_pydicom():
+        return _read_rtstruct_masks(path, series)
+
+
+def _read_rtstruct_masks(path: Path, series: CtSeries) -> dict[str, NDArray[np.bool_]]:
+    frame, contours = _read_rtstruct_contours(path)
     if frame != series.frame_of_reference_uid:
         raise _fail(path, "the structure set belongs to another Frame of Reference than the CT")
     grid = series.grid
@@ -397,6 +435,11 @@ class RtDoseVolume:
 
 def read_rtdose(path: Path) -> RtDoseVolume:
     """Read an RTDOSE (multi-frame, axis-aligned) onto an LPS grid."""
+    with quiet_pydicom():
+        return _read_rtdose(path)
+
+
+def _read_rtdose(path: Path) -> RtDoseVolume:
     ds = read_dataset(path)
     if ds.get("SOPClassUID") != RTDoseStorage:
         raise _fail(path, "not an RT Dose object")

@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,7 @@ def read_plan_dir(plan_dir: str | Path) -> PlanDir:
             arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError as exc:
         raise PlanDirError(f"{root / PLAN_ARRAYS}: not found") from exc
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise PlanDirError(f"{root / PLAN_ARRAYS}: cannot read ({exc})") from exc
     required = (
         "material_ids",
