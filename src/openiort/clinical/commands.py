@@ -20,7 +20,7 @@ import openiort
 from openiort.case import Case, CaseError, load_case
 from openiort.clinical.burden import treatment_burden
 from openiort.clinical.eligibility import Verdict, evaluate_case
-from openiort.clinical.facts import FactError, parse_fact
+from openiort.clinical.facts import FactError, consistency_problems, parse_fact
 from openiort.clinical.outcomes import match_evidence
 from openiort.clinical.pathology import (
     EXAMPLE_CENTRE_POLICY_ID,
@@ -64,6 +64,9 @@ def _bad_input() -> Iterator[None]:
 
 def _load(case_path: Path, facts: list[str] | None) -> tuple[Case, dict[str, Any]]:
     case = load_case(case_path)
+    problems = consistency_problems(case)
+    if problems:
+        raise CaseError(str(case_path), problems)
     extra: dict[str, Any] = {}
     for text in facts or []:
         name, value = parse_fact(text)

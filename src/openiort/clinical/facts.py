@@ -172,7 +172,7 @@ def _check_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-_NODAL_STAGE_POSITIVE_NODES: dict[str, tuple[float, float]] = {
+NODAL_STAGE_POSITIVE_NODES: dict[str, tuple[float, float]] = {
     # Number of positive nodes each pN category allows (AJCC 8th edition definitions):
     # ITCs only (pN0(i+)) are not counted as positive nodes; pN1mi/pN1a: 1-3 nodes;
     # pN2a: 4-9; pN3 includes infraclavicular or supraclavicular spread with any count >= 1.
@@ -191,8 +191,8 @@ def consistency_problems(case: Case) -> list[str]:
     p = case.pathology
     if p is None:
         return problems
-    if p.nodal_stage in _NODAL_STAGE_POSITIVE_NODES and p.positive_nodes is not None:
-        lo, hi = _NODAL_STAGE_POSITIVE_NODES[p.nodal_stage]
+    if p.nodal_stage in NODAL_STAGE_POSITIVE_NODES and p.positive_nodes is not None:
+        lo, hi = NODAL_STAGE_POSITIVE_NODES[p.nodal_stage]
         if not lo <= p.positive_nodes <= hi:
             problems.append(
                 f"pathology.positive_nodes: value {p.positive_nodes} contradicts "

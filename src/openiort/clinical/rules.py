@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from openiort.clinical.variables import Variable, get_variable
+from openiort.clinical.variables import Variable, get_variable, group_variable
 
 SCHEMA_VERSION = 1
 
@@ -264,14 +264,7 @@ def _parse_rule(
         raise ctx.fail(f"unknown operator {operator!r} (allowed: {list(OPERATORS)})", rule_id)
     name = raw["variable"]
     if name == GROUP_VARIABLE:
-        var = Variable(
-            GROUP_VARIABLE,
-            "category",
-            "verdict group",
-            (),
-            lambda f, p: None,  # type: ignore[arg-type,return-value]
-            domain=verdict_groups,
-        )
+        var = group_variable(verdict_groups)
     else:
         try:
             var = get_variable(name)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from openiort.clinical.facts import _NODAL_STAGE_POSITIVE_NODES, Facts
+from openiort.clinical.facts import NODAL_STAGE_POSITIVE_NODES, Facts
 
 Kind = Literal["number", "bool", "category"]
 
@@ -476,11 +476,7 @@ def _her2(var: Variable, facts: Facts, params: Mapping[str, Any]) -> Derived:
             missing=("preoperative.anti_her2_therapy_planned",),
             observed=(her2.observed,),
         )
-    return _merge(
-        _field(facts, "preoperative.her2_status"),
-        _field(facts, "preoperative.anti_her2_therapy_planned"),
-        values=frozenset({not therapy.value}),
-    )
+    return Derived(frozenset({not therapy.value}), observed=(her2.observed, therapy.observed))
 
 
 # --- final pathology ----------------------------------------------------------------------
@@ -816,8 +812,8 @@ def _positive_nodes(var: Variable, facts: Facts, params: Mapping[str, Any]) -> D
     if count.value is not None:
         return _point(var, count.value, count.observed)
     stage = facts.read("pathology.nodal_stage")
-    if stage.value in _NODAL_STAGE_POSITIVE_NODES:
-        lo, hi = _NODAL_STAGE_POSITIVE_NODES[stage.value]
+    if stage.value in NODAL_STAGE_POSITIVE_NODES:
+        lo, hi = NODAL_STAGE_POSITIVE_NODES[stage.value]
         missing = () if lo == hi else ("pathology.positive_nodes",)
         return Derived(Interval(lo, hi), missing=missing, observed=(stage.observed,))
     # pNx or no stage: the count itself, or a nodal stage, would settle it.
@@ -843,6 +839,20 @@ def _node_negative(var: Variable, facts: Facts, params: Mapping[str, Any]) -> De
     if count.value is not None and surgery.value in ("SLNB", "ALND"):
         return Derived(frozenset({count.value == 0}), observed=(count.observed, surgery.observed))
     return _unknown(var, "pathology.nodal_stage")
+
+
+def group_variable(verdict_groups: tuple[str, ...]) -> Variable:
+    """The reserved variable ``group``: the verdict group a guideline file has just decided.
+
+    The evaluator supplies its possible values; it is never derived from the case.
+    """
+
+    def not_derived(facts: Facts, params: Mapping[str, Any]) -> Derived:
+        raise RuntimeError("the group variable is set by the evaluator, not derived")
+
+    return Variable(
+        "group", "category", "verdict group of this file", (), not_derived, domain=verdict_groups
+    )
 
 
 def derive(name: str, facts: Facts, params: Mapping[str, Any] | None = None) -> Derived:
