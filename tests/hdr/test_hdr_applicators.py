@@ -72,7 +72,7 @@ def test_bad_balloons(kwargs: dict[str, object]) -> None:
     }
     args.update(kwargs)
     with pytest.raises(hdr.ApplicatorError):
-        hdr.BalloonApplicator(**args)  # type: ignore[arg-type]
+        hdr.BalloonApplicator(**args)
 
 
 def test_bad_surface_applicators() -> None:

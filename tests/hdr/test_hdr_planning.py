@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from hdr_phantoms import water_cube_phantom
 
+from openiort.anatomy.phantom import Phantom
 from openiort.case import parse_case
 from openiort.devices import hdr
 from openiort.dose import tg43
 from openiort.planning.hdr import (
     HdrPlanError,
+    HdrPlanResult,
     optimise_dwell_times,
     plan_hdr,
     plan_hdr_from_case,
@@ -24,18 +26,18 @@ SK_U = 40000.0
 
 
 @pytest.fixture(scope="module")
-def balloon_plan() -> object:
-    phantom = water_cube_phantom(skin_at_mm=30.0, lung_beyond_mm=30.0)
+def balloon_plan(water_cube: Callable[..., Phantom]) -> HdrPlanResult:
+    phantom = water_cube(skin_at_mm=30.0, lung_beyond_mm=30.0)
     return plan_hdr(phantom, 10.0, 10.0, "balloon", sk_u=SK_U, source_id="GammaMed_HDR_Plus")
 
 
 @pytest.fixture(scope="module")
-def surface_plan() -> object:
-    phantom = water_cube_phantom(cavity_material="air")
+def surface_plan(water_cube: Callable[..., Phantom]) -> HdrPlanResult:
+    phantom = water_cube(cavity_material="air")
     return plan_hdr(phantom, 10.0, 5.0, "surface", sk_u=SK_U)
 
 
-def test_balloon_dwell_positions_on_the_catheter(balloon_plan) -> None:  # type: ignore[no-untyped-def]
+def test_balloon_dwell_positions_on_the_catheter(balloon_plan: HdrPlanResult) -> None:
     # 15 mm balloon, 5 mm steps, last dwell >= 5 mm inside the wall: -10..10 mm on the axis
     # (shaft along -y), source pointing away from the skin (+y).
     pos = balloon_plan.dwell_positions_mm
@@ -44,7 +46,7 @@ def test_balloon_dwell_positions_on_the_catheter(balloon_plan) -> None:  # type:
     np.testing.assert_allclose(balloon_plan.dwell_directions, [[0, 1, 0]] * 5, atol=1e-12)
 
 
-def test_balloon_plan_delivers_the_prescription(balloon_plan) -> None:  # type: ignore[no-untyped-def]
+def test_balloon_plan_delivers_the_prescription(balloon_plan: HdrPlanResult) -> None:
     # Mean dose over the prescription points is the prescription before rounding; rounding to
     # 0.1 s on dwell times of tens of seconds moves it by < 0.1 % (tolerance 0.2 %).
     p = balloon_plan
@@ -58,7 +60,7 @@ def test_balloon_plan_delivers_the_prescription(balloon_plan) -> None:  # type: 
     np.testing.assert_allclose(p.dwell_times_s * 10, np.round(p.dwell_times_s * 10), atol=1e-9)
 
 
-def test_balloon_voxel_dose_matches_independent_point_sum(balloon_plan) -> None:  # type: ignore[no-untyped-def]
+def test_balloon_voxel_dose_matches_independent_point_sum(balloon_plan: HdrPlanResult) -> None:
     # Independent path: sum over dwells of the polar TG-43 API at a voxel centre.
     p = balloon_plan
     point = np.array([25.0, 1.0, 1.0])  # a voxel centre of the 2 mm grid (centres at odd mm)
@@ -72,7 +74,7 @@ def test_balloon_voxel_dose_matches_independent_point_sum(balloon_plan) -> None:
     assert p.dose_gy[idx] == pytest.approx(expected, rel=1e-10)
 
 
-def test_balloon_metrics_and_report(balloon_plan) -> None:  # type: ignore[no-untyped-def]
+def test_balloon_metrics_and_report(balloon_plan: HdrPlanResult) -> None:
     p = balloon_plan
     # TRAK = S_K x total time (ICRU 58): U x h = uGy at 1 m.
     assert p.trak_ugy_at_1m == pytest.approx(SK_U * p.total_time_s / 3600, rel=1e-12)
@@ -105,7 +107,7 @@ def test_balloon_metrics_and_report(balloon_plan) -> None:  # type: ignore[no-un
     assert dg.provenance.device_data_sha256 == hdr.source_data_sha256("GammaMed_HDR_Plus")
 
 
-def test_balloon_warnings_near_skin_and_lung(balloon_plan) -> None:  # type: ignore[no-untyped-def]
+def test_balloon_warnings_near_skin_and_lung(balloon_plan: HdrPlanResult) -> None:
     text = "\n".join(balloon_plan.warnings)
     assert "Near skin" in text and "Kassas" in text and "overestimates" in text
     assert "Lung:" in text and "treats lung" in text
@@ -113,7 +115,7 @@ def test_balloon_warnings_near_skin_and_lung(balloon_plan) -> None:  # type: ign
     assert "example" not in text  # a strength was given
 
 
-def test_surface_applicator_geometry(surface_plan) -> None:  # type: ignore[no-untyped-def]
+def test_surface_applicator_geometry(surface_plan: HdrPlanResult) -> None:
     # Issue 4: catheters 1 cm apart, source path 5 mm from the tissue surface. The cavity
     # (radius 15 mm) gives a 30 mm x 30 mm applicator: 4 catheters of 7 dwell positions.
     p = surface_plan
@@ -134,13 +136,15 @@ def test_surface_applicator_geometry(surface_plan) -> None:  # type: ignore[no-u
     assert p.target_volume_cc == pytest.approx(16 * 16 * 3 * 0.008, rel=1e-12)
 
 
-def test_surface_plan_warns_about_the_open_cavity(surface_plan) -> None:  # type: ignore[no-untyped-def]
+def test_surface_plan_warns_about_the_open_cavity(surface_plan: HdrPlanResult) -> None:
     text = "\n".join(surface_plan.warnings)
     assert "Air:" in text and "open cavity above the surface applicator" in text
 
 
-def test_example_strength_and_non_consensus_source_are_flagged() -> None:
-    phantom = water_cube_phantom()
+def test_example_strength_and_non_consensus_source_are_flagged(
+    water_cube: Callable[..., Phantom],
+) -> None:
+    phantom = water_cube()
     p = plan_hdr(phantom, 8.0, 10.0, source_id="mHDR_v2r_ESTRO")
     text = "\n".join(p.warnings)
     assert p.sk_is_example and "example value" in text
@@ -151,8 +155,8 @@ def test_example_strength_and_non_consensus_source_are_flagged() -> None:
     assert p2.total_time_s == pytest.approx(p.total_time_s / 2, abs=0.1 * p.dwell_times_s.size)
 
 
-def test_smoothness_evens_the_dwell_times() -> None:
-    phantom = water_cube_phantom()
+def test_smoothness_evens_the_dwell_times(water_cube: Callable[..., Phantom]) -> None:
+    phantom = water_cube()
     rough = plan_hdr(phantom, 10.0, 10.0, sk_u=SK_U, smoothness=0.0)
     smooth = plan_hdr(phantom, 10.0, 10.0, sk_u=SK_U, smoothness=1.0)
 
@@ -171,7 +175,7 @@ def test_smoothness_evens_the_dwell_times() -> None:
 def test_optimiser_solves_an_exact_problem(method: str) -> None:
     # Independent reference: diagonal influence matrix, exact solution t_i = Rx / a_ii.
     a = np.diag([1.0, 2.0, 4.0])
-    t = optimise_dwell_times(a, 2.0, [], 0.0, method)  # type: ignore[arg-type]
+    t = optimise_dwell_times(a, 2.0, [], 0.0, method)
     np.testing.assert_allclose(t, [2.0, 1.0, 0.5], rtol=1e-8)
 
 
@@ -192,7 +196,7 @@ def test_optimiser_bad_inputs() -> None:
     with pytest.raises(HdrPlanError, match="smoothness"):
         optimise_dwell_times(a, 1.0, [(0, 1)], -1.0)
     with pytest.raises(HdrPlanError, match="method"):
-        optimise_dwell_times(a, 1.0, [], 0.0, "simplex")  # type: ignore[arg-type]
+        optimise_dwell_times(a, 1.0, [], 0.0, "simplex")
     with pytest.raises(HdrPlanError, match="no dose"):
         optimise_dwell_times(np.zeros((3, 2)), 1.0, [])
 
@@ -200,14 +204,14 @@ def test_optimiser_bad_inputs() -> None:
 # ------------------------------------------------------------------------------ bad input
 
 
-def test_plan_bad_inputs() -> None:
-    phantom = water_cube_phantom()
+def test_plan_bad_inputs(water_cube: Callable[..., Phantom]) -> None:
+    phantom = water_cube()
     with pytest.raises(HdrPlanError, match="prescription must be"):
         plan_hdr(phantom, 0.0, 10.0)
     with pytest.raises(HdrPlanError, match="prescription depth"):
         plan_hdr(phantom, 10.0, -1.0)
     with pytest.raises(HdrPlanError, match="unknown HDR applicator 'needle'"):
-        plan_hdr(phantom, 10.0, 10.0, "needle")  # type: ignore[arg-type]
+        plan_hdr(phantom, 10.0, 10.0, "needle")
     with pytest.raises(hdr.UnknownSourceError, match="Ir-999"):
         plan_hdr(phantom, 10.0, 10.0, source_id="Ir-999")
     with pytest.raises(HdrPlanError, match="air-kerma strength"):
@@ -216,16 +220,16 @@ def test_plan_bad_inputs() -> None:
         plan_hdr(replace(phantom, shaft_direction=None), 10.0, 10.0)
 
 
-def test_applicator_that_does_not_fit_the_grid() -> None:
-    phantom = replace(water_cube_phantom(size_mm=40.0), cavity_radius_mm=30.0)
+def test_applicator_that_does_not_fit_the_grid(water_cube: Callable[..., Phantom]) -> None:
+    phantom = replace(water_cube(size_mm=40.0), cavity_radius_mm=30.0)
     with pytest.raises(hdr.ApplicatorError, match="outside the phantom grid"):
         plan_hdr(phantom, 10.0, 10.0, sk_u=SK_U)
 
 
-def test_prescription_beyond_the_body_is_refused() -> None:
+def test_prescription_beyond_the_body_is_refused(water_cube: Callable[..., Phantom]) -> None:
     # Skin 20 mm from the centre with air beyond on one side only leaves points on the other
     # sides; air all round the prescription sphere is refused.
-    phantom = water_cube_phantom(skin_at_mm=20.0)
+    phantom = water_cube(skin_at_mm=20.0)
     p = plan_hdr(phantom, 10.0, 10.0, sk_u=SK_U)
     assert any("outside the body" in w for w in p.warnings)
     air_everywhere = replace(phantom, material_ids=np.where(phantom.structures["cavity"], 0, 1))
@@ -236,15 +240,15 @@ def test_prescription_beyond_the_body_is_refused() -> None:
         plan_hdr(air_everywhere, 10.0, 10.0, sk_u=SK_U)
 
 
-def test_plan_from_case() -> None:
+def test_plan_from_case(water_cube: Callable[..., Phantom]) -> None:
     case = parse_case(
         {"patient": {"id": "HDR-1"}, "intent": {"technique": "hdr", "prescription_gy": 12}}
     )
-    p = plan_hdr_from_case(case, water_cube_phantom(), sk_u=SK_U)
+    p = plan_hdr_from_case(case, water_cube(), sk_u=SK_U)
     assert p.prescription_gy == 12.0 and p.prescription_depth_mm == 10.0
     xray = parse_case({"patient": {"id": "X-1"}, "intent": {"technique": "xray"}})
     with pytest.raises(HdrPlanError, match="not 'hdr'"):
-        plan_hdr_from_case(xray, water_cube_phantom())
+        plan_hdr_from_case(xray, water_cube())
     no_rx = parse_case({"patient": {"id": "H-2"}, "intent": {"technique": "hdr"}})
     with pytest.raises(HdrPlanError, match="prescription_gy"):
-        plan_hdr_from_case(no_rx, water_cube_phantom())
+        plan_hdr_from_case(no_rx, water_cube())

@@ -227,9 +227,9 @@ def test_bad_dwells_and_strength() -> None:
     ok = tg43.Dwells(z, up, np.array([1.0]))
     for bad in (0.0, -5.0, math.inf, "40000"):
         with pytest.raises(tg43.Tg43InputError, match="air-kerma strength"):
-            tg43.compute_dose(ok, "GammaMed_HDR_Plus", bad, grid)  # type: ignore[arg-type]
+            tg43.compute_dose(ok, "GammaMed_HDR_Plus", bad, grid)
     with pytest.raises(tg43.Tg43InputError, match="backend"):
-        tg43.compute_dose(ok, "GammaMed_HDR_Plus", 1.0, grid, backend="cuda")  # type: ignore[arg-type]
+        tg43.compute_dose(ok, "GammaMed_HDR_Plus", 1.0, grid, backend="cuda")
 
 
 def test_consensus_qa_check_reports_the_worst_point() -> None:

@@ -1,8 +1,11 @@
-"""Synthetic phantoms for the HDR tests: a water cube with a spherical cavity."""
+"""Fixtures for the HDR tests: synthetic water phantoms with a spherical cavity."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pytest
 
 from openiort.anatomy.phantom import Phantom
 from openiort.grid import Grid
@@ -54,3 +57,9 @@ def water_cube_phantom(
         cavity_radius_mm=cavity_radius_mm,
         shaft_direction=shaft_direction,
     )
+
+
+@pytest.fixture(scope="session")
+def water_cube() -> Callable[..., Phantom]:
+    """The :func:`water_cube_phantom` builder."""
+    return water_cube_phantom
