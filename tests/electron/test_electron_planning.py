@@ -97,6 +97,7 @@ def test_bevel_follows_the_gland_surface_inclination(inclination: float, bevel: 
     )
     assert plan.bevel_deg == bevel
     assert sum(1 for r in plan.rejected_alternatives if r.applicator_cm is None) == 3
+    assert any("cannot lie flat" in w for w in plan.warnings) == (inclination > 45)
 
 
 def test_bolus_reduces_the_reach() -> None:

@@ -235,7 +235,7 @@ class ElectronBeam:
     rel_uncertainty_at_max: float
     histories: float
     data_sha256: str
-    surface_dose_depth_mm: float = 0.5
+    surface_dose_depth_mm: float  # ICRU 35 definition, from planning_defaults.yaml
 
     def __post_init__(self) -> None:
         if self.dose_mc.ndim != 3 or min(self.dose_mc.shape) < 2:

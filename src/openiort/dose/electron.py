@@ -206,7 +206,7 @@ class _WaterEquivalentDepth:
 # --------------------------------------------------------------------------------------------
 
 
-def _energy_at_disc_mev(beam: ElectronBeam, depth_w_mm: float, mev_per_cm: float) -> float:
+def mean_energy_at_depth_mev(beam: ElectronBeam, depth_w_mm: float, mev_per_cm: float) -> float:
     """Mean electron energy at water-equivalent depth (E0 = C R50; E_z = E0 (1 - z/Rp))."""
     c = beam.characteristics
     e0 = mev_per_cm * c.r50_mm / 10.0

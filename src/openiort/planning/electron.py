@@ -41,10 +41,10 @@ from openiort.dose.electron import (
     DiscPlacement,
     ElectronGeometryError,
     EliotGeometry,
-    _energy_at_disc_mev,
     central_axis_dose,
     compute_dose,
     eliot_geometry,
+    mean_energy_at_depth_mev,
     relative_electron_density,
 )
 from openiort.dosegrid import DoseGrid
@@ -716,6 +716,12 @@ def plan_electron(
     # Bevel
     if bevel_deg is None:
         bevel = _closest_bevel(dev, surface_inclination_deg)
+        if surface_inclination_deg > max(dev.bevels_deg):
+            warnings.append(
+                f"the gland surface is inclined {surface_inclination_deg:.0f} deg to the "
+                f"applicator axis, more than the largest bevel ({max(dev.bevels_deg)} deg): "
+                "the applicator face cannot lie flat on it"
+            )
         for b in dev.bevels_deg:
             if b != bevel:
                 rejected.append(
@@ -945,7 +951,7 @@ def plan_electron(
                 f"the beam reaches beyond the disc: {rim:.0f} % of the maximum dose at its rim; "
                 "the chest wall beside it is not shielded (use a larger disc)"
             )
-        e_disc = _energy_at_disc_mev(
+        e_disc = mean_energy_at_depth_mev(
             beam, depth_needed + bolus_mm, float(planning_value("mean_energy_per_r50_mev_per_cm"))
         )
         if d.max_stopped_energy_mev is None:
