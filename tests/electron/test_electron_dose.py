@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
-from electron_phantoms import eliot_phantom, slab_phantom
 
 from openiort.anatomy.phantom import Phantom
 from openiort.devices.electron import ElectronDevice, get_disc, load_electron_device
@@ -33,10 +34,12 @@ def _axis_profile(dose: np.ndarray, phantom: Phantom) -> tuple[np.ndarray, np.nd
     return y, dose[iz, :, ix]
 
 
-def test_water_phantom_reproduces_the_beam_pdd(device: ElectronDevice) -> None:
+def test_water_phantom_reproduces_the_beam_pdd(
+    device: ElectronDevice, slab: Callable[..., Phantom]
+) -> None:
     """In water the dose on the axis is dose_max x PDD (interpolation of the same data)."""
     beam = device.beam(6, 0, 10)
-    phantom = slab_phantom(spacing_mm=2.0)
+    phantom = slab(spacing_mm=2.0)
     dose = compute_dose(beam, phantom, ENTRY, AXIS, dose_max_gy=23.0)
     assert dose.medium == "water_in_medium"
     assert dose.provenance.device_data_sha256 == device.beam_data_sha256
@@ -51,10 +54,12 @@ def test_water_phantom_reproduces_the_beam_pdd(device: ElectronDevice) -> None:
     assert np.all(d[~inside] > 0)
 
 
-def test_oblique_axis_and_bevel_follow_beam_coordinates(device: ElectronDevice) -> None:
+def test_oblique_axis_and_bevel_follow_beam_coordinates(
+    device: ElectronDevice, slab: Callable[..., Phantom]
+) -> None:
     """Placement on an oblique axis matches the beam data at independently computed coordinates."""
     beam = device.beam(5, 45, 12)
-    phantom = slab_phantom(spacing_mm=3.0, half_width_mm=45.0, depth_mm=60.0)
+    phantom = slab(spacing_mm=3.0, half_width_mm=45.0, depth_mm=60.0)
     axis = np.array([0.3, 1.0, -0.4])
     axis /= np.linalg.norm(axis)
     bevel = np.array([1.0, 0.0, 0.5])
@@ -85,13 +90,13 @@ def test_oblique_axis_and_bevel_follow_beam_coordinates(device: ElectronDevice) 
 
 
 def test_lung_slab_shifts_the_depth_dose_by_its_water_equivalent_thickness(
-    device: ElectronDevice,
+    device: ElectronDevice, slab: Callable[..., Phantom]
 ) -> None:
     """Coefficient of equivalent thickness: beyond 20 mm of lung the PDD is that of water at
     10 + 20 x rho_e(lung) + (t - 30) mm. Tolerance: 0.5 mm of depth (the 1 mm voxel boundary is
     spread over one voxel by the linear resampling of the density)."""
     beam = device.beam(10, 0, 12)
-    phantom = slab_phantom(
+    phantom = slab(
         [("water", 10.0), ("lung", 20.0), ("water", 100.0)],
         spacing_mm=1.0,
         half_width_mm=30.0,
@@ -111,9 +116,11 @@ def test_lung_slab_shifts_the_depth_dose_by_its_water_equivalent_thickness(
         assert d[k] > float(beam.pdd(t)) / 100.0 + 0.1
 
 
-def test_shielding_disc_backscatter_and_transmission(device: ElectronDevice) -> None:
+def test_shielding_disc_backscatter_and_transmission(
+    device: ElectronDevice, slab: Callable[..., Phantom]
+) -> None:
     beam = device.beam(5, 0, 6)
-    phantom = slab_phantom(spacing_mm=1.0, half_width_mm=50.0, depth_mm=60.0)
+    phantom = slab(spacing_mm=1.0, half_width_mm=50.0, depth_mm=60.0)
     disc = DiscPlacement(get_disc("al_pb"), depth_mm=12.5, diameter_mm=70.0)
     open_ = compute_dose(beam, phantom, ENTRY, AXIS, dose_max_gy=20.0)
     shielded = compute_dose(beam, phantom, ENTRY, AXIS, dose_max_gy=20.0, disc=disc)
@@ -139,9 +146,11 @@ def test_shielding_disc_backscatter_and_transmission(device: ElectronDevice) -> 
     )
 
 
-def test_organs_behind_the_disc_receive_transmitted_dose_only(device: ElectronDevice) -> None:
+def test_organs_behind_the_disc_receive_transmitted_dose_only(
+    device: ElectronDevice, eliot: Callable[..., Phantom]
+) -> None:
     beam = device.beam(6, 0, 10)
-    phantom = eliot_phantom(target_thickness_mm=20.0, spacing_mm=2.0)
+    phantom = eliot(target_thickness_mm=20.0, spacing_mm=2.0)
     disc = DiscPlacement(get_disc("al_pb"), depth_mm=20.0, diameter_mm=80.0)
     dose = compute_dose(beam, phantom, (0.0, 0.0, 0.0), AXIS, dose_max_gy=23.3, disc=disc)
     face = 23.3 * float(beam.pdd(20.0 * 1.0)) / 100.0  # gland ~ water-equivalent
@@ -157,9 +166,11 @@ def test_organs_behind_the_disc_receive_transmitted_dose_only(device: ElectronDe
     assert no_disc.dose_gy[ribs].max() > 10 * dose.dose_gy[ribs].max()
 
 
-def test_central_axis_profile_matches_3d_dose(device: ElectronDevice) -> None:
+def test_central_axis_profile_matches_3d_dose(
+    device: ElectronDevice, slab: Callable[..., Phantom]
+) -> None:
     beam = device.beam(6, 0, 10)
-    phantom = slab_phantom(spacing_mm=2.0)
+    phantom = slab(spacing_mm=2.0)
     disc = DiscPlacement(get_disc("al_pb"), depth_mm=21.0, diameter_mm=80.0)
     dose = compute_dose(beam, phantom, ENTRY, AXIS, dose_max_gy=23.0, disc=disc, bolus_mm=3.0)
     y, d = _axis_profile(dose.dose_gy, phantom)
@@ -182,8 +193,10 @@ def test_central_axis_profile_matches_3d_dose(device: ElectronDevice) -> None:
         ({"entry_point_mm": (0.0, float("nan"), 0.0)}, "entry point"),
     ],
 )
-def test_bad_placement_is_rejected(device: ElectronDevice, kwargs: dict, match: str) -> None:
-    phantom = slab_phantom(spacing_mm=4.0, half_width_mm=20.0, depth_mm=20.0, air_above_mm=0.0)
+def test_bad_placement_is_rejected(
+    device: ElectronDevice, kwargs: dict, match: str, slab: Callable[..., Phantom]
+) -> None:
+    phantom = slab(spacing_mm=4.0, half_width_mm=20.0, depth_mm=20.0, air_above_mm=0.0)
     args = {"entry_point_mm": (0.0, -50.0, 0.0), "axis": AXIS, "dose_max_gy": 1.0}
     args.update(kwargs)
     with pytest.raises(ElectronGeometryError, match=match):
@@ -194,8 +207,8 @@ def test_bad_placement_is_rejected(device: ElectronDevice, kwargs: dict, match: 
         DiscPlacement(get_disc("al_pb"), depth_mm=0.0, diameter_mm=50.0)
 
 
-def test_eliot_geometry_finds_the_fascia_and_its_normal() -> None:
-    phantom = eliot_phantom(target_thickness_mm=20.0, spacing_mm=2.0)
+def test_eliot_geometry_finds_the_fascia_and_its_normal(eliot: Callable[..., Phantom]) -> None:
+    phantom = eliot(target_thickness_mm=20.0, spacing_mm=2.0)
     phantom.structures["breast"] = phantom.material_ids == phantom.materials.index("gland")
     tilt = np.radians(20.0)
     g = eliot_geometry(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-from electron_phantoms import eliot_phantom
 
+from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, parse_case
 from openiort.devices.electron import ElectronDevice, ElectronSettingError, load_electron_device
 from openiort.planning.electron import ElectronPlanningError, monitor_units, plan_electron
@@ -178,8 +179,8 @@ def test_technique_mismatch_is_a_warning() -> None:
     assert any("technique is 'xray'" in w for w in plan.warnings)
 
 
-def test_plan_in_phantom_reports_target_and_organ_doses() -> None:
-    phantom = eliot_phantom(target_thickness_mm=20.0, spacing_mm=2.0)
+def test_plan_in_phantom_reports_target_and_organ_doses(eliot: Callable[..., Phantom]) -> None:
+    phantom = eliot(target_thickness_mm=20.0, spacing_mm=2.0)
     plan = plan_electron(make_case(20.0, 40.0), phantom=phantom, pressure_hpa=950.0)
     assert plan.dose is not None
     assert plan.dose.provenance.device_data_sha256 == load_electron_device().beam_data_sha256
@@ -211,8 +212,8 @@ def test_plan_in_phantom_reports_target_and_organ_doses() -> None:
     assert d["structures"]["heart"]["max_gy"] > 0
 
 
-def test_skin_in_the_beam_is_flagged() -> None:
-    phantom = eliot_phantom(target_thickness_mm=20.0, spacing_mm=2.0)
+def test_skin_in_the_beam_is_flagged(eliot: Callable[..., Phantom]) -> None:
+    phantom = eliot(target_thickness_mm=20.0, spacing_mm=2.0)
     z, y, x = phantom.grid.axes_mm()
     zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
     phantom.structures["skin"] = (yy >= 0) & (yy < 2.5) & (np.abs(xx) < 10) & (np.abs(zz) < 10)
@@ -220,10 +221,10 @@ def test_skin_in_the_beam_is_flagged() -> None:
     assert any("retract the skin" in w for w in plan.warnings)
 
 
-def test_plan_places_the_eliot_layer_from_the_tumour_bed() -> None:
+def test_plan_places_the_eliot_layer_from_the_tumour_bed(eliot: Callable[..., Phantom]) -> None:
     """With a tumour-bed centre and a chest wall, the planner builds the ELIOT geometry itself:
     applicator tilted 30 deg from the fascia normal -> depth axis = normal, bevel 30 deg."""
-    phantom = eliot_phantom(target_thickness_mm=20.0, spacing_mm=2.0)
+    phantom = eliot(target_thickness_mm=20.0, spacing_mm=2.0)
     phantom.applicator_centre_mm = (0.0, 8.0, 0.0)
     tilt = np.radians(30.0)
     phantom.shaft_direction = (

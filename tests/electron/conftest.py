@@ -1,8 +1,11 @@
-"""Synthetic slab phantoms for the electron tests (beam along +y, gland surface at y = 0)."""
+"""Fixtures for the electron tests: synthetic slab phantoms, beam along +y, surface at y = 0."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pytest
 
 from openiort.anatomy.materials import get_material
 from openiort.anatomy.phantom import Phantom
@@ -91,3 +94,15 @@ def eliot_phantom(
     p.structures["heart"] = heart
     p.structures["skin"] = skin
     return p
+
+
+@pytest.fixture
+def slab() -> Callable[..., Phantom]:
+    """Builder of slab phantoms (see :func:`slab_phantom`)."""
+    return slab_phantom
+
+
+@pytest.fixture
+def eliot() -> Callable[..., Phantom]:
+    """Builder of ELIOT phantoms (see :func:`eliot_phantom`)."""
+    return eliot_phantom
