@@ -10,7 +10,12 @@ import pytest
 import xraydb
 from conftest import WHEN, make_dose, make_phantom, make_plan
 
-from openiort.anatomy.ct import CalibrationError, load_calibration, load_ct_phantom
+from openiort.anatomy.ct import (
+    CalibrationError,
+    load_calibration,
+    load_ct_phantom,
+    place_applicator,
+)
 from openiort.anatomy.materials import Material, get_material
 from openiort.io.dicom_export import export_plan
 
@@ -156,3 +161,23 @@ def test_replaced_calibration_and_structure_override(tmp_path: Path) -> None:
     with_structures = load_ct_phantom(out, out / "RS.dcm")
     names = np.asarray(with_structures.materials)[with_structures.material_ids]
     assert (names[phantom.structures["applicator"]] == "applicator_pei").all()
+
+
+def test_place_applicator_in_the_cavity(tmp_path: Path) -> None:
+    phantom = make_phantom(2.0)
+    export_plan(phantom, make_dose(phantom), make_plan("xray"), tmp_path, when=WHEN)
+    ct = load_ct_phantom(tmp_path, tmp_path / "RS.dcm")
+    placed = place_applicator(ct, 6.0)  # centre from the drawn cavity
+    assert placed.applicator_centre_mm == pytest.approx((4.0, -2.0, 1.0), abs=1e-9)
+    names = np.asarray(placed.materials)[placed.material_ids]
+    assert (names[placed.structures["applicator"]] == "applicator_pei").all()
+    # Voxel-centre sphere of radius 6 mm on 2 mm voxels: 4/3 pi 6^3 = 905 mm^3 within the
+    # discretisation (the count of lattice points in a ball, here 123 voxels = 984 mm^3).
+    assert placed.volume_cc("applicator") == pytest.approx(4 / 3 * np.pi * 0.6**3, rel=0.1)
+    assert placed.structures["cavity"] is ct.structures["cavity"]
+    moved = place_applicator(ct, 4.0, centre_mm=(0.0, 0.0, 0.0))
+    assert moved.applicator_centre_mm == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="does not fit"):
+        place_applicator(ct, 4.0, centre_mm=(30.0, 0.0, 0.0))
+    with pytest.raises(ValueError, match="missing or empty"):
+        place_applicator(ct, 4.0, cavity_structure="tumour_bed")
