@@ -36,6 +36,8 @@ class Patient(_Strict):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
     age_years: Annotated[int, Field(ge=18, le=110)] | None = None
     brca_mutation: bool | None = None
+    brca2_mutation: bool | None = None  # known BRCA2 specifically (TARGIT-A exclusion)
+    prior_ipsilateral_cancer_or_rt: bool | None = None  # earlier cancer or RT in this breast
 
 
 class Preoperative(_Strict):
@@ -57,6 +59,9 @@ class Preoperative(_Strict):
     clinical_nodal_stage: ClinicalNodalStage | None = None
     screen_detected: bool | None = None
     neoadjuvant_therapy: bool | None = None
+    neoadjuvant_weeks: Annotated[float, Field(ge=0, le=52)] | None = None
+    bilateral_cancer: bool | None = None  # cancer in both breasts at diagnosis
+    gross_nodal_disease: bool | None = None  # nodes clinically malignant or proven (cN1 or more)
 
 
 class Pathology(_Strict):
@@ -78,6 +83,9 @@ class Pathology(_Strict):
     positive_nodes: Annotated[int, Field(ge=0, le=100)] | None = None
     extranodal_extension: bool | None = None
     nodal_surgery: Literal["SLNB", "ALND", "none"] | None = None
+    eic_pct_lumpectomy: Annotated[float, Field(ge=0, le=100)] | None = (
+        None  # % of specimen with DCIS
+    )
 
 
 class Anatomy(_Strict):
@@ -100,6 +108,7 @@ class Intent(_Strict):
     timing: Literal["during_lumpectomy", "second_procedure"] | None = None
     prescription_gy: Annotated[float, Field(gt=0, le=40)] | None = None
     dose_definition: Literal["TARGIT", "V4.0"] | None = None
+    within_registry_or_trial: bool | None = None  # ASTRO-2017: x-ray IORT only within one
 
     @model_validator(mode="after")
     def _definition_only_for_xray(self) -> Intent:

@@ -14,6 +14,8 @@ from rich.console import Console
 
 from openiort import RESEARCH_NOTICE
 from openiort.case import CaseError, case_json_schema, load_case
+from openiort.clinical.commands import eligibility, evidence, pathology
+from openiort.clinical.summary import write_patient_summary
 from openiort.devices.xray import DeviceDataError
 from openiort.pipeline import plan_case
 from openiort.radiobiology.commands import radiobio
@@ -49,7 +51,9 @@ def run_plan(case_path: Path, out: Path, source_data: Path | None) -> None:
         case = load_case(case_path)
         with console.status("planning..."):
             plan = plan_case(case, source_data)
-            written = write_plan_outputs(plan, out)
+            written = write_plan_outputs(
+                plan, out, extra_writers=(lambda d: write_patient_summary(case, d),)
+            )
     except (CaseError, DeviceDataError) as exc:
         fail_bad_input(exc)
         return
@@ -89,6 +93,9 @@ def schema() -> None:
 
 
 app.command("radiobio")(radiobio)
+app.command("eligibility")(eligibility)
+app.command("pathology")(pathology)
+app.command("evidence")(evidence)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openiort.case import Case, CaseError
+from openiort.case import Case
+from openiort.clinical.section import build_clinical_section
 from openiort.devices.xray import load_commissioning
 from openiort.plan import PlanResult
+from openiort.planning.electron_case import plan_electron_case
+from openiort.planning.hdr_case import plan_hdr_case
 from openiort.planning.xray import plan_xray
 from openiort.radiobiology import build_radiobiology_section
 
 
 def plan_case(case: Case, source_data: Path | None = None) -> PlanResult:
     """Plan ``case`` with the planner of its technique and attach every report section."""
-    if case.intent.technique == "xray":
-        source = load_commissioning(source_data) if source_data else None
-        plan = plan_xray(case, source=source)
+    technique = case.intent.technique
+    if technique == "xray":
+        plan = plan_xray(case, source=load_commissioning(source_data) if source_data else None)
+    elif technique == "hdr":
+        plan = plan_hdr_case(case)
     else:
-        raise CaseError(
-            "case",
-            [
-                f"intent.technique: {case.intent.technique!r} planning is not available in this build"
-            ],
-        )
+        plan = plan_electron_case(case)
+    plan.sections["clinical"] = build_clinical_section(case)
     plan.sections["radiobiology"] = build_radiobiology_section(
         plan.depth_profile_mm,
         plan.depth_profile_water_gy,

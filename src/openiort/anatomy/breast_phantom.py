@@ -204,17 +204,26 @@ def _adapt_shape(case: Case, shape: BreastShape, radius_mm: float) -> BreastShap
 
 
 def build_breast_phantom(
-    case: Case, applicator_radius_mm: float, spacing_mm: float = 1.0
+    case: Case,
+    applicator_radius_mm: float,
+    spacing_mm: float = 1.0,
+    applicator_material: str = "applicator_pei",
 ) -> Phantom:
-    """Voxel phantom of the treated breast with the applicator in the cavity."""
-    if case.anatomy.cavity_diameter_mm is None:
+    """Voxel phantom of the treated breast with the applicator in the cavity.
+
+    ``applicator_material`` fills the applicator sphere: polyetherimide for the 50 kV
+    spherical applicators, ``water`` for a saline-filled HDR balloon.
+    """
+    if case.anatomy.cavity_diameter_mm is None and case.intent.technique != "electron":
         raise CaseError(
             "case", ["anatomy.cavity_diameter_mm: required to build the phantom, got null"]
         )
     p = anatomy_parameters()
     side = case.preoperative.laterality or "left"
     sign = 1.0 if side == "left" else -1.0
-    cavity_radius = case.anatomy.cavity_diameter_mm / 2
+    # Electron IORT treats the mobilised gland, not a cavity: without a measured cavity the
+    # tumour bed is a point placed at the measured skin and chest-wall distances.
+    cavity_radius = (case.anatomy.cavity_diameter_mm or 0.0) / 2
     if applicator_radius_mm > cavity_radius + 1e-6:
         raise CaseError(
             "case",
@@ -290,8 +299,9 @@ def build_breast_phantom(
 
     cx, cy_cav, cz = cavity.centre_mm
     r_centre = np.sqrt((xs - cx) ** 2 + (ys - cy_cav) ** 2 + (zs - cz) ** 2)
-    applicator = r_centre <= applicator_radius_mm
-    cavity_mask = r_centre <= cavity_radius
+    no_voxels = np.zeros(grid.shape, dtype=bool)
+    applicator = r_centre <= applicator_radius_mm if applicator_radius_mm > 0 else no_voxels
+    cavity_mask = r_centre <= cavity_radius if cavity_radius > 0 else no_voxels
     skin_depth_ok = depth_in_body >= float(p["target_skin_crop_mm"])
     target = (r_centre > applicator_radius_mm) & (
         r_centre <= applicator_radius_mm + float(p["target_rind_mm"])
@@ -307,7 +317,7 @@ def build_breast_phantom(
         "cortical_bone",
         "lung",
         "heart",
-        "applicator_pei",
+        applicator_material,
     )
     mid = np.zeros(grid.shape, dtype=np.uint8)
     mid[breast] = 1

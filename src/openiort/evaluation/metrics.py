@@ -115,3 +115,34 @@ def check_constraints(dvhs: dict[str, Dvh]) -> list[ConstraintCheck]:
             )
         )
     return checks
+
+
+def evaluate(
+    phantom: Phantom, dose: DoseGrid
+) -> tuple[dict[str, Dvh], dict[str, StructureMetrics], list[ConstraintCheck]]:
+    """DVHs, metrics and organ-at-risk checks of a dose on a phantom, for any technique."""
+    dvhs = evaluate_structures(phantom, dose)
+    metrics = {name: structure_metrics(dvh, name) for name, dvh in dvhs.items()}
+    return dvhs, metrics, check_constraints(dvhs)
+
+
+def radial_profile_gy(
+    dose: DoseGrid,
+    centre_mm: tuple[float, float, float],
+    radius_mm: float,
+    depths_mm: np.ndarray,
+    tissue: np.ndarray,
+) -> np.ndarray:
+    """Mean dose in tissue over thin spherical shells at ``depths_mm`` from a sphere's surface.
+
+    Used for techniques whose dose is not a single depth-dose curve (HDR balloons): the
+    profile averages over directions.
+    """
+    depth = dose.grid.distance_from_mm(centre_mm)[tissue] - radius_mm
+    values = dose.dose_gy[tissue]
+    half = 0.5 * max(dose.grid.spacing_mm)
+    out = np.zeros(len(depths_mm))
+    for i, z in enumerate(depths_mm):
+        shell = np.abs(depth - z) <= half
+        out[i] = values[shell].mean() if shell.any() else np.nan
+    return out

@@ -18,7 +18,7 @@ from openiort.devices.xray import (
     treatment_time,
 )
 from openiort.dose import table
-from openiort.evaluation.metrics import check_constraints, evaluate_structures, structure_metrics
+from openiort.evaluation.metrics import evaluate
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 
 DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAPM TG-292)
@@ -64,9 +64,7 @@ def plan_xray(case: Case, source: XraySource | None = None, spacing_mm: float = 
     time = treatment_time(src, diameter, rx_gy, definition)
     phantom = build_breast_phantom(case, applicator_radius_mm=diameter * 5.0, spacing_mm=spacing_mm)
     dose = table.compute(src, diameter, time.time_min, phantom)
-    dvhs = evaluate_structures(phantom, dose)
-    metrics = {name: structure_metrics(dvh, name) for name, dvh in dvhs.items()}
-    constraints = check_constraints(dvhs)
+    dvhs, metrics, constraints = evaluate(phantom, dose)
 
     depth_profile = np.arange(0.0, 40.5, 0.5)
     water_rate = src.dose_rate_gy_min(diameter, depth_profile, "V4.0")

@@ -45,8 +45,35 @@ def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
                 f"{o['dose_gy']:.2f} Gy ({o['dose_definition']})",
             )
         )
-    if "applicator_diameter_cm" in d:
+    if plan.technique == "xray":
         rows.append(("applicator", f"spherical, {d['applicator_diameter_cm']:g} cm diameter"))
+    elif plan.technique == "electron":
+        rows.append(
+            (
+                "beam",
+                f"{d['energy_mev']} MeV, applicator {d['applicator_diameter_cm']} cm, bevel {d['bevel_deg']} deg",
+            )
+        )
+        s = d["second_check"]
+        rows.append(
+            (
+                "monitor units",
+                f"{d['monitor_units']} MU at {d['pressure_hpa']:g} hPa (second check {s.get('monitor_units', '')} MU, {s.get('difference_pct', 0):+.1f} %)",
+            )
+        )
+    else:
+        rows.append(
+            (
+                "applicator and source",
+                f"{d['applicator']}; {d['source_title']}, S_K {d['air_kerma_strength_u']:g} U",
+            )
+        )
+        rows.append(
+            (
+                "dwell positions",
+                f"{len(d['dwell_times_s'])}, total {d['total_time_s']:.1f} s, TRAK {d['trak_ugy_at_1m']:.1f} uGy at 1 m",
+            )
+        )
     if "treatment_time_min" in d:
         rows.append(
             (
@@ -54,7 +81,7 @@ def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
                 f"{d['treatment_time_min']:.2f} min — {d.get('treatment_time_label', '')}",
             )
         )
-    if "second_check" in d:
+    if plan.technique == "xray":
         s = d["second_check"]
         rows.append(
             (
@@ -62,12 +89,10 @@ def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
                 f"{s['treatment_time_min']:.2f} min ({s['difference_pct']:+.2f} %; {s['second_path']})",
             )
         )
-    rows.append(
-        (
-            "source data",
-            f"{plan.device.get('source', '')}; depth-dose: {plan.device.get('depth_dose_origin', '')}",
-        )
+    device = ", ".join(
+        f"{k}: {v}" for k, v in plan.device.items() if isinstance(v, str | bool | int | float)
     )
+    rows.append(("device data", device))
     return rows
 
 

@@ -1,0 +1,94 @@
+"""HDR brachytherapy plan of a case, as the common plan results object."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from openiort.anatomy.breast_phantom import build_breast_phantom
+from openiort.case import Case, CaseError
+from openiort.evaluation.metrics import evaluate, radial_profile_gy
+from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+from openiort.planning.hdr import plan_hdr_from_case
+
+_DELIVERY_KEYS = (
+    "applicator",
+    "applicator_geometry",
+    "source_id",
+    "source_title",
+    "source_data_status",
+    "air_kerma_strength_u",
+    "air_kerma_strength_is_example",
+    "dwell_positions_mm",
+    "dwell_directions",
+    "dwell_catheters",
+    "dwell_times_s",
+    "total_time_s",
+    "treatment_time_min",
+    "trak_ugy_at_1m",
+    "optimisation",
+    "prescription_points_gy",
+    "target_definition",
+    "coverage",
+    "hot_spots",
+)
+
+
+def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
+    """Balloon (or surface) HDR plan on the phantom built from the case's measurements."""
+    if case.anatomy.cavity_diameter_mm is None:
+        raise CaseError("case", ["anatomy.cavity_diameter_mm: required for HDR planning, got null"])
+    if case.intent.prescription_gy is None:
+        raise CaseError("case", ["intent.prescription_gy: required for HDR planning, got null"])
+    # The balloon is inflated to fill the cavity with saline (water).
+    phantom = build_breast_phantom(
+        case, applicator_radius_mm=case.anatomy.cavity_diameter_mm / 2, applicator_material="water"
+    )
+    result = plan_hdr_from_case(case, phantom, applicator=applicator)  # type: ignore[arg-type]
+    dose = result.to_dose_grid()
+    dvhs, metrics, constraints = evaluate(phantom, dose)
+    summary = result.to_dict()
+    depths = np.arange(0.0, 40.5, 1.0)
+    tissue = phantom.material_ids != phantom.materials.index("air")
+    tissue &= ~phantom.structures["applicator"]
+    centre, radius = phantom.applicator_centre_mm, phantom.applicator_radius_mm
+    assert centre is not None and radius is not None  # the breast phantom always sets both
+    profile = np.nan_to_num(radial_profile_gy(dose, centre, radius, depths, tissue))
+    at_depth = {
+        depth_key(z): round(float(np.interp(z, depths, profile)), 4) for z in REPORT_DEPTHS_MM
+    }
+    warnings = list(result.warnings) + [
+        f"{c.structure} {c.metric} = {c.value:.2f} {c.limit_unit} exceeds {c.limit_value:g} {c.limit_unit} ({c.source})"
+        for c in constraints
+        if not c.passed
+    ]
+    return PlanResult(
+        case_id=case.patient.id,
+        technique="hdr",
+        prescription_gy=result.prescription_gy,
+        prescription_definition=None,
+        prescription_point=f"{result.prescription_depth_mm:g} mm from the {result.prescription_reference}",
+        delivery={k: summary[k] for k in _DELIVERY_KEYS},
+        dose_at_depth_gy=at_depth,
+        dose_at_depth_water_gy=at_depth,
+        depth_profile_mm=depths.tolist(),
+        depth_profile_water_gy=profile.tolist(),
+        depth_profile_definition_gy=None,
+        metrics=metrics,
+        constraints=constraints,
+        warnings=warnings,
+        uncertainty=[
+            {
+                "component": "TG-43 dose in water vs the patient's scatter conditions",
+                "value": "about 7 % (see the warnings for this plan)",
+                "source": "Kirisits et al. Radiother Oncol 2014, Table 3 (as carried in devices/data/tg43/tg43_water_conditions.yaml)",
+            },
+        ],
+        dose=dose,
+        phantom=phantom,
+        dvhs=dvhs,
+        device={
+            "source": result.source_title,
+            "source_id": result.source_id,
+            "depth_dose_origin": "TG-43U1 consensus data",
+        },
+    )
