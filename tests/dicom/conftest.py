@@ -1,8 +1,18 @@
-"""A small synthetic phantom, dose and plans for the DICOM tests (60 x 60 x 40 mm at 2 mm)."""
+"""Fixtures for the DICOM tests: a small synthetic phantom (60 x 60 x 40 mm at 2 mm), its dose,
+plans for the three techniques, a fixed export time, and the Debian tools the tests drive.
+
+Everything is a fixture (no imports from this file), so the tests do not depend on pytest's
+import mode.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -137,6 +147,59 @@ def make_plan(technique: str) -> dict[str, Any]:
             treatment_time_min=1.6,
         )
     return plan
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def find_tool(name: str) -> str:
+    """Path of a Debian tool the tests drive (dicom3tools' dciodvfy, dcmtk's storescp).
+
+    They come from the project's own set-up, ``scripts/install-system-deps.sh`` (``make
+    system-deps``, run by ``make test``). When one is missing the test runs that script itself
+    (it needs root); a tool that is still missing fails the test with the command to run.
+    """
+    path = shutil.which(name)
+    if path is None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "install-system-deps.sh")],
+            check=False,
+            capture_output=True,
+            timeout=900,
+        )
+        path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not installed: run `make system-deps` (scripts/install-system-deps.sh, "
+            "as root) to install dicom3tools and dcmtk"
+        )
+    return path
+
+
+@pytest.fixture(scope="session", name="make_phantom")
+def make_phantom_fixture() -> Callable[..., Phantom]:
+    return make_phantom
+
+
+@pytest.fixture(scope="session", name="make_dose")
+def make_dose_fixture() -> Callable[..., DoseGrid]:
+    return make_dose
+
+
+@pytest.fixture(scope="session", name="make_plan")
+def make_plan_fixture() -> Callable[[str], dict[str, Any]]:
+    return make_plan
+
+
+@pytest.fixture(scope="session")
+def when() -> datetime:
+    """The export time written into the test objects (local time with its UTC offset)."""
+    return WHEN
+
+
+@pytest.fixture(scope="session")
+def require_tool() -> Callable[[str], str]:
+    return find_tool
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
 import pytest
 import typer
-from conftest import make_dose, make_phantom, make_plan
 from typer.testing import CliRunner
 
 from openiort.anatomy.ct import load_ct_phantom
+from openiort.anatomy.phantom import Phantom
+from openiort.dosegrid import DoseGrid
 from openiort.io.commands import export
 from openiort.io.dicom_read import read_rtdose
 from openiort.io.errors import PlanDirError
@@ -20,7 +23,12 @@ from openiort.io.plan_dir import PLAN_JSON, read_plan_dir, write_plan_dir
 
 
 @pytest.fixture
-def plan_dir(tmp_path: Path) -> Path:
+def plan_dir(
+    tmp_path: Path,
+    make_dose: Callable[..., DoseGrid],
+    make_phantom: Callable[..., Phantom],
+    make_plan: Callable[[str], dict[str, Any]],
+) -> Path:
     phantom = make_phantom(4.0)
     write_plan_dir(tmp_path / "plan", make_plan("electron"), phantom, make_dose(phantom))
     return tmp_path / "plan"
@@ -32,7 +40,9 @@ def app() -> typer.Typer:
     return application
 
 
-def test_plan_dir_round_trip(plan_dir: Path) -> None:
+def test_plan_dir_round_trip(
+    plan_dir: Path, make_dose: Callable[..., DoseGrid], make_phantom: Callable[..., Phantom]
+) -> None:
     phantom = make_phantom(4.0)
     dose = make_dose(phantom)
     back = read_plan_dir(plan_dir)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
 import typer
-from conftest import WHEN, make_plan
 from pydicom.uid import CTImageStorage
 from pynetdicom import AE, evt
-from system_tools import require_tool
 from typer.testing import CliRunner
 
 from openiort.anatomy.phantom import Phantom
@@ -45,7 +45,7 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float
 
 
 @pytest.fixture
-def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def storescp(tmp_path: Path, require_tool: Callable[[str], str]) -> Iterator[tuple[int, Path]]:
     """dcmtk's storescp on a free port of 127.0.0.1, storing exactly what it receives."""
     tool = require_tool("storescp")
     received = tmp_path / "received"
@@ -81,7 +81,13 @@ def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 
 
 @pytest.fixture
-def exported(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> Path:
+def exported(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+) -> Path:
     out = tmp_path / "export"
     export_plan(
         phantom,
@@ -90,7 +96,7 @@ def exported(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> Path:
         out,
         patient_name="Müller^Zoë",
         patient_id="RT-1",
-        when=WHEN,
+        when=when,
     )
     return out
 

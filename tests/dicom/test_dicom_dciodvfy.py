@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
 import pytest
-from conftest import WHEN, make_plan
-from system_tools import require_tool
 
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid
@@ -21,17 +22,23 @@ from openiort.io.dicom_export import export_plan
 DICOM3TOOLS_32BIT_ABORT = "bitsallocated <= bytesinword*8u"
 
 
-def dciodvfy(path: Path) -> str:
+@pytest.fixture
+def dciodvfy(require_tool: Callable[[str], str]) -> Callable[[Path], str]:
+    """Run dicom3tools' dciodvfy on a file; its report (stdout and stderr)."""
     tool = require_tool("dciodvfy")
-    result = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
-    return result.stdout + result.stderr
+
+    def run(path: Path) -> str:
+        result = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
+        return result.stdout + result.stderr
+
+    return run
 
 
 def errors_of(report: str) -> list[str]:
     return [line for line in report.splitlines() if line.startswith("Error")]
 
 
-def validate_rtdose_32bit(path: Path, tmp_path: Path) -> list[str]:
+def validate_rtdose_32bit(path: Path, tmp_path: Path, dciodvfy: Callable[[Path], str]) -> list[str]:
     """dciodvfy on a 32-bit RTDOSE; where dicom3tools aborts on 32-bit pixels, validate every
     attribute on a copy whose pixel data are re-encoded as 16 bits (only Bits Allocated,
     Bits Stored, High Bit and the pixel bytes differ)."""
@@ -51,7 +58,14 @@ def validate_rtdose_32bit(path: Path, tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize("technique", ["xray", "electron", "hdr"])
 @pytest.mark.parametrize("anonymise", [False, True])
 def test_every_object_passes_dciodvfy(
-    technique: str, anonymise: bool, tmp_path: Path, phantom: Phantom, dose: DoseGrid
+    technique: str,
+    anonymise: bool,
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+    dciodvfy: Callable[[Path], str],
 ) -> None:
     out = tmp_path / "export"
     files = export_plan(
@@ -62,7 +76,7 @@ def test_every_object_passes_dciodvfy(
         patient_name="Müller^Zoë",
         patient_id="RT-1",
         anonymise=anonymise,
-        when=WHEN,
+        when=when,
         dose_bits=16,
     )
     for path in files:
@@ -75,10 +89,15 @@ def test_every_object_passes_dciodvfy(
 
 
 def test_hdr_plan_with_applicator_length_passes(
-    tmp_path: Path, phantom: Phantom, dose: DoseGrid
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+    dciodvfy: Callable[[Path], str],
 ) -> None:
     plan = make_plan("hdr") | {"applicator_length_mm": 1200.0}
-    files = export_plan(phantom, dose, plan, tmp_path / "e", when=WHEN)
+    files = export_plan(phantom, dose, plan, tmp_path / "e", when=when)
     rp = next(f for f in files if f.name == "RP.dcm")
     assert errors_of(dciodvfy(rp)) == []
     assert (
@@ -86,17 +105,29 @@ def test_hdr_plan_with_applicator_length_passes(
     )
 
 
-def test_32bit_rtdose_passes(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> None:
-    files = export_plan(phantom, dose, make_plan("xray"), tmp_path / "e", when=WHEN, dose_bits=32)
+def test_32bit_rtdose_passes(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+    dciodvfy: Callable[[Path], str],
+) -> None:
+    files = export_plan(phantom, dose, make_plan("xray"), tmp_path / "e", when=when, dose_bits=32)
     rd = next(f for f in files if f.name == "RD.dcm")
-    assert validate_rtdose_32bit(rd, tmp_path) == []
+    assert validate_rtdose_32bit(rd, tmp_path, dciodvfy) == []
 
 
 def test_validator_catches_a_broken_object(
-    tmp_path: Path, phantom: Phantom, dose: DoseGrid
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+    dciodvfy: Callable[[Path], str],
 ) -> None:
     """The check can fail: an RTPLAN without its source sequence is reported."""
-    files = export_plan(phantom, dose, make_plan("xray"), tmp_path / "e", when=WHEN)
+    files = export_plan(phantom, dose, make_plan("xray"), tmp_path / "e", when=when)
     rp = pydicom.dcmread(next(f for f in files if f.name == "RP.dcm"))
     del rp.SourceSequence
     broken = tmp_path / "broken.dcm"

@@ -8,6 +8,8 @@ a 1/r fall-off from 20 Gy at the applicator surface.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,6 @@ import numpy as np
 import pydicom
 import pydicom.dicomio
 import pytest
-from conftest import APPLICATOR_CENTRE_MM, APPLICATOR_RADIUS_MM, WHEN, make_plan
 from scipy import ndimage
 
 from openiort.anatomy.phantom import Phantom
@@ -36,8 +37,10 @@ def dicompyler() -> Any:
 
 
 def soft_dose(phantom: Phantom, like: DoseGrid) -> DoseGrid:
-    r = phantom.grid.distance_from_mm(APPLICATOR_CENTRE_MM)
-    dose = 20.0 * APPLICATOR_RADIUS_MM / np.maximum(r, APPLICATOR_RADIUS_MM)
+    assert phantom.applicator_centre_mm is not None and phantom.applicator_radius_mm is not None
+    radius = phantom.applicator_radius_mm
+    r = phantom.grid.distance_from_mm(phantom.applicator_centre_mm)
+    dose = 20.0 * radius / np.maximum(r, radius)
     return DoseGrid(
         phantom.grid, dose, like.medium, "20 Gy at the applicator surface, 1/r", like.provenance
     )
@@ -59,12 +62,17 @@ def compared_structures(phantom: Phantom) -> list[str]:
 @pytest.mark.filterwarnings("ignore:The .pydicom.pixel_data_handlers. module:DeprecationWarning")
 @pytest.mark.parametrize("position", POSITIONS)
 def test_dvh_agrees_with_dicompyler_core(
-    position: str, tmp_path: Path, phantom: Phantom, dose: DoseGrid
+    position: str,
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
 ) -> None:
     dvhcalc = dicompyler()
     test_dose = soft_dose(phantom, dose)
     export_plan(
-        phantom, test_dose, make_plan("xray"), tmp_path, patient_position=position, when=WHEN
+        phantom, test_dose, make_plan("xray"), tmp_path, patient_position=position, when=when
     )
     rs = pydicom.dcmread(tmp_path / "RS.dcm")
     numbers = {r.ROIName: int(r.ROINumber) for r in rs.StructureSetROISequence}

@@ -6,13 +6,14 @@ from __future__ import annotations
 import random
 import shutil
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
 import pytest
 import typer
-from conftest import WHEN, make_dose, make_phantom, make_plan
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
@@ -20,6 +21,8 @@ from pydicom.uid import MRImageStorage
 from typer.testing import CliRunner
 
 from openiort.anatomy.ct import load_ct_phantom
+from openiort.anatomy.phantom import Phantom
+from openiort.dosegrid import DoseGrid
 from openiort.io.commands import export
 from openiort.io.dicom_export import export_plan
 from openiort.io.errors import DicomImportError
@@ -27,12 +30,18 @@ from openiort.io.plan_dir import PLAN_ARRAYS, PLAN_JSON, write_plan_dir
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pristine(
+    tmp_path_factory: pytest.TempPathFactory,
+    when: datetime,
+    make_dose: Callable[..., DoseGrid],
+    make_phantom: Callable[..., Phantom],
+    make_plan: Callable[[str], dict[str, Any]],
+) -> Path:
     """A small export (4 mm voxels, 10 slices) to corrupt copies of."""
     out = tmp_path_factory.mktemp("pristine")
     phantom = make_phantom(4.0)
     export_plan(
-        phantom, make_dose(phantom), make_plan("xray"), out, patient_position="HFP", when=WHEN
+        phantom, make_dose(phantom), make_plan("xray"), out, patient_position="HFP", when=when
     )
     return out
 
@@ -242,7 +251,12 @@ def test_random_byte_corruption_never_escapes(
     assert [r for r in caplog.records if r.name.startswith("pydicom")] == []
 
 
-def test_export_command_on_corrupt_plan_dir_writes_nothing(tmp_path: Path) -> None:
+def test_export_command_on_corrupt_plan_dir_writes_nothing(
+    tmp_path: Path,
+    make_dose: Callable[..., DoseGrid],
+    make_phantom: Callable[..., Phantom],
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
     phantom = make_phantom(4.0)
     plan_dir = tmp_path / "plan"
     write_plan_dir(plan_dir, make_plan("xray"), phantom, make_dose(phantom))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
 import pytest
-from conftest import WHEN, make_dose, make_phantom, make_plan
 from numpy.typing import NDArray
 from pydicom.uid import UID
 
@@ -34,6 +36,8 @@ def exported(
     tmp_path_factory: pytest.TempPathFactory,
     phantom: Phantom,
     dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
 ) -> tuple[str, Path, Phantom]:
     out = tmp_path_factory.mktemp(f"export_{request.param}")
     export_plan(
@@ -44,7 +48,7 @@ def exported(
         patient_name="Müller^Zoë",
         patient_id="RT-1",
         patient_position=request.param,
-        when=WHEN,
+        when=when,
     )
     return request.param, out, load_ct_phantom(out, out / "RS.dcm")
 
@@ -93,17 +97,29 @@ def test_round_trip_dose_exact_to_stored_precision(
     assert rd.dose_grid_scaling <= float(dose.dose_gy.max()) / (2**32 - 1) * (1 + 1e-6)
 
 
-def test_sixteen_bit_dose_precision(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> None:
-    export_plan(phantom, dose, make_plan("xray"), tmp_path, dose_bits=16, when=WHEN)
+def test_sixteen_bit_dose_precision(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
+    export_plan(phantom, dose, make_plan("xray"), tmp_path, dose_bits=16, when=when)
     rd = read_rtdose(tmp_path / "RD.dcm")
     assert rd.bits_allocated == 16
     assert rd.dose_grid_scaling == pytest.approx(float(dose.dose_gy.max()) / 65535, rel=1e-6)
     assert float(np.abs(rd.dose - dose.dose_gy).max()) <= 0.5 * rd.dose_grid_scaling * (1 + 1e-9)
 
 
-def test_slice_file_order_does_not_matter(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> None:
+def test_slice_file_order_does_not_matter(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
     out = tmp_path / "ffs"
-    export_plan(phantom, dose, make_plan("hdr"), out, patient_position="FFS", when=WHEN)
+    export_plan(phantom, dose, make_plan("hdr"), out, patient_position="FFS", when=when)
     # Shuffle the file names so that name order, instance number and position disagree.
     ct = sorted(out.glob("CT_*.dcm"))
     names = [p.name for p in ct]
@@ -118,8 +134,14 @@ def test_slice_file_order_does_not_matter(tmp_path: Path, phantom: Phantom, dose
         np.testing.assert_array_equal(back.structures[name], mask)
 
 
-def test_ct_numbers_follow_calibration(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> None:
-    export_plan(phantom, dose, make_plan("xray"), tmp_path, when=WHEN)
+def test_ct_numbers_follow_calibration(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
+    export_plan(phantom, dose, make_plan("xray"), tmp_path, when=when)
     series = read_ct_series(tmp_path)
     expected = phantom_hu(phantom, load_calibration())
     # 0.1 HU storage: half a step of rounding.
@@ -128,7 +150,13 @@ def test_ct_numbers_follow_calibration(tmp_path: Path, phantom: Phantom, dose: D
     assert float(series.hu[air].mean()) == pytest.approx(-998.9, abs=0.05)
 
 
-def test_common_attributes_and_uid_links(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> None:
+def test_common_attributes_and_uid_links(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
     files = export_plan(
         phantom,
         dose,
@@ -136,7 +164,7 @@ def test_common_attributes_and_uid_links(tmp_path: Path, phantom: Phantom, dose:
         tmp_path,
         patient_name="Müller^Zoë",
         patient_id="RT-1",
-        when=WHEN,
+        when=when,
     )
     objects = [pydicom.dcmread(f) for f in files]
     ct = [o for o in objects if o.Modality == "CT"]
@@ -168,8 +196,14 @@ def test_common_attributes_and_uid_links(tmp_path: Path, phantom: Phantom, dose:
     assert rd.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID == rp.SOPInstanceUID
 
 
-def test_rtplan_electron_content(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> None:
-    export_plan(phantom, dose, make_plan("electron"), tmp_path, when=WHEN)
+def test_rtplan_electron_content(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
+    export_plan(phantom, dose, make_plan("electron"), tmp_path, when=when)
     rp = pydicom.dcmread(tmp_path / "RP.dcm")
     beam = rp.BeamSequence[0]
     assert beam.RadiationType == "ELECTRON"
@@ -183,9 +217,15 @@ def test_rtplan_electron_content(tmp_path: Path, phantom: Phantom, dose: DoseGri
     assert rp.ApprovalStatus == "APPROVED"
 
 
-def test_rtplan_hdr_content(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> None:
+def test_rtplan_hdr_content(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
     plan = make_plan("hdr")
-    export_plan(phantom, dose, plan, tmp_path, when=WHEN)
+    export_plan(phantom, dose, plan, tmp_path, when=when)
     rp = pydicom.dcmread(tmp_path / "RP.dcm")
     source = rp.SourceSequence[0]
     assert source.SourceIsotopeName == "Ir-192"
@@ -214,8 +254,14 @@ def test_rtplan_hdr_content(tmp_path: Path, phantom: Phantom, dose: DoseGrid) ->
     assert [float(v) for v in points[2].ControlPoint3DPosition] == plan["dwell_positions_mm"][1]
 
 
-def test_rtplan_xray_content(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -> None:
-    export_plan(phantom, dose, make_plan("xray"), tmp_path, when=WHEN)
+def test_rtplan_xray_content(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
+    export_plan(phantom, dose, make_plan("xray"), tmp_path, when=when)
     rp = pydicom.dcmread(tmp_path / "RP.dcm")
     channel = rp.ApplicationSetupSequence[0].ChannelSequence[0]
     assert channel.SourceMovementType == "FIXED"
@@ -226,7 +272,11 @@ def test_rtplan_xray_content(tmp_path: Path, phantom: Phantom, dose: DoseGrid) -
 
 
 def test_anonymise_keeps_links_and_removes_identity(
-    tmp_path: Path, phantom: Phantom, dose: DoseGrid
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
 ) -> None:
     files = export_plan(
         phantom,
@@ -236,7 +286,7 @@ def test_anonymise_keeps_links_and_removes_identity(
         patient_name="Müller^Zoë",
         patient_id="RT-1",
         anonymise=True,
-        when=WHEN,
+        when=when,
     )
     objects = [pydicom.dcmread(f) for f in files]
     for o in objects:
@@ -266,37 +316,51 @@ def test_anonymise_keeps_links_and_removes_identity(
 
 
 def test_export_refuses_bad_input_and_writes_nothing(
-    tmp_path: Path, phantom: Phantom, dose: DoseGrid
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
 ) -> None:
     bad_plan = make_plan("hdr")
     del bad_plan["air_kerma_strength_u"]
     out = tmp_path / "out"
     with pytest.raises(DicomExportError, match="air_kerma_strength_u"):
-        export_plan(phantom, dose, bad_plan, out, when=WHEN)
+        export_plan(phantom, dose, bad_plan, out, when=when)
     assert not out.exists() or not any(out.iterdir())
     negative = DoseGrid(
         dose.grid, dose.dose_gy - 1.0, dose.medium, dose.normalisation, dose.provenance
     )
     with pytest.raises(DicomExportError, match="negative"):
-        export_plan(phantom, negative, make_plan("xray"), out, when=WHEN)
+        export_plan(phantom, negative, make_plan("xray"), out, when=when)
     assert not out.exists() or not any(out.iterdir())
-    export_plan(phantom, dose, make_plan("xray"), out, when=WHEN)
+    export_plan(phantom, dose, make_plan("xray"), out, when=when)
     with pytest.raises(DicomExportError, match="not empty"):
-        export_plan(phantom, dose, make_plan("xray"), out, when=WHEN)
+        export_plan(phantom, dose, make_plan("xray"), out, when=when)
 
 
-def test_dose_on_its_own_grid(tmp_path: Path) -> None:
+def test_dose_on_its_own_grid(
+    tmp_path: Path,
+    when: datetime,
+    make_dose: Callable[..., DoseGrid],
+    make_phantom: Callable[..., Phantom],
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
     phantom = make_phantom(2.0)
     coarse = make_phantom(4.0)
     dose = make_dose(coarse)
-    export_plan(phantom, dose, make_plan("xray"), tmp_path, patient_position="HFP", when=WHEN)
+    export_plan(phantom, dose, make_plan("xray"), tmp_path, patient_position="HFP", when=when)
     rd = read_rtdose(tmp_path / "RD.dcm")
     assert rd.grid == coarse.grid
     assert float(np.abs(rd.dose - dose.dose_gy).max()) <= 0.5 * rd.dose_grid_scaling * (1 + 1e-9)
 
 
 def test_anonymise_directory_remaps_every_uid(
-    tmp_path: Path, phantom: Phantom, dose: DoseGrid
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
 ) -> None:
     src = tmp_path / "plain"
     export_plan(
@@ -306,7 +370,7 @@ def test_anonymise_directory_remaps_every_uid(
         src,
         patient_name="Müller^Zoë",
         patient_id="RT-1",
-        when=WHEN,
+        when=when,
     )
     before = {
         str(e.value)

@@ -3,12 +3,14 @@ rejects malformed files and it can be replaced."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import xraydb
-from conftest import WHEN, make_dose, make_phantom, make_plan
 
 from openiort.anatomy.ct import (
     CalibrationError,
@@ -17,6 +19,8 @@ from openiort.anatomy.ct import (
     place_applicator,
 )
 from openiort.anatomy.materials import Material, get_material
+from openiort.anatomy.phantom import Phantom
+from openiort.dosegrid import DoseGrid
 from openiort.io.dicom_export import export_plan
 
 
@@ -133,12 +137,18 @@ def test_malformed_calibration_rejected(case: str, tmp_path: Path) -> None:
         load_calibration(path)
 
 
-def test_replaced_calibration_and_structure_override(tmp_path: Path) -> None:
+def test_replaced_calibration_and_structure_override(
+    tmp_path: Path,
+    when: datetime,
+    make_dose: Callable[..., DoseGrid],
+    make_phantom: Callable[..., Phantom],
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
     """A coarse four-material calibration replaces the default on import; the applicator
     material comes from its structure only when an RTSTRUCT is given."""
     phantom = make_phantom(4.0)
     out = tmp_path / "ct"
-    export_plan(phantom, make_dose(phantom), make_plan("xray"), out, when=WHEN)
+    export_plan(phantom, make_dose(phantom), make_plan("xray"), out, when=when)
     coarse = tmp_path / "coarse.csv"
     coarse.write_text(
         "# a site calibration with four materials\n"
@@ -163,9 +173,15 @@ def test_replaced_calibration_and_structure_override(tmp_path: Path) -> None:
     assert (names[phantom.structures["applicator"]] == "applicator_pei").all()
 
 
-def test_place_applicator_in_the_cavity(tmp_path: Path) -> None:
+def test_place_applicator_in_the_cavity(
+    tmp_path: Path,
+    when: datetime,
+    make_dose: Callable[..., DoseGrid],
+    make_phantom: Callable[..., Phantom],
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
     phantom = make_phantom(2.0)
-    export_plan(phantom, make_dose(phantom), make_plan("xray"), tmp_path, when=WHEN)
+    export_plan(phantom, make_dose(phantom), make_plan("xray"), tmp_path, when=when)
     ct = load_ct_phantom(tmp_path, tmp_path / "RS.dcm")
     placed = place_applicator(ct, 6.0)  # centre from the drawn cavity
     assert placed.applicator_centre_mm == pytest.approx((4.0, -2.0, 1.0), abs=1e-9)
