@@ -21,7 +21,7 @@ from openiort.io.anonymise import anonymise_directory
 from openiort.io.ct_writer import RESCALE_SLOPE
 from openiort.io.dicom_export import export_plan
 from openiort.io.dicom_read import read_ct_series, read_rtdose
-from openiort.io.errors import DicomExportError
+from openiort.io.errors import DicomExportError, DicomImportError
 
 POSITIONS = ("HFS", "FFS", "HFP", "FFP")
 
@@ -392,3 +392,31 @@ def test_anonymise_directory_remaps_every_uid(
         dst, next(f for f in written if pydicom.dcmread(f).Modality == "RTSTRUCT")
     )
     np.testing.assert_array_equal(back.structures["target"], phantom.structures["target"])
+
+
+def test_roi_renaming_and_empty_rois(
+    tmp_path: Path,
+    phantom: Phantom,
+    dose: DoseGrid,
+    when: datetime,
+    make_plan: Callable[[str], dict[str, Any]],
+) -> None:
+    """Clinical ROI names map onto structure names; an ROI without contours is not a structure."""
+    structures = dict(phantom.structures)
+    structures["marker"] = np.zeros(phantom.grid.shape, dtype=bool)
+    tagged = Phantom(
+        grid=phantom.grid,
+        material_ids=phantom.material_ids,
+        density_g_cm3=phantom.density_g_cm3,
+        materials=phantom.materials,
+        structures=structures,
+        applicator_centre_mm=phantom.applicator_centre_mm,
+    )
+    export_plan(tagged, dose, make_plan("xray"), tmp_path, when=when)
+    back = load_ct_phantom(tmp_path, tmp_path / "RS.dcm", roi_names={"heart": "Heart"})
+    assert "Heart" in back.structures and "heart" not in back.structures
+    np.testing.assert_array_equal(back.structures["Heart"], phantom.structures["heart"])
+    assert "marker" not in back.structures
+    assert back.description["empty_rois"] == ["marker"]
+    with pytest.raises(DicomImportError, match="two ROIs"):
+        load_ct_phantom(tmp_path, tmp_path / "RS.dcm", roi_names={"heart": "lung"})
