@@ -91,3 +91,20 @@ def test_schema_is_json_schema() -> None:
     assert result.exit_code == 0
     schema = json.loads(result.output)
     assert {"patient", "anatomy", "intent"} <= set(schema["properties"])
+
+
+def test_every_technique_plans_end_to_end(tmp_path: Path) -> None:
+    """HDR and electron cases go through the same pipeline and outputs as x-ray."""
+    for name, technique, key in (
+        ("left_hdr_balloon_30mm.yaml", "hdr", "dwell_times_s"),
+        ("left_electron_eliot.yaml", "electron", "monitor_units"),
+    ):
+        out = tmp_path / technique
+        result = runner.invoke(app, ["plan", str(EXAMPLES / name), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        plan = json.loads((out / "plan.json").read_text())
+        assert plan["technique"] == technique and plan[key]
+        assert set(plan["dose_at_depth_gy"]) == {"0", "5", "10", "20"}
+        assert {"target", "skin", "lung", "heart"} <= set(plan["metrics"])
+        assert "radiobiology" in plan and "clinical" in plan
+        assert (out / "report.html").exists() and (out / "patient-summary.html").exists()
