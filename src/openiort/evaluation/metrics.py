@@ -117,6 +117,15 @@ def check_constraints(dvhs: dict[str, Dvh]) -> list[ConstraintCheck]:
     return checks
 
 
+def exceeded_limits(checks: list[ConstraintCheck]) -> list[str]:
+    """One warning line per organ-at-risk limit a plan exceeds."""
+    return [
+        f"{c.structure} {c.metric} = {c.value:.2f} {c.limit_unit} exceeds {c.limit_value:g} {c.limit_unit} ({c.source})"
+        for c in checks
+        if not c.passed
+    ]
+
+
 def evaluate(
     phantom: Phantom, dose: DoseGrid
 ) -> tuple[dict[str, Dvh], dict[str, StructureMetrics], list[ConstraintCheck]]:

@@ -6,7 +6,7 @@ import numpy as np
 
 from openiort.anatomy.breast_phantom import build_breast_phantom
 from openiort.case import Case
-from openiort.evaluation.metrics import evaluate
+from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 from openiort.planning.electron import plan_electron
 from openiort.radiobiology.schedules import get_schedule
@@ -54,11 +54,7 @@ def plan_electron_case(case: Case, pressure_hpa: float | None = None) -> PlanRes
     at_depth = {
         depth_key(z): round(float(np.interp(z, depth, profile)), 4) for z in REPORT_DEPTHS_MM
     }
-    warnings = list(result.warnings) + [
-        f"{c.structure} {c.metric} = {c.value:.2f} {c.limit_unit} exceeds {c.limit_value:g} {c.limit_unit} ({c.source})"
-        for c in constraints
-        if not c.passed
-    ]
+    warnings = list(result.warnings) + exceeded_limits(constraints)
     return PlanResult(
         case_id=case.patient.id,
         technique="electron",

@@ -6,7 +6,7 @@ import numpy as np
 
 from openiort.anatomy.breast_phantom import build_breast_phantom
 from openiort.case import Case, CaseError
-from openiort.evaluation.metrics import evaluate, radial_profile_gy
+from openiort.evaluation.metrics import evaluate, exceeded_limits, radial_profile_gy
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 from openiort.planning.hdr import plan_hdr_from_case
 
@@ -56,11 +56,7 @@ def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
     at_depth = {
         depth_key(z): round(float(np.interp(z, depths, profile)), 4) for z in REPORT_DEPTHS_MM
     }
-    warnings = list(result.warnings) + [
-        f"{c.structure} {c.metric} = {c.value:.2f} {c.limit_unit} exceeds {c.limit_value:g} {c.limit_unit} ({c.source})"
-        for c in constraints
-        if not c.passed
-    ]
+    warnings = list(result.warnings) + exceeded_limits(constraints)
     return PlanResult(
         case_id=case.patient.id,
         technique="hdr",

@@ -18,7 +18,7 @@ from openiort.devices.xray import (
     treatment_time,
 )
 from openiort.dose import table
-from openiort.evaluation.metrics import evaluate
+from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 
 DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAPM TG-292)
@@ -90,11 +90,7 @@ def plan_xray(case: Case, source: XraySource | None = None, spacing_mm: float = 
             "smaller than the cavity: the tissue must be drawn onto it with purse-string sutures"
         )
     warnings += placement_warnings(case)
-    warnings += [
-        f"{c.structure} {c.metric} = {c.value:.2f} {c.limit_unit} exceeds {c.limit_value:g} {c.limit_unit} ({c.source})"
-        for c in constraints
-        if not c.passed
-    ]
+    warnings += exceeded_limits(constraints)
     warnings += [f"phantom: {w}" for w in phantom.warnings]
     if "provisional" in src.depth_dose_origin:
         warnings.append(
