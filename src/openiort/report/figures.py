@@ -42,9 +42,11 @@ def depth_dose_figure(
     definition_gy: list[float] | None,
     definition: str | None,
     prescription_gy: float,
+    depth_label: str = "depth from applicator surface (mm)",
 ) -> str:
     fig, ax = plt.subplots(figsize=(6.2, 3.6))
-    ax.plot(depth_mm, water_gy, label="dose to water (V4.0)", color="#1f77b4")
+    water_label = "dose to water (V4.0)" if definition in ("TARGIT", "V4.0") else "dose to water"
+    ax.plot(depth_mm, water_gy, label=water_label, color="#1f77b4")
     if definition_gy is not None and definition and definition != "V4.0":
         ax.plot(
             depth_mm[: len(definition_gy)],
@@ -54,7 +56,7 @@ def depth_dose_figure(
             ls="--",
         )
     ax.axhline(prescription_gy, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("depth from applicator surface (mm)")
+    ax.set_xlabel(depth_label)
     ax.set_ylabel("dose per session (Gy)")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
@@ -86,7 +88,9 @@ def dose_slices_figure(
     grid = phantom.grid
     iz, iy, ix = np.round(grid.position_to_index(np.array(centre_mm))).astype(int)
     z, y, x = grid.axes_mm()
-    shown = np.where(phantom.structures["applicator"], np.nan, dose.dose_gy)
+    # Only tissue is drawn: no isodose lines inside the applicator or in the air around the body.
+    air = phantom.material_ids == phantom.materials.index("air")
+    shown = np.where(phantom.structures["applicator"] | air, np.nan, dose.dose_gy)
     anatomy_cmap = ListedColormap(
         ["#ffffff", "#f2e6d9", "#d9b38c", "#c99", "#eeeeee", "#cce6ff", "#f4c2c2", "#9c9"]
     )

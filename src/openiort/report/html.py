@@ -17,6 +17,11 @@ TECHNIQUE_LABELS = {
     "hdr": "HDR brachytherapy (Ir-192)",
 }
 ISODOSES_GY = (2.0, 5.0, 10.0, 15.0, 20.0)
+DEPTH_LABELS = {
+    "xray": "depth below the applicator surface (mm)",
+    "hdr": "depth below the balloon surface (mm, mean over directions)",
+    "electron": "depth along the beam axis from the gland surface (mm)",
+}
 
 
 def _environment() -> jinja2.Environment:
@@ -115,6 +120,7 @@ def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
         technique_label=TECHNIQUE_LABELS[plan.technique],
         summary_rows=_summary_rows(plan),
         depth_keys=depth_keys,
+        depth_label=DEPTH_LABELS[plan.technique],
         definition_note=(
             "TARGIT: the definition in which the TARGIT trials prescribed (20 Gy at the surface). "
             "V4.0: closer to absorbed dose to water (AAPM TG-292). TARGIT values at depth follow "
@@ -129,6 +135,7 @@ def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
             plan.depth_profile_definition_gy,
             plan.prescription_definition,
             plan.prescription_gy,
+            depth_label=DEPTH_LABELS[plan.technique],
         ),
         dvh_svg=figures.dvh_figure(plan.dvhs, max_dose),
         slices_svg=figures.dose_slices_figure(
