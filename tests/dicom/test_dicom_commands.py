@@ -111,7 +111,7 @@ def test_export_command_bad_options(
 ) -> None:
     out = tmp_path / "dicom"
     result = CliRunner().invoke(app(), [str(plan_dir), "--dicom", str(out), *args])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert not out.exists() or not any(out.iterdir())
 

@@ -142,7 +142,7 @@ def test_corrupt_file_means_nothing_is_sent(storescp: tuple[int, Path], exported
     app = typer.Typer()
     app.command()(send)
     result = CliRunner().invoke(app, [str(exported), "--to", f"PACS@127.0.0.1:{port}"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "error:" in result.output and "CT_0003.dcm" in result.output
     assert "Traceback" not in result.output
     assert list(received.iterdir()) == []
@@ -152,6 +152,13 @@ def test_unreachable_peer(exported: Path) -> None:
     port = free_port()  # nothing listens there
     with pytest.raises(DicomSendError, match="unreachable"):
         send_directory(exported, f"PACS@127.0.0.1:{port}", timeout_s=5)
+    app = typer.Typer()
+    app.command()(send)
+    result = CliRunner().invoke(app, [str(exported), "--to", f"PACS@127.0.0.1:{port}"])
+    assert result.exit_code == 1  # the peer, not the input
+    assert "unreachable" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, [str(exported), "--to", "PACS-127.0.0.1"])
+    assert result.exit_code == 2 and "AE@HOST:PORT" in result.output
 
 
 def test_rejected_association_and_refused_sop_class(exported: Path) -> None:

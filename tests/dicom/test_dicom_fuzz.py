@@ -267,12 +267,12 @@ def test_export_command_on_corrupt_plan_dir_writes_nothing(
     (plan_dir / PLAN_ARRAYS).write_bytes(arrays[: len(arrays) // 2])
     out = tmp_path / "dicom"
     result = runner.invoke(app, [str(plan_dir), "--dicom", str(out)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "error:" in result.output and PLAN_ARRAYS in result.output
     assert "Traceback" not in result.output
     assert not out.exists()
     (plan_dir / PLAN_ARRAYS).write_bytes(arrays)
     (plan_dir / PLAN_JSON).write_text("{not json")
     result = runner.invoke(app, [str(plan_dir), "--dicom", str(out)])
-    assert result.exit_code == 1 and PLAN_JSON in result.output
+    assert result.exit_code == 2 and PLAN_JSON in result.output
     assert not out.exists()

@@ -354,9 +354,10 @@ def load_ct_phantom(
     -------
     Phantom
         With ``description`` recording the calibration, the patient position and the series
-        size (never patient identifiers). When an ``applicator`` (or ``cavity``) structure is
-        present, ``applicator_centre_mm`` and ``applicator_radius_mm`` (``cavity_radius_mm``)
-        are its centroid and equal-volume sphere radius.
+        size (never patient identifiers). When an ``applicator`` structure is present,
+        ``applicator_centre_mm`` and ``applicator_radius_mm`` are its centroid and equal-volume
+        sphere radius (``cavity_radius_mm`` likewise from ``cavity``). A CT taken before
+        surgery has no applicator: place one with ``place_applicator``.
 
     Raises
     ------
@@ -390,8 +391,8 @@ def load_ct_phantom(
             density[sel] = cal.material_density(material, series.hu[sel])
     # keep only materials present, in first-seen order
     present = [i for i in range(len(names)) if np.any(codes == i)]
-    if len(present) > 255:
-        raise DicomImportError(f"{ct_dir}: more than 255 materials after calibration")
+    if len(present) > 256:
+        raise DicomImportError(f"{ct_dir}: more than 256 materials after calibration")
     lut = np.zeros(len(names), dtype=np.uint8)
     for new, old in enumerate(present):
         lut[old] = new
@@ -407,11 +408,7 @@ def load_ct_phantom(
             structures["applicator"], centres, grid.voxel_volume_cc
         )
     if "cavity" in structures:
-        cav_centre, cav_radius = _sphere_from_mask(
-            structures["cavity"], centres, grid.voxel_volume_cc
-        )
-        if app_centre is None:
-            app_centre = cav_centre
+        _, cav_radius = _sphere_from_mask(structures["cavity"], centres, grid.voxel_volume_cc)
     return Phantom(
         grid=grid,
         material_ids=material_ids,

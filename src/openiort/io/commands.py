@@ -1,8 +1,9 @@
 """``iort export`` and ``iort send``: Typer command functions over the library calls.
 
-Register with ``app.command("export")(export)`` and ``app.command("send")(send)``. Bad input
-prints one line ``error: ...`` on stderr and exits with status 1 (2 for usage errors), never a
-traceback; nothing is written or sent on error.
+Register with ``app.command("export")(export)`` and ``app.command("send")(send)``. Errors print
+one line ``error: ...`` on stderr, never a traceback, and nothing is written or sent. Exit status
+2: bad input (corrupt or unsupported files, a malformed plan directory or destination), as for
+the other ``iort`` commands; 1: the peer refused or could not be reached.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import typer
 
 from openiort.anatomy.ct import CalibrationError
 from openiort.io.dicom_export import export_plan
-from openiort.io.errors import DicomError, PlanDirError
+from openiort.io.errors import DicomError, DicomSendError, PlanDirError
 from openiort.io.geometry import PATIENT_POSITIONS
 from openiort.io.plan_dir import read_plan_dir
-from openiort.io.send import DEFAULT_CALLING_AE, send_directory
+from openiort.io.send import DEFAULT_CALLING_AE, parse_destination, send_directory
+
+EXIT_PEER = 1
+EXIT_BAD_INPUT = 2
 
 
-def _fail(exc: Exception) -> typer.Exit:
+def _fail(exc: Exception, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(code=1)
+    return typer.Exit(code=code)
 
 
 def export(
@@ -87,7 +91,15 @@ def send(
 ) -> None:
     """Send DICOM objects to a PACS or record-and-verify system (C-STORE)."""
     try:
-        results = send_directory(directory, to, calling_ae_title=calling_ae, timeout_s=timeout_s)
+        destination = parse_destination(to)
+    except DicomSendError as exc:
+        raise _fail(exc) from exc
+    try:
+        results = send_directory(
+            directory, destination, calling_ae_title=calling_ae, timeout_s=timeout_s
+        )
+    except DicomSendError as exc:
+        raise _fail(exc, EXIT_PEER) from exc
     except DicomError as exc:
         raise _fail(exc) from exc
     warnings = sum(1 for r in results if r.status != 0)
