@@ -1,0 +1,162 @@
+"""The audit log: who changed which record, when, and what changed.
+
+Entries are rows of :class:`AuditLog`, written in the same transaction as the change they
+describe (so an aborted change leaves no entry), except for security events such as a failed
+seal check or a refused delivery, which :func:`record_independently` commits on their own.
+Summaries hold field names, and old and new values of clinical fields; they never hold a
+patient's name or birth date. The application log (``logging``) gets ids and usernames only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openiort.records.models import AuditLog, User
+
+logger = logging.getLogger("openiort.records")
+
+SYSTEM_USERNAME = "system"
+# Blocks of a case whose values are never copied into the audit summary (only field names).
+REDACTED_BLOCKS: frozenset[str] = frozenset({"patient"})
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def json_diff(
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    redact: Iterable[str] = REDACTED_BLOCKS,
+) -> dict[str, Any]:
+    """A summary of the differences between two JSON objects, by dotted path.
+
+    Parameters
+    ----------
+    old, new:
+        The objects before and after (``old`` ``None`` for a creation).
+    redact:
+        Top-level blocks whose values are replaced by ``"<redacted>"`` (paths still listed).
+
+    Returns
+    -------
+    dict
+        ``{"changed": {path: {"from": a, "to": b}}, "added": {path: b}, "removed": [path]}``,
+        empty parts left out.
+    """
+    redacted = set(redact)
+    before = _flatten(dict(old or {}))
+    after = _flatten(dict(new))
+
+    def shown(path: str, value: Any) -> Any:
+        return "<redacted>" if path.split(".", 1)[0] in redacted else value
+
+    changed = {
+        p: {"from": shown(p, before[p]), "to": shown(p, after[p])}
+        for p in sorted(before.keys() & after.keys())
+        if before[p] != after[p]
+    }
+    added = {p: shown(p, after[p]) for p in sorted(after.keys() - before.keys())}
+    removed = sorted(before.keys() - after.keys())
+    out: dict[str, Any] = {}
+    if changed:
+        out["changed"] = changed
+    if added:
+        out["added"] = added
+    if removed:
+        out["removed"] = removed
+    return out
+
+
+def _entry(
+    actor: User | None,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    summary: Mapping[str, Any] | None,
+) -> AuditLog:
+    return AuditLog(
+        user_id=actor.id if actor is not None else None,
+        username=actor.username if actor is not None else SYSTEM_USERNAME,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        summary=dict(summary or {}),
+    )
+
+
+def record(
+    session: Session,
+    actor: User | None,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    summary: Mapping[str, Any] | None = None,
+) -> AuditLog:
+    """Add an audit entry to ``session`` (committed with the change it describes).
+
+    Parameters
+    ----------
+    actor:
+        The acting user; ``None`` for the server itself or an administrator's command.
+    action:
+        Verb such as ``create``, ``update``, ``approve``.
+    entity, entity_id:
+        Table-level record kind (``case``, ``plan``, ...) and its id.
+    summary:
+        JSON-serialisable description; must not contain patient names.
+    """
+    entry = _entry(actor, action, entity, entity_id, summary)
+    session.add(entry)
+    logger.info("%s %s %s id=%s by %s", "audit", action, entity, entity_id, entry.username)
+    return entry
+
+
+def record_independently(
+    session: Session,
+    actor: User | None,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    summary: Mapping[str, Any] | None = None,
+) -> None:
+    """Commit an audit entry in its own transaction, so it survives a rollback of ``session``.
+
+    Used for security events (a failed seal check, a refused delivery). A failure to write is
+    logged, never raised: the caller is already reporting the event by raising.
+    """
+    logger.warning("security event: %s %s id=%s", action, entity, entity_id)
+    try:
+        with Session(bind=session.get_bind()) as side:
+            side.add(_entry(actor, action, entity, entity_id, summary))
+            side.commit()
+    except Exception as exc:  # report, do not mask the caller's error
+        logger.error(
+            "could not write the audit entry for %s %s id=%s: %s",
+            action,
+            entity,
+            entity_id,
+            type(exc).__name__,
+        )
+
+
+def entries(
+    session: Session, entity: str | None = None, entity_id: int | None = None
+) -> list[AuditLog]:
+    """Audit entries, oldest first, optionally for one record kind or one record."""
+    stmt = select(AuditLog).order_by(AuditLog.id)
+    if entity is not None:
+        stmt = stmt.where(AuditLog.entity == entity)
+    if entity_id is not None:
+        stmt = stmt.where(AuditLog.entity_id == entity_id)
+    return list(session.scalars(stmt))

@@ -1,0 +1,241 @@
+"""Quality-assurance records: the source's daily output and isotropy checks.
+
+Tolerances are the department's QA programme's, passed in with each check and stored beside
+it, so that a record always shows the limit it was judged against. A check passes when the
+magnitude of its deviation does not exceed the tolerance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openiort.records import audit, roles
+from openiort.records.errors import NotFoundError, RecordsValueError
+from openiort.records.models import TECHNIQUES, IsotropyCheck, SourceOutputCheck, User, utcnow
+
+MAX_TOLERANCE_PCT = 100.0
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordsValueError(f"{name}: must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise RecordsValueError(f"{name}: must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _tolerance(value: float) -> float:
+    tol = _positive("tolerance_pct", value)
+    if tol > MAX_TOLERANCE_PCT:
+        raise RecordsValueError(f"tolerance_pct: at most {MAX_TOLERANCE_PCT:g} %, got {tol:g}")
+    return tol
+
+
+def _text(name: str, value: str, max_chars: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RecordsValueError(f"{name}: required")
+    if len(value) > max_chars:
+        raise RecordsValueError(f"{name}: at most {max_chars} characters")
+    return value.strip()
+
+
+def _when(performed_at: dt.datetime | None) -> dt.datetime:
+    if performed_at is None:
+        return utcnow()
+    if performed_at.tzinfo is None:
+        raise RecordsValueError("performed_at: must be timezone-aware")
+    if performed_at > utcnow() + dt.timedelta(minutes=5):
+        raise RecordsValueError("performed_at: lies in the future")
+    return performed_at
+
+
+def deviation_pct(measured: float, expected: float) -> float:
+    """Percentage deviation of ``measured`` from ``expected``: ``100 (m / e - 1)``."""
+    return 100.0 * (measured / expected - 1.0)
+
+
+def within(deviation: float, tolerance_pct: float) -> bool:
+    """Whether a deviation (%) is within a symmetric tolerance (%), limits included."""
+    return abs(deviation) <= tolerance_pct
+
+
+def record_output_check(
+    session: Session,
+    actor: User,
+    *,
+    device: str,
+    technique: str,
+    measured_value: float,
+    expected_value: float,
+    unit: str,
+    tolerance_pct: float,
+    performed_at: dt.datetime | None = None,
+    energy_mev: float | None = None,
+    applicator: str | None = None,
+    note: str | None = None,
+) -> SourceOutputCheck:
+    """Record a daily output check of a source or beam.
+
+    Parameters
+    ----------
+    device:
+        The source or machine (serial number or department name).
+    technique:
+        ``xray``, ``electron`` or ``hdr``.
+    measured_value, expected_value, unit:
+        The reading (corrected as the QA programme prescribes) and its baseline, in ``unit``
+        (for example ``Gy/min``, ``nC``, ``cGy/MU``).
+    tolerance_pct:
+        The programme's action limit on the deviation, in percent.
+    performed_at:
+        When it was measured (default now).
+    energy_mev, applicator:
+        The beam checked, where it matters (electrons).
+
+    Returns
+    -------
+    SourceOutputCheck
+        With ``deviation_pct`` and ``passed``; a failing check is recorded too.
+    """
+    roles.require(actor.username, actor.role, actor.active, "qa.record")
+    if technique not in TECHNIQUES:
+        raise RecordsValueError(f"technique: one of {', '.join(TECHNIQUES)}, got {technique!r}")
+    measured = _positive("measured_value", measured_value)
+    expected = _positive("expected_value", expected_value)
+    tol = _tolerance(tolerance_pct)
+    dev = deviation_pct(measured, expected)
+    check = SourceOutputCheck(
+        device=_text("device", device, 100),
+        technique=technique,
+        performed_at=_when(performed_at),
+        performed_by_id=actor.id,
+        measured_value=measured,
+        expected_value=expected,
+        unit=_text("unit", unit, 32),
+        deviation_pct=dev,
+        tolerance_pct=tol,
+        passed=within(dev, tol),
+        energy_mev=None if energy_mev is None else _positive("energy_mev", energy_mev),
+        applicator=None if applicator is None else _text("applicator", applicator, 40),
+        note=note,
+    )
+    session.add(check)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "create",
+        "qa_output_check",
+        check.id,
+        {
+            "device": check.device,
+            "deviation_pct": round(dev, 3),
+            "tolerance_pct": tol,
+            "passed": check.passed,
+        },
+    )
+    return check
+
+
+def record_isotropy_check(
+    session: Session,
+    actor: User,
+    *,
+    device: str,
+    readings: Mapping[str, float],
+    unit: str,
+    tolerance_pct: float,
+    performed_at: dt.datetime | None = None,
+    note: str | None = None,
+) -> IsotropyCheck:
+    """Record a source isotropy check: each direction's reading against their mean.
+
+    Parameters
+    ----------
+    readings:
+        Reading per direction (for example ``{"+x": 1.01, "-x": 0.99, "+y": 1.0, ...}``);
+        at least two.
+    tolerance_pct:
+        The largest deviation from the mean any direction may show, in percent.
+
+    Returns
+    -------
+    IsotropyCheck
+        With ``mean_value``, ``max_deviation_pct`` (signed, the largest in magnitude) and
+        ``passed``.
+    """
+    roles.require(actor.username, actor.role, actor.active, "qa.record")
+    if not isinstance(readings, Mapping) or len(readings) < 2:
+        raise RecordsValueError("readings: at least two directions are needed")
+    values = {
+        _text("direction", str(k), 20): _positive(f"readings[{k}]", v) for k, v in readings.items()
+    }
+    mean = math.fsum(values.values()) / len(values)
+    deviations = {k: deviation_pct(v, mean) for k, v in values.items()}
+    worst = max(deviations.values(), key=abs)
+    tol = _tolerance(tolerance_pct)
+    check = IsotropyCheck(
+        device=_text("device", device, 100),
+        performed_at=_when(performed_at),
+        performed_by_id=actor.id,
+        readings=values,
+        unit=_text("unit", unit, 32),
+        mean_value=mean,
+        max_deviation_pct=worst,
+        tolerance_pct=tol,
+        passed=within(worst, tol),
+        note=note,
+    )
+    session.add(check)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "create",
+        "qa_isotropy_check",
+        check.id,
+        {
+            "device": check.device,
+            "max_deviation_pct": round(worst, 3),
+            "tolerance_pct": tol,
+            "passed": check.passed,
+        },
+    )
+    return check
+
+
+def get_output_check(session: Session, check_id: int) -> SourceOutputCheck:
+    """The output check with this id; :class:`NotFoundError` if none."""
+    check = session.get(SourceOutputCheck, check_id)
+    if check is None:
+        raise NotFoundError(f"output check {check_id} does not exist")
+    return check
+
+
+def latest_output_check(
+    session: Session, device: str, technique: str | None = None
+) -> SourceOutputCheck | None:
+    """The most recent output check of ``device`` (optionally for one technique)."""
+    stmt = select(SourceOutputCheck).where(SourceOutputCheck.device == device)
+    if technique is not None:
+        stmt = stmt.where(SourceOutputCheck.technique == technique)
+    return session.scalars(
+        stmt.order_by(SourceOutputCheck.performed_at.desc(), SourceOutputCheck.id.desc()).limit(1)
+    ).first()
+
+
+def list_qa_checks(
+    session: Session, device: str | None = None
+) -> tuple[list[SourceOutputCheck], list[IsotropyCheck]]:
+    """Output and isotropy checks, newest first, optionally of one device."""
+    out = select(SourceOutputCheck).order_by(SourceOutputCheck.performed_at.desc())
+    iso = select(IsotropyCheck).order_by(IsotropyCheck.performed_at.desc())
+    if device is not None:
+        out = out.where(SourceOutputCheck.device == device)
+        iso = iso.where(IsotropyCheck.device == device)
+    return list(session.scalars(out)), list(session.scalars(iso))
