@@ -15,7 +15,8 @@ Every plan carries the prescription (RT Prescription), one fraction (RT Fraction
 patient position (RT Patient Setup) and its approval status (Approval).
 
 Plan keys read (top level, or under ``delivery``): ``technique``, ``prescription.dose_gy`` (or
-``prescription_gy``), ``prescription.dose_definition``, ``status``; x-ray:
+``prescription_gy``), ``prescription.dose_definition`` (or ``prescription_definition``),
+``status``; x-ray:
 ``applicator_diameter_cm``, ``treatment_time_min``; electron: ``monitor_units``,
 ``energy_mev``, ``applicator_cm``, ``bevel_deg``; HDR: ``dwell_positions_mm`` (N x 3, LPS),
 ``dwell_times_s`` (N), ``dwell_catheters`` (N, optional, channel per dwell), ``source_id``,
@@ -90,7 +91,7 @@ def prescription(plan: Mapping[str, Any]) -> tuple[float, str]:
     else:
         dose, definition = (
             plan_value(plan, "prescription_gy"),
-            plan_value(plan, "dose_definition", ""),
+            plan_value(plan, "prescription_definition", plan_value(plan, "dose_definition", "")),
         )
     if dose is None:
         raise DicomExportError("plan.json: prescription.dose_gy is required")
