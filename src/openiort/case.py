@@ -101,6 +101,9 @@ class Anatomy(_Strict):
     # Measured breast dimensions override the cup-size table when given.
     breast_base_diameter_mm: Annotated[float, Field(ge=60, le=300)] | None = None
     breast_projection_mm: Annotated[float, Field(ge=20, le=200)] | None = None
+    # Planning on a CT: the cavity centre in the CT's patient coordinates (x, y, z mm, LPS);
+    # when null the centroid of the RTSTRUCT's "cavity" structure is used.
+    cavity_centre_mm: tuple[float, float, float] | None = None
 
 
 class Intent(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -13,10 +14,14 @@ import typer
 from rich.console import Console
 
 from openiort import RESEARCH_NOTICE
+from openiort.anatomy.ct import load_ct_phantom
 from openiort.case import CaseError, case_json_schema, load_case
 from openiort.clinical.commands import eligibility, evidence, pathology
 from openiort.clinical.summary import write_patient_summary
 from openiort.devices.xray import DeviceDataError
+from openiort.io.commands import export, send
+from openiort.io.dicom_export import export_plan
+from openiort.io.errors import DicomError
 from openiort.pipeline import plan_case
 from openiort.radiobiology.commands import radiobio
 from openiort.report.outputs import REPORT_HTML, write_plan_outputs
@@ -31,10 +36,10 @@ console = Console(stderr=True)
 EXIT_BAD_INPUT = 2
 
 
-def fail_bad_input(error: CaseError | DeviceDataError) -> None:
+def fail_bad_input(error: CaseError | DeviceDataError | DicomError) -> None:
     """Print one line per problem and exit with code 2."""
     problems = error.problems if isinstance(error, CaseError) else [str(error)]
-    source = error.source if isinstance(error, CaseError) else "device data"
+    source = error.source if isinstance(error, CaseError) else type(error).__name__
     console.print(f"[bold red]error:[/] {source}: {len(problems)} problem(s); nothing was written")
     for p in problems:
         console.print(f"  - {p}", markup=False, highlight=False)
@@ -45,16 +50,27 @@ def demo_case_path() -> Path:
     return Path(str(resources.files("openiort").joinpath("data/demo_case.yaml")))
 
 
-def run_plan(case_path: Path, out: Path, source_data: Path | None) -> None:
+def run_plan(
+    case_path: Path,
+    out: Path,
+    source_data: Path | None,
+    dicom: bool = False,
+    ct: Path | None = None,
+    rtstruct: Path | None = None,
+) -> None:
     started = time.perf_counter()
     try:
         case = load_case(case_path)
+        ct_phantom = load_ct_phantom(ct, rtstruct) if ct is not None else None
         with console.status("planning..."):
-            plan = plan_case(case, source_data)
-            written = write_plan_outputs(
-                plan, out, extra_writers=(lambda d: write_patient_summary(case, d),)
-            )
-    except (CaseError, DeviceDataError) as exc:
+            plan = plan_case(case, source_data, ct_phantom=ct_phantom)
+            writers: list[Callable[[Path], object]] = [lambda d: write_patient_summary(case, d)]
+            if dicom:
+                writers.append(
+                    lambda d: export_plan(plan.phantom, plan.dose, plan.to_json_dict(), d / "dicom")
+                )
+            written = write_plan_outputs(plan, out, extra_writers=tuple(writers))
+    except (CaseError, DeviceDataError, DicomError) as exc:
         fail_bad_input(exc)
         return
     console.print(f"[green]plan written[/] in {time.perf_counter() - started:.1f} s:")
@@ -73,9 +89,18 @@ def plan(
     source_data: Annotated[
         Path | None, typer.Option(help="your source's commissioning YAML (x-ray)")
     ] = None,
+    dicom: Annotated[
+        bool, typer.Option("--dicom", help="also export DICOM RT into OUT/dicom")
+    ] = False,
+    ct: Annotated[
+        Path | None, typer.Option("--ct", help="plan on this CT series folder (x-ray)")
+    ] = None,
+    rtstruct: Annotated[
+        Path | None, typer.Option("--rtstruct", help="RTSTRUCT file for --ct")
+    ] = None,
 ) -> None:
-    """Plan a case: phantom, applicator, time, 3D dose, DVH, report and plan.json."""
-    run_plan(case, out, source_data)
+    """Plan a case: phantom or CT, applicator, time, 3D dose, DVH, report and plan.json."""
+    run_plan(case, out, source_data, dicom=dicom, ct=ct, rtstruct=rtstruct)
 
 
 @app.command()
@@ -96,6 +121,8 @@ app.command("radiobio")(radiobio)
 app.command("eligibility")(eligibility)
 app.command("pathology")(pathology)
 app.command("evidence")(evidence)
+app.command("export")(export)
+app.command("send")(send)
 
 
 if __name__ == "__main__":  # pragma: no cover

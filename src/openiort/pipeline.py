@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openiort.case import Case
+from openiort.anatomy.phantom import Phantom
+from openiort.case import Case, CaseError
 from openiort.clinical.section import build_clinical_section
 from openiort.devices.xray import load_commissioning
 from openiort.plan import PlanResult
@@ -14,11 +15,23 @@ from openiort.planning.xray import plan_xray
 from openiort.radiobiology import build_radiobiology_section
 
 
-def plan_case(case: Case, source_data: Path | None = None) -> PlanResult:
-    """Plan ``case`` with the planner of its technique and attach every report section."""
+def plan_case(
+    case: Case, source_data: Path | None = None, ct_phantom: Phantom | None = None
+) -> PlanResult:
+    """Plan ``case`` with the planner of its technique and attach every report section.
+
+    ``ct_phantom`` plans on the patient's CT instead of the phantom built from the case
+    (x-ray technique).
+    """
     technique = case.intent.technique
+    if ct_phantom is not None and technique != "xray":
+        raise CaseError(
+            "case",
+            [f"intent.technique: planning on a CT is available for 'xray' only, not {technique!r}"],
+        )
     if technique == "xray":
-        plan = plan_xray(case, source=load_commissioning(source_data) if source_data else None)
+        source = load_commissioning(source_data) if source_data else None
+        plan = plan_xray(case, source=source, ct_phantom=ct_phantom)
     elif technique == "hdr":
         plan = plan_hdr_case(case)
     else:

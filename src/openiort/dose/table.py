@@ -51,7 +51,11 @@ def compute(
     # Inside the applicator the surface dose is carried (depth clamped at 0) so that sub-voxel
     # interpolation at the applicator surface does not mix in a false zero; it is not a dose
     # to tissue. Air outside the body gets none.
-    in_body = phantom.material_ids != phantom.materials.index("air")
+    in_body = (
+        phantom.material_ids != phantom.materials.index("air")
+        if "air" in phantom.materials
+        else np.ones(phantom.grid.shape, dtype=bool)
+    )
     app = source.applicator(applicator_diameter_cm)
     surface_dose_gy = app.surface_rate_v40_gy_min * source.output_check_factor * treatment_time_min
     dose = np.zeros(phantom.grid.shape, dtype=np.float64)

@@ -6,8 +6,10 @@ from importlib import resources
 
 import numpy as np
 
-from openiort.anatomy.breast_phantom import build_breast_phantom
+from openiort.anatomy.breast_phantom import anatomy_parameters, build_breast_phantom
+from openiort.anatomy.ct import place_applicator
 from openiort.anatomy.materials import read_commented_csv
+from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, CaseError
 from openiort.devices.xray import (
     EXAMPLE_SOURCE_LABEL,
@@ -47,8 +49,41 @@ def placement_warnings(case: Case) -> list[str]:
     return warnings
 
 
-def plan_xray(case: Case, source: XraySource | None = None, spacing_mm: float = 1.0) -> PlanResult:
-    """Plan an x-ray IORT case on the phantom built from its measurements."""
+def phantom_on_ct(
+    ct_phantom: Phantom, applicator_radius_mm: float, centre_mm: tuple[float, float, float] | None
+) -> Phantom:
+    """The CT phantom with the applicator placed and, unless contoured, the target rind."""
+    try:
+        phantom = place_applicator(ct_phantom, applicator_radius_mm, centre_mm=centre_mm)
+    except ValueError as exc:  # no cavity structure, or the sphere leaves the CT
+        raise CaseError("case", [f"anatomy.cavity_centre_mm: {exc}"]) from None
+    if "target" not in phantom.structures:
+        rind_mm = float(anatomy_parameters()["target_rind_mm"])
+        depth = phantom.grid.distance_from_mm(phantom.applicator_centre_mm) - applicator_radius_mm  # type: ignore[arg-type]
+        body = (
+            phantom.material_ids != phantom.materials.index("air")
+            if "air" in phantom.materials
+            else np.ones(phantom.grid.shape, bool)
+        )
+        target = (depth > 0) & (depth <= rind_mm) & body
+        for excluded in ("skin", "chest_wall", "ribs", "lung", "heart"):
+            if excluded in phantom.structures:
+                target &= ~phantom.structures[excluded]
+        phantom.structures["target"] = target
+    return phantom
+
+
+def plan_xray(
+    case: Case,
+    source: XraySource | None = None,
+    spacing_mm: float = 1.0,
+    ct_phantom: Phantom | None = None,
+) -> PlanResult:
+    """Plan an x-ray IORT case on the phantom built from its measurements, or on a CT.
+
+    With ``ct_phantom`` (from :func:`openiort.anatomy.ct.load_ct_phantom`) the applicator is
+    placed at ``anatomy.cavity_centre_mm`` or the centroid of the "cavity" structure.
+    """
     if case.intent.technique != "xray":
         raise CaseError(
             "case", [f"intent.technique: value {case.intent.technique!r} is not 'xray'"]
@@ -62,7 +97,12 @@ def plan_xray(case: Case, source: XraySource | None = None, spacing_mm: float = 
     definition: DoseDefinition = case.intent.dose_definition or "TARGIT"
     diameter = choose_applicator(src, case.anatomy.cavity_diameter_mm)
     time = treatment_time(src, diameter, rx_gy, definition)
-    phantom = build_breast_phantom(case, applicator_radius_mm=diameter * 5.0, spacing_mm=spacing_mm)
+    if ct_phantom is None:
+        phantom = build_breast_phantom(
+            case, applicator_radius_mm=diameter * 5.0, spacing_mm=spacing_mm
+        )
+    else:
+        phantom = phantom_on_ct(ct_phantom, diameter * 5.0, case.anatomy.cavity_centre_mm)
     dose = table.compute(src, diameter, time.time_min, phantom)
     dvhs, metrics, constraints = evaluate(phantom, dose)
 
