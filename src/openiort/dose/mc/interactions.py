@@ -74,7 +74,7 @@ def _s_ratio(x: float, m: int, phys: PhysArrays) -> float:
     return phys.s_ratio[m, j] + f * (phys.s_ratio[m, j + 1] - phys.s_ratio[m, j])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sample_incoherent(e_kev: float, m: int, phys: PhysArrays, state: np.ndarray) -> tuple[float, float]:
     """Energy after incoherent scattering and cos(theta): KN x S(x)/Z."""
     k = e_kev / phys.mec2_kev
@@ -97,7 +97,7 @@ def sample_incoherent(e_kev: float, m: int, phys: PhysArrays, state: np.ndarray)
             return e_kev * tau, cos_t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sample_coherent(e_kev: float, m: int, phys: PhysArrays, state: np.ndarray) -> float:
     """cos(theta) of a coherent (Rayleigh) scatter: Thomson x F^2(x)."""
     x_max = e_kev / phys.hc_kev_angstrom
@@ -130,7 +130,7 @@ def sample_coherent(e_kev: float, m: int, phys: PhysArrays, state: np.ndarray) -
             return cos_t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def interact(
     e_kev: float, m: int, ux: float, uy: float, uz: float, phys: PhysArrays, state: np.ndarray
 ) -> tuple[float, float, float, float, float]:

@@ -49,7 +49,8 @@ class TransportProblem(Protocol):
     def tally_shapes(self) -> tuple[tuple[int, ...], ...]: ...
 
     def transport(
-        self, key: np.uint64, first: int, stop: int, tallies: tuple[FloatArray, ...], balance: FloatArray
+        self, key: np.uint64, first: int, stop: int, batch_size: int, tallies: tuple[FloatArray, ...],
+        balance: FloatArray,
     ) -> None: ...
 
 
@@ -89,7 +90,7 @@ def run_batch(
         if stop is not None and stop.is_set():
             return None
         last = min(first + CHUNK_HISTORIES, n_histories)
-        problem.transport(key, first, last, tallies, balance)
+        problem.transport(key, first, last, n_histories, tallies, balance)
         if on_chunk is not None:
             on_chunk(last - first)
         first = last
@@ -219,13 +220,14 @@ def _run_dask(
     cluster = None
     if scheduler_address is not None:
         try:
-            client = Client(scheduler_address, timeout="10s")
+            client = Client(scheduler_address, timeout="5s")
         except OSError as exc:
             raise RunSettingsError(f"cannot reach the Dask scheduler at {scheduler_address}: {exc}") from None
     else:
+        # threads in this process, talking over TCP on the loopback interface only
         cluster = LocalCluster(
-            n_workers=workers or 2, threads_per_worker=1, processes=False, host="127.0.0.1",
-            dashboard_address=None,
+            n_workers=workers or 2, threads_per_worker=1, processes=False, protocol="tcp",
+            host="127.0.0.1", dashboard_address=None,
         )
         client = Client(cluster)
     bar = _Progress(progress, n_batches * per_batch, problem.description + " (dask)")

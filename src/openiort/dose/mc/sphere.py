@@ -48,17 +48,19 @@ class SphereProblem:
     score_mat: NDArray[np.int64]
     analog: bool
     phys: PhysArrays
+    band_cos: float = 2.0
     description: str = "kV photon Monte Carlo (spheres)"
 
     def tally_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((self.edges_mm.size - 1,),)
 
     def transport(
-        self, key: np.uint64, first: int, stop: int, tallies: tuple[FloatArray, ...], balance: FloatArray
+        self, key: np.uint64, first: int, stop: int, batch_size: int, tallies: tuple[FloatArray, ...],
+        balance: FloatArray,
     ) -> None:
         run_sphere(
-            key, first, stop, self.source, self.region_r_mm, self.region_mat, self.region_rho,
-            self.edges_mm, self.score_mat, self.analog, self.phys, tallies[0], balance,
+            key, first, stop, batch_size, self.source, self.region_r_mm, self.region_mat, self.region_rho,
+            self.edges_mm, self.score_mat, self.analog, self.band_cos, self.phys, tallies[0], balance,
         )
 
 
@@ -100,12 +102,15 @@ def shell_dose(
     progress: bool = False,
     scheduler_address: str | None = None,
     use_dask: bool = False,
+    equatorial_band_cos: float | None = None,
 ) -> ShellDose:
     """Dose in spherical shells for a point source at the centre of concentric layers.
 
     ``layers`` lists ``(outer_radius_mm, material)`` from the inside out; vacuum lies beyond
     the last. ``response`` is the medium whose mu_en/rho converts fluence to dose in each shell
     (default: the layer medium at the shell's mid-radius, i.e. dose to medium).
+    ``equatorial_band_cos`` restricts scoring to |cos(polar angle about z)| below it (the plane
+    perpendicular to a probe shaft along z); the dose is then the average over that band.
     """
     opts = options or PhysicsOptions()
     if not layers:
@@ -134,17 +139,20 @@ def shell_dose(
         if len(response) != mid.size:
             raise GeometryError("one response medium per shell is needed")
         score_mat = np.array([index_of(m) for m in response], dtype=np.int64)
+    band = 2.0 if equatorial_band_cos is None else float(equatorial_band_cos)
+    if not 0.0 < band <= 2.0:
+        raise GeometryError("equatorial_band_cos must be in (0, 1]")
     tables = build_tables(specs, opts)
     problem = SphereProblem(
         source=source.arrays(), region_r_mm=radii, region_mat=layer_mat, region_rho=layer_rho,
-        edges_mm=edges, score_mat=score_mat, analog=analog, phys=tables.arrays,
+        edges_mm=edges, score_mat=score_mat, analog=analog, phys=tables.arrays, band_cos=band,
         description=f"kV MC, {source.label}",
     )
     acc = run_batches(
         problem, histories, seed, n_batches, workers=workers, progress=progress,
         scheduler_address=scheduler_address, use_dask=use_dask,
     )
-    volume_mm3 = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    volume_mm3 = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3) * min(band, 1.0)
     mean = acc.mean_per_history(0)
     if analog:
         rho = layer_rho[layer_of_shell]

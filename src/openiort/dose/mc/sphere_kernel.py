@@ -40,7 +40,7 @@ def _inside_length(p2: float, b: float, s: float, radius: float) -> float:
     return t2 - t1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def score_segment(
     px: float, py: float, pz: float, ux: float, uy: float, uz: float, s: float, weight: float,
     edges: np.ndarray, score_mat: np.ndarray, muen_now: np.ndarray, tally: np.ndarray,
@@ -69,6 +69,63 @@ def score_segment(
 
 
 @njit(cache=True, inline="always")
+def score_segment_band(
+    px: float, py: float, pz: float, ux: float, uy: float, uz: float, s: float, weight: float,
+    edges: np.ndarray, score_mat: np.ndarray, muen_now: np.ndarray, tally: np.ndarray, band_cos: float,
+) -> None:
+    """Like :func:`score_segment`, counting only the path within the band |cos(polar)| < band_cos.
+
+    The band (about the z axis, i.e. around the plane perpendicular to the probe shaft) is where
+    the depth-dose table is defined; ``band_cos >= 1`` scores whole shells.
+    """
+    if band_cos >= 1.0:
+        score_segment(px, py, pz, ux, uy, uz, s, weight, edges, score_mat, muen_now, tally)
+        return
+    # inside the band where g(t) = z(t)^2 - c^2 |p + t u|^2 < 0, g = a t^2 + b t + c
+    c2 = band_cos * band_cos
+    a = uz * uz - c2
+    b = 2.0 * (pz * uz - c2 * (px * ux + py * uy + pz * uz))
+    c = pz * pz - c2 * (px * px + py * py + pz * pz)
+    lo1 = 0.0
+    hi1 = -1.0
+    lo2 = 0.0
+    hi2 = -1.0
+    if abs(a) < 1e-12:
+        if abs(b) < 1e-300:
+            if c < 0.0:
+                hi1 = s
+        elif b > 0.0:
+            hi1 = min(-c / b, s)
+        else:
+            lo1 = max(-c / b, 0.0)
+            hi1 = s
+    else:
+        disc = b * b - 4.0 * a * c
+        if a > 0.0:
+            if disc > 0.0:
+                root = math.sqrt(disc)
+                r1 = (-b - root) / (2.0 * a)
+                r2 = (-b + root) / (2.0 * a)
+                lo1 = max(r1, 0.0)
+                hi1 = min(r2, s)
+        elif disc <= 0.0:
+            hi1 = s
+        else:
+            root = math.sqrt(disc)
+            r1 = (-b + root) / (2.0 * a)  # a < 0: the smaller root
+            r2 = (-b - root) / (2.0 * a)
+            hi1 = min(r1, s)
+            lo2 = max(r2, 0.0)
+            hi2 = s
+    if hi1 > lo1:
+        score_segment(px + lo1 * ux, py + lo1 * uy, pz + lo1 * uz, ux, uy, uz, hi1 - lo1, weight,
+                      edges, score_mat, muen_now, tally)
+    if hi2 > lo2:
+        score_segment(px + lo2 * ux, py + lo2 * uy, pz + lo2 * uz, ux, uy, uz, hi2 - lo2, weight,
+                      edges, score_mat, muen_now, tally)
+
+
+@njit(cache=True, inline="always")
 def _shell_of(r: float, edges: np.ndarray) -> int:
     k = int(np.searchsorted(edges, r, side="right")) - 1
     if k < 0 or k >= edges.shape[0] - 1:
@@ -78,12 +135,17 @@ def _shell_of(r: float, edges: np.ndarray) -> int:
 
 @njit(cache=True, nogil=True)
 def run_sphere(
-    key: np.uint64, first: int, stop: int, src: SourceArrays,
+    key: np.uint64, first: int, stop: int, batch_size: int, src: SourceArrays,
     region_r_mm: np.ndarray, region_mat: np.ndarray, region_rho: np.ndarray,
-    edges_mm: np.ndarray, score_mat: np.ndarray, analog: bool,
+    edges_mm: np.ndarray, score_mat: np.ndarray, analog: bool, band_cos: float,
     phys: PhysArrays, tally: np.ndarray, balance: np.ndarray,
 ) -> None:
-    """Transport photons ``first`` to ``stop - 1`` of the batch with ``key``."""
+    """Transport photons ``first`` to ``stop - 1`` of the batch with ``key``.
+
+    Directions are random (``batch_size`` is unused: stratifying them gains nothing in
+    spherical shells). With ``band_cos < 1`` only the band |cos(polar angle about z)| <
+    ``band_cos`` is scored (its volume is that fraction of each shell).
+    """
     state = np.empty(1, dtype=np.uint64)
     n_mat = phys.mu_rho.shape[0]
     n_reg = region_r_mm.shape[0]
@@ -114,7 +176,7 @@ def run_sphere(
                 e_tab = e
             s = -math.log(uniform(state)) / mu_max
             if not analog:
-                score_segment(px, py, pz, ux, uy, uz, s, e, edges_mm, score_mat, muen_now, tally)
+                score_segment_band(px, py, pz, ux, uy, uz, s, e, edges_mm, score_mat, muen_now, tally, band_cos)
             px += s * ux
             py += s * uy
             pz += s * uz
@@ -134,7 +196,7 @@ def run_sphere(
                 e_out = 0.0
             balance[DEPOSITED] += e_loc + e_sub
             shell = _shell_of(math.sqrt(r2), edges_mm)
-            if shell >= 0:
+            if shell >= 0 and (band_cos >= 1.0 or pz * pz < band_cos * band_cos * r2):
                 if analog:
                     tally[shell] += e_loc + e_sub
                 elif e_sub > 0.0:  # as kerma-tally units: E x 10 / rho (see scoring.py)

@@ -21,7 +21,14 @@ import numpy as np
 from numba import njit
 
 from openiort.dose.mc.interactions import energy_index, interact, lookup
-from openiort.dose.mc.kernel_common import BLOCKED, DEPOSITED, EMITTED, ESCAPED, emit
+from openiort.dose.mc.kernel_common import (
+    BLOCKED,
+    DEPOSITED,
+    EMITTED,
+    ESCAPED,
+    batch_rotation,
+    emit_stratified,
+)
 from openiort.dose.mc.physics import PhysArrays
 from openiort.dose.mc.rng import photon_state, uniform
 from openiort.dose.mc.sources import SourceArrays
@@ -40,7 +47,7 @@ def _axis_setup(p: float, u: float, lo: float, d: float, i: int) -> tuple[float,
     return _INF, _INF, 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def trace(
     px: float, py: float, pz: float, ux: float, uy: float, uz: float, s: float,
     lo: np.ndarray, sp: np.ndarray, nx: int, ny: int, nz: int,
@@ -60,8 +67,11 @@ def trace(
     tz, dtz, stz = _axis_setup(pz, uz, lo[2], sp[2], iz)
     t = 0.0
     w_w = weight * muen_w
+    v = (iz * ny + iy) * nx + ix
+    sv_x = stx
+    sv_y = sty * nx
+    sv_z = stz * nx * ny
     while True:
-        v = (iz * ny + iy) * nx + ix
         if tx <= ty and tx <= tz:
             t_next = tx
             axis = 0
@@ -71,30 +81,29 @@ def trace(
         else:
             t_next = tz
             axis = 2
-        if t_next >= s:
-            if score:
-                seg = s - t
-                tally[v, 0] += weight * muen_now[mat[v]] * seg
-                tally[v, 1] += w_w * seg
-            return v
+        seg = (s if t_next >= s else t_next) - t
         if score:
-            seg = t_next - t
             tally[v, 0] += weight * muen_now[mat[v]] * seg
             tally[v, 1] += w_w * seg
+        if t_next >= s:
+            return v
         t = t_next
         if axis == 0:
             ix += stx
             tx += dtx
+            v += sv_x
             if ix < 0 or ix >= nx:
                 return -1
         elif axis == 1:
             iy += sty
             ty += dty
+            v += sv_y
             if iy < 0 or iy >= ny:
                 return -1
         else:
             iz += stz
             tz += dtz
+            v += sv_z
             if iz < 0 or iz >= nz:
                 return -1
 
@@ -132,12 +141,13 @@ def _voxel_of(px: float, py: float, pz: float, lo: np.ndarray, sp: np.ndarray, n
 
 @njit(cache=True, nogil=True)
 def run_voxels(
-    key: np.uint64, first: int, stop: int, src: SourceArrays, src_pos: np.ndarray,
+    key: np.uint64, first: int, stop: int, batch_size: int, src: SourceArrays, src_pos: np.ndarray,
     lo: np.ndarray, sp: np.ndarray, shape_xyz: np.ndarray, mat: np.ndarray, rho: np.ndarray,
     app: np.ndarray, app_mat: int, app_rho: float, mu_max_tab: np.ndarray, water: int,
     analog: bool, phys: PhysArrays, tally: np.ndarray, balance: np.ndarray,
 ) -> None:
-    """Transport photons ``first`` to ``stop - 1`` of the batch with ``key``.
+    """Transport photons ``first`` to ``stop - 1`` of the batch with ``key`` (``batch_size``
+    photons in all, emitted on the batch's rotated direction lattice).
 
     ``lo``: lower corner of the box (x, y, z, mm); ``sp``: voxel size; ``shape_xyz``: (nx, ny,
     nz); ``mat``/``rho``: flat arrays in [z, y, x] order; ``app``: (cx, cy, cz, radius_mm),
@@ -151,9 +161,15 @@ def run_voxels(
     nz = shape_xyz[2]
     has_app = app[3] > 0.0
     score = not analog
+    # core of the applicator: voxels entirely inside it need no score (one voxel diagonal in)
+    app_core = np.empty(4)
+    app_core[:3] = app[:3]
+    app_core[3] = max(app[3] - math.sqrt(sp[0] * sp[0] + sp[1] * sp[1] + sp[2] * sp[2]), 0.0)
+    rot = batch_rotation(key)
+    offset = rot[2, 2] * 0.5 + 0.5  # uniform on (0, 1) for a uniform rotation: the energy lattice shift
     for n in range(first, stop):
         state[0] = photon_state(key, n)
-        e, ux, uy, uz, blocked = emit(src, state)
+        e, ux, uy, uz, blocked = emit_stratified(src, state, n, batch_size, rot, offset)
         balance[EMITTED] += e
         if blocked:
             balance[BLOCKED] += e
@@ -182,38 +198,56 @@ def run_voxels(
                 mu_max = mu_max_tab[i] + f * (mu_max_tab[i + 1] - mu_max_tab[i])
                 mu_app = lookup(phys.mu_rho, app_mat, i, f) * app_rho / MM_PER_CM
                 e_tab = e
+            # One flight: its length s, then the scored pieces of it, [a0, a0 + l0] and [a1, a1 + l1]
+            # (inside the applicator only the rim next to its surface is scored).
+            leave = False
+            enter = False
+            a0 = 0.0
+            a1 = 0.0
+            l1 = 0.0
             if inside:
                 s = -math.log(uniform(state)) / mu_app
                 _, t_out = _sphere_distances(px, py, pz, ux, uy, uz, app)
-                leave = s >= t_out
-                if leave:
+                if s >= t_out:
                     s = t_out
-                v = trace(px, py, pz, ux, uy, uz, s, lo, sp, nx, ny, nz, mat, score, e, muen_now, muen_w, tally)
-                px += s * ux
-                py += s * uy
-                pz += s * uz
-                if leave:
-                    inside = False
-                    if v < 0:
-                        balance[ESCAPED] += e
-                        break
-                    continue
-                m = app_mat
+                    leave = True
+                l0 = s
+                if app_core[3] > 0.0:
+                    c_in, c_out = _sphere_distances(px, py, pz, ux, uy, uz, app_core)
+                    if c_out < _INF:
+                        l0 = 0.0 if c_in >= _INF else min(c_in, s)
+                        if c_out < s:
+                            a1 = c_out
+                            l1 = s - c_out
+                pieces = 2 if score else 0
             else:
                 s = -math.log(uniform(state)) / mu_max
-                enter = False
                 if has_app:
                     t_in, _ = _sphere_distances(px, py, pz, ux, uy, uz, app)
                     if s >= t_in:
                         s = t_in
                         enter = True
-                v = trace(px, py, pz, ux, uy, uz, s, lo, sp, nx, ny, nz, mat, score, e, muen_now, muen_w, tally)
-                if v < 0:
-                    balance[ESCAPED] += e
-                    break
-                px += s * ux
-                py += s * uy
-                pz += s * uz
+                l0 = s
+                pieces = 1
+            v = 0
+            for k in range(pieces):
+                a = a0 if k == 0 else a1
+                ln = l0 if k == 0 else l1
+                if ln > 0.0 or not inside:
+                    v = trace(px + a * ux, py + a * uy, pz + a * uz, ux, uy, uz, ln, lo, sp, nx, ny, nz, mat,
+                              score, e, muen_now, muen_w, tally)
+            if v < 0:
+                balance[ESCAPED] += e
+                break
+            px += s * ux
+            py += s * uy
+            pz += s * uz
+            if inside:
+                if leave:
+                    inside = False
+                    continue
+                m = app_mat
+            else:
                 if enter:
                     inside = True
                     continue

@@ -1,0 +1,208 @@
+"""Voxel-phantom transport problems: set-up from a Phantom, run in batches, dose per photon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from openiort.anatomy.phantom import Phantom
+from openiort.dose.mc.physics import (
+    MaterialDataError,
+    PhysArrays,
+    PhysicsOptions,
+    build_tables,
+    resolve_material,
+)
+from openiort.dose.mc.runner import run_batches
+from openiort.dose.mc.scoring import DEPOSIT_TALLY_TO_GY_MM3, KERMA_TALLY_TO_GY_MM3
+from openiort.dose.mc.sources import PointSource, SourceArrays
+from openiort.dose.mc.sphere import GeometryError
+from openiort.dose.mc.voxel_kernel import run_voxels
+from openiort.grid import Grid
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class VoxelProblem:
+    """Picklable voxel transport problem (arrays in the kernel's layout)."""
+
+    source: SourceArrays
+    src_pos: FloatArray
+    lo: FloatArray
+    sp: FloatArray
+    shape_xyz: NDArray[np.int64]
+    mat: NDArray[np.uint8]
+    rho: NDArray[np.float32]
+    app: FloatArray
+    app_mat: int
+    app_rho: float
+    mu_max_tab: FloatArray
+    water: int
+    analog: bool
+    phys: PhysArrays
+    description: str = "kV photon Monte Carlo (voxels)"
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.mat.size)
+
+    def tally_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((self.n_voxels, 2),)
+
+    def transport(
+        self, key: np.uint64, first: int, stop: int, batch_size: int, tallies: tuple[FloatArray, ...],
+        balance: FloatArray,
+    ) -> None:
+        run_voxels(
+            key, first, stop, batch_size, self.source, self.src_pos, self.lo, self.sp, self.shape_xyz, self.mat,
+            self.rho, self.app, self.app_mat, self.app_rho, self.mu_max_tab, self.water, self.analog,
+            self.phys, tallies[0], balance,
+        )
+
+
+def build_problem(
+    phantom: Phantom,
+    source: PointSource,
+    source_position_mm: tuple[float, float, float],
+    applicator_radius_mm: float = 0.0,
+    applicator_material: str = "applicator_pei",
+    *,
+    analog: bool = False,
+    options: PhysicsOptions | None = None,
+) -> VoxelProblem:
+    """Kernel arrays for ``phantom`` with a point source (inside an optional applicator sphere)."""
+    grid = phantom.grid
+    mat = np.ascontiguousarray(phantom.material_ids, dtype=np.uint8)
+    rho = np.ascontiguousarray(phantom.density_g_cm3, dtype=np.float32)
+    if mat.shape != grid.shape or rho.shape != grid.shape:
+        raise GeometryError("material and density arrays must have the grid's shape")
+    if not np.all(np.isfinite(rho)) or np.any(rho < 0):
+        raise GeometryError("voxel densities must be finite and non-negative")
+    used = np.unique(mat)
+    if used.size and int(used.max()) >= len(phantom.materials):
+        raise GeometryError(f"material id {int(used.max())} has no name in phantom.materials")
+    try:
+        specs = [resolve_material(name) for name in phantom.materials]
+        extra = [resolve_material("water"), resolve_material(applicator_material)]
+    except MaterialDataError as exc:
+        raise MaterialDataError(f"phantom material: {exc}") from None
+    names = [s.name for s in specs]
+    for s in extra:
+        if s.name not in names:
+            specs.append(s)
+            names.append(s.name)
+    opts = options or PhysicsOptions()
+    tables = build_tables(specs, opts)
+    radius = float(applicator_radius_mm)
+    if radius < 0 or not np.isfinite(radius):
+        raise GeometryError(f"applicator radius must be >= 0, got {radius}")
+    if radius > 0:
+        mat, rho = _fill_applicator_voxels(grid, mat, rho, source_position_mm, radius)
+    # majorant: the largest mu of any voxel medium at its largest density, on the energy grid
+    rho_max = np.zeros(len(specs))
+    flat_mat = mat.ravel()
+    np.maximum.at(rho_max, flat_mat, rho.ravel().astype(np.float64))
+    mu_max = (tables.arrays.mu_rho * rho_max[:, None]).max(axis=0) / 10.0
+    if not np.all(mu_max > 0):
+        mu_max = np.maximum(mu_max, 1e-12)  # an all-vacuum box: photons fly straight out
+    lo = np.array(grid.origin_mm) - 0.5 * np.array(grid.spacing_mm)
+    pos = np.asarray(source_position_mm, dtype=np.float64)
+    hi = lo + np.array(grid.spacing_mm) * np.array(grid.shape[::-1])
+    if np.any(pos - radius < lo) or np.any(pos + radius > hi):
+        raise GeometryError("the source and its applicator sphere must lie inside the phantom grid")
+    app_spec = resolve_material(applicator_material)
+    return VoxelProblem(
+        source=source.arrays(),
+        src_pos=pos,
+        lo=lo,
+        sp=np.array(grid.spacing_mm, dtype=np.float64),
+        shape_xyz=np.array(grid.shape[::-1], dtype=np.int64),
+        mat=flat_mat,
+        rho=rho.ravel(),
+        app=np.array([pos[0], pos[1], pos[2], radius]),
+        app_mat=names.index(app_spec.name),
+        app_rho=float(app_spec.density_g_cm3),
+        mu_max_tab=np.ascontiguousarray(mu_max),
+        water=names.index("water"),
+        analog=analog,
+        phys=tables.arrays,
+        description=f"kV MC ({source.label})",
+    )
+
+
+def _fill_applicator_voxels(
+    grid: Grid, mat: NDArray[np.uint8], rho: NDArray[np.float32], centre_mm: tuple[float, float, float],
+    radius_mm: float,
+) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+    """Voxels centred inside the analytic applicator take the medium just outside it.
+
+    Inside the sphere the kernel tracks the applicator analytically; the voxel media there only
+    matter for the parts of surface voxels that lie outside the sphere, which are tissue (or
+    whatever surrounds the applicator), not applicator plastic. This also keeps the plastic's
+    density out of the Woodcock majorant.
+    """
+    r = grid.distance_from_mm(centre_mm)
+    inside = r < radius_mm
+    shell = (r >= radius_mm) & (r < radius_mm + 2.0 * max(grid.spacing_mm))
+    if not inside.any() or not shell.any():
+        return mat, rho
+    ids, counts = np.unique(mat[shell], return_counts=True)
+    fill = ids[np.argmax(counts)]
+    mat = mat.copy()
+    rho = rho.copy()
+    mat[inside] = fill
+    rho[inside] = np.float32(np.median(rho[shell & (mat == fill)]))
+    return mat, rho
+
+
+@dataclass(frozen=True)
+class VoxelDose:
+    """Per emitted photon: dose to medium and dose to water in medium, with uncertainties."""
+
+    dose_medium_gy_per_photon: FloatArray
+    dose_water_gy_per_photon: FloatArray
+    rel_unc_medium: FloatArray
+    rel_unc_water: FloatArray
+    histories: int
+    balance_kev: FloatArray
+
+
+def run_problem(
+    problem: VoxelProblem,
+    shape_zyx: tuple[int, int, int],
+    voxel_volume_mm3: float,
+    histories: int,
+    seed: int,
+    n_batches: int = 10,
+    *,
+    workers: int | None = None,
+    scheduler_address: str | None = None,
+    use_dask: bool = False,
+    progress: bool = False,
+) -> VoxelDose:
+    acc = run_batches(
+        problem, histories, seed, n_batches, workers=workers, scheduler_address=scheduler_address,
+        use_dask=use_dask, progress=progress,
+    )
+    mean = acc.mean_per_history(0)
+    var_rel = acc.relative_uncertainty(0)
+    if problem.analog:
+        rho = problem.rho.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            medium = np.where(rho > 0, mean[:, 0] / np.where(rho > 0, rho, 1.0), 0.0)
+        medium = medium / voxel_volume_mm3 * DEPOSIT_TALLY_TO_GY_MM3
+        water = np.zeros_like(medium)
+    else:
+        medium = mean[:, 0] / voxel_volume_mm3 * KERMA_TALLY_TO_GY_MM3
+        water = mean[:, 1] / voxel_volume_mm3 * KERMA_TALLY_TO_GY_MM3
+    return VoxelDose(
+        dose_medium_gy_per_photon=medium.reshape(shape_zyx),
+        dose_water_gy_per_photon=water.reshape(shape_zyx),
+        rel_unc_medium=var_rel[:, 0].reshape(shape_zyx),
+        rel_unc_water=var_rel[:, 1].reshape(shape_zyx),
+        histories=acc.histories,
+        balance_kev=acc.balance_kev.copy(),
+    )

@@ -1,0 +1,124 @@
+"""Voxel transport: energy conservation, analytic primary dose, agreement with the sphere code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openiort.anatomy.materials import get_material
+from openiort.anatomy.phantom import Phantom
+from openiort.dose.mc.box_phantoms import box_phantom
+from openiort.dose.mc.commissioning import depth_dose_water
+from openiort.dose.mc.physics import (
+    PhysicsOptions,
+    mass_attenuation_cm2_g,
+    mass_energy_absorption_cm2_g,
+)
+from openiort.dose.mc.scoring import KERMA_TALLY_TO_GY_MM3
+from openiort.dose.mc.sources import monoenergetic
+from openiort.dose.mc.sphere import GeometryError
+from openiort.dose.mc.voxel import build_problem, run_problem
+from openiort.dose.mc.xray_source import xray50_source
+from openiort.grid import Grid
+
+
+def _uniform_box(material: str, size_mm: float, spacing_mm: float, applicator_cm: float = 0.0) -> Phantom:
+    grid = Grid.centred((0.0, 0.0, 0.0), (size_mm, size_mm, size_mm), spacing_mm)
+    radius = applicator_cm * 5.0
+    return Phantom(
+        grid=grid,
+        material_ids=np.zeros(grid.shape, dtype=np.uint8),
+        density_g_cm3=np.full(grid.shape, get_material(material).density_g_cm3, dtype=np.float32),
+        materials=(material,),
+        structures={},
+        applicator_centre_mm=(0.0, 0.0, 0.0) if radius else None,
+        applicator_radius_mm=radius or None,
+        shaft_direction=None,
+    )
+
+
+def test_energy_is_conserved_in_voxels_with_applicator_and_shadow():
+    ph = box_phantom(2.0, size_mm=60.0, spacing_mm=2.0)
+    source = xray50_source(ph.shaft_direction)
+    problem = build_problem(ph, source, ph.applicator_centre_mm, ph.applicator_radius_mm, analog=True)
+    result = run_problem(problem, ph.grid.shape, 8.0, 30_000, seed=2, n_batches=3)
+    emitted, deposited, escaped, blocked = result.balance_kev
+    assert escaped > 0 and blocked > 0
+    # exact up to floating-point rounding (relative 1e-12)
+    assert deposited + escaped + blocked == pytest.approx(emitted, rel=1e-12)
+    # every deposit lands in a voxel: sum of (dose x mass) over the grid = deposited energy
+    energy = result.dose_medium_gy_per_photon * problem.rho.reshape(ph.grid.shape) * 8.0 / (KERMA_TALLY_TO_GY_MM3 * 10)
+    assert energy.sum() * result.histories == pytest.approx(deposited, rel=1e-9)
+
+
+def test_no_scatter_voxel_dose_equals_analytic_primary():
+    ph = _uniform_box("water", 100.0, 2.0)
+    energy_kev = 30.0
+    problem = build_problem(ph, monoenergetic(energy_kev), (0.0, 0.0, 0.0), options=PhysicsOptions(scatter=False))
+    result = run_problem(problem, ph.grid.shape, 8.0, 400_000, seed=4)
+    r = ph.grid.distance_from_mm((0.0, 0.0, 0.0))
+    mu_mm = float(mass_attenuation_cm2_g("water", energy_kev)) / 10.0
+    muen = float(mass_energy_absorption_cm2_g("water", energy_kev))
+    for r0 in (10.0, 20.0, 30.0):
+        shell = np.abs(r - r0) < 1.0
+        # fluence at each voxel centre (the 2 mm voxel average differs by < 0.3 % at 10 mm)
+        analytic = np.exp(-mu_mm * r[shell]) / (4 * np.pi * r[shell] ** 2) * energy_kev * muen
+        analytic *= KERMA_TALLY_TO_GY_MM3
+        ratio = result.dose_medium_gy_per_photon[shell].sum() / analytic.sum()
+        # 1 %: the issue's limit for the primary dose (statistics of the shell sum < 0.3 %)
+        assert ratio == pytest.approx(1.0, rel=0.01), r0
+        # the dose to water in water is the same quantity
+        np.testing.assert_array_equal(result.dose_medium_gy_per_photon[shell], result.dose_water_gy_per_photon[shell])
+
+
+def test_voxel_engine_agrees_with_spherical_commissioning_geometry():
+    """The same source and applicator in a water voxel phantom and in the spherical code."""
+    ph = _uniform_box("water", 100.0, 1.0, applicator_cm=3.0)
+    problem = build_problem(ph, xray50_source(), (0.0, 0.0, 0.0), 15.0)
+    result = run_problem(problem, ph.grid.shape, 1.0, 1_000_000, seed=9)
+    sphere = depth_dose_water(3.0, 400_000, seed=10)
+    r = ph.grid.distance_from_mm((0.0, 0.0, 0.0))
+    for depth in (1.0, 2.0, 5.0, 10.0):
+        shell = np.abs(r - 15.0 - depth) < 0.25
+        voxel = result.dose_water_gy_per_photon[shell].mean()
+        ref = float(np.interp(depth, sphere.depth_mm, sphere.dose_gy_per_photon))
+        # 2 %: statistics (< 0.7 % each) and the 1 mm voxel average of the curved fall-off
+        # (< 0.5 %). Observed within 0.5 %. Deeper points are not compared: the 10 cm box lacks
+        # the scatter from beyond its faces that the 15 cm sphere has (-3 % at 20 mm depth).
+        assert voxel == pytest.approx(ref, rel=0.02), depth
+
+
+def test_dose_to_water_over_dose_to_medium_is_flat_with_distance_in_adipose():
+    # Landry et al. Med Phys 2011 (via TG-186): the D_m,m/D_w,m conversion does not change
+    # significantly with distance up to 6 cm for 50 kV sources.
+    ph = _uniform_box("adipose", 120.0, 2.0, applicator_cm=2.0)
+    problem = build_problem(ph, xray50_source(), (0.0, 0.0, 0.0), 10.0)
+    result = run_problem(problem, ph.grid.shape, 8.0, 400_000, seed=12)
+    r = ph.grid.distance_from_mm((0.0, 0.0, 0.0))
+    ratios = []
+    for depth in (5.0, 20.0, 40.0):
+        shell = np.abs(r - 10.0 - depth) < 1.0
+        ratios.append(result.dose_medium_gy_per_photon[shell].sum() / result.dose_water_gy_per_photon[shell].sum())
+    ratios_arr = np.array(ratios)
+    # mu_en(adipose)/mu_en(water) is 0.59-0.66 between 20 and 50 keV (NIST); the spectrum
+    # hardens with depth, so the ratio rises slowly: within 6 % from 5 to 40 mm.
+    assert np.all((ratios_arr > 0.55) & (ratios_arr < 0.75))
+    assert ratios_arr.max() / ratios_arr.min() < 1.06
+
+
+def test_same_seed_same_voxel_answer_whatever_the_workers():
+    ph = box_phantom(1.5, size_mm=50.0, spacing_mm=2.5, target_margin_mm=5.0)
+    problem = build_problem(ph, xray50_source(ph.shaft_direction), ph.applicator_centre_mm, ph.applicator_radius_mm)
+    a = run_problem(problem, ph.grid.shape, 2.5**3, 20_000, seed=3, n_batches=4, workers=1)
+    b = run_problem(problem, ph.grid.shape, 2.5**3, 20_000, seed=3, n_batches=4, workers=2)
+    np.testing.assert_array_equal(a.dose_medium_gy_per_photon, b.dose_medium_gy_per_photon)
+    np.testing.assert_array_equal(a.rel_unc_water, b.rel_unc_water)
+
+
+def test_bad_geometry_is_rejected():
+    ph = _uniform_box("water", 40.0, 2.0)
+    with pytest.raises(GeometryError, match="inside the phantom"):
+        build_problem(ph, monoenergetic(30.0), (0.0, 0.0, 0.0), 25.0)
+    ph.material_ids[0, 0, 0] = 3
+    with pytest.raises(GeometryError, match="no name"):
+        build_problem(ph, monoenergetic(30.0), (0.0, 0.0, 0.0))
