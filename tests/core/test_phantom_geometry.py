@@ -120,3 +120,9 @@ def test_cavity_larger_than_the_breast_is_a_clear_error() -> None:
     )
     with pytest.raises(CaseError, match="larger than the breast"):
         build_breast_phantom(case, applicator_radius_mm=25.0)
+
+
+@pytest.mark.parametrize("spacing_mm", [2.0, 3.0, 4.0])
+def test_coarse_grids_keep_a_skin_layer(demo_case: Any, spacing_mm: float) -> None:
+    ph = build_breast_phantom(demo_case, applicator_radius_mm=15.0, spacing_mm=spacing_mm)
+    assert ph.structures["skin"].any() and ph.structures["target"].any()

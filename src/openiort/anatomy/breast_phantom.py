@@ -272,7 +272,8 @@ def build_breast_phantom(
     depth_in_body[:, rows, :] = ndimage.distance_transform_edt(
         body[:, rows, :], sampling=(spacing_mm,) * 3
     )
-    skin = body & (depth_in_body <= float(p["skin_thickness_mm"]))
+    # At least one voxel layer, so that coarse grids (> 2 mm) still have a skin.
+    skin = body & (depth_in_body <= max(float(p["skin_thickness_mm"]), spacing_mm))
 
     muscle = thorax & (ys < muscle_t)
     rib_layer = thorax & (ys >= muscle_t) & (ys < lung_start)
