@@ -1,0 +1,31 @@
+"""The team's web app: case entry, guideline verdicts, plans, approval, downloads (``iort serve``).
+
+A thin FastAPI shell over the library (:mod:`openiort.pipeline`, :mod:`openiort.clinical`,
+:mod:`openiort.report`, :mod:`openiort.io`) and the treatment records
+(:mod:`openiort.records`). Pages are rendered on the server and work offline: every asset is
+shipped in this package (``templates/``, ``static/``). The JSON API under ``/api/`` mirrors the
+pages with the same authorisation; its OpenAPI description is at ``/api/openapi.json``.
+
+Modules: ``app`` (the application factory), ``config`` (settings and the session key),
+``sessions`` (signed session cookies and CSRF tokens), ``ratelimit`` (login throttling),
+``safelog`` (logging without patient data), ``auth`` (who is asking, and may they),
+``caseform`` (the case form from the case model), ``jobs`` and ``worker`` (planning off the
+event loop), ``artifacts`` (a plan's files on disk), ``slices`` and ``dvhplot`` (the dose
+viewer), ``downloads`` (PDF, DICOM zip), ``pages`` and ``api`` (the routes), ``commands``
+(``iort serve``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that the planning worker process imports no web framework.
+    if name == "create_app":
+        from openiort.web.app import create_app
+
+        return create_app
+    raise AttributeError(name)

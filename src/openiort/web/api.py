@@ -1,0 +1,500 @@
+"""The JSON API under ``/api/``: the pages' operations with the same authorisation.
+
+Log in with ``POST /api/session``; the session cookie it sets authenticates later requests,
+and the ``csrf_token`` it returns goes in the ``X-CSRF-Token`` header of every POST, PUT and
+DELETE. Errors are ``{"detail": ..., "problems": [...]}`` with the status codes listed for
+each operation (401 not logged in, 403 role not allowed, 404 no such record, 409 conflict,
+lifecycle or seal failure, 422 invalid input, 429 throttled, 503 planning queue full).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal, cast
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from openiort.case import Case as CaseModel
+from openiort.records import service
+from openiort.records.roles import Role
+from openiort.records.service import sealed_plan_json
+from openiort.records.users import authenticate
+from openiort.web import operations
+from openiort.web.auth import api_user, check_csrf, end_session, session_of, start_session
+from openiort.web.downloads import dicom_zip_path, plan_json_bytes, report_pdf_path
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    problems: list[str] = []
+    reference: str | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "not logged in"},
+    403: {"model": ErrorOut, "description": "role not allowed, or CSRF token missing"},
+    404: {"model": ErrorOut, "description": "no such record"},
+    422: {"model": ErrorOut, "description": "invalid input"},
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorOut,
+        "description": "conflict, lifecycle step not possible, or seal failure",
+    }
+}
+PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {}}, "description": "the plan report"}
+}
+ZIP_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {}}, "description": "DICOM RT objects and plan.json"}
+}
+
+
+# ------------------------------------------------------------------------------- models
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=2000)
+
+
+class SessionOut(BaseModel):
+    username: str
+    role: Role
+    csrf_token: str
+    may: list[str]
+
+
+class CaseIn(BaseModel):
+    """A new case; the patient (``case.patient.id``) is registered on first sight."""
+
+    model_config = ConfigDict(extra="forbid")
+    case: CaseModel
+    patient_name: str | None = Field(default=None, max_length=200)
+    patient_birth_date: dt.date | None = None
+
+
+class CaseUpdateIn(BaseModel):
+    """The whole new case, and the version it was edited from (optimistic locking)."""
+
+    model_config = ConfigDict(extra="forbid")
+    case: CaseModel
+    version: int = Field(ge=1)
+
+
+class CaseSummaryOut(BaseModel):
+    case_id: int
+    patient_record_id: int
+    patient_id: str
+    version: int
+    technique: str | None
+    created_at: str | None
+    updated_at: str | None
+    updated_by: str | None
+    latest_plan_id: int | None
+    latest_plan_status: str | None
+
+
+class CaseOut(CaseSummaryOut):
+    case: dict[str, Any]
+
+
+class PlanRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = Field(
+        default=None, ge=1, description="plan only if the case is still at this version"
+    )
+
+
+class JobOut(BaseModel):
+    job_id: str
+    case_id: int
+    case_version: int
+    state: Literal["queued", "running", "done", "failed"]
+    queue_position: int | None
+    waited_s: float
+    computing_s: float
+    plan_id: int | None
+    message: str
+    problems: list[str]
+
+
+class ConsoleOut(BaseModel):
+    applicator: str
+    time_s: float | None
+    monitor_units: float | None
+    energy_mev: float | None
+    bevel_deg: float | None
+    prescription_dose_gy: float
+
+
+class ReviewOut(BaseModel):
+    reviewer: str
+    role: str
+    decision: str
+    comment: str | None
+    at: str | None
+
+
+class PlanSummaryOut(BaseModel):
+    plan_id: int
+    case_id: int
+    version_number: int
+    case_version: int | None
+    status: Literal["draft", "reviewed", "approved", "delivered"]
+    technique: str
+    created_at: str | None
+    created_by: str | None
+    approved_by: str | None
+    approved_at: str | None
+    canonical_sha256: str | None
+    console: ConsoleOut
+    reviews: list[ReviewOut]
+
+
+class PlanOut(PlanSummaryOut):
+    plan: dict[str, Any] = Field(description="the plan JSON with its status, approval and seal")
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accept: bool = True
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class ApproveIn(BaseModel):
+    """Approval is an electronic signature: the approver's password again."""
+
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=1, max_length=2000)
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class VerifyOut(BaseModel):
+    plan_id: int
+    status: str
+    sealed: bool
+    seal_ok: bool
+
+
+# ------------------------------------------------------------------------------- session
+
+
+def _session_out(request: Request, username: str, role: str) -> SessionOut:
+    from openiort.records.roles import PERMISSIONS
+
+    data = session_of(request)
+    return SessionOut(
+        username=username,
+        role=cast(Role, role),
+        csrf_token=data.csrf if data else "",
+        may=sorted(a for a, who in PERMISSIONS.items() if role in who),
+    )
+
+
+@router.post(
+    "/session",
+    response_model=SessionOut,
+    summary="Log in",
+    responses={
+        401: {"model": ErrorOut, "description": "unknown user or wrong password"},
+        403: {"model": ErrorOut, "description": "request from another site"},
+        429: {"model": ErrorOut, "description": "too many failed attempts"},
+    },
+)
+def login(request: Request, body: LoginIn) -> SessionOut:
+    from openiort.web.sessions import same_origin
+
+    if not same_origin(request):
+        raise HTTPException(403, detail="request from another site refused")
+    web = operations.web_of(request)
+    address = operations.client_address(request)
+    wait = web.limiter.retry_after_s(body.username, address)
+    if wait:
+        raise HTTPException(
+            429,
+            detail=f"too many failed attempts; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    with web.db() as s:
+        user = authenticate(s, body.username, body.password)
+        if user is None:
+            web.limiter.failed(body.username, address)
+            operations.logger_login_failed(address)
+            raise HTTPException(401, detail="unknown user or wrong password")
+        username, role, user_id = user.username, user.role, user.id
+    web.limiter.succeeded(body.username)
+    start_session(request, web.sessions, user_id)
+    return _session_out(request, username, role)
+
+
+@router.get(
+    "/session", response_model=SessionOut, summary="Who is logged in", responses={401: ERRORS[401]}
+)
+def whoami(request: Request) -> SessionOut:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        return _session_out(request, user.username, user.role)
+
+
+@router.delete(
+    "/session",
+    status_code=204,
+    summary="Log out",
+    dependencies=[Depends(check_csrf)],
+    responses={403: ERRORS[403]},
+)
+def logout(request: Request) -> Response:
+    end_session(request, operations.web_of(request).sessions)
+    return Response(status_code=204)
+
+
+# ------------------------------------------------------------------------------- cases
+
+
+@router.get(
+    "/cases",
+    response_model=list[CaseSummaryOut],
+    summary="List cases",
+    responses={401: ERRORS[401]},
+)
+def list_cases(request: Request) -> list[dict[str, Any]]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        api_user(request, s)
+        return [operations.case_summary(c) for c in service.list_cases(s)]
+
+
+def _case_out(case: Any) -> dict[str, Any]:
+    return {**operations.case_summary(case), "case": case.data}
+
+
+@router.post(
+    "/cases",
+    response_model=CaseOut,
+    status_code=201,
+    summary="Enter a case",
+    dependencies=[Depends(check_csrf)],
+    responses=ERRORS,
+)
+def create_case(request: Request, body: CaseIn) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        case = operations.new_case(
+            s,
+            user,
+            body.case.model_dump(mode="json"),
+            body.patient_name,
+            body.patient_birth_date,
+        )
+        return _case_out(case)
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut, summary="One case", responses=ERRORS)
+def get_case(request: Request, case_id: int) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        api_user(request, s)
+        return _case_out(service.get_case(s, case_id))
+
+
+@router.put(
+    "/cases/{case_id}",
+    response_model=CaseOut,
+    summary="Replace a case (optimistic locking)",
+    description="409 if someone saved the case after `version`; nothing is written then.",
+    dependencies=[Depends(check_csrf)],
+    responses={**ERRORS, **CONFLICT},
+)
+def update_case(request: Request, case_id: int, body: CaseUpdateIn) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        case = operations.edit_case(
+            s, user, case_id, body.version, body.case.model_dump(mode="json")
+        )
+        return _case_out(case)
+
+
+@router.get(
+    "/cases/{case_id}/verdicts",
+    summary="Guideline verdicts, EBRT decision and evidence",
+    responses=ERRORS,
+)
+def case_verdicts(request: Request, case_id: int) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        api_user(request, s)
+        case = service.get_case(s, case_id)
+        return operations.clinical_section(web, case).to_dict()
+
+
+@router.get(
+    "/cases/{case_id}/plans",
+    response_model=list[PlanSummaryOut],
+    summary="The case's plan versions",
+    responses=ERRORS,
+)
+def case_plans(request: Request, case_id: int) -> list[dict[str, Any]]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        api_user(request, s)
+        service.get_case(s, case_id)
+        return [operations.plan_summary(p) for p in service.list_plans(s, case_id)]
+
+
+@router.post(
+    "/cases/{case_id}/plans",
+    response_model=JobOut,
+    status_code=202,
+    summary="Compute a plan (queued; poll the job)",
+    dependencies=[Depends(check_csrf)],
+    responses={
+        **ERRORS,
+        **CONFLICT,
+        503: {"model": ErrorOut, "description": "planning queue full (see Retry-After)"},
+    },
+)
+def start_plan(request: Request, case_id: int, body: PlanRequestIn | None = None) -> JSONResponse:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        job = operations.start_plan(web, s, user, case_id, body.version if body else None)
+    return JSONResponse(
+        job.to_dict(web.jobs.position(job)),
+        status_code=202,
+        headers={"Location": f"/api/jobs/{job.id}"},
+    )
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, summary="A planning job", responses=ERRORS)
+def get_job(request: Request, job_id: str) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        api_user(request, s)
+    job = web.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, detail="no such planning job (jobs are kept for an hour)")
+    return job.to_dict(web.jobs.position(job))
+
+
+# ------------------------------------------------------------------------------- plans
+
+
+@router.get(
+    "/plans/{plan_id}",
+    response_model=PlanOut,
+    summary="A plan version with its JSON and seal",
+    description="A plan whose seal no longer matches is refused with 409.",
+    responses={**ERRORS, **CONFLICT},
+)
+def get_plan(request: Request, plan_id: int) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        plan = operations.load_plan(web, s, user, plan_id)
+        return {**operations.plan_summary(plan), "plan": sealed_plan_json(plan)}
+
+
+@router.post(
+    "/plans/{plan_id}/review",
+    response_model=PlanSummaryOut,
+    summary="Review a draft (physicist or oncologist)",
+    dependencies=[Depends(check_csrf)],
+    responses={**ERRORS, **CONFLICT},
+)
+def review_plan(request: Request, plan_id: int, body: ReviewIn) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        operations.load_plan(web, s, user, plan_id)
+        plan = operations.review(s, user, plan_id, body.accept, body.comment)
+        return operations.plan_summary(plan)
+
+
+@router.post(
+    "/plans/{plan_id}/approve",
+    response_model=PlanSummaryOut,
+    summary="Approve and seal a reviewed plan (physicist or oncologist)",
+    dependencies=[Depends(check_csrf)],
+    responses={
+        **ERRORS,
+        **CONFLICT,
+        429: {"model": ErrorOut, "description": "too many wrong passwords"},
+    },
+)
+def approve_plan(request: Request, plan_id: int, body: ApproveIn) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        operations.require_approver(user)
+        operations.check_approval_password(web, request, user, body.password)
+        plan = operations.approve(web, s, user, plan_id, body.comment)
+        return operations.plan_summary(plan)
+
+
+@router.get(
+    "/plans/{plan_id}/verify",
+    response_model=VerifyOut,
+    summary="Check a plan against its seal",
+    responses={**ERRORS, **CONFLICT},
+)
+def verify(request: Request, plan_id: int) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        plan = operations.load_plan(web, s, user, plan_id)
+        return {"plan_id": plan.id, "status": plan.status, "sealed": plan.sealed, "seal_ok": True}
+
+
+@router.get(
+    "/plans/{plan_id}/report.pdf",
+    summary="The plan report as PDF",
+    response_class=FileResponse,
+    responses={**PDF_RESPONSE, **ERRORS, **CONFLICT},
+)
+def report_pdf(request: Request, plan_id: int) -> FileResponse:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        plan = operations.load_plan(web, s, user, plan_id)
+        path = report_pdf_path(web.files, plan)
+        name = f"openiort-plan{plan.id}-v{plan.version_number}-{plan.status}.pdf"
+    return FileResponse(path, media_type="application/pdf", filename=name)
+
+
+@router.get(
+    "/plans/{plan_id}/dicom.zip",
+    summary="The plan as DICOM RT (CT, RTSTRUCT, RTDOSE, RTPLAN) in a zip",
+    response_class=FileResponse,
+    responses={**ZIP_RESPONSE, **ERRORS, **CONFLICT},
+)
+def dicom_zip(request: Request, plan_id: int, anonymise: bool = False) -> FileResponse:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        plan = operations.load_plan(web, s, user, plan_id)
+        path = dicom_zip_path(web.files, plan, plan.case.patient.name, anonymise)
+        name = f"openiort-plan{plan.id}-v{plan.version_number}-dicom.zip"
+    return FileResponse(path, media_type="application/zip", filename=name)
+
+
+@router.get(
+    "/plans/{plan_id}/plan.json",
+    summary="The sealed plan JSON as a file",
+    responses={200: {"content": {"application/json": {}}}, **ERRORS, **CONFLICT},
+)
+def plan_json_file(request: Request, plan_id: int) -> Response:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        plan = operations.load_plan(web, s, user, plan_id)
+        body = plan_json_bytes(plan)
+    return Response(body, media_type="application/json")

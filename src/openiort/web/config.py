@@ -1,0 +1,127 @@
+"""Settings of the web app and the key that signs its session cookies."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from openiort.records.db import data_dir
+
+SESSION_SECRET_ENV = "OPENIORT_SESSION_SECRET"
+SESSION_SECRET_FILENAME = "session.key"
+PLANS_DIRNAME = "plans"
+SECRET_BYTES = 32
+MIN_ENV_SECRET_CHARS = 32
+
+
+class WebConfigError(ValueError):
+    """A setting of the web app that cannot be used (named in the message)."""
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Everything :func:`openiort.web.app.create_app` needs besides the database.
+
+    Attributes
+    ----------
+    files_dir:
+        Where each plan's files (plan.json, report, dose arrays, viewer data) are kept,
+        one folder per plan record: ``files_dir / <plan id>``.
+    session_secret:
+        Key that signs session cookies (at least 32 bytes).
+    secure_cookies:
+        ``True`` marks cookies Secure always, ``False`` never, ``None`` when the request came
+        over https (directly or, from a trusted proxy, through ``X-Forwarded-Proto``).
+    session_max_age_s, session_idle_s:
+        A session ends this long after login, or after this long without a request.
+    login_max_failures, login_window_s:
+        Failed logins allowed per username and per client address within the window before
+        further attempts are refused (HTTP 429) until the window has passed.
+    plan_workers:
+        Planning processes (each plan takes one core for 10-20 s).
+    max_pending_plans:
+        Plans queued or running at once; more are refused with HTTP 503 and a retry time.
+    executor:
+        ``process`` (default: planning cannot slow the event loop) or ``thread``.
+    require_second_person:
+        Four-eyes rule: the author or reviewer of a plan may not approve it.
+    """
+
+    files_dir: Path
+    session_secret: bytes
+    secure_cookies: bool | None = None
+    session_max_age_s: int = 12 * 3600
+    session_idle_s: int = 2 * 3600
+    login_max_failures: int = 5
+    login_window_s: float = 300.0
+    plan_workers: int = 1
+    max_pending_plans: int = 4
+    executor: Literal["process", "thread"] = "process"
+    require_second_person: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.session_secret) < SECRET_BYTES:
+            raise WebConfigError(
+                f"session secret: at least {SECRET_BYTES} bytes needed, got "
+                f"{len(self.session_secret)}"
+            )
+        if self.plan_workers < 1:
+            raise WebConfigError(f"plan_workers: at least 1, got {self.plan_workers}")
+        if self.max_pending_plans < 1:
+            raise WebConfigError(f"max_pending_plans: at least 1, got {self.max_pending_plans}")
+        if self.login_max_failures < 1 or self.login_window_s <= 0:
+            raise WebConfigError("login rate limit: max failures >= 1 and a positive window")
+        if self.executor not in ("process", "thread"):
+            raise WebConfigError(f"executor: 'process' or 'thread', got {self.executor!r}")
+
+
+def _read_secret_file(path: Path) -> bytes:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise WebConfigError(
+            f"session key file {path} is readable by other users (mode "
+            f"{stat.S_IMODE(mode):04o}); restrict it with `chmod 600`"
+        )
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except ValueError:
+        raise WebConfigError(f"session key file {path} does not hold a hexadecimal key") from None
+    if len(key) < SECRET_BYTES:
+        raise WebConfigError(f"session key file {path} holds {len(key)} bytes; 32 needed")
+    return key
+
+
+def session_secret(directory: Path | None = None) -> bytes:
+    """The key that signs session cookies.
+
+    ``OPENIORT_SESSION_SECRET`` (at least 32 characters) when set, else ``session.key`` in the
+    data directory, created with 0600 permissions on first use so that sessions survive a
+    restart of the server.
+    """
+    env = os.environ.get(SESSION_SECRET_ENV)
+    if env is not None:
+        if len(env) < MIN_ENV_SECRET_CHARS:
+            raise WebConfigError(
+                f"{SESSION_SECRET_ENV} must be at least {MIN_ENV_SECRET_CHARS} characters"
+            )
+        return env.encode("utf-8")
+    path = (directory or data_dir()) / SESSION_SECRET_FILENAME
+    if path.exists():
+        return _read_secret_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another server process created it first
+        return _read_secret_file(path)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_hex(SECRET_BYTES) + "\n")
+    return _read_secret_file(path)
+
+
+def default_files_dir() -> Path:
+    """``plans/`` in the records' data directory."""
+    return data_dir() / PLANS_DIRNAME

@@ -1,0 +1,228 @@
+"""What pages and API both do: enter cases, start plans, review, approve, download.
+
+Each function takes the database session and the acting user and lets the records layer's
+errors (not found, not allowed, conflict, lifecycle, tampered) propagate; the app turns them
+into the right HTTP answer for a page or the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import HTTPException, Request
+from sqlalchemy.orm import Session
+
+from openiort.case import parse_case
+from openiort.clinical.section import ClinicalSection, build_clinical_section
+from openiort.records import service
+from openiort.records.errors import ConflictError, RecordsValueError
+from openiort.records.models import Case, Plan, User
+from openiort.records.users import verify_password
+from openiort.web.auth import may, require_role
+from openiort.web.jobs import Job
+
+if TYPE_CHECKING:  # no import cycle at run time
+    from openiort.web.app import WebApp
+
+
+logger = logging.getLogger("openiort.web")
+
+
+def web_of(request: Request) -> WebApp:
+    web: WebApp = request.app.state.web
+    return web
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def logger_login_failed(address: str) -> None:
+    """A failed login, logged by client address only (a mistyped password may sit in the
+    username field)."""
+    logger.warning("failed login from %s", address)
+
+
+def may_write(user: User) -> bool:
+    return may(user, "case.write")
+
+
+def require_approver(user: User) -> None:
+    require_role(user, "plan.approve")
+
+
+def parse_birth_date(text: str | None) -> dt.date | None:
+    """``YYYY-MM-DD`` or empty; RecordsValueError otherwise."""
+    if text is None or not text.strip():
+        return None
+    try:
+        value = dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise RecordsValueError("patient_birth_date: use the form YYYY-MM-DD") from None
+    if value > dt.date.today() or value.year < 1900:
+        raise RecordsValueError("patient_birth_date: not a plausible birth date")
+    return value
+
+
+def new_case(
+    s: Session,
+    user: User,
+    data: dict[str, Any],
+    patient_name: str | None = None,
+    birth_date: dt.date | None = None,
+) -> Case:
+    """Store a case, registering its patient (by ``patient.id``) on first sight.
+
+    Raises
+    ------
+    openiort.case.CaseError
+        If the case is not valid (every problem listed).
+    """
+    require_role(user, "case.write")
+    model = parse_case(data)
+    patient = service.find_patient(s, model.patient.id)
+    if patient is None:
+        patient = service.create_patient(
+            s, user, model.patient.id, name=patient_name or None, birth_date=birth_date
+        )
+    return service.create_case(s, user, patient.id, data)
+
+
+def edit_case(
+    s: Session, user: User, case_id: int, expected_version: int, data: dict[str, Any]
+) -> Case:
+    """Replace a case's data (ConflictError if someone saved since ``expected_version``)."""
+    require_role(user, "case.write")
+    return service.update_case(s, user, case_id, expected_version, data)
+
+
+def clinical_section(web: WebApp, case: Case) -> ClinicalSection:
+    """The case's verdicts, EBRT decision and evidence (cached per case version)."""
+    key = ("section", case.id, case.version)
+    cached = web.cache.get(key)
+    if isinstance(cached, ClinicalSection):
+        return cached
+    section = build_clinical_section(service.case_model(case))
+    web.cache.put(key, section)
+    return section
+
+
+def start_plan(
+    web: WebApp, s: Session, user: User, case_id: int, expected_version: int | None
+) -> Job:
+    """Queue a plan of the case as stored now.
+
+    Raises
+    ------
+    ConflictError
+        If ``expected_version`` is given and the case has changed since (the user would get a
+        plan of a case other than the one on their screen).
+    QueueFullError
+        If the planning queue is full.
+    """
+    require_role(user, "plan.write")
+    case = service.get_case(s, case_id)
+    if expected_version is not None and case.version != expected_version:
+        who = case.updated_by.username if case.updated_by else None
+        raise ConflictError("case", case.id, expected_version, case.version, who, case.updated_at)
+    service.case_model(case)  # a stored case is valid; this guards against old records
+    return web.jobs.submit(case.id, case.version, user.id, dict(case.data))
+
+
+def review(s: Session, user: User, plan_id: int, accept: bool, comment: str | None) -> Plan:
+    require_role(user, "plan.review")
+    service.review_plan(s, user, plan_id, accept=accept, comment=comment)
+    return service.get_plan(s, plan_id)
+
+
+def check_approval_password(web: WebApp, request: Request, user: User, password: str) -> None:
+    """Approval is an electronic signature: the approver types their password again.
+
+    Raises HTTP 429 while the user's failures are throttled, 403 for a wrong password.
+    """
+    address = client_address(request)
+    wait = web.limiter.retry_after_s(user.username, address)
+    if wait:
+        raise HTTPException(
+            status_code=429,
+            detail=f"too many wrong passwords; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    if not verify_password(user, password):
+        web.limiter.failed(user.username, address)
+        raise HTTPException(status_code=403, detail="the password does not match: not approved")
+    web.limiter.succeeded(user.username)
+
+
+def approve(web: WebApp, s: Session, user: User, plan_id: int, comment: str | None) -> Plan:
+    require_role(user, "plan.approve")
+    service.load_plan(s, plan_id, actor=user, key=web.seal_key)
+    return service.approve_plan(
+        s,
+        user,
+        plan_id,
+        comment=comment,
+        require_second_person=web.config.require_second_person,
+        key=web.seal_key,
+    )
+
+
+def load_plan(web: WebApp, s: Session, user: User, plan_id: int) -> Plan:
+    """A plan whose seal has been checked (TamperedPlanError otherwise, and an audit entry)."""
+    return service.load_plan(s, plan_id, actor=user, key=web.seal_key)
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    """The plan record as the API shows it (without the bulky plan JSON)."""
+    from openiort.records.plan_data import planned_delivery
+
+    console = planned_delivery(plan.plan_json)
+    return {
+        "plan_id": plan.id,
+        "case_id": plan.case_id,
+        "version_number": plan.version_number,
+        "case_version": plan.case_version,
+        "status": plan.status,
+        "technique": plan.technique,
+        "created_at": plan.created_at.isoformat() if plan.created_at else None,
+        "created_by": plan.created_by.username if plan.created_by else None,
+        "approved_by": plan.approved_by.username if plan.approved_by else None,
+        "approved_at": plan.approved_at.isoformat() if plan.approved_at else None,
+        "canonical_sha256": plan.canonical_sha256,
+        "console": {
+            "applicator": console.applicator,
+            "time_s": console.time_s,
+            "monitor_units": console.monitor_units,
+            "energy_mev": console.energy_mev,
+            "bevel_deg": console.bevel_deg,
+            "prescription_dose_gy": console.prescription_dose_gy,
+        },
+        "reviews": [
+            {
+                "reviewer": r.reviewer.username,
+                "role": r.reviewer_role,
+                "decision": r.decision,
+                "comment": r.comment,
+                "at": r.created_at.isoformat() if r.created_at else None,
+            }
+            for r in plan.reviews
+        ],
+    }
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    latest = max(case.plans, key=lambda p: p.version_number) if case.plans else None
+    return {
+        "case_id": case.id,
+        "patient_record_id": case.patient_id,
+        "patient_id": case.patient.external_id,
+        "version": case.version,
+        "technique": case.data.get("intent", {}).get("technique"),
+        "created_at": case.created_at.isoformat() if case.created_at else None,
+        "updated_at": case.updated_at.isoformat() if case.updated_at else None,
+        "updated_by": case.updated_by.username if case.updated_by else None,
+        "latest_plan_id": latest.id if latest else None,
+        "latest_plan_status": latest.status if latest else None,
+    }

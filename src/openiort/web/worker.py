@@ -1,0 +1,101 @@
+"""What a planning worker runs: plan a case and write all of its files into one folder.
+
+Runs in a separate process (or thread) so that a plan's 10-20 s of computing never holds up
+the server. It imports no web framework, returns only plain data (the plan JSON and the
+hashes of the files the seal should cover), and turns every failure into a
+:class:`WorkerOutcome` rather than an exception (a case error's message is for the user who
+entered the case; an unexpected error's is not, and is reduced to its type and code location).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openiort.case import CaseError, parse_case
+
+PLAN_JSON = "plan.json"
+REPORT_HTML = "report.html"
+ARRAYS_NPZ = "plan_arrays.npz"
+SUMMARY_HTML = "patient-summary.html"
+# Files whose SHA-256 goes into the stored plan JSON (and so under the approval seal).
+SEALED_FILES = (REPORT_HTML, ARRAYS_NPZ)
+OUTPUTS_KEY = "outputs_sha256"
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """The result of one planning run.
+
+    ``kind`` is ``ok``, ``case`` (the case cannot be planned: ``problems`` says why, fit to
+    show the user), or ``error`` (unexpected: ``where`` gives the code location, for the log).
+    """
+
+    kind: str
+    plan_json: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+    error_type: str = ""
+    where: str = ""
+    seconds: float = 0.0
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def warm_up() -> bool:
+    """Import the planning stack (numba caches, data files) before the first plan is asked."""
+    import openiort.pipeline
+    import openiort.report.outputs  # noqa: F401
+
+    return True
+
+
+def compute_plan_files(case_data: dict[str, Any], out_dir: str) -> WorkerOutcome:
+    """Plan ``case_data`` and write plan.json, report.html, plan_arrays.npz, the patient
+    summary and the viewer arrays into ``out_dir`` (created; nothing is left on failure).
+    """
+    import time
+
+    from openiort.clinical.summary import write_patient_summary
+    from openiort.pipeline import plan_case
+    from openiort.report.outputs import write_plan_outputs
+    from openiort.web.safelog import code_locations
+    from openiort.web.slices import write_viewer_data
+
+    started = time.perf_counter()
+    try:
+        case = parse_case(case_data)
+        plan = plan_case(case)
+        write_plan_outputs(
+            plan,
+            out_dir,
+            extra_writers=(
+                lambda d: write_patient_summary(case, d),
+                lambda d: write_viewer_data(plan, d),
+            ),
+        )
+        out = Path(out_dir)
+        plan_json = json.loads((out / PLAN_JSON).read_text("utf-8"))
+        plan_json[OUTPUTS_KEY] = {name: file_sha256(out / name) for name in SEALED_FILES}
+        # DICOM RTPLAN needs the applicator position (a plan.json key of openiort.io).
+        centre = plan.phantom.applicator_centre_mm
+        if centre is not None:
+            plan_json.setdefault("applicator_centre_mm", [float(v) for v in centre])
+        return WorkerOutcome("ok", plan_json, seconds=time.perf_counter() - started)
+    except CaseError as exc:
+        return WorkerOutcome("case", problems=list(exc.problems))
+    except Exception as exc:  # reported to the user by reference only
+        return WorkerOutcome(
+            "error",
+            error_type=type(exc).__name__,
+            where=code_locations(exc),
+            seconds=time.perf_counter() - started,
+        )
