@@ -124,7 +124,7 @@ def _reset_pg(url: str, user_rows: list[dict[str, Any]]) -> None:
         # DELETE beats TRUNCATE on a few rows; ids keep counting, which no test relies on.
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
-        conn.execute(sa.insert(User.__table__), user_rows)
+        conn.execute(sa.insert(User), user_rows)
     engine.dispose()
 
 

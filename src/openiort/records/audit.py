@@ -13,14 +13,16 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from openiort.records.db import SQLITE_BUSY_TIMEOUT_S
 from openiort.records.models import AuditLog, User
 
 logger = logging.getLogger("openiort.records")
 
 SYSTEM_USERNAME = "system"
+SIDE_WRITE_TIMEOUT_MS = 2000
 # Blocks of a case whose values are never copied into the audit summary (only field names).
 REDACTED_BLOCKS: frozenset[str] = frozenset({"patient"})
 
@@ -138,8 +140,20 @@ def record_independently(
     logger.warning("security event: %s %s id=%s", action, entity, entity_id)
     try:
         with Session(bind=session.get_bind()) as side:
-            side.add(_entry(actor, action, entity, entity_id, summary))
-            side.commit()
+            sqlite = side.get_bind().dialect.name == "sqlite"
+            if sqlite:
+                # If the caller's transaction holds SQLite's write lock this write cannot
+                # proceed: give up after a moment rather than stall the request.
+                side.execute(text(f"PRAGMA busy_timeout = {SIDE_WRITE_TIMEOUT_MS}"))
+            try:
+                side.add(_entry(actor, action, entity, entity_id, summary))
+                side.commit()
+            finally:
+                if sqlite:
+                    side.execute(
+                        text(f"PRAGMA busy_timeout = {round(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+                    )
+                    side.commit()
     except Exception as exc:  # report, do not mask the caller's error
         logger.error(
             "could not write the audit entry for %s %s id=%s: %s",

@@ -53,7 +53,7 @@ def database_url() -> str:
 
 
 def normalise_url(url: str) -> str:
-    """Use the psycopg 3 driver for bare ``postgresql://`` (and ``postgres://``) URLs.
+    """Name the psycopg 3 driver in bare ``postgresql://`` (and ``postgres://``) URLs.
 
     Raises
     ------
@@ -68,7 +68,7 @@ def normalise_url(url: str) -> str:
     if backend == "postgres":
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend == "postgresql":
-        if parsed.get_driver_name() in ("", "psycopg2"):
+        if "+" not in parsed.drivername:  # no driver named: psycopg 3, the one installed
             parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend != "sqlite":
         raise RecordsValueError(
@@ -100,6 +100,9 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """
     url = normalise_url(url or database_url())
     parsed = make_url(url)
+    # SQL parameters hold patient data: keep them out of SQLAlchemy's log lines (should
+    # someone switch its statement logging on) and out of its error messages.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):

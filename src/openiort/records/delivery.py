@@ -32,6 +32,7 @@ from openiort.records.plan_data import (
     PlannedDelivery,
     format_cm,
     planned_delivery,
+    technique_label,
 )
 from openiort.records.qa import deviation_pct, get_output_check, within
 from openiort.records.service import _get, load_plan
@@ -159,7 +160,8 @@ def check_console(
         assert left.time_s is not None
         if mu is not None:
             problems.append(
-                f"monitor units: {planned.technique} plans are delivered by time, not monitor units"
+                f"monitor units: {technique_label(planned.technique)} plans are delivered by time, "
+                "not monitor units"
             )
         if time_s is None:
             problems.append(
@@ -174,7 +176,9 @@ def check_console(
                     f"{format_time_s(left.time_s)}" + after_interruption
                 )
         if energy is not None:
-            problems.append(f"energy: {planned.technique} plans have no energy setting")
+            problems.append(
+                f"energy: {technique_label(planned.technique)} plans have no energy setting"
+            )
     else:
         assert left.monitor_units is not None
         if time_s is not None:
@@ -214,8 +218,8 @@ def _output_check_problem(
 ) -> str | None:
     if check.technique != plan.technique:
         return (
-            f"output check {check.id} is of a {check.technique} source, but the plan is "
-            f"{plan.technique}"
+            f"output check {check.id} is of the {technique_label(check.technique)} source, "
+            f"but the plan is {technique_label(plan.technique)}"
         )
     if not check.passed:
         return (
@@ -376,7 +380,6 @@ def record_delivery(
         # The whole remainder was set and given: the plan is complete.
         fraction = max(1.0 - left.fraction_delivered, 0.0)
     delivery = Delivery(
-        plan=plan,
         sequence=len(previous) + 1,
         delivered_at=when,
         delivered_by_id=actor.id,
@@ -401,6 +404,9 @@ def record_delivery(
     delivery.remaining_time_s = after.time_s
     delivery.remaining_monitor_units = after.monitor_units
     delivery.warnings = _warnings(plan, planned, check, after)
+    # Attached last: a pending Delivery must not be flushed half-filled by an autoflush.
+    delivery.plan = plan
+    session.add(delivery)
     if after.complete:
         plan.status = "delivered"
         plan.delivered_at = when

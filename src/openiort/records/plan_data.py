@@ -18,6 +18,7 @@ from openiort.records.errors import RecordsValueError
 from openiort.records.models import TECHNIQUES
 
 SECONDS_PER_MINUTE = 60.0
+_TECHNIQUE_LABELS = {"xray": "x-ray", "electron": "electron", "hdr": "HDR"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ def _optional_number(plan: Mapping[str, Any], key: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RecordsValueError(f"plan JSON: {key} must be a number, got {value!r}")
     return float(value)
+
+
+def technique_label(technique: str) -> str:
+    """How users write the technique: ``x-ray``, ``electron``, ``HDR``."""
+    return _TECHNIQUE_LABELS.get(technique, technique)
 
 
 def format_cm(value: float) -> str:
