@@ -346,3 +346,16 @@ def test_invivo_readings_are_judged_against_their_tolerance(
             tolerance_pct=5,
         )
     assert len(entries(session, "invivo_reading")) == 2
+
+
+def test_a_plan_pushed_back_to_approved_is_not_delivered_twice(
+    session: Session, users: dict[str, User], case_id: int, make_plan_json: PlanFactory
+) -> None:
+    plan = _approved(session, users, case_id, make_plan_json())
+    record_delivery(session, users["phys"], plan.id, applicator=3.5, time_min=24.6)
+    session.commit()
+    session.execute(sa.update(Plan).where(Plan.id == plan.id).values(status="approved"))
+    session.commit()
+    session.expire_all()
+    with pytest.raises(LifecycleError, match="already been delivered in full"):
+        record_delivery(session, users["phys"], plan.id, applicator=3.5, time_min=24.6)

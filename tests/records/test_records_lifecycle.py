@@ -20,6 +20,7 @@ from openiort.records import (
     review_plan,
     sealed_plan_json,
     store_plan,
+    update_case,
     verify_plan,
     verify_plan_json,
 )
@@ -209,3 +210,28 @@ def test_exported_plan_json_verifies_and_detects_edits(
     exported["applicator_diameter_cm"] = 4.0
     with pytest.raises(TamperedPlanError):
         verify_plan_json(exported)
+
+
+def test_plan_of_an_edited_case_cannot_be_approved(
+    session: Session,
+    users: dict[str, User],
+    case_id: int,
+    case_data: dict[str, Any],
+    make_plan_json: PlanFactory,
+) -> None:
+    plan = store_plan(session, users["phys"], case_id, make_plan_json())
+    review_plan(session, users["phys"], plan.id)
+    edited = {**case_data, "anatomy": {**case_data["anatomy"], "cavity_diameter_mm": 40}}
+    update_case(session, users["surg"], case_id, 1, edited)
+    with pytest.raises(
+        LifecycleError,
+        match=r"computed from version 1 of case \d+, which has since changed \(now version 2\)",
+    ):
+        approve_plan(session, users["onc"], plan.id)
+    replanned = store_plan(
+        session, users["phys"], case_id, make_plan_json(), parent_plan_id=plan.id
+    )
+    assert replanned.case_version == 2
+    review_plan(session, users["phys"], replanned.id)
+    approve_plan(session, users["onc"], replanned.id)
+    assert replanned.status == "approved"

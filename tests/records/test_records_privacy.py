@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from openiort.records import (
     DeliveryCheckError,
+    PermissionDeniedError,
     Plan,
     RecordsValueError,
     TamperedPlanError,
@@ -29,6 +30,7 @@ from openiort.records import (
     review_plan,
     store_plan,
     update_case,
+    update_patient,
 )
 from openiort.records import audit as audit_module
 from openiort.records.audit import entries
@@ -131,3 +133,21 @@ def test_tamper_report_does_not_stall_when_sqlite_is_locked(
     finally:
         engine.dispose()
     assert "could not write the audit entry for tamper_detected" in caplog.text
+
+
+def test_patient_corrections_audit_field_names_only(
+    session: Session, users: dict[str, User]
+) -> None:
+    patient = create_patient(session, users["surg"], "DEMO-001", name="Jane Tstpatient")
+    update_patient(session, users["onc"], patient.id, name=NAME, birth_date=BIRTH_DATE)
+    update_patient(session, users["onc"], patient.id, clear=("birth_date",))
+    session.commit()
+    assert (patient.name, patient.birth_date) == (NAME, None)
+    summaries = [e.summary for e in entries(session, "patient", patient.id)]
+    assert summaries == [
+        {"fields_set": ["external_id", "name"]},
+        {"fields_changed": ["name", "birth_date"]},
+        {"fields_changed": ["birth_date"]},
+    ]
+    with pytest.raises(PermissionDeniedError):
+        update_patient(session, users["view"], patient.id, name="x")

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from openiort.records import audit, roles
 from openiort.records.errors import (
+    ConflictError,
     DeliveryCheckError,
     LifecycleError,
     NotFoundError,
@@ -312,6 +315,12 @@ def record_delivery(
             f"plan {plan.id} (version {plan.version_number}) is superseded by approved version "
             f"{newer.version_number} (plan {newer.id}); deliver that one"
         )
+    if remaining(plan).complete:
+        raise LifecycleError(
+            f"plan {plan.id} (version {plan.version_number}) has already been delivered in full "
+            f"({len(plan.deliveries)} recorded session(s)); its status is inconsistent: "
+            "report this to the physicist in charge"
+        )
     when = delivered_at or utcnow()
     if when.tzinfo is None:
         raise RecordsValueError("delivered_at: must be timezone-aware")
@@ -410,7 +419,22 @@ def record_delivery(
     if after.complete:
         plan.status = "delivered"
         plan.delivered_at = when
-    session.flush()
+    try:
+        session.flush()
+    except (IntegrityError, StaleDataError):
+        # Another console recorded a session of this plan at the same moment.
+        raise ConflictError(
+            "plan",
+            plan.id,
+            plan.row_version,
+            None,
+            None,
+            None,
+            message=(
+                f"another delivery of plan {plan.id} was recorded at the same time; this one "
+                "was not saved: reload the plan to see what remains"
+            ),
+        ) from None
     audit.record(
         session,
         actor,

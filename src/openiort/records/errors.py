@@ -43,6 +43,8 @@ class ConflictError(RecordsError):
         The version the user edited and the version now stored.
     changed_by, changed_at:
         Who made the intervening change and when (``None`` where unknown).
+    message:
+        Replaces the standard message where the conflict is not an edit of a form.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class ConflictError(RecordsError):
         current_version: int | None,
         changed_by: str | None,
         changed_at: dt.datetime | None,
+        message: str | None = None,
     ) -> None:
         self.entity = entity
         self.entity_id = entity_id
@@ -67,6 +70,9 @@ class ConflictError(RecordsError):
             else ""
         )
         now = f"version {current_version}" if current_version is not None else "a newer version"
+        if message is not None:
+            super().__init__(message)
+            return
         super().__init__(
             f"{entity} {entity_id} was changed by {who}{when} while you were editing version "
             f"{expected_version} (it is now {now}); your changes were not saved. Reload the "

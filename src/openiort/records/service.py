@@ -126,6 +126,50 @@ def create_patient(
     return patient
 
 
+def update_patient(
+    session: Session,
+    actor: User,
+    patient_id: int,
+    *,
+    name: str | None = None,
+    birth_date: dt.date | None = None,
+    clear: tuple[str, ...] = (),
+) -> Patient:
+    """Correct a patient's name or birth date.
+
+    Parameters
+    ----------
+    name, birth_date:
+        New values; ``None`` leaves a field as it is.
+    clear:
+        Fields to empty (``"name"``, ``"birth_date"``).
+
+    The audit entry names the fields changed, never their values.
+    """
+    _require(actor, "patient.write")
+    patient = get_patient(session, patient_id)
+    unknown = set(clear) - {"name", "birth_date"}
+    if unknown:
+        raise RecordsValueError(f"clear: unknown field(s) {', '.join(sorted(unknown))}")
+    changed: list[str] = []
+    if name is not None:
+        if len(name) > 200:
+            raise RecordsValueError("name: at most 200 characters")
+        if (name.strip() or None) != patient.name:
+            patient.name = name.strip() or None
+            changed.append("name")
+    if birth_date is not None and birth_date != patient.birth_date:
+        patient.birth_date = birth_date
+        changed.append("birth_date")
+    for field in clear:
+        if getattr(patient, field) is not None:
+            setattr(patient, field, None)
+            changed.append(field)
+    if changed:
+        audit.record(session, actor, "update", "patient", patient.id, {"fields_changed": changed})
+    return patient
+
+
 def find_patient(session: Session, external_id: str) -> Patient | None:
     """The patient with this hospital identifier, or ``None``."""
     return session.scalars(select(Patient).where(Patient.external_id == external_id)).one_or_none()
@@ -438,7 +482,7 @@ def approve_plan(
         Unless the actor is a physicist or an oncologist (or, with the four-eyes rule, if
         the actor wrote or reviewed the plan).
     LifecycleError
-        If the plan is not ``reviewed``.
+        If the plan is not ``reviewed``, or the case was edited after the plan was computed.
     """
     _require(actor, "plan.approve")
     plan = _transition_target(session, plan_id)
@@ -447,6 +491,13 @@ def approve_plan(
         raise LifecycleError(
             f"plan {plan.id} (version {plan.version_number}) is {plan.status}: only a reviewed "
             f"plan can be approved{hint}"
+        )
+    case = plan.case
+    if plan.case_version is not None and case.version != plan.case_version:
+        raise LifecycleError(
+            f"plan {plan.id} (version {plan.version_number}) was computed from version "
+            f"{plan.case_version} of case {case.id}, which has since changed (now version "
+            f"{case.version}): plan again from the current case and approve the new version"
         )
     if require_second_person:
         accepted = [r for r in plan.reviews if r.decision == "accepted"]
