@@ -47,11 +47,11 @@ from openiort.web import safelog
 from openiort.web.artifacts import PlanFiles, PlanFilesError
 from openiort.web.auth import LoginRequiredError, login_redirect_url, may, session_of
 from openiort.web.config import WebConfig, default_files_dir, session_secret
-from openiort.web.jobs import Job, PlanQueue, QueueFullError
+from openiort.web.jobs import Job, Planner, PlanQueue, QueueFullError
 from openiort.web.ratelimit import LoginRateLimiter
 from openiort.web.sessions import SessionManager
 from openiort.web.slices import ViewerCache, ViewerError
-from openiort.web.worker import WorkerOutcome
+from openiort.web.worker import WorkerOutcome, compute_plan_files
 
 logger = logging.getLogger("openiort.web")
 
@@ -158,7 +158,13 @@ def audit_text(summary: Any) -> str:
 class WebApp:
     """Everything the routes share: settings, database, sessions, jobs, files, templates."""
 
-    def __init__(self, config: WebConfig, engine: Engine, seal_key: bytes) -> None:
+    def __init__(
+        self,
+        config: WebConfig,
+        engine: Engine,
+        seal_key: bytes,
+        planner: Planner = compute_plan_files,
+    ) -> None:
         self.config = config
         self.engine = engine
         self.seal_key = seal_key
@@ -177,6 +183,7 @@ class WebApp:
             workers=config.plan_workers,
             max_pending=config.max_pending_plans,
             kind=config.executor,
+            planner=planner,
         )
         self.viewer = ViewerCache()
         self.png_cache = LruCache(PNG_CACHE_ITEMS)
@@ -340,7 +347,7 @@ def error_response(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequiredError)
     async def login_required(request: Request, exc: LoginRequiredError) -> Response:
-        return RedirectResponse(login_redirect_url(request), status_code=303)
+        return RedirectResponse(login_redirect_url(exc.next_path), status_code=303)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -519,6 +526,7 @@ def create_app(
     login_max_failures: int = 5,
     login_window_s: float = 300.0,
     config: WebConfig | None = None,
+    planner: Planner = compute_plan_files,
 ) -> FastAPI:
     """The openiort web app.
 
@@ -544,6 +552,9 @@ def create_app(
         Login throttling (see :mod:`openiort.web.ratelimit`).
     config:
         A complete :class:`WebConfig` instead of the keyword settings above.
+    planner:
+        What computes a plan (default :func:`openiort.web.worker.compute_plan_files`; tests
+        and benchmarks give a stand-in).
     """
     if config is None:
         config = WebConfig(
@@ -559,7 +570,7 @@ def create_app(
         )
     engine = prepare_database(database_url)
     key = seal_key if seal_key is not None else records_seal_key()
-    web = WebApp(config, engine, key)
+    web = WebApp(config, engine, key, planner)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

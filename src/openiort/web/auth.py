@@ -8,6 +8,7 @@ layer checks them up front so that a page never offers an action its user may no
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request
@@ -23,6 +24,19 @@ from openiort.web.sessions import (
     same_origin,
     tokens_match,
 )
+
+
+@dataclass(frozen=True)
+class UserView:
+    """What pages show of the logged-in user (usable after the database session closed)."""
+
+    id: int
+    username: str
+    role: str
+
+    @staticmethod
+    def of(user: User) -> UserView:
+        return UserView(user.id, user.username, user.role)
 
 
 class LoginRequiredError(Exception):
@@ -42,9 +56,9 @@ def safe_next(path: str | None) -> str:
     return path
 
 
-def login_redirect_url(request: Request) -> str:
+def login_redirect_url(next_path: str) -> str:
     # The path only: query strings are not carried (and may be long or odd).
-    return "/login?next=" + quote(safe_next(request.url.path), safe="/")
+    return "/login?next=" + quote(safe_next(next_path), safe="/")
 
 
 def session_of(request: Request) -> SessionData | None:
@@ -70,7 +84,7 @@ def page_user(request: Request, db: Session) -> User:
     user = user_for(session_of(request), db)
     if user is None:
         raise LoginRequiredError(request.url.path)
-    request.state.user = user
+    request.state.user = UserView.of(user)
     return user
 
 
@@ -83,11 +97,11 @@ def api_user(request: Request, db: Session) -> User:
             detail="not logged in: POST /api/session with your username and password",
             headers={"WWW-Authenticate": 'Cookie realm="openiort"'},
         )
-    request.state.user = user
+    request.state.user = UserView.of(user)
     return user
 
 
-def require_role(user: User, action: str) -> None:
+def require_role(user: User | UserView, action: str) -> None:
     """HTTP 403 unless the user's role may take ``action`` (see records.roles)."""
     if not roles.allowed(user.role, action):
         allowed = ", ".join(sorted(roles.PERMISSIONS[action]))
@@ -97,7 +111,7 @@ def require_role(user: User, action: str) -> None:
         )
 
 
-def may(user: User | None, action: str) -> bool:
+def may(user: User | UserView | None, action: str) -> bool:
     return user is not None and roles.allowed(user.role, action)
 
 
@@ -108,10 +122,13 @@ async def check_csrf(request: Request) -> None:
         raise HTTPException(status_code=403, detail="request from another site refused")
     data = session_of(request)
     if data is None:
-        raise HTTPException(
-            status_code=403,
-            detail="no session: reload the page (cookies must be enabled for this site)",
-        )
+        if request.url.path.startswith("/api/"):
+            raise HTTPException(
+                status_code=401,
+                detail="not logged in: POST /api/session with your username and password",
+            )
+        # An expired or missing session on a page form: log in again, then start over.
+        raise LoginRequiredError("/cases")
     given = request.headers.get(CSRF_HEADER)
     if given is None:
         content_type = request.headers.get("content-type", "")

@@ -76,10 +76,14 @@ class Job:
 
 
 FinishCallback = Callable[[Job, WorkerOutcome, Path], None]
+Planner = Callable[[dict[str, Any], str], WorkerOutcome]
 
 
 class PlanQueue:
-    """Runs :func:`openiort.web.worker.compute_plan_files` for queued jobs."""
+    """Runs the planner (:func:`openiort.web.worker.compute_plan_files`) for queued jobs.
+
+    A process executor needs a planner importable by name (a module-level function).
+    """
 
     def __init__(
         self,
@@ -88,8 +92,10 @@ class PlanQueue:
         workers: int = 1,
         max_pending: int = 4,
         kind: Literal["process", "thread"] = "process",
+        planner: Planner = compute_plan_files,
     ) -> None:
         self.files = files
+        self.planner = planner
         self.finish = finish
         self.workers = workers
         self.max_pending = max_pending
@@ -205,10 +211,10 @@ class PlanQueue:
             job.started_at = time.time()
             self._running += 1
             try:
-                future = self._executor.submit(compute_plan_files, case_data, str(staging))
+                future = self._executor.submit(self.planner, case_data, str(staging))
             except (BrokenProcessPool, RuntimeError):
                 self._executor = self._new_executor()
-                future = self._executor.submit(compute_plan_files, case_data, str(staging))
+                future = self._executor.submit(self.planner, case_data, str(staging))
             future.add_done_callback(functools.partial(self._computed, job, staging))
 
     def _computed(self, job: Job, staging: Path, future: cf.Future[WorkerOutcome]) -> None:

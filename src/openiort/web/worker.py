@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openiort.case import CaseError, parse_case
+from openiort.case import Case, CaseError, parse_case
+
+if TYPE_CHECKING:
+    from openiort.plan import PlanResult
 
 PLAN_JSON = "plan.json"
 REPORT_HTML = "report.html"
@@ -58,37 +62,44 @@ def warm_up() -> bool:
     return True
 
 
+def write_plan_files(plan: PlanResult, case: Case, out_dir: str | Path) -> dict[str, Any]:
+    """Write a computed plan's files into ``out_dir`` (all or nothing) and return the plan
+    JSON to store: ``plan.json``'s content plus the hashes of the sealed files and the
+    applicator position the DICOM export needs."""
+    from openiort.clinical.summary import write_patient_summary
+    from openiort.report.outputs import write_plan_outputs
+    from openiort.web.slices import write_viewer_data
+
+    write_plan_outputs(
+        plan,
+        out_dir,
+        extra_writers=(
+            lambda d: write_patient_summary(case, d),
+            lambda d: write_viewer_data(plan, d),
+        ),
+    )
+    out = Path(out_dir)
+    plan_json: dict[str, Any] = json.loads((out / PLAN_JSON).read_text("utf-8"))
+    plan_json[OUTPUTS_KEY] = {name: file_sha256(out / name) for name in SEALED_FILES}
+    # DICOM RTPLAN needs the applicator position (a plan.json key of openiort.io).
+    centre = plan.phantom.applicator_centre_mm
+    if centre is not None:
+        plan_json.setdefault("applicator_centre_mm", [float(v) for v in centre])
+    return plan_json
+
+
 def compute_plan_files(case_data: dict[str, Any], out_dir: str) -> WorkerOutcome:
     """Plan ``case_data`` and write plan.json, report.html, plan_arrays.npz, the patient
     summary and the viewer arrays into ``out_dir`` (created; nothing is left on failure).
     """
-    import time
-
-    from openiort.clinical.summary import write_patient_summary
     from openiort.pipeline import plan_case
-    from openiort.report.outputs import write_plan_outputs
     from openiort.web.safelog import code_locations
-    from openiort.web.slices import write_viewer_data
 
     started = time.perf_counter()
     try:
         case = parse_case(case_data)
         plan = plan_case(case)
-        write_plan_outputs(
-            plan,
-            out_dir,
-            extra_writers=(
-                lambda d: write_patient_summary(case, d),
-                lambda d: write_viewer_data(plan, d),
-            ),
-        )
-        out = Path(out_dir)
-        plan_json = json.loads((out / PLAN_JSON).read_text("utf-8"))
-        plan_json[OUTPUTS_KEY] = {name: file_sha256(out / name) for name in SEALED_FILES}
-        # DICOM RTPLAN needs the applicator position (a plan.json key of openiort.io).
-        centre = plan.phantom.applicator_centre_mm
-        if centre is not None:
-            plan_json.setdefault("applicator_centre_mm", [float(v) for v in centre])
+        plan_json = write_plan_files(plan, case, out_dir)
         return WorkerOutcome("ok", plan_json, seconds=time.perf_counter() - started)
     except CaseError as exc:
         return WorkerOutcome("case", problems=list(exc.problems))

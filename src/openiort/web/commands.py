@@ -1,0 +1,143 @@
+"""``iort serve``: run the web app with uvicorn.
+
+Register in the main CLI with ``app.command("serve")(serve)``.
+
+The server listens on 127.0.0.1 by default. On a network address, serve it over https:
+give ``--ssl-certfile`` and ``--ssl-keyfile``, or put it behind a TLS-terminating proxy and
+pass ``--forwarded-allow-ips`` with the proxy's address so that the proxy's
+``X-Forwarded-Proto: https`` marks the session cookie Secure.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import logging.config
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from openiort.records.errors import RecordsError
+from openiort.web.config import WebConfigError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """Logging for the server: openiort's own loggers and uvicorn's start-up messages only
+    (uvicorn's access log is off: it would write request paths; openiort's access log writes
+    route templates)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": LOG_FORMAT}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "openiort": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+    }
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="SQLAlchemy URL (default: OPENIORT_DATABASE_URL, else the SQLite file in the "
+            "user data directory).",
+            show_default=False,
+        ),
+    ] = None,
+    files_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the plans' files (default: plans/ in the data directory)."),
+    ] = None,
+    plan_workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Planning processes (one core each).")
+    ] = 1,
+    max_pending_plans: Annotated[
+        int, typer.Option(min=1, max=1000, help="Plans queued or computing at once.")
+    ] = 4,
+    four_eyes: Annotated[
+        bool,
+        typer.Option(
+            "--four-eyes/--no-four-eyes",
+            help="Refuse approval by the plan's author or reviewer.",
+        ),
+    ] = False,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="TLS certificate (PEM): serve https directly.")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="Proxy addresses trusted for X-Forwarded-Proto/For (comma-separated)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the web app (case entry, verdicts, plans, approval, downloads) with uvicorn."""
+    import uvicorn
+
+    from openiort.web.app import create_app
+
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("one of debug, info, warning, error", param_hint="--log-level")
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise typer.BadParameter(
+            "give both --ssl-certfile and --ssl-keyfile, or neither", param_hint="--ssl-keyfile"
+        )
+    logging.config.dictConfig(log_config(log_level))
+    tls = ssl_certfile is not None
+    if not _is_loopback(host) and not tls and forwarded_allow_ips is None:
+        typer.echo(
+            f"warning: serving plain http on {host}: passwords and patient data cross the "
+            "network unencrypted. Use --ssl-certfile/--ssl-keyfile or a TLS proxy.",
+            err=True,
+        )
+    try:
+        application = create_app(
+            database_url,
+            files_dir=files_dir,
+            secure_cookies=True if tls else None,
+            plan_workers=plan_workers,
+            max_pending_plans=max_pending_plans,
+            require_second_person=four_eyes,
+        )
+    except (RecordsError, WebConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    scheme = "https" if tls else "http"
+    typer.echo(f"openiort web app on {scheme}://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=log_config(log_level),
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+        server_header=False,
+    )
