@@ -24,6 +24,7 @@ from openiort.io.dicom_export import export_plan
 from openiort.io.errors import DicomError
 from openiort.pipeline import plan_case
 from openiort.radiobiology.commands import radiobio
+from openiort.records.commands import db_app, user_app
 from openiort.report.outputs import REPORT_HTML, write_plan_outputs
 
 app = typer.Typer(
@@ -123,6 +124,8 @@ app.command("pathology")(pathology)
 app.command("evidence")(evidence)
 app.command("export")(export)
 app.command("send")(send)
+app.add_typer(user_app, name="user")
+app.add_typer(db_app, name="db")
 
 
 if __name__ == "__main__":  # pragma: no cover
