@@ -49,10 +49,14 @@ def per_core_rate(problem, histories: int, repeats: int = 3) -> float:  # type: 
 def main() -> None:
     ph = box_phantom(3.5, size_mm=120.0, spacing_mm=1.0, tissue="breast_20_80", skin_mm=2.0)
     source = xray50_source(ph.shaft_direction)
-    print(f"demo-like phantom: {ph.grid.shape} voxels of 1 mm, 3.5 cm applicator, breast 20/80 + skin")
+    print(
+        f"demo-like phantom: {ph.grid.shape} voxels of 1 mm, 3.5 cm applicator, breast 20/80 + skin"
+    )
     t0 = time.perf_counter()
     tle = build_problem(ph, source, ph.applicator_centre_mm, ph.applicator_radius_mm)
-    analog = build_problem(ph, source, ph.applicator_centre_mm, ph.applicator_radius_mm, analog=True)
+    analog = build_problem(
+        ph, source, ph.applicator_centre_mm, ph.applicator_radius_mm, analog=True
+    )
     print(f"set-up (physics tables, majorant): {time.perf_counter() - t0:.2f} s")
     t0 = time.perf_counter()
     run_batch(tle, 1, 0, 2000)
@@ -70,34 +74,52 @@ def main() -> None:
     results = {}
     for workers in (1, 2):
         t0 = time.perf_counter()
-        results[workers] = run_problem(tle, ph.grid.shape, 1.0, n, seed=5, n_batches=10, workers=workers)
+        results[workers] = run_problem(
+            tle, ph.grid.shape, 1.0, n, seed=5, n_batches=10, workers=workers
+        )
         times[workers] = time.perf_counter() - t0
-    same = np.array_equal(results[1].dose_medium_gy_per_photon, results[2].dose_medium_gy_per_photon)
-    print(f"2-thread speed-up on {n:.0e} histories: {times[1] / times[2]:.2f} x "
-          f"({times[1]:.1f} s -> {times[2]:.1f} s; identical result: {same})")
+    same = np.array_equal(
+        results[1].dose_medium_gy_per_photon, results[2].dose_medium_gy_per_photon
+    )
+    print(
+        f"2-thread speed-up on {n:.0e} histories: {times[1] / times[2]:.2f} x "
+        f"({times[1]:.1f} s -> {times[2]:.1f} s; identical result: {same})"
+    )
 
     src = load_example_source()
     minutes = treatment_time(src, 3.5, 20.0, "TARGIT").time_min
     t0 = time.perf_counter()
-    _, dw = engine.compute(ph, 3.5, dwell_time_s=minutes * 60.0, histories=10_000_000, seed=11, workers=2,
-                           progress=False)
+    _, dw = engine.compute(
+        ph,
+        3.5,
+        dwell_time_s=minutes * 60.0,
+        histories=10_000_000,
+        seed=11,
+        workers=2,
+        progress=False,
+    )
     t_1e7 = time.perf_counter() - t0
     target = ph.structures["target"] & (dw.dose_gy >= 10.0)
     assert dw.rel_uncertainty is not None
     u_1e7 = float(dw.rel_uncertainty[target].mean())
-    print(f"1e7 histories in the demo phantom (2 threads, plan engine): {t_1e7:.1f} s; "
-          f"mean uncertainty over {int(target.sum())} target voxels >= 10 Gy: {100 * u_1e7:.2f} %")
+    print(
+        f"1e7 histories in the demo phantom (2 threads, plan engine): {t_1e7:.1f} s; "
+        f"mean uncertainty over {int(target.sum())} target voxels >= 10 Gy: {100 * u_1e7:.2f} %"
+    )
 
     needed = int(min(1e8, 1e7 * (u_1e7 / (0.97 * TARGET_UNC)) ** 2))
     t0 = time.perf_counter()
-    dm, dw = engine.compute(ph, 3.5, dwell_time_s=minutes * 60.0, histories=needed, seed=12, workers=2,
-                            progress=False)
+    dm, dw = engine.compute(
+        ph, 3.5, dwell_time_s=minutes * 60.0, histories=needed, seed=12, workers=2, progress=False
+    )
     t_plan = time.perf_counter() - t0
     target = ph.structures["target"] & (dw.dose_gy >= 10.0)
     assert dw.rel_uncertainty is not None and dm.rel_uncertainty is not None
-    print(f"MC plan, 20 Gy TARGIT ({minutes:.1f} min), {needed:.2e} histories: {t_plan:.1f} s; mean relative "
-          f"uncertainty over target voxels >= 10 Gy: D_w,m {100 * dw.rel_uncertainty[target].mean():.2f} %, "
-          f"D_m,m {100 * dm.rel_uncertainty[target].mean():.2f} %")
+    print(
+        f"MC plan, 20 Gy TARGIT ({minutes:.1f} min), {needed:.2e} histories: {t_plan:.1f} s; mean relative "
+        f"uncertainty over target voxels >= 10 Gy: D_w,m {100 * dw.rel_uncertainty[target].mean():.2f} %, "
+        f"D_m,m {100 * dm.rel_uncertainty[target].mean():.2f} %"
+    )
     print(f"peak memory of this process: {peak_memory_mb():.0f} MB")
 
 

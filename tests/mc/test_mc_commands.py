@@ -18,14 +18,27 @@ def test_commission_writes_a_table_the_table_engine_reads(tmp_path):
     table = tmp_path / "dd.csv"
     calib = tmp_path / "calib.csv"
     result = CliRunner().invoke(
-        app, ["commission", "--histories", "6000", "--seed", "3", "--out", str(table),
-              "--calibration", str(calib), "--no-progress"],
+        app,
+        [
+            "commission",
+            "--histories",
+            "6000",
+            "--seed",
+            "3",
+            "--out",
+            str(table),
+            "--calibration",
+            str(calib),
+            "--no-progress",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "Gy at 10 mm" in result.output and "r^-" in result.output
     text = table.read_text()
     header = [line for line in text.splitlines() if line.startswith("#")]
-    assert any("origin:" in line for line in header) and any("statistics" in line for line in header)
+    assert any("origin:" in line for line in header) and any(
+        "statistics" in line for line in header
+    )
     rows = read_commented_csv(text)
     assert list(rows[0]) == ["applicator_diameter_cm", "depth_mm", "relative_dose_water"]
     diameters = sorted({float(r["applicator_diameter_cm"]) for r in rows})
@@ -43,8 +56,19 @@ def test_commission_reports_bad_settings(tmp_path):
     app = typer.Typer()
     app.command("commission")(commission)
     app.command("noop")(lambda: None)
-    result = CliRunner().invoke(app, ["commission", "--histories", "1", "--out", str(tmp_path / "x.csv"),
-                                      "--calibration", str(tmp_path / "c.csv"), "--no-progress"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "commission",
+            "--histories",
+            "1",
+            "--out",
+            str(tmp_path / "x.csv"),
+            "--calibration",
+            str(tmp_path / "c.csv"),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 2
     assert "error" in result.output
     assert not (tmp_path / "x.csv").exists()

@@ -17,14 +17,20 @@ pytest.importorskip("distributed")
 def test_dask_and_local_runs_are_identical():
     edges = np.array([2.0, 5.0, 10.0, 20.0, 40.0])
     local = radial_dose(30.0, "breast_50_50", edges, 40_000, seed=11, n_batches=4, workers=2)
-    dask = radial_dose(30.0, "breast_50_50", edges, 40_000, seed=11, n_batches=4, use_dask=True, workers=2)
+    dask = radial_dose(
+        30.0, "breast_50_50", edges, 40_000, seed=11, n_batches=4, use_dask=True, workers=2
+    )
     np.testing.assert_array_equal(local[0], dask[0])
     np.testing.assert_array_equal(local[1], dask[1])
 
     ph = box_phantom(1.5, size_mm=40.0, spacing_mm=2.0, target_margin_mm=5.0)
-    problem = build_problem(ph, xray50_source(ph.shaft_direction), ph.applicator_centre_mm, ph.applicator_radius_mm)
+    problem = build_problem(
+        ph, xray50_source(ph.shaft_direction), ph.applicator_centre_mm, ph.applicator_radius_mm
+    )
     a = run_problem(problem, ph.grid.shape, 8.0, 8_000, seed=5, n_batches=4, workers=1)
-    b = run_problem(problem, ph.grid.shape, 8.0, 8_000, seed=5, n_batches=4, use_dask=True, workers=2)
+    b = run_problem(
+        problem, ph.grid.shape, 8.0, 8_000, seed=5, n_batches=4, use_dask=True, workers=2
+    )
     np.testing.assert_array_equal(a.dose_medium_gy_per_photon, b.dose_medium_gy_per_photon)
     np.testing.assert_array_equal(a.rel_unc_water, b.rel_unc_water)
     np.testing.assert_array_equal(a.balance_kev, b.balance_kev)

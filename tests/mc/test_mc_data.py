@@ -21,7 +21,9 @@ def _shipped_table() -> dict[float, np.ndarray]:
     rows = read_commented_csv(default_table_path().read_text("utf-8"))
     out: dict[float, list[float]] = {}
     for r in rows:
-        out.setdefault(float(r["applicator_diameter_cm"]), []).append(float(r["relative_dose_water"]))
+        out.setdefault(float(r["applicator_diameter_cm"]), []).append(
+            float(r["relative_dose_water"])
+        )
     return {d: np.array(v) for d, v in out.items()}
 
 
@@ -62,7 +64,10 @@ def test_shipped_table_matches_a_fresh_commissioning_run(diameter_cm):
 
 @pytest.mark.validate
 def test_relative_surface_rates_match_tg292():
-    curves = [depth_dose_water(d, 2_000_000, seed=100 + i) for i, d in enumerate(applicator_diameters_cm())]
+    curves = [
+        depth_dose_water(d, 2_000_000, seed=100 + i)
+        for i, d in enumerate(applicator_diameters_cm())
+    ]
     # TG-292 Table IV V4.0 surface rates relative to the 3.0 cm applicator; 5 %: the fitted
     # filtration reproduces them within 3.7 % (5.0 cm), statistics 0.3 %.
     for check in surface_rate_check(curves):

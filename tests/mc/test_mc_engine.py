@@ -43,8 +43,15 @@ def test_water_phantom_reproduces_the_v40_surface_dose(calibration):
     calib_path, curve = calibration
     ph = _water_phantom()
     dwell_s = 600.0
-    dm, dw = engine.compute(ph, 3.0, dwell_time_s=dwell_s, histories=1_000_000, seed=3, progress=False,
-                            calibration_path=calib_path)
+    dm, dw = engine.compute(
+        ph,
+        3.0,
+        dwell_time_s=dwell_s,
+        histories=1_000_000,
+        seed=3,
+        progress=False,
+        calibration_path=calib_path,
+    )
     assert dm.medium == "medium_in_medium" and dw.medium == "water_in_medium"
     assert dm.rel_uncertainty is not None and "V4.0" in dm.provenance.calibration
     surface_gy = load_example_source().applicator(3.0).surface_rate_v40_gy_min * dwell_s / 60.0
@@ -61,7 +68,7 @@ def test_water_phantom_reproduces_the_v40_surface_dose(calibration):
         np.testing.assert_allclose(dm.dose_gy[shell], dw.dose_gy[shell], rtol=1e-12)
     assert np.all(dm.dose_gy[r < 15.0] == 0.0)
     # the probe shadow: along the shaft the dose is far lower than on the opposite side
-    on_axis = (np.abs(r - 25.0) < 1.0)
+    on_axis = np.abs(r - 25.0) < 1.0
     x, y = ph.grid.axes_mm()[2][None, None, :], ph.grid.axes_mm()[1][None, :, None]
     near_axis = on_axis & (np.hypot(x, y) < 4.0)
     assert dm.dose_gy[near_axis & (z > 0)].mean() < 0.5 * dm.dose_gy[near_axis & (z < 0)].mean()
@@ -70,8 +77,15 @@ def test_water_phantom_reproduces_the_v40_surface_dose(calibration):
 def test_breast_tissue_gets_less_dose_to_medium_than_water(calibration):
     calib_path, _ = calibration
     ph = box_phantom(3.0, size_mm=70.0, spacing_mm=1.0, tissue="breast_20_80", skin_mm=2.0)
-    dm, dw = engine.compute(ph, 3.0, surface_dose_gy=20.0, histories=400_000, seed=4, progress=False,
-                            calibration_path=calib_path)
+    dm, dw = engine.compute(
+        ph,
+        3.0,
+        surface_dose_gy=20.0,
+        histories=400_000,
+        seed=4,
+        progress=False,
+        calibration_path=calib_path,
+    )
     r = ph.grid.distance_from_mm((0.0, 0.0, 0.0))
     shell = np.abs(r - 20.0) < 0.5
     ratio = dm.dose_gy[shell].sum() / dw.dose_gy[shell].sum()
@@ -87,14 +101,31 @@ def test_settings_errors(calibration):
     with pytest.raises(RunSettingsError, match="exactly one"):
         engine.compute(ph, 3.0, histories=1000, progress=False, calibration_path=calib_path)
     with pytest.raises(RunSettingsError, match="exactly one"):
-        engine.compute(ph, 3.0, dwell_time_s=10.0, surface_dose_gy=1.0, histories=1000, calibration_path=calib_path)
+        engine.compute(
+            ph,
+            3.0,
+            dwell_time_s=10.0,
+            surface_dose_gy=1.0,
+            histories=1000,
+            calibration_path=calib_path,
+        )
     with pytest.raises(RunSettingsError, match="positive"):
-        engine.compute(ph, 3.0, dwell_time_s=-1.0, histories=1000, progress=False, calibration_path=calib_path)
+        engine.compute(
+            ph, 3.0, dwell_time_s=-1.0, histories=1000, progress=False, calibration_path=calib_path
+        )
     with pytest.raises(GeometryError, match="does not match"):
-        engine.compute(ph, 3.5, dwell_time_s=10.0, histories=1000, progress=False, calibration_path=calib_path)
+        engine.compute(
+            ph, 3.5, dwell_time_s=10.0, histories=1000, progress=False, calibration_path=calib_path
+        )
     with pytest.raises(CommissioningError):
-        engine.compute(ph, 3.0, dwell_time_s=10.0, histories=1000, progress=False,
-                       calibration_path=str(calib_path) + ".missing")
+        engine.compute(
+            ph,
+            3.0,
+            dwell_time_s=10.0,
+            histories=1000,
+            progress=False,
+            calibration_path=str(calib_path) + ".missing",
+        )
 
 
 def test_ctrl_c_stops_cleanly(calibration, monkeypatch):
@@ -106,7 +137,14 @@ def test_ctrl_c_stops_cleanly(calibration, monkeypatch):
 
     monkeypatch.setattr(runner, "wait", interrupted)
     with pytest.raises(SimulationInterruptedError, match="interrupted"):
-        engine.compute(ph, 3.0, dwell_time_s=10.0, histories=100_000, progress=False, calibration_path=calib_path)
+        engine.compute(
+            ph,
+            3.0,
+            dwell_time_s=10.0,
+            histories=100_000,
+            progress=False,
+            calibration_path=calib_path,
+        )
 
 
 def test_interrupted_commissioning_writes_nothing(tmp_path, monkeypatch):
@@ -118,6 +156,8 @@ def test_interrupted_commissioning_writes_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "wait", interrupted)
     with pytest.raises(SimulationInterruptedError):
-        regenerate_depth_dose_table(10_000, 1, table, calibration_path=tmp_path / "c.csv", diameters_cm=(3.0,))
+        regenerate_depth_dose_table(
+            10_000, 1, table, calibration_path=tmp_path / "c.csv", diameters_cm=(3.0,)
+        )
     assert table.read_text() == "old\n"
     assert not (tmp_path / "c.csv").exists()

@@ -18,8 +18,13 @@ DEPTHS_MM = np.array([10.0, 20.0])
 
 def _mc_dose(material: str, seed: int) -> np.ndarray:
     edges = depth_shell_edges_mm(RADIUS_MM, DEPTHS_MM)
-    result = shell_dose(xray50_source(), [(RADIUS_MM, "applicator_pei"), (SPHERE_RADIUS_MM, material)], edges,
-                        600_000, seed)
+    result = shell_dose(
+        xray50_source(),
+        [(RADIUS_MM, "applicator_pei"), (SPHERE_RADIUS_MM, material)],
+        edges,
+        600_000,
+        seed,
+    )
     assert np.all(result.rel_unc[::2] < 0.01)
     return result.dose_gy_per_photon[::2]
 
@@ -31,7 +36,10 @@ def _primary_only(material: str) -> np.ndarray:
     out = []
     for d in DEPTHS_MM:
         att = np.exp(-mass_attenuation_cm2_g(material, e) * rho * d / 10.0)
-        out.append(np.sum(fluence * att * e * mass_energy_absorption_cm2_g(material, e)) / (RADIUS_MM + d) ** 2)
+        out.append(
+            np.sum(fluence * att * e * mass_energy_absorption_cm2_g(material, e))
+            / (RADIUS_MM + d) ** 2
+        )
     return np.array(out)
 
 

@@ -9,7 +9,9 @@ from openiort.dose.mc import physics as ph
 from openiort.dose.mc.references import nist_coefficients
 
 
-@pytest.mark.parametrize("ref", nist_coefficients(), ids=lambda r: f"{r.material}-{r.energy_kev:g}keV")
+@pytest.mark.parametrize(
+    "ref", nist_coefficients(), ids=lambda r: f"{r.material}-{r.energy_kev:g}keV"
+)
 def test_mu_and_muen_match_nist(ref):
     mu = float(ph.mass_attenuation_cm2_g(ref.material, ref.energy_kev))
     muen = float(ph.mass_energy_absorption_cm2_g(ref.material, ref.energy_kev))
@@ -53,9 +55,13 @@ def test_klein_nishina_total_matches_integral():
     mu = np.linspace(-1.0, 1.0, 20001)
     for e in (10.0, 30.0, 60.0):
         numeric = np.trapezoid(2 * np.pi * ph.klein_nishina_dcs_cm2(e, mu), mu)
-        assert float(ph.klein_nishina_total_cm2(np.array([e]))[0]) == pytest.approx(numeric, rel=1e-6)
+        assert float(ph.klein_nishina_total_cm2(np.array([e]))[0]) == pytest.approx(
+            numeric, rel=1e-6
+        )
     # Thomson limit at low energy: 8 pi r_e^2 / 3 = 0.6652 b (CODATA r_e)
-    assert float(ph.klein_nishina_total_cm2(np.array([1e-3]))[0]) == pytest.approx(6.6524587e-25, rel=1e-4)
+    assert float(ph.klein_nishina_total_cm2(np.array([1e-3]))[0]) == pytest.approx(
+        6.6524587e-25, rel=1e-4
+    )
 
 
 def test_free_electron_option_uses_klein_nishina():
@@ -66,7 +72,9 @@ def test_free_electron_option_uses_klein_nishina():
 
 
 def test_material_dict_and_errors():
-    spec = ph.resolve_material({"composition": {"H": 0.111894, "O": 0.888106}, "density_g_cm3": 1.0})
+    spec = ph.resolve_material(
+        {"composition": {"H": 0.111894, "O": 0.888106}, "density_g_cm3": 1.0}
+    )
     assert float(ph.mass_attenuation_cm2_g(spec, 30.0)) == pytest.approx(
         float(ph.mass_attenuation_cm2_g("water", 30.0)), rel=1e-9
     )

@@ -31,8 +31,12 @@ def _draw(n, e, m, phys, key, coherent):
 
 
 def _binned_pdf(weight, mu, bins):
-    out = np.array([np.trapezoid(weight[(mu >= a) & (mu <= b)], mu[(mu >= a) & (mu <= b)])
-                    for a, b in itertools.pairwise(bins)])
+    out = np.array(
+        [
+            np.trapezoid(weight[(mu >= a) & (mu <= b)], mu[(mu >= a) & (mu <= b)])
+            for a, b in itertools.pairwise(bins)
+        ]
+    )
     return out / out.sum()
 
 
@@ -47,7 +51,9 @@ def test_incoherent_angles_follow_kn_times_s(binding, energy_kev):
     w = ph.klein_nishina_dcs_cm2(energy_kev, mu)
     if binding:
         x = np.sqrt((1 - mu) / 2) * energy_kev / ph.HC_KEV_ANGSTROM
-        w = w * np.interp(x, ph.x_grid_inv_angstrom(), ph.material_coefficients(water, opts).s_ratio)
+        w = w * np.interp(
+            x, ph.x_grid_inv_angstrom(), ph.material_coefficients(water, opts).s_ratio
+        )
     bins = np.linspace(-1, 1, 11)
     expected = _binned_pdf(w, mu, bins)
     observed = np.histogram(cos_t, bins=bins)[0] / N

@@ -32,16 +32,27 @@ def _shell_average(func, edges_mm, points=401):
 GY_PER_KEV_CM2_G_PER_MM2 = KEV_TO_JOULE * 0.1 * 1e6  # keV x cm^2/g x mm^-2 -> Gy
 
 
-@pytest.mark.parametrize(("energy_kev", "material"), [(20.0, "water"), (30.0, "adipose"), (50.0, "cortical_bone")])
+@pytest.mark.parametrize(
+    ("energy_kev", "material"), [(20.0, "water"), (30.0, "adipose"), (50.0, "cortical_bone")]
+)
 def test_no_scatter_limit_equals_analytic_primary_dose(energy_kev, material):
     edges = np.array([5.0, 10.0, 20.0, 30.0, 40.0])
     opts = PhysicsOptions(scatter=False)
     dose, unc = radial_dose(energy_kev, material, edges, 500_000, seed=1, options=opts)
     from openiort.anatomy.materials import get_material
 
-    mu_mm = float(mass_attenuation_cm2_g(material, energy_kev)) * get_material(material).density_g_cm3 / 10
+    mu_mm = (
+        float(mass_attenuation_cm2_g(material, energy_kev))
+        * get_material(material).density_g_cm3
+        / 10
+    )
     muen = float(mass_energy_absorption_cm2_g(material, energy_kev))
-    analytic = _shell_average(lambda r: np.exp(-mu_mm * r), edges) * energy_kev * muen * GY_PER_KEV_CM2_G_PER_MM2
+    analytic = (
+        _shell_average(lambda r: np.exp(-mu_mm * r), edges)
+        * energy_kev
+        * muen
+        * GY_PER_KEV_CM2_G_PER_MM2
+    )
     # 1 %: the issue's limit; the statistical uncertainty is about 0.1-0.5 % (asserted below
     # 0.6 %, the batch estimate of it being itself uncertain by about 25 % with 10 batches).
     assert np.all(unc < 0.006)
@@ -50,24 +61,42 @@ def test_no_scatter_limit_equals_analytic_primary_dose(energy_kev, material):
 
 def test_energy_is_conserved_with_analog_scoring():
     spectrum = (np.array([10.0, 20.0, 30.0, 40.0, 50.0]), np.array([0.1, 0.4, 0.3, 0.2]))
-    source = PointSource(tuple(spectrum[0]), tuple(spectrum[1]), "test", shadow_axis=(0, 0, 1), shadow_half_angle_deg=30)
+    source = PointSource(
+        tuple(spectrum[0]),
+        tuple(spectrum[1]),
+        "test",
+        shadow_axis=(0, 0, 1),
+        shadow_half_angle_deg=30,
+    )
     edges = np.linspace(0.0, 40.0, 21)
-    result = shell_dose(source, [(15.0, "applicator_pei"), (40.0, "cortical_bone")], edges, 50_000, seed=3,
-                        analog=True)
+    result = shell_dose(
+        source,
+        [(15.0, "applicator_pei"), (40.0, "cortical_bone")],
+        edges,
+        50_000,
+        seed=3,
+        analog=True,
+    )
     emitted, deposited, escaped, blocked = result.balance_kev
     assert blocked > 0 and escaped > 0 and deposited > 0
     # exact up to floating-point rounding of ~1e5 additions (relative 1e-12)
     assert deposited + escaped + blocked == pytest.approx(emitted, rel=1e-12)
-    assert result.deposited_kev_per_photon.sum() * result.histories == pytest.approx(deposited, rel=1e-12)
+    assert result.deposited_kev_per_photon.sum() * result.histories == pytest.approx(
+        deposited, rel=1e-12
+    )
     # blocked share = solid angle of the 30 degree cone, (1 - cos 30)/2 = 6.70 %, within 4 sigma
-    assert blocked / emitted == pytest.approx(0.0670, abs=4 * np.sqrt(0.067 * 0.933 / 50_000) + 0.002)
+    assert blocked / emitted == pytest.approx(
+        0.0670, abs=4 * np.sqrt(0.067 * 0.933 / 50_000) + 0.002
+    )
 
 
 def _ans643_comparison(energy_kev, histories, seed, options):
     radii = np.array([5.0, 10.0, 20.0, 30.0, 40.0])
     edges = np.sort(np.concatenate([radii - 0.25, radii + 0.25]))
     gp = ans643_water_exposure_gp()[energy_kev]
-    dose, unc = radial_dose(energy_kev, "water", edges, histories, seed=seed, options=options, response="air")
+    dose, unc = radial_dose(
+        energy_kev, "water", edges, histories, seed=seed, options=options, response="air"
+    )
     mu_mm = gp.mu_no_coherent_cm2_g / 10.0
     muen_air = float(mass_energy_absorption_cm2_g("air", energy_kev))
     ref = _shell_average(lambda r: np.exp(-mu_mm * r) * gp.buildup(mu_mm * r), edges)
@@ -75,7 +104,9 @@ def _ans643_comparison(energy_kev, histories, seed, options):
     return dose[::2], unc[::2], ref[::2]
 
 
-@pytest.mark.parametrize(("energy_kev", "histories"), [(20.0, 2_000_000), (30.0, 1_000_000), (50.0, 1_000_000)])
+@pytest.mark.parametrize(
+    ("energy_kev", "histories"), [(20.0, 2_000_000), (30.0, 1_000_000), (50.0, 1_000_000)]
+)
 def test_point_source_in_water_matches_ans643_buildup(energy_kev, histories):
     """Radial dose at 20, 30, 50 keV against ANSI/ANS-6.4.3 point-source buildup factors.
 

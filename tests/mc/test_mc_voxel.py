@@ -22,7 +22,9 @@ from openiort.dose.mc.xray_source import xray50_source
 from openiort.grid import Grid
 
 
-def _uniform_box(material: str, size_mm: float, spacing_mm: float, applicator_cm: float = 0.0) -> Phantom:
+def _uniform_box(
+    material: str, size_mm: float, spacing_mm: float, applicator_cm: float = 0.0
+) -> Phantom:
     grid = Grid.centred((0.0, 0.0, 0.0), (size_mm, size_mm, size_mm), spacing_mm)
     radius = applicator_cm * 5.0
     return Phantom(
@@ -40,21 +42,30 @@ def _uniform_box(material: str, size_mm: float, spacing_mm: float, applicator_cm
 def test_energy_is_conserved_in_voxels_with_applicator_and_shadow():
     ph = box_phantom(2.0, size_mm=60.0, spacing_mm=2.0)
     source = xray50_source(ph.shaft_direction)
-    problem = build_problem(ph, source, ph.applicator_centre_mm, ph.applicator_radius_mm, analog=True)
+    problem = build_problem(
+        ph, source, ph.applicator_centre_mm, ph.applicator_radius_mm, analog=True
+    )
     result = run_problem(problem, ph.grid.shape, 8.0, 30_000, seed=2, n_batches=3)
     emitted, deposited, escaped, blocked = result.balance_kev
     assert escaped > 0 and blocked > 0
     # exact up to floating-point rounding (relative 1e-12)
     assert deposited + escaped + blocked == pytest.approx(emitted, rel=1e-12)
     # every deposit lands in a voxel: sum of (dose x mass) over the grid = deposited energy
-    energy = result.dose_medium_gy_per_photon * problem.rho.reshape(ph.grid.shape) * 8.0 / (KERMA_TALLY_TO_GY_MM3 * 10)
+    energy = (
+        result.dose_medium_gy_per_photon
+        * problem.rho.reshape(ph.grid.shape)
+        * 8.0
+        / (KERMA_TALLY_TO_GY_MM3 * 10)
+    )
     assert energy.sum() * result.histories == pytest.approx(deposited, rel=1e-9)
 
 
 def test_no_scatter_voxel_dose_equals_analytic_primary():
     ph = _uniform_box("water", 100.0, 2.0)
     energy_kev = 30.0
-    problem = build_problem(ph, monoenergetic(energy_kev), (0.0, 0.0, 0.0), options=PhysicsOptions(scatter=False))
+    problem = build_problem(
+        ph, monoenergetic(energy_kev), (0.0, 0.0, 0.0), options=PhysicsOptions(scatter=False)
+    )
     result = run_problem(problem, ph.grid.shape, 8.0, 400_000, seed=4)
     r = ph.grid.distance_from_mm((0.0, 0.0, 0.0))
     mu_mm = float(mass_attenuation_cm2_g("water", energy_kev)) / 10.0
@@ -68,7 +79,9 @@ def test_no_scatter_voxel_dose_equals_analytic_primary():
         # 1 %: the limit for the primary dose (statistics of the shell sum < 0.3 %)
         assert ratio == pytest.approx(1.0, rel=0.01), r0
         # the dose to water in water is the same quantity
-        np.testing.assert_array_equal(result.dose_medium_gy_per_photon[shell], result.dose_water_gy_per_photon[shell])
+        np.testing.assert_array_equal(
+            result.dose_medium_gy_per_photon[shell], result.dose_water_gy_per_photon[shell]
+        )
 
 
 def test_voxel_engine_agrees_with_spherical_commissioning_geometry():
@@ -98,7 +111,10 @@ def test_dose_to_water_over_dose_to_medium_is_flat_with_distance_in_adipose():
     ratios = []
     for depth in (5.0, 20.0, 40.0):
         shell = np.abs(r - 10.0 - depth) < 1.0
-        ratios.append(result.dose_medium_gy_per_photon[shell].sum() / result.dose_water_gy_per_photon[shell].sum())
+        ratios.append(
+            result.dose_medium_gy_per_photon[shell].sum()
+            / result.dose_water_gy_per_photon[shell].sum()
+        )
     ratios_arr = np.array(ratios)
     # mu_en(adipose)/mu_en(water) is 0.59-0.66 between 20 and 50 keV (NIST); the spectrum
     # hardens with depth, so the ratio rises slowly: within 6 % from 5 to 40 mm.
@@ -108,7 +124,9 @@ def test_dose_to_water_over_dose_to_medium_is_flat_with_distance_in_adipose():
 
 def test_same_seed_same_voxel_answer_whatever_the_workers():
     ph = box_phantom(1.5, size_mm=50.0, spacing_mm=2.5, target_margin_mm=5.0)
-    problem = build_problem(ph, xray50_source(ph.shaft_direction), ph.applicator_centre_mm, ph.applicator_radius_mm)
+    problem = build_problem(
+        ph, xray50_source(ph.shaft_direction), ph.applicator_centre_mm, ph.applicator_radius_mm
+    )
     a = run_problem(problem, ph.grid.shape, 2.5**3, 20_000, seed=3, n_batches=4, workers=1)
     b = run_problem(problem, ph.grid.shape, 2.5**3, 20_000, seed=3, n_batches=4, workers=2)
     np.testing.assert_array_equal(a.dose_medium_gy_per_photon, b.dose_medium_gy_per_photon)

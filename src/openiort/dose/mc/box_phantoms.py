@@ -39,7 +39,9 @@ def box_phantom(
     half = size_mm / 2.0
     depth = np.minimum.reduce(
         np.broadcast_arrays(
-            half - np.abs(x)[None, None, :], half - np.abs(y)[None, :, None], half - np.abs(z)[:, None, None]
+            half - np.abs(x)[None, None, :],
+            half - np.abs(y)[None, :, None],
+            half - np.abs(z)[:, None, None],
         )
     )
     materials = ("air", tissue, "skin", "applicator_pei")

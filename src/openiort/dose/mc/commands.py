@@ -30,12 +30,16 @@ SUMMARY_DEPTHS_MM = (0.0, 5.0, 10.0, 20.0, 30.0)
 def commission(
     histories: Annotated[int, typer.Option(help="Photon histories per applicator.")] = 4_000_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same table).")] = 20260101,
-    out: Annotated[Path | None, typer.Option(help="Depth-dose table to write (default: the package table).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Depth-dose table to write (default: the package table).")
+    ] = None,
     calibration: Annotated[
         Path | None, typer.Option(help="MC calibration file to write (default: the package file).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Local threads (default: all cores).")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Regenerate the 50 kV applicators' water depth-dose table with the Monte Carlo.
@@ -48,8 +52,13 @@ def commission(
     calib_path = calibration or default_calibration_path()
     try:
         curves = regenerate_depth_dose_table(
-            histories, seed, table_path, calibration_path=calib_path, workers=workers,
-            progress=progress, scheduler_address=scheduler,
+            histories,
+            seed,
+            table_path,
+            calibration_path=calib_path,
+            workers=workers,
+            progress=progress,
+            scheduler_address=scheduler,
         )
     except SimulationInterruptedError as exc:
         console.print(f"[yellow]{exc}[/yellow]; the existing tables were left unchanged.")
@@ -65,8 +74,11 @@ def commission(
     t.add_column("Gy at 10 mm for 20 Gy TARGIT", justify="right")
     for c in curves:
         rel = [float(np.interp(d, c.depth_mm, c.relative)) for d in SUMMARY_DEPTHS_MM]
-        t.add_row(f"{c.diameter_cm:g}", *[f"{r:.3f}" for r in rel],
-                  f"{dose_at_depth_for_targit_prescription(c, 10.0):.1f}")
+        t.add_row(
+            f"{c.diameter_cm:g}",
+            *[f"{r:.3f}" for r in rel],
+            f"{dose_at_depth_for_targit_prescription(c, 10.0):.1f}",
+        )
     console.print(t)
     checks = surface_rate_check(curves)
     console.print(
@@ -76,10 +88,16 @@ def commission(
     q = beam_quality_figures()
     console.print(
         "Primary beam (narrow-beam): HVL "
-        + ", ".join(f"{q[f'hvl_mm_al_after_{d}mm_water']:.2f} mm Al after {d} mm water" for d in (0, 10, 20))
+        + ", ".join(
+            f"{q[f'hvl_mm_al_after_{d}mm_water']:.2f} mm Al after {d} mm water" for d in (0, 10, 20)
+        )
         + "; mean energy "
-        + ", ".join(f"{q[f'mean_energy_kev_after_{d}mm_water']:.1f} keV after {d} mm" for d in (0, 5, 10))
+        + ", ".join(
+            f"{q[f'mean_energy_kev_after_{d}mm_water']:.1f} keV after {d} mm" for d in (0, 5, 10)
+        )
     )
     exponent = bare_source_falloff_exponent(max(histories // 4, 10_000), seed + 99)
-    console.print(f"Bare source in water, 5-35 mm: dose ~ r^-{exponent:.2f} (published: about r^-3)")
+    console.print(
+        f"Bare source in water, 5-35 mm: dose ~ r^-{exponent:.2f} (published: about r^-3)"
+    )
     console.print(f"Wrote {table_path} and {calib_path}")

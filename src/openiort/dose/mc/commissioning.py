@@ -67,7 +67,10 @@ def depth_shell_edges_mm(radius_mm: float, depths_mm: FloatArray = DEPTHS_MM) ->
     """Edges of thin scoring shells centred on each depth (gap shells between them)."""
     edges = []
     for d in depths_mm:
-        edges += [radius_mm + max(d - SHELL_HALF_WIDTH_MM, 0.0), radius_mm + d + SHELL_HALF_WIDTH_MM]
+        edges += [
+            radius_mm + max(d - SHELL_HALF_WIDTH_MM, 0.0),
+            radius_mm + d + SHELL_HALF_WIDTH_MM,
+        ]
     out = np.asarray(edges)
     if np.any(np.diff(out) <= 0):
         raise CommissioningError("depths must be at least 0.1 mm apart")
@@ -112,9 +115,17 @@ def depth_dose_water(
     app = applicator(diameter_cm)
     edges = depth_shell_edges_mm(app.radius_mm, np.asarray(depths_mm, dtype=np.float64))
     result = shell_dose(
-        xray50_source(None if isotropic else SHAFT_AXIS), [(app.radius_mm, app.material), (SPHERE_RADIUS_MM, "water")],
-        edges, histories, seed, response="water", n_batches=n_batches, workers=workers, progress=progress,
-        scheduler_address=scheduler_address, use_dask=use_dask,
+        xray50_source(None if isotropic else SHAFT_AXIS),
+        [(app.radius_mm, app.material), (SPHERE_RADIUS_MM, "water")],
+        edges,
+        histories,
+        seed,
+        response="water",
+        n_batches=n_batches,
+        workers=workers,
+        progress=progress,
+        scheduler_address=scheduler_address,
+        use_dask=use_dask,
         equatorial_band_cos=None if isotropic else EQUATOR_BAND_COS,
     )
     return DepthDose(
@@ -130,7 +141,10 @@ def depth_dose_water(
 
 
 def dose_at_depth_for_targit_prescription(
-    curve: DepthDose, depth_mm: float, prescription_gy: float = 20.0, source: XraySource | None = None
+    curve: DepthDose,
+    depth_mm: float,
+    prescription_gy: float = 20.0,
+    source: XraySource | None = None,
 ) -> float:
     """Dose (TARGIT definition) at ``depth_mm`` for ``prescription_gy`` TARGIT at the surface.
 
@@ -155,7 +169,9 @@ class SurfaceRateCheck:
         return self.model_relative / self.tg292_relative
 
 
-def surface_rate_check(curves: list[DepthDose], reference_cm: float = 3.0) -> list[SurfaceRateCheck]:
+def surface_rate_check(
+    curves: list[DepthDose], reference_cm: float = 3.0
+) -> list[SurfaceRateCheck]:
     """Modelled surface dose of each applicator relative to ``reference_cm``, against TG-292 V4.0."""
     src = load_example_source()
     by_d = {c.diameter_cm: c for c in curves}
@@ -165,26 +181,38 @@ def surface_rate_check(curves: list[DepthDose], reference_cm: float = 3.0) -> li
     ref_tg = src.applicator(reference_cm).surface_rate_v40_gy_min
     return [
         SurfaceRateCheck(
-            c.diameter_cm, float(c.dose_gy_per_photon[0] / ref_model),
+            c.diameter_cm,
+            float(c.dose_gy_per_photon[0] / ref_model),
             src.applicator(c.diameter_cm).surface_rate_v40_gy_min / ref_tg,
         )
         for c in curves
     ]
 
 
-def bare_source_falloff_exponent(histories: int, seed: int, r_mm: tuple[float, float] = (5.0, 35.0)) -> float:
+def bare_source_falloff_exponent(
+    histories: int, seed: int, r_mm: tuple[float, float] = (5.0, 35.0)
+) -> float:
     """Exponent n of D ~ r^-n for the bare source in water between ``r_mm``, perpendicular to
     the probe (published: about 3, Armoogum et al. 2007)."""
     radii = np.linspace(r_mm[0], r_mm[1], 7)
     edges = np.sort(np.concatenate([radii - 0.25, radii + 0.25]))
-    result = shell_dose(xray50_source(SHAFT_AXIS), [(SPHERE_RADIUS_MM, "water")], edges, histories, seed,
-                        response="water", equatorial_band_cos=EQUATOR_BAND_COS)
+    result = shell_dose(
+        xray50_source(SHAFT_AXIS),
+        [(SPHERE_RADIUS_MM, "water")],
+        edges,
+        histories,
+        seed,
+        response="water",
+        equatorial_band_cos=EQUATOR_BAND_COS,
+    )
     dose = result.dose_gy_per_photon[::2]
     slope = np.polyfit(np.log(radii), np.log(dose), 1)[0]
     return float(-slope)
 
 
-def primary_spectrum_at_depth(depth_water_mm: float, pei_mm: float = 0.0) -> tuple[FloatArray, FloatArray]:
+def primary_spectrum_at_depth(
+    depth_water_mm: float, pei_mm: float = 0.0
+) -> tuple[FloatArray, FloatArray]:
     """Narrow-beam (unscattered) photon spectrum after PEI and water: bin centres, fluence."""
     edges, probs, _ = load_spectrum()
     e = 0.5 * (edges[1:] + edges[:-1])
@@ -268,7 +296,9 @@ def _table_text(curves: list[DepthDose], histories: int, seed: int) -> str:
     ]
     for c in curves:
         rel = c.relative
-        lines += [f"{c.diameter_cm:.1f},{d:.1f},{r:.6f}" for d, r in zip(c.depth_mm, rel, strict=True)]
+        lines += [
+            f"{c.diameter_cm:.1f},{d:.1f},{r:.6f}" for d, r in zip(c.depth_mm, rel, strict=True)
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -312,13 +342,26 @@ def regenerate_depth_dose_table(
     diameters = diameters_cm or applicator_diameters_cm()
     if 3.0 not in diameters:
         raise CommissioningError("the 3.0 cm applicator is needed for the surface-rate check")
-    def run(d: float, histories: int, run_seed: int, depths: FloatArray, isotropic: bool) -> DepthDose:
+
+    def run(
+        d: float, histories: int, run_seed: int, depths: FloatArray, isotropic: bool
+    ) -> DepthDose:
         return depth_dose_water(
-            d, histories, run_seed, depths_mm=depths, isotropic=isotropic, workers=workers, progress=progress,
-            scheduler_address=scheduler_address, use_dask=use_dask,
+            d,
+            histories,
+            run_seed,
+            depths_mm=depths,
+            isotropic=isotropic,
+            workers=workers,
+            progress=progress,
+            scheduler_address=scheduler_address,
+            use_dask=use_dask,
         )
 
-    curves = [run(d, histories_per_applicator, seed + i, DEPTHS_MM, False) for i, d in enumerate(diameters)]
+    curves = [
+        run(d, histories_per_applicator, seed + i, DEPTHS_MM, False)
+        for i, d in enumerate(diameters)
+    ]
     # isotropic calibration: whole surface shells, so a quarter of the histories does as well
     isotropic = [
         run(d, max(histories_per_applicator // 4, 1000), seed + 1000 + i, np.array([0.0]), True)
@@ -348,17 +391,28 @@ def load_calibration(path: str | Path | None = None) -> dict[float, Calibration]
     try:
         rows = read_commented_csv(p.read_text("utf-8"))
     except OSError as exc:
-        raise CommissioningError(f"MC calibration file {p} is missing ({exc}); run `iort commission`") from None
+        raise CommissioningError(
+            f"MC calibration file {p} is missing ({exc}); run `iort commission`"
+        ) from None
     out = {}
     for r in rows:
         try:
             d = float(r["applicator_diameter_cm"])
             value = float(r["surface_dose_water_gy_per_photon"])
             iso = float(r["isotropic_surface_dose_water_gy_per_photon"])
-            cal = Calibration(d, value, float(r["rel_unc"]), int(r["histories"]), iso,
-                              float(r["isotropic_rel_unc"]), r["spectrum_sha256"])
+            cal = Calibration(
+                d,
+                value,
+                float(r["rel_unc"]),
+                int(r["histories"]),
+                iso,
+                float(r["isotropic_rel_unc"]),
+                r["spectrum_sha256"],
+            )
         except (KeyError, TypeError, ValueError):
-            raise CommissioningError(f"{p}: malformed calibration row {r}; run `iort commission`") from None
+            raise CommissioningError(
+                f"{p}: malformed calibration row {r}; run `iort commission`"
+            ) from None
         if not (math.isfinite(value) and value > 0 and math.isfinite(iso) and iso > 0):
             raise CommissioningError(f"{p}: bad surface dose for the {d} cm applicator")
         out[d] = cal

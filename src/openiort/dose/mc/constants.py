@@ -10,7 +10,11 @@ from openiort.anatomy.materials import read_commented_csv
 
 @cache
 def _constants() -> dict[str, float]:
-    text = resources.files("openiort.dose.mc").joinpath("data/codata2018_constants.csv").read_text("utf-8")
+    text = (
+        resources.files("openiort.dose.mc")
+        .joinpath("data/codata2018_constants.csv")
+        .read_text("utf-8")
+    )
     return {row["name"]: float(row["value"]) for row in read_commented_csv(text)}
 
 

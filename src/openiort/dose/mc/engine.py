@@ -34,7 +34,7 @@ from openiort.dose.mc.spectrum import MODEL_FILE, load_spectrum
 from openiort.dose.mc.sphere import GeometryError
 from openiort.dose.mc.voxel import build_problem, run_problem
 from openiort.dose.mc.xray_source import applicator, shadow_half_angle_deg, xray50_source
-from openiort.dosegrid import DoseGrid, Provenance
+from openiort.dosegrid import DoseGrid, DoseMedium, Provenance
 
 ENGINE_NAME = "openiort.dose.mc (kV photon Monte Carlo)"
 DEFAULT_HISTORIES = 30_000_000
@@ -52,8 +52,17 @@ def _model_sha256(calibration_text: str, source: XraySource) -> str:
 def _inputs_sha256(phantom: Phantom, **params: object) -> str:
     h = hashlib.sha256()
     h.update(repr(sorted(params.items())).encode())
-    h.update(repr((phantom.grid.to_dict(), phantom.materials, phantom.applicator_centre_mm,
-                   phantom.applicator_radius_mm, phantom.shaft_direction)).encode())
+    h.update(
+        repr(
+            (
+                phantom.grid.to_dict(),
+                phantom.materials,
+                phantom.applicator_centre_mm,
+                phantom.applicator_radius_mm,
+                phantom.shaft_direction,
+            )
+        ).encode()
+    )
     h.update(np.ascontiguousarray(phantom.material_ids).tobytes())
     h.update(np.ascontiguousarray(phantom.density_g_cm3).tobytes())
     return h.hexdigest()
@@ -121,8 +130,10 @@ def compute(
             raise RunSettingsError(f"dwell time must be positive, got {dwell_time_s} s")
         rate = src.applicator(app.diameter_cm).surface_rate_v40_gy_min * src.output_check_factor
         surface = rate * dwell_time_s / 60.0
-        how = (f"V4.0 surface rate {rate:.4f} Gy/min (TG-292 data of {src.name}, output check "
-               f"{src.output_check_factor:.3f}) x {dwell_time_s:.1f} s")
+        how = (
+            f"V4.0 surface rate {rate:.4f} Gy/min (TG-292 data of {src.name}, output check "
+            f"{src.output_check_factor:.3f}) x {dwell_time_s:.1f} s"
+        )
     else:
         assert surface_dose_gy is not None
         if not math.isfinite(surface_dose_gy) or surface_dose_gy <= 0:
@@ -132,24 +143,44 @@ def compute(
     calib_file = calibration_path or str(default_calibration_path())
     calibrations = load_calibration(calib_file)
     if app.diameter_cm not in calibrations:
-        raise CommissioningError(f"no MC calibration for the {app.diameter_cm:g} cm applicator; run `iort commission`")
+        raise CommissioningError(
+            f"no MC calibration for the {app.diameter_cm:g} cm applicator; run `iort commission`"
+        )
     calib = calibrations[app.diameter_cm]
     _, _, spectrum_sha = load_spectrum()
     if calib.spectrum_sha256 != spectrum_sha:
-        raise CommissioningError("the MC calibration was made with another source spectrum; run `iort commission`")
+        raise CommissioningError(
+            "the MC calibration was made with another source spectrum; run `iort commission`"
+        )
 
     point_source = xray50_source(phantom.shaft_direction)
     problem = build_problem(
-        phantom, point_source, phantom.applicator_centre_mm, app.radius_mm, app.material, options=options
+        phantom,
+        point_source,
+        phantom.applicator_centre_mm,
+        app.radius_mm,
+        app.material,
+        options=options,
     )
     result = run_problem(
-        problem, phantom.grid.shape, phantom.grid.voxel_volume_cc * 1000.0, histories, seed, n_batches,
-        workers=workers, scheduler_address=scheduler_address, use_dask=use_dask, progress=progress,
+        problem,
+        phantom.grid.shape,
+        phantom.grid.voxel_volume_cc * 1000.0,
+        histories,
+        seed,
+        n_batches,
+        workers=workers,
+        scheduler_address=scheduler_address,
+        use_dask=use_dask,
+        progress=progress,
     )
     if phantom.shaft_direction is not None:
         per_photon, calib_unc = calib.surface_dose_water_gy_per_photon, calib.rel_unc
     else:
-        per_photon, calib_unc = calib.isotropic_surface_dose_water_gy_per_photon, calib.isotropic_rel_unc
+        per_photon, calib_unc = (
+            calib.isotropic_surface_dose_water_gy_per_photon,
+            calib.isotropic_rel_unc,
+        )
     scale = surface / per_photon
     inside = phantom.grid.distance_from_mm(phantom.applicator_centre_mm) < app.radius_mm
     with open(calib_file, encoding="utf-8") as fh:
@@ -157,19 +188,31 @@ def compute(
     provenance = Provenance(
         engine=ENGINE_NAME,
         engine_version=__version__,
-        device_data=(f"{src.name}; MC source model {MODEL_FILE} (spectrum sha256 {spectrum_sha[:12]}); "
-                     f"MC calibration {per_photon:.4e} Gy/photon at the surface"),
+        device_data=(
+            f"{src.name}; MC source model {MODEL_FILE} (spectrum sha256 {spectrum_sha[:12]}); "
+            f"MC calibration {per_photon:.4e} Gy/photon at the surface"
+        ),
         device_data_sha256=_model_sha256(calib_text, src),
         inputs_sha256=_inputs_sha256(
-            phantom, diameter=app.diameter_cm, surface=surface, histories=histories, seed=seed,
-            n_batches=n_batches, options=(options or PhysicsOptions()).label(),
+            phantom,
+            diameter=app.diameter_cm,
+            surface=surface,
+            histories=histories,
+            seed=seed,
+            n_batches=n_batches,
+            options=(options or PhysicsOptions()).label(),
         ),
-        calibration=("V4.0 (TG-292) dose to water at the applicator surface; Monte Carlo Gy per emitted "
-                     "photon converted with the commissioning run in water (same source model)"),
+        calibration=(
+            "V4.0 (TG-292) dose to water at the applicator surface; Monte Carlo Gy per emitted "
+            "photon converted with the commissioning run in water (same source model)"
+        ),
     )
-    shadow = (f"probe shadow: {shadow_half_angle_deg():.0f} deg cone about the shaft (model estimate; "
-              "polar anisotropy not published)" if phantom.shaft_direction is not None
-              else "no shaft direction given: isotropic emission (probe shadow not modelled)")
+    shadow = (
+        f"probe shadow: {shadow_half_angle_deg():.0f} deg cone about the shaft (model estimate; "
+        "polar anisotropy not published)"
+        if phantom.shaft_direction is not None
+        else "no shaft direction given: isotropic emission (probe shadow not modelled)"
+    )
     notes = (
         f"{result.histories:.3g} histories, seed {seed}, {n_batches} batches; uncertainties are statistical "
         f"(history-by-batch); calibration statistical uncertainty {100 * calib_unc:.2f} %",
@@ -177,16 +220,26 @@ def compute(
         "voxels whose centre lies inside the applicator carry no dose",
         "secondary electrons absorbed on the spot (CSDA range of 50 keV electrons in water ~0.04 mm)",
     )
-    normalisation = f"absolute: {how} = {surface:.3f} Gy D_w,w at the surface; x {scale:.4e} Gy per (Gy/photon)"
+    normalisation = (
+        f"absolute: {how} = {surface:.3f} Gy D_w,w at the surface; x {scale:.4e} Gy per (Gy/photon)"
+    )
     grids = []
-    for medium, dose, unc in (
+    media: tuple[tuple[DoseMedium, np.ndarray, np.ndarray], ...] = (
         ("medium_in_medium", result.dose_medium_gy_per_photon, result.rel_unc_medium),
         ("water_in_medium", result.dose_water_gy_per_photon, result.rel_unc_water),
-    ):
+    )
+    for medium, dose, unc in media:
         d = np.where(inside, 0.0, dose * scale)
         u = np.where(inside, 0.0, unc)
-        grids.append(DoseGrid(
-            grid=phantom.grid, dose_gy=d, medium=medium, normalisation=normalisation,  # type: ignore[arg-type]
-            provenance=provenance, rel_uncertainty=u, notes=notes,
-        ))
+        grids.append(
+            DoseGrid(
+                grid=phantom.grid,
+                dose_gy=d,
+                medium=medium,
+                normalisation=normalisation,
+                provenance=provenance,
+                rel_uncertainty=u,
+                notes=notes,
+            )
+        )
     return grids[0], grids[1]

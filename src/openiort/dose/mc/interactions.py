@@ -75,7 +75,9 @@ def _s_ratio(x: float, m: int, phys: PhysArrays) -> float:
 
 
 @njit(cache=True, inline="always")
-def sample_incoherent(e_kev: float, m: int, phys: PhysArrays, state: np.ndarray) -> tuple[float, float]:
+def sample_incoherent(
+    e_kev: float, m: int, phys: PhysArrays, state: np.ndarray
+) -> tuple[float, float]:
     """Energy after incoherent scattering and cos(theta): KN x S(x)/Z."""
     k = e_kev / phys.mec2_kev
     tau_min = 1.0 / (1.0 + 2.0 * k)

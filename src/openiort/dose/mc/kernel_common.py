@@ -13,7 +13,9 @@ from openiort.dose.mc.sources import SourceArrays
 
 _ROTATION_SALT = np.uint64(0x5851F42D4C957F2D)  # any fixed odd constant: separates this stream
 _GOLDEN_FRACTION = (math.sqrt(5.0) - 1.0) / 2.0  # azimuthal step of the Fibonacci lattice
-_ENERGY_STEP = math.sqrt(2.0) - 1.0  # energy lattice step: irrational and unrelated to the golden ratio
+_ENERGY_STEP = (
+    math.sqrt(2.0) - 1.0
+)  # energy lattice step: irrational and unrelated to the golden ratio
 
 # Slots of the per-batch energy balance array (keV).
 EMITTED, DEPOSITED, ESCAPED, BLOCKED = 0, 1, 2, 3

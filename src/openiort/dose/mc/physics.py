@@ -125,7 +125,9 @@ def resolve_material(material: str | Mapping[str, Any] | MaterialSpec) -> Materi
             try:
                 xraydb.atomic_number(str(el))
             except Exception:  # xraydb raises a bare exception type for unknown symbols
-                raise MaterialDataError(f"unknown element symbol {el!r} in material composition") from None
+                raise MaterialDataError(
+                    f"unknown element symbol {el!r} in material composition"
+                ) from None
             wf = float(w)
             if not np.isfinite(wf) or wf < 0:
                 raise MaterialDataError(f"mass fraction of {el} must be >= 0, got {w}")
@@ -242,7 +244,9 @@ def incoherent_model_residuals(symbol: str) -> FloatArray:
     for e in _FIT_ENERGIES_KEV:
         x = np.sqrt((1.0 - mu) / 2.0) * e / HC_KEV_ANGSTROM
         s = incoherent_scattering_function(symbol, x)
-        model = np.trapezoid(2 * np.pi * klein_nishina_dcs_cm2(e, mu) * s, mu) * AVOGADRO_PER_MOL / a
+        model = (
+            np.trapezoid(2 * np.pi * klein_nishina_dcs_cm2(e, mu) * s, mu) * AVOGADRO_PER_MOL / a
+        )
         out.append(model / float(xraydb.mu_elam(symbol, e * 1000.0, kind="incoh")) - 1.0)
     return np.asarray(out)
 
@@ -287,7 +291,9 @@ def _fluorescence_lines(symbol: str) -> tuple[FluorescenceLine, ...]:
     lines = xraydb.xray_lines(symbol, "K")
     groups: dict[str, list[tuple[float, float]]] = {"Ka": [], "Kb": []}
     for name, line in lines.items():
-        groups["Ka" if name.startswith("Ka") else "Kb"].append((float(line.energy), float(line.intensity)))
+        groups["Ka" if name.startswith("Ka") else "Kb"].append(
+            (float(line.energy), float(line.intensity))
+        )
     total_i = sum(i for g in groups.values() for _, i in g)
     out = []
     for g in groups.values():
@@ -328,11 +334,15 @@ class MaterialCoefficients:
 
 
 def _electrons_per_gram(spec: MaterialSpec) -> float:
-    return sum(w * _z_and_a(el)[0] / _z_and_a(el)[1] for el, w in spec.composition) * AVOGADRO_PER_MOL
+    return (
+        sum(w * _z_and_a(el)[0] / _z_and_a(el)[1] for el, w in spec.composition) * AVOGADRO_PER_MOL
+    )
 
 
 @cache
-def material_coefficients(spec: MaterialSpec, options: PhysicsOptions = PhysicsOptions()) -> MaterialCoefficients:
+def material_coefficients(
+    spec: MaterialSpec, options: PhysicsOptions = PhysicsOptions()
+) -> MaterialCoefficients:
     """Interaction coefficients of ``spec`` under ``options`` (cached)."""
     e = energy_grid_kev()
     x = x_grid_inv_angstrom()
@@ -369,7 +379,10 @@ def material_coefficients(spec: MaterialSpec, options: PhysicsOptions = PhysicsO
         coh = np.zeros_like(e)
     with np.errstate(divide="ignore", invalid="ignore"):
         fl_prob = np.array(
-            [np.where(photo > 0, share / photo, 0.0) * line.probability_above_edge for line, share in lines]
+            [
+                np.where(photo > 0, share / photo, 0.0) * line.probability_above_edge
+                for line, share in lines
+            ]
         ).reshape(len(lines), e.size)
     fl_energy = np.array([line.energy_kev for line, _ in lines], dtype=np.float64)
     escape = (fl_prob * fl_energy[:, None]).sum(axis=0) / e if lines else np.zeros_like(e)
@@ -458,7 +471,9 @@ class PhysicsTables:
         raise MaterialDataError(f"material {name!r} is not in these tables")
 
 
-def build_tables(materials: Sequence[MaterialSpec], options: PhysicsOptions = PhysicsOptions()) -> PhysicsTables:
+def build_tables(
+    materials: Sequence[MaterialSpec], options: PhysicsOptions = PhysicsOptions()
+) -> PhysicsTables:
     """Stack the coefficients of ``materials`` into kernel arrays."""
     if not materials:
         raise MaterialDataError("at least one material is needed")

@@ -29,8 +29,12 @@ class NistCoefficient:
 def nist_coefficients() -> tuple[NistCoefficient, ...]:
     """NIST SRD 126 mu/rho and mu_en/rho, 10-60 keV, for library materials."""
     return tuple(
-        NistCoefficient(r["material"], float(r["energy_kev"]), float(r["mu_over_rho_cm2_g"]),
-                        float(r["muen_over_rho_cm2_g"]))
+        NistCoefficient(
+            r["material"],
+            float(r["energy_kev"]),
+            float(r["mu_over_rho_cm2_g"]),
+            float(r["muen_over_rho_cm2_g"]),
+        )
         for r in _rows("nist_srd126_mu_muen_10_60kev.csv")
     )
 
@@ -53,8 +57,11 @@ class GpCoefficients:
         tanh2 = math.tanh(-2.0)
         k = self.c * x**self.a + self.d * (np.tanh(x / self.xk - 2.0) - tanh2) / (1.0 - tanh2)
         with np.errstate(divide="ignore", invalid="ignore"):
-            b = np.where(np.abs(k - 1.0) < 1e-9, 1.0 + (self.b - 1.0) * x,
-                         1.0 + (self.b - 1.0) * (k**x - 1.0) / (k - 1.0))
+            b = np.where(
+                np.abs(k - 1.0) < 1e-9,
+                1.0 + (self.b - 1.0) * x,
+                1.0 + (self.b - 1.0) * (k**x - 1.0) / (k - 1.0),
+            )
         return np.asarray(np.where(x > 0, b, 1.0))
 
 
@@ -63,8 +70,13 @@ def ans643_water_exposure_gp() -> dict[float, GpCoefficients]:
     """ANS-6.4.3 exposure buildup GP coefficients for water, keyed by energy (keV)."""
     return {
         float(r["energy_kev"]): GpCoefficients(
-            float(r["energy_kev"]), float(r["mu_no_coherent_cm2_g"]), float(r["b"]), float(r["c"]),
-            float(r["a"]), float(r["xk"]), float(r["d"]),
+            float(r["energy_kev"]),
+            float(r["mu_no_coherent_cm2_g"]),
+            float(r["b"]),
+            float(r["c"]),
+            float(r["a"]),
+            float(r["xk"]),
+            float(r["d"]),
         )
         for r in _rows("ans643_water_point_source_buildup.csv")
     }

@@ -49,7 +49,12 @@ class TransportProblem(Protocol):
     def tally_shapes(self) -> tuple[tuple[int, ...], ...]: ...
 
     def transport(
-        self, key: np.uint64, first: int, stop: int, batch_size: int, tallies: tuple[FloatArray, ...],
+        self,
+        key: np.uint64,
+        first: int,
+        stop: int,
+        batch_size: int,
+        tallies: tuple[FloatArray, ...],
         balance: FloatArray,
     ) -> None: ...
 
@@ -63,7 +68,9 @@ def batch_sizes(histories: int, n_batches: int) -> int:
     if n_batches < 2:
         raise RunSettingsError(f"at least 2 batches are needed for an uncertainty, got {n_batches}")
     if histories < n_batches or histories > MAX_HISTORIES:
-        raise RunSettingsError(f"histories must be between n_batches ({n_batches}) and {MAX_HISTORIES:g}, got {histories}")
+        raise RunSettingsError(
+            f"histories must be between n_batches ({n_batches}) and {MAX_HISTORIES:g}, got {histories}"
+        )
     return math.ceil(histories / n_batches)
 
 
@@ -116,8 +123,12 @@ class _Progress:
             )
 
             self._bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TimeRemainingColumn(), transient=True,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=True,
             )
             self._task = self._bar.add_task(description, total=total)
             self._bar.start()
@@ -136,7 +147,10 @@ class _Progress:
 
 
 def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return max(
+        1,
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+    )
 
 
 def run_batches(
@@ -159,19 +173,28 @@ def run_batches(
     if scheduler_address is not None or use_dask:
         _run_dask(problem, seed, n_batches, per_batch, acc, scheduler_address, workers, progress)
     else:
-        _run_threads(problem, seed, n_batches, per_batch, acc, workers or default_workers(), progress)
+        _run_threads(
+            problem, seed, n_batches, per_batch, acc, workers or default_workers(), progress
+        )
     return acc
 
 
-def _merge_ready(acc: BatchAccumulator, pending: dict[int, tuple[tuple[FloatArray, ...], FloatArray]]) -> None:
+def _merge_ready(
+    acc: BatchAccumulator, pending: dict[int, tuple[tuple[FloatArray, ...], FloatArray]]
+) -> None:
     while acc.n_batches in pending:
         tallies, balance = pending.pop(acc.n_batches)
         acc.add(tallies, balance)
 
 
 def _run_threads(
-    problem: TransportProblem, seed: int, n_batches: int, per_batch: int, acc: BatchAccumulator,
-    workers: int, progress: bool,
+    problem: TransportProblem,
+    seed: int,
+    n_batches: int,
+    per_batch: int,
+    acc: BatchAccumulator,
+    workers: int,
+    progress: bool,
 ) -> None:
     stop = threading.Event()
     bar = _Progress(progress, n_batches * per_batch, problem.description)
@@ -182,7 +205,9 @@ def _run_threads(
         next_batch = 0
         # keep at most ``workers`` batches in flight so finished tallies are merged promptly
         while next_batch < min(workers, n_batches):
-            futures[pool.submit(run_batch, problem, seed, next_batch, per_batch, stop, bar.add)] = next_batch
+            futures[pool.submit(run_batch, problem, seed, next_batch, per_batch, stop, bar.add)] = (
+                next_batch
+            )
             next_batch += 1
         while futures:
             done, _ = wait(list(futures), timeout=0.2, return_when=FIRST_COMPLETED)
@@ -195,7 +220,9 @@ def _run_threads(
                 pending[b] = result
                 _merge_ready(acc, pending)
                 if next_batch < n_batches:
-                    futures[pool.submit(run_batch, problem, seed, next_batch, per_batch, stop, bar.add)] = next_batch
+                    futures[
+                        pool.submit(run_batch, problem, seed, next_batch, per_batch, stop, bar.add)
+                    ] = next_batch
                     next_batch += 1
         bar.refresh()
     except KeyboardInterrupt:
@@ -210,8 +237,14 @@ def _run_threads(
 
 
 def _run_dask(
-    problem: TransportProblem, seed: int, n_batches: int, per_batch: int, acc: BatchAccumulator,
-    scheduler_address: str | None, workers: int | None, progress: bool,
+    problem: TransportProblem,
+    seed: int,
+    n_batches: int,
+    per_batch: int,
+    acc: BatchAccumulator,
+    scheduler_address: str | None,
+    workers: int | None,
+    progress: bool,
 ) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -222,12 +255,18 @@ def _run_dask(
         try:
             client = Client(scheduler_address, timeout="5s")
         except OSError as exc:
-            raise RunSettingsError(f"cannot reach the Dask scheduler at {scheduler_address}: {exc}") from None
+            raise RunSettingsError(
+                f"cannot reach the Dask scheduler at {scheduler_address}: {exc}"
+            ) from None
     else:
         # threads in this process, talking over TCP on the loopback interface only
         cluster = LocalCluster(
-            n_workers=workers or 2, threads_per_worker=1, processes=False, protocol="tcp",
-            host="127.0.0.1", dashboard_address=None,
+            n_workers=workers or 2,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tcp",
+            host="127.0.0.1",
+            dashboard_address=None,
         )
         client = Client(cluster)
     bar = _Progress(progress, n_batches * per_batch, problem.description + " (dask)")
@@ -237,7 +276,9 @@ def _run_dask(
         shared = client.scatter(problem, broadcast=True)
         token = f"{time.time_ns():x}"
         futures = [
-            client.submit(run_batch, shared, seed, b, per_batch, pure=False, key=f"openiort-mc-{token}-{b}")
+            client.submit(
+                run_batch, shared, seed, b, per_batch, pure=False, key=f"openiort-mc-{token}-{b}"
+            )
             for b in range(n_batches)
         ]
         index = {f.key: b for b, f in enumerate(futures)}

@@ -90,7 +90,12 @@ class PointSource:
         a = np.asarray(self.shadow_axis, dtype=np.float64)
         a = a / np.linalg.norm(a)
         return SourceArrays(
-            edges, cdf, math.cos(math.radians(self.shadow_half_angle_deg)), float(a[0]), float(a[1]), float(a[2])
+            edges,
+            cdf,
+            math.cos(math.radians(self.shadow_half_angle_deg)),
+            float(a[0]),
+            float(a[1]),
+            float(a[2]),
         )
 
     def digest(self) -> str:
@@ -109,8 +114,11 @@ def monoenergetic(energy_kev: float) -> PointSource:
     return PointSource((e, e), (1.0,), label=f"mono-energetic {e:g} keV")
 
 
-def spectral(bin_edges_kev: Sequence[float] | FloatArray, probabilities: Sequence[float] | FloatArray,
-             label: str = "spectrum") -> PointSource:
+def spectral(
+    bin_edges_kev: Sequence[float] | FloatArray,
+    probabilities: Sequence[float] | FloatArray,
+    label: str = "spectrum",
+) -> PointSource:
     """Isotropic point source with a binned spectrum (uniform in energy within each bin)."""
     return PointSource(
         tuple(float(x) for x in np.asarray(bin_edges_kev).ravel()),
@@ -119,7 +127,9 @@ def spectral(bin_edges_kev: Sequence[float] | FloatArray, probabilities: Sequenc
     )
 
 
-def as_point_source(source: float | tuple[Sequence[float], Sequence[float]] | PointSource) -> PointSource:
+def as_point_source(
+    source: float | tuple[Sequence[float], Sequence[float]] | PointSource,
+) -> PointSource:
     """The radial_dose source argument: keV, ``(bin_edges_kev, probabilities)`` or a source."""
     if isinstance(source, PointSource):
         return source

@@ -51,9 +51,13 @@ def spekpy_spectrum(model: dict[str, Any] | None = None) -> tuple[FloatArray, Fl
     m = model or source_model()
     s = m["spectrum"]
     spek = spekpy.Spek(
-        kvp=float(s["tube_voltage_kv"]), targ=str(s["target_material"]), trans=True,
-        thick=float(s["target_thickness_um"]), th=float(s["emission_angle_deg"]),
-        dk=float(s["bin_width_kev"]), physics=str(s["spekpy_physics"]),
+        kvp=float(s["tube_voltage_kv"]),
+        targ=str(s["target_material"]),
+        trans=True,
+        thick=float(s["target_thickness_um"]),
+        th=float(s["emission_angle_deg"]),
+        dk=float(s["bin_width_kev"]),
+        physics=str(s["spekpy_physics"]),
     )
     for f in s["filters"]:
         spek.filter(str(f["material"]), float(f["thickness_mm"]))
@@ -85,7 +89,9 @@ def regenerate_spectrum_csv(path: str | Path | None = None) -> Path:
         f"# Probabilities of a photon in each bin (uniform within the bin); mean energy {mean:.2f} keV.",
         "bin_low_kev,bin_high_kev,probability",
     ]
-    lines += [f"{lo:.3f},{hi:.3f},{p:.8e}" for lo, hi, p in zip(edges[:-1], edges[1:], probs, strict=True)]
+    lines += [
+        f"{lo:.3f},{hi:.3f},{p:.8e}" for lo, hi, p in zip(edges[:-1], edges[1:], probs, strict=True)
+    ]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     load_spectrum.cache_clear()
     return out
@@ -106,7 +112,12 @@ def load_spectrum() -> tuple[FloatArray, FloatArray, str]:
     lo = np.array([float(r["bin_low_kev"]) for r in rows])
     hi = np.array([float(r["bin_high_kev"]) for r in rows])
     p = np.array([float(r["probability"]) for r in rows])
-    if np.any(np.abs(lo[1:] - hi[:-1]) > 1e-6) or np.any(hi <= lo) or np.any(p < 0) or abs(p.sum() - 1) > 1e-6:
+    if (
+        np.any(np.abs(lo[1:] - hi[:-1]) > 1e-6)
+        or np.any(hi <= lo)
+        or np.any(p < 0)
+        or abs(p.sum() - 1) > 1e-6
+    ):
         raise SpectrumError(f"source spectrum {path.name} is not a contiguous normalised histogram")
     edges = np.concatenate((lo, [hi[-1]]))
     return edges, p, hashlib.sha256(text.encode("utf-8")).hexdigest()

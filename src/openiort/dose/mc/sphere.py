@@ -55,12 +55,30 @@ class SphereProblem:
         return ((self.edges_mm.size - 1,),)
 
     def transport(
-        self, key: np.uint64, first: int, stop: int, batch_size: int, tallies: tuple[FloatArray, ...],
+        self,
+        key: np.uint64,
+        first: int,
+        stop: int,
+        batch_size: int,
+        tallies: tuple[FloatArray, ...],
         balance: FloatArray,
     ) -> None:
         run_sphere(
-            key, first, stop, batch_size, self.source, self.region_r_mm, self.region_mat, self.region_rho,
-            self.edges_mm, self.score_mat, self.analog, self.band_cos, self.phys, tallies[0], balance,
+            key,
+            first,
+            stop,
+            batch_size,
+            self.source,
+            self.region_r_mm,
+            self.region_mat,
+            self.region_rho,
+            self.edges_mm,
+            self.score_mat,
+            self.analog,
+            self.band_cos,
+            self.phys,
+            tallies[0],
+            balance,
         )
 
 
@@ -83,7 +101,9 @@ def _check_edges(shell_edges_mm: ArrayLike, outer_mm: float) -> FloatArray:
     if not np.all(np.isfinite(edges)) or edges[0] < 0 or np.any(np.diff(edges) <= 0):
         raise GeometryError("shell_edges_mm must be finite, non-negative and strictly increasing")
     if edges[-1] > outer_mm + 1e-9:
-        raise GeometryError(f"shell edges reach {edges[-1]:g} mm, beyond the {outer_mm:g} mm sphere")
+        raise GeometryError(
+            f"shell edges reach {edges[-1]:g} mm, beyond the {outer_mm:g} mm sphere"
+        )
     return edges
 
 
@@ -144,13 +164,26 @@ def shell_dose(
         raise GeometryError("equatorial_band_cos must be in (0, 1]")
     tables = build_tables(specs, opts)
     problem = SphereProblem(
-        source=source.arrays(), region_r_mm=radii, region_mat=layer_mat, region_rho=layer_rho,
-        edges_mm=edges, score_mat=score_mat, analog=analog, phys=tables.arrays, band_cos=band,
+        source=source.arrays(),
+        region_r_mm=radii,
+        region_mat=layer_mat,
+        region_rho=layer_rho,
+        edges_mm=edges,
+        score_mat=score_mat,
+        analog=analog,
+        phys=tables.arrays,
+        band_cos=band,
         description=f"kV MC, {source.label}",
     )
     acc = run_batches(
-        problem, histories, seed, n_batches, workers=workers, progress=progress,
-        scheduler_address=scheduler_address, use_dask=use_dask,
+        problem,
+        histories,
+        seed,
+        n_batches,
+        workers=workers,
+        progress=progress,
+        scheduler_address=scheduler_address,
+        use_dask=use_dask,
     )
     volume_mm3 = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3) * min(band, 1.0)
     mean = acc.mean_per_history(0)
@@ -161,7 +194,9 @@ def shell_dose(
     else:
         dose = mean / volume_mm3 * KERMA_TALLY_TO_GY_MM3
         deposited = None
-    return ShellDose(edges, dose, acc.relative_uncertainty(0), acc.histories, acc.balance_kev.copy(), deposited)
+    return ShellDose(
+        edges, dose, acc.relative_uncertainty(0), acc.histories, acc.balance_kev.copy(), deposited
+    )
 
 
 def radial_dose(
@@ -198,6 +233,11 @@ def radial_dose(
         relative standard uncertainty (history-by-batch method).
     """
     result = shell_dose(
-        as_point_source(source), [(SPHERE_RADIUS_MM, material)], shell_edges_mm, histories, seed, **kwargs
+        as_point_source(source),
+        [(SPHERE_RADIUS_MM, material)],
+        shell_edges_mm,
+        histories,
+        seed,
+        **kwargs,
     )
     return result.dose_gy_per_photon, result.rel_unc

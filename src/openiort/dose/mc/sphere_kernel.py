@@ -42,8 +42,18 @@ def _inside_length(p2: float, b: float, s: float, radius: float) -> float:
 
 @njit(cache=True, inline="always")
 def score_segment(
-    px: float, py: float, pz: float, ux: float, uy: float, uz: float, s: float, weight: float,
-    edges: np.ndarray, score_mat: np.ndarray, muen_now: np.ndarray, tally: np.ndarray,
+    px: float,
+    py: float,
+    pz: float,
+    ux: float,
+    uy: float,
+    uz: float,
+    s: float,
+    weight: float,
+    edges: np.ndarray,
+    score_mat: np.ndarray,
+    muen_now: np.ndarray,
+    tally: np.ndarray,
 ) -> None:
     """Add weight x mu_en/rho x (path length in each shell) to ``tally``."""
     p2 = px * px + py * py + pz * pz
@@ -70,8 +80,19 @@ def score_segment(
 
 @njit(cache=True, inline="always")
 def score_segment_band(
-    px: float, py: float, pz: float, ux: float, uy: float, uz: float, s: float, weight: float,
-    edges: np.ndarray, score_mat: np.ndarray, muen_now: np.ndarray, tally: np.ndarray, band_cos: float,
+    px: float,
+    py: float,
+    pz: float,
+    ux: float,
+    uy: float,
+    uz: float,
+    s: float,
+    weight: float,
+    edges: np.ndarray,
+    score_mat: np.ndarray,
+    muen_now: np.ndarray,
+    tally: np.ndarray,
+    band_cos: float,
 ) -> None:
     """Like :func:`score_segment`, counting only the path within the band |cos(polar)| < band_cos.
 
@@ -118,11 +139,35 @@ def score_segment_band(
             lo2 = max(r2, 0.0)
             hi2 = s
     if hi1 > lo1:
-        score_segment(px + lo1 * ux, py + lo1 * uy, pz + lo1 * uz, ux, uy, uz, hi1 - lo1, weight,
-                      edges, score_mat, muen_now, tally)
+        score_segment(
+            px + lo1 * ux,
+            py + lo1 * uy,
+            pz + lo1 * uz,
+            ux,
+            uy,
+            uz,
+            hi1 - lo1,
+            weight,
+            edges,
+            score_mat,
+            muen_now,
+            tally,
+        )
     if hi2 > lo2:
-        score_segment(px + lo2 * ux, py + lo2 * uy, pz + lo2 * uz, ux, uy, uz, hi2 - lo2, weight,
-                      edges, score_mat, muen_now, tally)
+        score_segment(
+            px + lo2 * ux,
+            py + lo2 * uy,
+            pz + lo2 * uz,
+            ux,
+            uy,
+            uz,
+            hi2 - lo2,
+            weight,
+            edges,
+            score_mat,
+            muen_now,
+            tally,
+        )
 
 
 @njit(cache=True, inline="always")
@@ -135,10 +180,21 @@ def _shell_of(r: float, edges: np.ndarray) -> int:
 
 @njit(cache=True, nogil=True)
 def run_sphere(
-    key: np.uint64, first: int, stop: int, batch_size: int, src: SourceArrays,
-    region_r_mm: np.ndarray, region_mat: np.ndarray, region_rho: np.ndarray,
-    edges_mm: np.ndarray, score_mat: np.ndarray, analog: bool, band_cos: float,
-    phys: PhysArrays, tally: np.ndarray, balance: np.ndarray,
+    key: np.uint64,
+    first: int,
+    stop: int,
+    batch_size: int,
+    src: SourceArrays,
+    region_r_mm: np.ndarray,
+    region_mat: np.ndarray,
+    region_rho: np.ndarray,
+    edges_mm: np.ndarray,
+    score_mat: np.ndarray,
+    analog: bool,
+    band_cos: float,
+    phys: PhysArrays,
+    tally: np.ndarray,
+    balance: np.ndarray,
 ) -> None:
     """Transport photons ``first`` to ``stop - 1`` of the batch with ``key``.
 
@@ -176,7 +232,9 @@ def run_sphere(
                 e_tab = e
             s = -math.log(uniform(state)) / mu_max
             if not analog:
-                score_segment_band(px, py, pz, ux, uy, uz, s, e, edges_mm, score_mat, muen_now, tally, band_cos)
+                score_segment_band(
+                    px, py, pz, ux, uy, uz, s, e, edges_mm, score_mat, muen_now, tally, band_cos
+                )
             px += s * ux
             py += s * uy
             pz += s * uz

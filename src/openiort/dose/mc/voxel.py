@@ -53,13 +53,35 @@ class VoxelProblem:
         return ((self.n_voxels, 2),)
 
     def transport(
-        self, key: np.uint64, first: int, stop: int, batch_size: int, tallies: tuple[FloatArray, ...],
+        self,
+        key: np.uint64,
+        first: int,
+        stop: int,
+        batch_size: int,
+        tallies: tuple[FloatArray, ...],
         balance: FloatArray,
     ) -> None:
         run_voxels(
-            key, first, stop, batch_size, self.source, self.src_pos, self.lo, self.sp, self.shape_xyz, self.mat,
-            self.rho, self.app, self.app_mat, self.app_rho, self.mu_max_tab, self.water, self.analog,
-            self.phys, tallies[0], balance,
+            key,
+            first,
+            stop,
+            batch_size,
+            self.source,
+            self.src_pos,
+            self.lo,
+            self.sp,
+            self.shape_xyz,
+            self.mat,
+            self.rho,
+            self.app,
+            self.app_mat,
+            self.app_rho,
+            self.mu_max_tab,
+            self.water,
+            self.analog,
+            self.phys,
+            tallies[0],
+            balance,
         )
 
 
@@ -134,7 +156,10 @@ def build_problem(
 
 
 def _fill_applicator_voxels(
-    grid: Grid, mat: NDArray[np.uint8], rho: NDArray[np.float32], centre_mm: tuple[float, float, float],
+    grid: Grid,
+    mat: NDArray[np.uint8],
+    rho: NDArray[np.float32],
+    centre_mm: tuple[float, float, float],
     radius_mm: float,
 ) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
     """Voxels centred inside the analytic applicator take the medium just outside it.
@@ -184,8 +209,14 @@ def run_problem(
     progress: bool = False,
 ) -> VoxelDose:
     acc = run_batches(
-        problem, histories, seed, n_batches, workers=workers, scheduler_address=scheduler_address,
-        use_dask=use_dask, progress=progress,
+        problem,
+        histories,
+        seed,
+        n_batches,
+        workers=workers,
+        scheduler_address=scheduler_address,
+        use_dask=use_dask,
+        progress=progress,
     )
     mean = acc.mean_per_history(0)
     var_rel = acc.relative_uncertainty(0)

@@ -49,9 +49,24 @@ def _axis_setup(p: float, u: float, lo: float, d: float, i: int) -> tuple[float,
 
 @njit(cache=True, inline="always")
 def trace(
-    px: float, py: float, pz: float, ux: float, uy: float, uz: float, s: float,
-    lo: np.ndarray, sp: np.ndarray, nx: int, ny: int, nz: int,
-    mat: np.ndarray, score: bool, weight: float, muen_now: np.ndarray, muen_w: float, tally: np.ndarray,
+    px: float,
+    py: float,
+    pz: float,
+    ux: float,
+    uy: float,
+    uz: float,
+    s: float,
+    lo: np.ndarray,
+    sp: np.ndarray,
+    nx: int,
+    ny: int,
+    nz: int,
+    mat: np.ndarray,
+    score: bool,
+    weight: float,
+    muen_now: np.ndarray,
+    muen_w: float,
+    tally: np.ndarray,
 ) -> int:
     """Walk the voxels along a flight of length ``s``; score if asked.
 
@@ -130,7 +145,9 @@ def _sphere_distances(
 
 
 @njit(cache=True, inline="always")
-def _voxel_of(px: float, py: float, pz: float, lo: np.ndarray, sp: np.ndarray, nx: int, ny: int, nz: int) -> int:
+def _voxel_of(
+    px: float, py: float, pz: float, lo: np.ndarray, sp: np.ndarray, nx: int, ny: int, nz: int
+) -> int:
     ix = math.floor((px - lo[0]) / sp[0])
     iy = math.floor((py - lo[1]) / sp[1])
     iz = math.floor((pz - lo[2]) / sp[2])
@@ -141,10 +158,26 @@ def _voxel_of(px: float, py: float, pz: float, lo: np.ndarray, sp: np.ndarray, n
 
 @njit(cache=True, nogil=True)
 def run_voxels(
-    key: np.uint64, first: int, stop: int, batch_size: int, src: SourceArrays, src_pos: np.ndarray,
-    lo: np.ndarray, sp: np.ndarray, shape_xyz: np.ndarray, mat: np.ndarray, rho: np.ndarray,
-    app: np.ndarray, app_mat: int, app_rho: float, mu_max_tab: np.ndarray, water: int,
-    analog: bool, phys: PhysArrays, tally: np.ndarray, balance: np.ndarray,
+    key: np.uint64,
+    first: int,
+    stop: int,
+    batch_size: int,
+    src: SourceArrays,
+    src_pos: np.ndarray,
+    lo: np.ndarray,
+    sp: np.ndarray,
+    shape_xyz: np.ndarray,
+    mat: np.ndarray,
+    rho: np.ndarray,
+    app: np.ndarray,
+    app_mat: int,
+    app_rho: float,
+    mu_max_tab: np.ndarray,
+    water: int,
+    analog: bool,
+    phys: PhysArrays,
+    tally: np.ndarray,
+    balance: np.ndarray,
 ) -> None:
     """Transport photons ``first`` to ``stop - 1`` of the batch with ``key`` (``batch_size``
     photons in all, emitted on the batch's rotated direction lattice).
@@ -166,7 +199,9 @@ def run_voxels(
     app_core[:3] = app[:3]
     app_core[3] = max(app[3] - math.sqrt(sp[0] * sp[0] + sp[1] * sp[1] + sp[2] * sp[2]), 0.0)
     rot = batch_rotation(key)
-    offset = rot[2, 2] * 0.5 + 0.5  # uniform on (0, 1) for a uniform rotation: the energy lattice shift
+    offset = (
+        rot[2, 2] * 0.5 + 0.5
+    )  # uniform on (0, 1) for a uniform rotation: the energy lattice shift
     for n in range(first, stop):
         state[0] = photon_state(key, n)
         e, ux, uy, uz, blocked = emit_stratified(src, state, n, batch_size, rot, offset)
@@ -234,8 +269,26 @@ def run_voxels(
                 a = a0 if k == 0 else a1
                 ln = l0 if k == 0 else l1
                 if ln > 0.0 or not inside:
-                    v = trace(px + a * ux, py + a * uy, pz + a * uz, ux, uy, uz, ln, lo, sp, nx, ny, nz, mat,
-                              score, e, muen_now, muen_w, tally)
+                    v = trace(
+                        px + a * ux,
+                        py + a * uy,
+                        pz + a * uz,
+                        ux,
+                        uy,
+                        uz,
+                        ln,
+                        lo,
+                        sp,
+                        nx,
+                        ny,
+                        nz,
+                        mat,
+                        score,
+                        e,
+                        muen_now,
+                        muen_w,
+                        tally,
+                    )
             if v < 0:
                 balance[ESCAPED] += e
                 break

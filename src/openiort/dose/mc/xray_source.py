@@ -44,7 +44,8 @@ def applicator(diameter_cm: float) -> ApplicatorModel:
             return ApplicatorModel(d, d * 5.0, str(source_model()["applicator"]["material"]))
     raise ApplicatorError(
         f"no {diameter_cm} cm spherical applicator; available: "
-        + ", ".join(f"{d:g}" for d in applicator_diameters_cm()) + " cm"
+        + ", ".join(f"{d:g}" for d in applicator_diameters_cm())
+        + " cm"
     )
 
 
@@ -64,7 +65,9 @@ def xray50_source(shaft_direction: tuple[float, float, float] | None = None) -> 
         raise ApplicatorError("shaft direction must be a non-zero 3-vector")
     unit = axis / np.linalg.norm(axis)
     return PointSource(
-        tuple(edges), tuple(probs), label,
+        tuple(edges),
+        tuple(probs),
+        label,
         shadow_axis=(float(unit[0]), float(unit[1]), float(unit[2])),
         shadow_half_angle_deg=shadow_half_angle_deg(),
     )
