@@ -19,10 +19,13 @@ from openiort.case import CaseError, case_json_schema, load_case
 from openiort.clinical.commands import eligibility, evidence, pathology
 from openiort.clinical.summary import write_patient_summary
 from openiort.devices.xray import DeviceDataError
+from openiort.dose.mc.commands import commission
+from openiort.dose.mc.runner import SimulationInterruptedError
 from openiort.io.commands import export, send
 from openiort.io.dicom_export import export_plan
 from openiort.io.errors import DicomError
 from openiort.pipeline import plan_case
+from openiort.planning.xray import McOptions
 from openiort.radiobiology.commands import radiobio
 from openiort.records.commands import db_app, user_app
 from openiort.report.outputs import REPORT_HTML, write_plan_outputs
@@ -58,13 +61,26 @@ def run_plan(
     dicom: bool = False,
     ct: Path | None = None,
     rtstruct: Path | None = None,
+    engine: str = "table",
+    mc_options: McOptions | None = None,
 ) -> None:
     started = time.perf_counter()
     try:
         case = load_case(case_path)
         ct_phantom = load_ct_phantom(ct, rtstruct) if ct is not None else None
-        with console.status("planning..."):
-            plan = plan_case(case, source_data, ct_phantom=ct_phantom)
+        if engine not in ("table", "mc"):
+            raise CaseError(
+                "--engine", [f"--engine: value {engine!r} rejected: use 'table' or 'mc'"]
+            )
+        console.print(f"planning {case_path.name} ({engine} engine)...")
+        plan = plan_case(
+            case,
+            source_data,
+            ct_phantom=ct_phantom,
+            engine="mc" if engine == "mc" else "table",
+            mc_options=mc_options,
+        )
+        with console.status("writing the report..."):
             writers: list[Callable[[Path], object]] = [lambda d: write_patient_summary(case, d)]
             if dicom:
                 writers.append(
@@ -74,6 +90,11 @@ def run_plan(
     except (CaseError, DeviceDataError, DicomError) as exc:
         fail_bad_input(exc)
         return
+    except SimulationInterruptedError:
+        console.print(
+            "[yellow]interrupted:[/] the Monte Carlo run was stopped; nothing was written"
+        )
+        raise typer.Exit(130) from None
     console.print(f"[green]plan written[/] in {time.perf_counter() - started:.1f} s:")
     for _name, path in written.items():
         console.print(f"  {path}")
@@ -99,9 +120,23 @@ def plan(
     rtstruct: Annotated[
         Path | None, typer.Option("--rtstruct", help="RTSTRUCT file for --ct")
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="x-ray dose engine: table (water) or mc (Monte Carlo in tissue)")
+    ] = "table",
+    histories: Annotated[int, typer.Option(help="Monte Carlo photon histories")] = 30_000_000,
+    seed: Annotated[int, typer.Option(help="Monte Carlo random seed")] = 1,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address for the Monte Carlo batches")
+    ] = None,
+    parallel: Annotated[
+        bool, typer.Option("--parallel", help="Monte Carlo batches on a local Dask cluster")
+    ] = False,
 ) -> None:
     """Plan a case: phantom or CT, applicator, time, 3D dose, DVH, report and plan.json."""
-    run_plan(case, out, source_data, dicom=dicom, ct=ct, rtstruct=rtstruct)
+    mc = McOptions(histories=histories, seed=seed, scheduler_address=scheduler, use_dask=parallel)
+    run_plan(
+        case, out, source_data, dicom=dicom, ct=ct, rtstruct=rtstruct, engine=engine, mc_options=mc
+    )
 
 
 @app.command()
@@ -126,6 +161,7 @@ app.command("export")(export)
 app.command("send")(send)
 app.add_typer(user_app, name="user")
 app.add_typer(db_app, name="db")
+app.command("commission")(commission)
 
 
 if __name__ == "__main__":  # pragma: no cover

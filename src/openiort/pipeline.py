@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, CaseError
@@ -11,12 +12,16 @@ from openiort.devices.xray import load_commissioning
 from openiort.plan import PlanResult
 from openiort.planning.electron_case import plan_electron_case
 from openiort.planning.hdr_case import plan_hdr_case
-from openiort.planning.xray import plan_xray
+from openiort.planning.xray import McOptions, plan_xray
 from openiort.radiobiology import build_radiobiology_section
 
 
 def plan_case(
-    case: Case, source_data: Path | None = None, ct_phantom: Phantom | None = None
+    case: Case,
+    source_data: Path | None = None,
+    ct_phantom: Phantom | None = None,
+    engine: Literal["table", "mc"] = "table",
+    mc_options: McOptions | None = None,
 ) -> PlanResult:
     """Plan ``case`` with the planner of its technique and attach every report section.
 
@@ -24,6 +29,10 @@ def plan_case(
     (x-ray technique).
     """
     technique = case.intent.technique
+    if engine == "mc" and technique != "xray":
+        raise CaseError(
+            "case", [f"intent.technique: the Monte Carlo engine is for 'xray', not {technique!r}"]
+        )
     if ct_phantom is not None and technique != "xray":
         raise CaseError(
             "case",
@@ -31,7 +40,9 @@ def plan_case(
         )
     if technique == "xray":
         source = load_commissioning(source_data) if source_data else None
-        plan = plan_xray(case, source=source, ct_phantom=ct_phantom)
+        plan = plan_xray(
+            case, source=source, ct_phantom=ct_phantom, engine=engine, mc_options=mc_options
+        )
     elif technique == "hdr":
         plan = plan_hdr_case(case)
     else:

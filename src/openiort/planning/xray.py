@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
+from typing import Literal
 
 import numpy as np
 
@@ -20,8 +22,10 @@ from openiort.devices.xray import (
     treatment_time,
 )
 from openiort.dose import table
+from openiort.dose.mc import engine as mc_engine
 from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+from openiort.planning.mc_comparison import build_mc_comparison
 
 DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAPM TG-292)
 
@@ -73,11 +77,25 @@ def phantom_on_ct(
     return phantom
 
 
+@dataclass(frozen=True)
+class McOptions:
+    """Monte Carlo run settings for ``--engine mc``."""
+
+    histories: int = 30_000_000
+    seed: int = 1
+    n_batches: int = 10
+    scheduler_address: str | None = None
+    use_dask: bool = False
+    progress: bool = True
+
+
 def plan_xray(
     case: Case,
     source: XraySource | None = None,
     spacing_mm: float = 1.0,
     ct_phantom: Phantom | None = None,
+    engine: Literal["table", "mc"] = "table",
+    mc_options: McOptions | None = None,
 ) -> PlanResult:
     """Plan an x-ray IORT case on the phantom built from its measurements, or on a CT.
 
@@ -105,6 +123,28 @@ def plan_xray(
         phantom = phantom_on_ct(ct_phantom, diameter * 5.0, case.anatomy.cavity_centre_mm)
     dose = table.compute(src, diameter, time.time_min, phantom)
     dvhs, metrics, constraints = evaluate(phantom, dose)
+    sections: dict[str, object] = {}
+    if engine == "mc":
+        # Dose to medium in medium is the plan's dose (TG-186); the water table stays beside it.
+        opts = mc_options or McOptions()
+        mc_dose, _ = mc_engine.compute(
+            phantom,
+            diameter,
+            dwell_time_s=time.time_min * 60.0,
+            source=src,
+            histories=opts.histories,
+            seed=opts.seed,
+            n_batches=opts.n_batches,
+            scheduler_address=opts.scheduler_address,
+            use_dask=opts.use_dask,
+            progress=opts.progress,
+        )
+        table_dose, table_dvhs = dose, dvhs
+        dose = mc_dose
+        dvhs, metrics, constraints = evaluate(phantom, dose)
+        sections["mc_comparison"] = build_mc_comparison(
+            phantom, dose, table_dose, dvhs, table_dvhs, opts.histories, rx_gy
+        )
 
     depth_profile = np.arange(0.0, 40.5, 0.5)
     water_rate = src.dose_rate_gy_min(diameter, depth_profile, "V4.0")
@@ -138,7 +178,7 @@ def plan_xray(
             "approximate until the Monte Carlo commissioning table is generated (`iort commission`)"
         )
 
-    return PlanResult(
+    plan = PlanResult(
         case_id=case.patient.id,
         technique="xray",
         prescription_gy=rx_gy,
@@ -185,3 +225,5 @@ def plan_xray(
             "applicator_diameters_available_cm": src.diameters_cm,
         },
     )
+    plan.sections.update(sections)
+    return plan

@@ -28,7 +28,8 @@ STRUCTURE_COLOURS = {
 }
 
 
-def _svg(fig: Figure) -> str:
+def svg_of(fig: Figure) -> str:
+    """The figure as an inline SVG element (closes the figure)."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
@@ -61,7 +62,7 @@ def depth_dose_figure(
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    return _svg(fig)
+    return svg_of(fig)
 
 
 def dvh_figure(dvhs: dict[str, Dvh], max_dose_gy: float) -> str:
@@ -75,7 +76,7 @@ def dvh_figure(dvhs: dict[str, Dvh], max_dose_gy: float) -> str:
     ax.set_ylim(0, 102)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    return _svg(fig)
+    return svg_of(fig)
 
 
 def dose_slices_figure(
@@ -159,4 +160,4 @@ def dose_slices_figure(
         ax.set_ylabel(vl, fontsize=8)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=7)
-    return _svg(fig)
+    return svg_of(fig)
