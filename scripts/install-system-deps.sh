@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that the test suite drives for real. Idempotent: does nothing
+# Installs the Debian packages that the test suite drives for real (Chromium, DICOM validators,
+# PostgreSQL, and the Pango libraries WeasyPrint renders PDFs with). Idempotent: does nothing
 # when every package is already there, so repeated `make test` runs stay fast.
 set -euo pipefail
-packages=(chromium dicom3tools dcmtk postgresql)
+packages=(chromium dicom3tools dcmtk postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
