@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -14,20 +15,14 @@ import typer
 from rich.console import Console
 
 from openiort import RESEARCH_NOTICE
-from openiort.anatomy.ct import load_ct_phantom
 from openiort.case import CaseError, case_json_schema, load_case
 from openiort.clinical.commands import eligibility, evidence, pathology
 from openiort.clinical.summary import write_patient_summary
 from openiort.devices.xray import DeviceDataError
-from openiort.dose.mc.commands import commission
-from openiort.dose.mc.runner import SimulationInterruptedError
-from openiort.io.commands import export, send
-from openiort.io.dicom_export import export_plan
 from openiort.io.errors import DicomError
 from openiort.pipeline import plan_case
 from openiort.planning.xray import McOptions
 from openiort.radiobiology.commands import radiobio
-from openiort.records.commands import db_app, user_app
 from openiort.report.outputs import REPORT_HTML, write_plan_outputs
 
 app = typer.Typer(
@@ -65,9 +60,18 @@ def run_plan(
     mc_options: McOptions | None = None,
 ) -> None:
     started = time.perf_counter()
+    interrupted: tuple[type[BaseException], ...] = ()
+    if engine == "mc":
+        from openiort.dose.mc.runner import SimulationInterruptedError
+
+        interrupted = (SimulationInterruptedError,)
     try:
         case = load_case(case_path)
-        ct_phantom = load_ct_phantom(ct, rtstruct) if ct is not None else None
+        ct_phantom = None
+        if ct is not None:
+            from openiort.anatomy.ct import load_ct_phantom
+
+            ct_phantom = load_ct_phantom(ct, rtstruct)
         if engine not in ("table", "mc"):
             raise CaseError(
                 "--engine", [f"--engine: value {engine!r} rejected: use 'table' or 'mc'"]
@@ -83,6 +87,8 @@ def run_plan(
         with console.status("writing the report..."):
             writers: list[Callable[[Path], object]] = [lambda d: write_patient_summary(case, d)]
             if dicom:
+                from openiort.io.dicom_export import export_plan
+
                 writers.append(
                     lambda d: export_plan(plan.phantom, plan.dose, plan.to_json_dict(), d / "dicom")
                 )
@@ -90,7 +96,7 @@ def run_plan(
     except (CaseError, DeviceDataError, DicomError) as exc:
         fail_bad_input(exc)
         return
-    except SimulationInterruptedError:
+    except interrupted:
         console.print(
             "[yellow]interrupted:[/] the Monte Carlo run was stopped; nothing was written"
         )
@@ -157,12 +163,55 @@ app.command("radiobio")(radiobio)
 app.command("eligibility")(eligibility)
 app.command("pathology")(pathology)
 app.command("evidence")(evidence)
-app.command("export")(export)
-app.command("send")(send)
-app.add_typer(user_app, name="user")
-app.add_typer(db_app, name="db")
-app.command("commission")(commission)
 
+
+def lazy_command(name: str, target: str, help_text: str) -> None:
+    """Register a command whose module is imported only when it runs.
+
+    DICOM networking, the records database and the Monte Carlo cost seconds to import;
+    `iort demo` and `iort plan` should not pay for them. ``target`` is ``module:attribute``,
+    a Typer app or a command function; its own options and ``--help`` work unchanged.
+    """
+
+    @app.command(
+        name,
+        help=help_text,
+        add_help_option=False,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def _run(ctx: typer.Context) -> None:
+        module, attribute = target.split(":")
+        obj = getattr(importlib.import_module(module), attribute)
+        if not isinstance(obj, typer.Typer):
+            single = typer.Typer(add_completion=False)
+            single.command()(obj)
+            obj = single
+        obj(args=ctx.args, prog_name=f"iort {name}")
+
+
+lazy_command(
+    "export",
+    "openiort.io.commands:export",
+    "Export a plan folder as DICOM RT (CT, RTSTRUCT, RTDOSE, RTPLAN).",
+)
+lazy_command(
+    "send",
+    "openiort.io.commands:send",
+    "Send DICOM objects to a PACS or record-and-verify system (C-STORE).",
+)
+lazy_command(
+    "user",
+    "openiort.records.commands:user_app",
+    "Manage the users of the records database and web app.",
+)
+lazy_command(
+    "db", "openiort.records.commands:db_app", "Create, migrate and check the records database."
+)
+lazy_command(
+    "commission",
+    "openiort.dose.mc.commands:commission",
+    "Regenerate the 50 kV applicators' depth-dose table with the Monte Carlo.",
+)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -10,8 +10,6 @@ from openiort.case import Case, CaseError
 from openiort.clinical.section import build_clinical_section
 from openiort.devices.xray import load_commissioning
 from openiort.plan import PlanResult
-from openiort.planning.electron_case import plan_electron_case
-from openiort.planning.hdr_case import plan_hdr_case
 from openiort.planning.xray import McOptions, plan_xray
 from openiort.radiobiology import build_radiobiology_section
 
@@ -43,9 +41,13 @@ def plan_case(
         plan = plan_xray(
             case, source=source, ct_phantom=ct_phantom, engine=engine, mc_options=mc_options
         )
-    elif technique == "hdr":
+    elif technique == "hdr":  # each technique's stack is imported only when it is planned
+        from openiort.planning.hdr_case import plan_hdr_case
+
         plan = plan_hdr_case(case)
     else:
+        from openiort.planning.electron_case import plan_electron_case
+
         plan = plan_electron_case(case)
     plan.sections["clinical"] = build_clinical_section(case)
     plan.sections["radiobiology"] = build_radiobiology_section(

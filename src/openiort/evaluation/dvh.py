@@ -106,6 +106,7 @@ class DvhCalculator:
         self._steep = (variation > 2 * gradient_threshold * np.maximum(dose_gy, 1e-12)) & (
             dose_gy >= floor
         )
+        self._steep_box = _bounding_box(self._steep, margin=1)
         self._log_dose = np.log(np.maximum(dose_gy, floor * 1e-3 if floor > 0 else 1e-12))
         offsets = (np.arange(subsamples) + 0.5) / subsamples - 0.5
         oz, oy, ox = np.meshgrid(offsets, offsets, offsets, indexing="ij")
@@ -121,7 +122,10 @@ class DvhCalculator:
         # belongs to the structure where the trilinearly interpolated mask is >= 0.5, which puts
         # the boundary half-way between inside and outside voxel centres instead of on voxel
         # faces; its dose is interpolated in log-dose.
-        near = ndimage.binary_dilation(mask) & self._steep
+        near = np.zeros_like(mask)
+        if self._steep_box is not None:  # dilate only inside the box that holds steep voxels
+            box = self._steep_box
+            near[box] = ndimage.binary_dilation(mask[box]) & self._steep[box]
         flat = mask & ~near
         idx = np.argwhere(near).astype(np.float64)
         points = (idx[:, None, :] + self._offsets[None, :, :]).reshape(-1, 3).T
@@ -139,6 +143,18 @@ class DvhCalculator:
             ]
         )
         return _sorted(doses, volumes)
+
+
+def _bounding_box(mask: NDArray[np.bool_], margin: int) -> tuple[slice, ...] | None:
+    """Slices of the smallest box holding every True voxel, grown by ``margin``."""
+    if not mask.any():
+        return None
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=other))
+        box.append(slice(max(hits[0] - margin, 0), min(hits[-1] + margin + 1, mask.shape[axis])))
+    return tuple(box)
 
 
 def _sorted(doses: NDArray[np.float64], volumes: NDArray[np.float64]) -> Dvh:

@@ -9,7 +9,6 @@ from typing import Literal
 import numpy as np
 
 from openiort.anatomy.breast_phantom import anatomy_parameters, build_breast_phantom
-from openiort.anatomy.ct import place_applicator
 from openiort.anatomy.materials import read_commented_csv
 from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, CaseError
@@ -22,10 +21,8 @@ from openiort.devices.xray import (
     treatment_time,
 )
 from openiort.dose import table
-from openiort.dose.mc import engine as mc_engine
 from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
-from openiort.planning.mc_comparison import build_mc_comparison
 
 DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAPM TG-292)
 
@@ -57,6 +54,8 @@ def phantom_on_ct(
     ct_phantom: Phantom, applicator_radius_mm: float, centre_mm: tuple[float, float, float] | None
 ) -> Phantom:
     """The CT phantom with the applicator placed and, unless contoured, the target rind."""
+    from openiort.anatomy.ct import place_applicator  # DICOM stack only when planning on a CT
+
     try:
         phantom = place_applicator(ct_phantom, applicator_radius_mm, centre_mm=centre_mm)
     except ValueError as exc:  # no cavity structure, or the sphere leaves the CT
@@ -126,6 +125,10 @@ def plan_xray(
     sections: dict[str, object] = {}
     if engine == "mc":
         # Dose to medium in medium is the plan's dose (TG-186); the water table stays beside it.
+        # The Monte Carlo stack is imported only here: it costs seconds of start-up.
+        from openiort.dose.mc import engine as mc_engine
+        from openiort.planning.mc_comparison import build_mc_comparison
+
         opts = mc_options or McOptions()
         mc_dose, _ = mc_engine.compute(
             phantom,

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from openiort.io.plan_dir import write_plan_dir
@@ -29,8 +30,11 @@ def write_plan_outputs(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         plan_json = plan.to_json_dict()
-        write_plan_dir(tmp, plan_json, plan.phantom, plan.dose)  # plan.json + plan_arrays.npz
-        (tmp / REPORT_HTML).write_text(render_report(plan, plan_json), "utf-8")
+        # Compressing the arrays (zlib releases the GIL) overlaps with rendering the report.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            arrays = pool.submit(write_plan_dir, tmp, plan_json, plan.phantom, plan.dose)
+            (tmp / REPORT_HTML).write_text(render_report(plan, plan_json), "utf-8")
+            arrays.result()  # plan.json + plan_arrays.npz; re-raises a failure
         for writer in extra_writers:
             writer(tmp)
         out.mkdir(exist_ok=True)
