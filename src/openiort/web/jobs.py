@@ -176,7 +176,8 @@ class PlanQueue:
             )
             self._jobs[job.id] = job
             self._pending.append((job, case_data))
-            self._dispatch_locked()
+            started = self._dispatch_locked()
+        self._watch(started)
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -203,7 +204,9 @@ class PlanQueue:
         job.problems = list(problems or [])
         job.finished_at = time.time()
 
-    def _dispatch_locked(self) -> None:
+    def _dispatch_locked(self) -> list[tuple[cf.Future[WorkerOutcome], Job, Path]]:
+        """Start queued jobs on free workers (call with the lock held; then :meth:`_watch`)."""
+        started = []
         while self._pending and self._running < self.workers and self._executor is not None:
             job, case_data = self._pending.popleft()
             staging = self.files.new_staging_dir()
@@ -215,6 +218,12 @@ class PlanQueue:
             except (BrokenProcessPool, RuntimeError):
                 self._executor = self._new_executor()
                 future = self._executor.submit(self.planner, case_data, str(staging))
+            started.append((future, job, staging))
+        return started
+
+    def _watch(self, started: list[tuple[cf.Future[WorkerOutcome], Job, Path]]) -> None:
+        # Outside the lock: a future already done runs its callback in this thread.
+        for future, job, staging in started:
             future.add_done_callback(functools.partial(self._computed, job, staging))
 
     def _computed(self, job: Job, staging: Path, future: cf.Future[WorkerOutcome]) -> None:
@@ -231,8 +240,8 @@ class PlanQueue:
             outcome = WorkerOutcome("error", error_type=type(exc).__name__)
         with self._lock:
             self._running -= 1
-            if not self._closed:
-                self._dispatch_locked()
+            started = [] if self._closed else self._dispatch_locked()
+        self._watch(started)
         try:
             self._finisher.submit(self._store, job, outcome, staging)
         except RuntimeError:  # shutting down
