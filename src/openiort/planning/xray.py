@@ -175,11 +175,6 @@ def plan_xray(
     warnings += placement_warnings(case)
     warnings += exceeded_limits(constraints)
     warnings += [f"phantom: {w}" for w in phantom.warnings]
-    if "provisional" in src.depth_dose_origin:
-        warnings.append(
-            "depth-dose curve from the provisional analytic model (no scatter build-up): doses at depth are "
-            "approximate until the Monte Carlo commissioning table is generated (`iort commission`)"
-        )
 
     plan = PlanResult(
         case_id=case.patient.id,
