@@ -5,15 +5,18 @@ tampering, downloads, error pages and logs."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import logging
 import re
+import threading
 import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pypdf
 import pytest
 from conftest import (
@@ -24,16 +27,23 @@ from conftest import (
     page_csrf,
     seed_case,
     seed_plan,
+    stand_in_planner,
+    user,
     web_of,
 )
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import text
+from starlette.requests import Request
 
 from openiort.records import audit
 from openiort.records.db import session_scope
+from openiort.records.seal import canonical_json
+from openiort.records.service import verify_plan_json
+from openiort.records.users import set_password
 from openiort.web.caseform import case_data_to_form
+from openiort.web.operations import edit_case
 from openiort.web.worker import WorkerOutcome
 
 PATIENT_NAME = "Jane Testpatient"
@@ -125,8 +135,6 @@ def test_forged_expired_and_revoked_sessions_are_refused(app: FastAPI) -> None:
 
 
 def _request_with_cookie(value: str) -> Any:
-    from starlette.requests import Request
-
     scope = {
         "type": "http",
         "method": "GET",
@@ -140,8 +148,6 @@ def _request_with_cookie(value: str) -> Any:
 
 
 def test_password_change_ends_older_sessions(app: FastAPI) -> None:
-    from openiort.records.users import set_password
-
     client = api_client(app, "onc")
     time.sleep(1.1)  # password_changed_at must be later than the login (1 s resolution)
     with session_scope(web_of(app).engine) as s:
@@ -157,7 +163,9 @@ def test_csrf_token_and_origin_are_required(app: FastAPI, demo_plan: DemoPlan) -
     token = client.headers.pop("X-CSRF-Token")
     body = {"case": demo_plan.case_data}
     assert client.post("/api/cases", json=body).status_code == 403
-    assert client.post("/api/cases", json=body, headers={"X-CSRF-Token": "x" * 43}).status_code == 403
+    assert (
+        client.post("/api/cases", json=body, headers={"X-CSRF-Token": "x" * 43}).status_code == 403
+    )
     r = client.post(
         "/api/cases",
         json=body,
@@ -266,7 +274,9 @@ def test_concurrent_edits_conflict_instead_of_loss(app: FastAPI, demo_plan: Demo
     # Bob re-saves from the version he was shown (now 2): both edits survive.
     form_b["version"] = re.search(r'name="version" value="(\d+)"', r.text).group(1)  # type: ignore[union-attr]
     form_b["anatomy.skin_distance_mm"] = "12"
-    assert bob.post(f"/cases/{case_id}/edit", data=form_b, follow_redirects=False).status_code == 303
+    assert (
+        bob.post(f"/cases/{case_id}/edit", data=form_b, follow_redirects=False).status_code == 303
+    )
     final = alice.get(f"/api/cases/{case_id}").json()["case"]["anatomy"]
     assert (final["skin_distance_mm"], final["chest_wall_distance_mm"]) == (12, 18)
     # The API answers a stale version with 409 and the current version.
@@ -283,7 +293,9 @@ def test_plan_job_through_pages(app: FastAPI, demo_plan: DemoPlan) -> None:
     client = api_client(app, "phys")
     token = page_csrf(client, f"/cases/{case_id}")
     r = client.post(
-        f"/cases/{case_id}/plans", data={"csrf_token": token, "version": "1"}, follow_redirects=False
+        f"/cases/{case_id}/plans",
+        data={"csrf_token": token, "version": "1"},
+        follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"].startswith("/jobs/")
     r = wait_for_job(client, r.headers["location"])
@@ -303,11 +315,7 @@ def test_plan_job_through_pages(app: FastAPI, demo_plan: DemoPlan) -> None:
     assert client.get(f"/plans/{plan_id}/slices/oblique/1.png").status_code == 404
 
 
-def test_plan_refused_when_case_changed_while_planning(
-    tmp_path: Path, demo_plan: DemoPlan
-) -> None:
-    from conftest import stand_in_planner
-
+def test_plan_refused_when_case_changed_while_planning(tmp_path: Path, demo_plan: DemoPlan) -> None:
     inner = stand_in_planner(demo_plan)
     app_box: dict[str, FastAPI] = {}
 
@@ -315,10 +323,6 @@ def test_plan_refused_when_case_changed_while_planning(
         # Someone saves the case while the plan is being computed.
         a = app_box["app"]
         with session_scope(web_of(a).engine) as s:
-            from openiort.web.operations import edit_case
-
-            from conftest import user
-
             data = copy.deepcopy(case_data)
             data["anatomy"]["skin_distance_mm"] = 11
             edit_case(s, user(s, "onc"), 1, 1, data)
@@ -331,7 +335,10 @@ def test_plan_refused_when_case_changed_while_planning(
         client = api_client(app, "phys")
         job = client.post("/api/cases/1/plans", json={"version": 1}).json()
         deadline = time.monotonic() + 30
-        while (state := client.get(f"/api/jobs/{job['job_id']}").json())["state"] in ("queued", "running"):
+        while (state := client.get(f"/api/jobs/{job['job_id']}").json())["state"] in (
+            "queued",
+            "running",
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert state["state"] == "failed"
@@ -355,12 +362,12 @@ def test_planning_errors_are_reported_without_details(tmp_path: Path, demo_plan:
                 break
             time.sleep(0.05)
         assert state["state"] == "failed"
-        assert re.fullmatch(r"Planning failed on the server \(reference [0-9a-f]{8}\)\.", state["message"])
+        assert re.fullmatch(
+            r"Planning failed on the server \(reference [0-9a-f]{8}\)\.", state["message"]
+        )
 
 
 def test_queue_full_is_refused_with_retry_after(tmp_path: Path, demo_plan: DemoPlan) -> None:
-    import threading
-
     release = threading.Event()
 
     def blocked(case_data: dict[str, Any], out_dir: str) -> WorkerOutcome:
@@ -431,9 +438,13 @@ def test_four_eyes_rule(tmp_path: Path, demo_plan: DemoPlan) -> None:
     with TestClient(app):
         case_id = seed_case(app, demo_plan.case_data)
         plan_id = seed_plan(app, demo_plan, case_id, "reviewed", author="phys")
-        r = api_client(app, "phys").post(f"/api/plans/{plan_id}/approve", json={"password": PASSWORD})
+        r = api_client(app, "phys").post(
+            f"/api/plans/{plan_id}/approve", json={"password": PASSWORD}
+        )
         assert r.status_code == 403
-        r = api_client(app, "phys2").post(f"/api/plans/{plan_id}/approve", json={"password": PASSWORD})
+        r = api_client(app, "phys2").post(
+            f"/api/plans/{plan_id}/approve", json={"password": PASSWORD}
+        )
         assert r.status_code == 200
 
 
@@ -445,13 +456,11 @@ def test_tampered_plan_is_refused_and_audited(app: FastAPI, demo_plan: DemoPlan)
     # Edit the plan and its stored hash together, as someone with database access could.
     engine = web_of(app).engine
     with engine.begin() as conn:
-        raw = conn.execute(text("SELECT plan_json FROM plans WHERE id = :i"), {"i": plan_id}).scalar_one()
+        raw = conn.execute(
+            text("SELECT plan_json FROM plans WHERE id = :i"), {"i": plan_id}
+        ).scalar_one()
         data = json.loads(raw) if isinstance(raw, str) else raw
         data["treatment_time_min"] = data["treatment_time_min"] * 1.5
-        from openiort.records.seal import canonical_json
-
-        import hashlib
-
         new_hash = hashlib.sha256(canonical_json(data)).hexdigest()
         conn.execute(
             text("UPDATE plans SET plan_json = :j, canonical_sha256 = :h WHERE id = :i"),
@@ -490,15 +499,11 @@ def test_downloads_json_and_dicom(app: FastAPI, demo_plan: DemoPlan) -> None:
     assert "attachment" in r.headers["content-disposition"]
     data = r.json()
     assert data["status"] == "approved" and data["seal"]["plan_id"] == plan_id
-    from openiort.records.service import verify_plan_json
-
     verify_plan_json(data, key=b"web-tests-seal-key-not-for-production-000000")
     r = client.get(f"/plans/{plan_id}/dicom.zip?anonymise=true")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
         names = zf.namelist()
-        import pydicom
-
         rtplan = pydicom.dcmread(io.BytesIO(zf.read("dicom/RP.dcm")))
         ct = pydicom.dcmread(io.BytesIO(zf.read(next(n for n in names if "CT_" in n))))
     assert {"dicom/RS.dcm", "dicom/RD.dcm", "dicom/RP.dcm", "plan.json"} <= set(names)
@@ -510,7 +515,10 @@ def test_downloads_json_and_dicom(app: FastAPI, demo_plan: DemoPlan) -> None:
 
 
 def test_unexpected_error_page_has_no_trace_and_log_no_patient_data(
-    app: FastAPI, demo_plan: DemoPlan, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    app: FastAPI,
+    demo_plan: DemoPlan,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     case_id = seed_case(app, demo_plan.case_data)
     client = api_client(app, "phys")
@@ -523,9 +531,13 @@ def test_unexpected_error_page_has_no_trace_and_log_no_patient_data(
     for path in (f"/cases/{case_id}", f"/api/cases/{case_id}/verdicts"):
         r = client.get(path)
         assert r.status_code == 500
-        assert "Traceback" not in r.text and "DEMO-001" not in r.text and "RuntimeError" not in r.text
+        assert (
+            "Traceback" not in r.text and "DEMO-001" not in r.text and "RuntimeError" not in r.text
+        )
         assert re.search(r"reference [0-9a-f]{8}", r.text)
-    logged = "\n".join(rec.getMessage() for rec in caplog.records if rec.name.startswith("openiort"))
+    logged = "\n".join(
+        rec.getMessage() for rec in caplog.records if rec.name.startswith("openiort")
+    )
     assert "RuntimeError" in logged and "DEMO-001" not in logged and "Jane" not in logged
 
 
