@@ -77,6 +77,21 @@ def _ids_reviewed(w: World) -> dict[str, Any]:
     return {"case_id": case_id, "plan_id": seed_plan(w.app, w.demo, case_id, "reviewed")}
 
 
+def _ids_approved(w: World) -> dict[str, Any]:
+    case_id = _fresh_case(w)
+    return {"case_id": case_id, "plan_id": seed_plan(w.app, w.demo, case_id, "approved")}
+
+
+def _console(w: World, ids: dict[str, Any]) -> dict[str, Any]:
+    """The demo plan's console settings, as a correct entry."""
+    pj = w.demo.plan_json
+    return {"applicator": f"{pj['applicator_diameter_cm']:g}", "time_min": pj["treatment_time_min"]}
+
+
+def _console_form(w: World) -> dict[str, str]:
+    return {k: str(v) for k, v in _console(w, {}).items()}
+
+
 def _ids_shared(w: World) -> dict[str, Any]:
     return {"case_id": w.shared_case, "plan_id": w.shared_plan}
 
@@ -141,6 +156,15 @@ API_ROUTES = [
         json=lambda w, i: {"password": PASSWORD},
     ),
     Route("GET", "/api/plans/{plan_id}/verify", None, 200),
+    Route("GET", "/api/plans/{plan_id}/deliveries", None, 200),
+    Route(
+        "POST",
+        "/api/plans/{plan_id}/deliveries",
+        "delivery.record",
+        201,
+        _ids_approved,
+        json=_console,
+    ),
     Route("GET", "/api/plans/{plan_id}/report.pdf", None, 200),
     Route("GET", "/api/plans/{plan_id}/dicom.zip", None, 200),
     Route("GET", "/api/plans/{plan_id}/plan.json", None, 200),
@@ -197,6 +221,7 @@ PAGE_ROUTES = [
         _ids_reviewed,
         form={"password": PASSWORD},
     ),
+    Route("POST", "/plans/{plan_id}/deliveries", "delivery.record", 303, _ids_approved, form={}),
     Route("GET", "/plans/{plan_id}/report.html", None, 200),
     Route("GET", "/plans/{plan_id}/report.pdf", None, 200),
     Route("GET", "/plans/{plan_id}/dicom.zip", None, 200),
@@ -229,6 +254,8 @@ def _call(w: World, route: Route, role: str) -> tuple[Any, dict[str, Any]]:
         kwargs["json"] = route.json(w, ids)
     if route.form is not None:
         form = dict(route.form)
+        if route.path.endswith("/deliveries"):
+            form.update(_console_form(w))
         form["csrf_token"] = client.headers.get("X-CSRF-Token", "")
         kwargs["data"] = form
     return client.request(route.method, path, **kwargs), ids

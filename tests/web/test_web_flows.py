@@ -567,3 +567,59 @@ def test_logs_hold_no_patient_data_through_a_whole_flow(
     text_logged = "\n".join(r.getMessage() for r in server_records)
     for secret in ("DEMO-001", PATIENT_NAME, "Jane"):
         assert secret not in text_logged
+
+
+# ------------------------------------------------------------------------ delivery
+
+
+def test_delivery_checked_interrupted_and_completed(app: FastAPI, demo_plan: DemoPlan) -> None:
+    case_id = seed_case(app, demo_plan.case_data)
+    plan_id = seed_plan(app, demo_plan, case_id, "approved")
+    phys = api_client(app, "phys")
+    planned_min = demo_plan.plan_json["treatment_time_min"]
+    diameter = f"{demo_plan.plan_json['applicator_diameter_cm']:g}"
+    token = page_csrf(phys, f"/plans/{plan_id}")
+    # Wrong applicator and a time 1 min off: refused, each setting named, nothing recorded.
+    r = phys.post(
+        f"/plans/{plan_id}/deliveries",
+        data={"csrf_token": token, "applicator": "4.5", "time_min": f"{planned_min + 1:.4f}"},
+    )
+    assert r.status_code == 422 and 'data-testid="delivery-errors"' in r.text
+    errors = re.findall(r"<li>([^<]+)</li>", r.text.split('data-testid="delivery-errors"')[1])
+    assert any(e.startswith("applicator") for e in errors)
+    assert any(e.startswith("treatment time") for e in errors)
+    assert phys.get(f"/api/plans/{plan_id}/deliveries").json() == []
+    # Interrupted after 5 min: recorded, the remainder is what is left of the time.
+    r = phys.post(
+        f"/api/plans/{plan_id}/deliveries",
+        json={
+            "applicator": diameter,
+            "time_min": planned_min,
+            "interrupted": True,
+            "given_time_min": 5.0,
+        },
+    )
+    assert r.status_code == 201, r.text
+    first = r.json()
+    # Remaining time = planned - given (records.delivery), to the rounding of the JSON.
+    assert first["remaining_time_s"] == pytest.approx(planned_min * 60 - 300, abs=1e-6)
+    assert first["delivered_fraction"] == pytest.approx(5.0 / planned_min, rel=1e-9)
+    page = phys.get(f"/plans/{plan_id}").text
+    assert "interrupted" in page and f"{(planned_min - 5):.2f} min" in page
+    # The remainder, entered at the console through the page form, completes the plan.
+    r = phys.post(
+        f"/plans/{plan_id}/deliveries",
+        data={
+            "csrf_token": token,
+            "applicator": diameter,
+            "time_min": f"{planned_min - 5:.6f}",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"].endswith("msg=delivered")
+    info = phys.get(f"/api/plans/{plan_id}").json()
+    assert info["status"] == "delivered"
+    deliveries = phys.get(f"/api/plans/{plan_id}/deliveries").json()
+    assert [d["sequence"] for d in deliveries] == [1, 2]
+    assert deliveries[-1]["cumulative_fraction"] == pytest.approx(1.0, abs=1e-9)
+    assert "Delivered in full" in phys.get(f"/plans/{plan_id}").text

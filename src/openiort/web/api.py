@@ -175,6 +175,45 @@ class ApproveIn(BaseModel):
     comment: str | None = Field(default=None, max_length=4000)
 
 
+class DeliveryIn(BaseModel):
+    """Values as set at the console; checked against the approved plan before recording."""
+
+    model_config = ConfigDict(extra="forbid")
+    applicator: str = Field(min_length=1, max_length=40, description="cm, or the HDR name")
+    time_min: float | None = Field(default=None, description="x-ray and HDR plans")
+    monitor_units: float | None = Field(default=None, description="electron plans")
+    energy_mev: float | None = Field(default=None, description="electron plans")
+    bevel_deg: float | None = None
+    interrupted: bool = False
+    given_time_min: float | None = None
+    given_monitor_units: float | None = None
+    output_check_id: int | None = None
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: int
+    sequence: int
+    delivered_at: str | None
+    delivered_by: str | None
+    applicator: str
+    energy_mev: float | None
+    bevel_deg: float | None
+    set_time_s: float | None
+    given_time_s: float | None
+    set_monitor_units: float | None
+    given_monitor_units: float | None
+    interrupted: bool
+    delivered_fraction: float
+    cumulative_fraction: float
+    remaining_dose_gy: float
+    remaining_time_s: float | None
+    remaining_monitor_units: float | None
+    output_check_id: int | None
+    warnings: dict[str, Any]
+    note: str | None
+
+
 class VerifyOut(BaseModel):
     plan_id: int
     status: str
@@ -438,6 +477,38 @@ def approve_plan(request: Request, plan_id: int, body: ApproveIn) -> dict[str, A
         operations.check_approval_password(web, request, user, body.password)
         plan = operations.approve(web, s, user, plan_id, body.comment)
         return operations.plan_summary(plan)
+
+
+@router.get(
+    "/plans/{plan_id}/deliveries",
+    response_model=list[DeliveryOut],
+    summary="The plan's recorded deliveries",
+    responses={**ERRORS, **CONFLICT},
+)
+def list_deliveries(request: Request, plan_id: int) -> list[dict[str, Any]]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        plan = operations.load_plan(web, s, user, plan_id)
+        return [operations.delivery_summary(d) for d in plan.deliveries]
+
+
+@router.post(
+    "/plans/{plan_id}/deliveries",
+    response_model=DeliveryOut,
+    status_code=201,
+    summary="Record a delivery (physicist or oncologist)",
+    description="The console values are checked against the approved, sealed plan; a "
+    "mismatch is refused with 422 listing each setting, and nothing is recorded.",
+    dependencies=[Depends(check_csrf)],
+    responses={**ERRORS, **CONFLICT},
+)
+def record_delivery(request: Request, plan_id: int, body: DeliveryIn) -> dict[str, Any]:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        delivery = operations.record_delivery(web, s, user, plan_id, body.model_dump())
+        return operations.delivery_summary(delivery)
 
 
 @router.get(

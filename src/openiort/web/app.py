@@ -34,6 +34,7 @@ from openiort.records import service
 from openiort.records.db import prepare_database, session_scope
 from openiort.records.errors import (
     ConflictError,
+    DeliveryCheckError,
     LifecycleError,
     NotFoundError,
     PermissionDeniedError,
@@ -146,10 +147,12 @@ def audit_text(summary: Any) -> str:
             )
         elif key == "added" and isinstance(value, dict):
             parts.append(f"{len(value)} fields set")
-        elif key == "removed" and isinstance(value, list):
+        elif key == "removed" and isinstance(value, list) and value:
             parts.append("cleared " + ", ".join(map(str, value[:8])))
         elif isinstance(value, dict) and {"from", "to"} <= set(value):
             parts.append(f"{key} {value['from']} → {value['to']}")
+        elif key == "mismatches" and isinstance(value, list):
+            parts.append("refused: " + "; ".join(map(str, value)))
         elif isinstance(value, str | int | float | bool) or value is None:
             parts.append(f"{key} {value}")
     return "; ".join(parts)
@@ -413,6 +416,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def case_error(request: Request, exc: CaseError) -> Response:
         return error_response(
             request, 422, "Invalid case", "the case is not valid", problems=list(exc.problems)
+        )
+
+    @app.exception_handler(DeliveryCheckError)
+    async def delivery_refused(request: Request, exc: DeliveryCheckError) -> Response:
+        return error_response(
+            request,
+            422,
+            "Delivery refused",
+            "the console settings do not match the approved plan; nothing was recorded",
+            problems=list(exc.mismatches),
         )
 
     @app.exception_handler(RecordsValueError)

@@ -64,7 +64,7 @@ class FormField:
     name: str  # block.field
     label: str
     kind: Literal["select", "number", "text"]
-    value_type: Literal["str", "int", "float", "bool"]
+    value_type: Literal["str", "int", "float", "bool", "vector"]
     required: bool
     options: tuple[tuple[str, str], ...] = ()
     minimum: float | None = None
@@ -72,6 +72,7 @@ class FormField:
     step: str = "any"
     unit: str = ""
     help: str = ""
+    length: int = 0  # numbers in a vector value (x, y, z)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,10 @@ def _form_field(block: str, name: str, info: FieldInfo) -> FormField:
             step="1" if inner is int else "any",
             **common,
         )
+    args = get_args(inner)
+    if get_origin(inner) is tuple and args and all(a is float for a in args):
+        common["help"] = common["help"] or f"{len(args)} numbers separated by commas (x, y, z)."
+        return FormField(full, label, "text", "vector", length=len(args), **common)
     return FormField(full, label, "text", "str", **common)
 
 
@@ -186,6 +191,17 @@ def _parse_value(f: FormField, raw: str) -> Any:
         if not number.is_integer():
             raise ValueError(f"value {text!r} is not a whole number")
         return int(number)
+    if f.value_type == "vector":
+        parts = [p for p in text.replace(",", " ").split() if p]
+        if len(parts) != f.length:
+            raise ValueError(f"value {text!r}: give {f.length} numbers separated by commas")
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"value {text!r} holds something that is not a number") from None
+        if not all(abs(v) < float("inf") for v in numbers):
+            raise ValueError(f"value {text!r} is not finite")
+        return numbers
     if f.value_type == "float":
         try:
             value = float(text)
@@ -242,6 +258,8 @@ def case_data_to_form(data: Mapping[str, Any]) -> dict[str, str]:
             continue
         if isinstance(value, bool):
             values[name] = "true" if value else "false"
+        elif isinstance(value, list | tuple):
+            values[name] = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
         elif isinstance(value, float) and value.is_integer():
             values[name] = str(int(value))
         else:

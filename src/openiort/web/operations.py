@@ -169,6 +169,55 @@ def approve(web: WebApp, s: Session, user: User, plan_id: int, comment: str | No
     )
 
 
+def record_delivery(
+    web: WebApp,
+    s: Session,
+    user: User,
+    plan_id: int,
+    entry: dict[str, Any],
+) -> Any:
+    """Record a delivery after checking the console entries against the approved plan.
+
+    ``entry`` holds :func:`openiort.records.delivery.record_delivery`'s keyword values
+    (applicator, time_min or monitor_units, energy_mev, bevel_deg, interrupted, given_*,
+    output_check_id, note).
+
+    Raises
+    ------
+    openiort.records.errors.DeliveryCheckError
+        Listing each console value that does not match the plan (nothing is recorded).
+    """
+    from openiort.records.delivery import record_delivery as records_record_delivery
+
+    require_role(user, "delivery.record")
+    return records_record_delivery(s, user, plan_id, key=web.seal_key, **entry)
+
+
+def delivery_summary(d: Any) -> dict[str, Any]:
+    return {
+        "delivery_id": d.id,
+        "sequence": d.sequence,
+        "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+        "delivered_by": d.delivered_by.username if d.delivered_by else None,
+        "applicator": d.applicator,
+        "energy_mev": d.energy_mev,
+        "bevel_deg": d.bevel_deg,
+        "set_time_s": d.set_time_s,
+        "given_time_s": d.given_time_s,
+        "set_monitor_units": d.set_monitor_units,
+        "given_monitor_units": d.given_monitor_units,
+        "interrupted": d.interrupted,
+        "delivered_fraction": d.delivered_fraction,
+        "cumulative_fraction": d.cumulative_fraction,
+        "remaining_dose_gy": d.remaining_dose_gy,
+        "remaining_time_s": d.remaining_time_s,
+        "remaining_monitor_units": d.remaining_monitor_units,
+        "output_check_id": d.output_check_id,
+        "warnings": d.warnings or {},
+        "note": d.note,
+    }
+
+
 def load_plan(web: WebApp, s: Session, user: User, plan_id: int) -> Plan:
     """A plan whose seal has been checked (TamperedPlanError otherwise, and an audit entry)."""
     return service.load_plan(s, plan_id, actor=user, key=web.seal_key)

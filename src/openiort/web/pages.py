@@ -17,9 +17,16 @@ from openiort.case import CaseError, parse_case
 from openiort.clinical.summary import build_patient_summary, render_patient_summary
 from openiort.plan import REPORT_DEPTHS_MM, depth_key
 from openiort.records import audit, service
-from openiort.records.errors import ConflictError, RecordsValueError
+from openiort.records.delivery import remaining
+from openiort.records.errors import (
+    ConflictError,
+    DeliveryCheckError,
+    LifecycleError,
+    RecordsValueError,
+)
 from openiort.records.models import Case
 from openiort.records.plan_data import planned_delivery
+from openiort.records.qa import list_qa_checks
 from openiort.records.users import authenticate
 from openiort.web import caseform, operations
 from openiort.web.auth import (
@@ -27,6 +34,7 @@ from openiort.web.auth import (
     end_session,
     ensure_anonymous_session,
     page_user,
+    require_role,
     safe_next,
     start_session,
     user_for,
@@ -48,6 +56,8 @@ MESSAGES = {
     "wrong-password": "The password did not match: the plan was not approved.",
     "throttled": "Too many wrong passwords: wait a few minutes before approving.",
     "logged-out": "You have logged out.",
+    "delivered": "Delivery recorded: the console settings matched the approved plan.",
+    "interrupted": "Interrupted delivery recorded; the remainder is shown below.",
 }
 # (top, left, right, bottom) labels of each view, radiological convention.
 ORIENTATIONS = {
@@ -205,7 +215,7 @@ def _form_context(
         "errors": by_field,
         "block_errors": block_errors,
         "general_errors": rest,
-        "version": version,
+        "case_version": version,
         "new": new,
         "extra": extra or {},
         "conflict": conflict,
@@ -557,48 +567,129 @@ def _axes(volume: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _plan_context(request: Request, s: Any, user: Any, plan_id: int) -> dict[str, Any]:
+    web = operations.web_of(request)
+    plan = operations.load_plan(web, s, user, plan_id)
+    pj = plan.plan_json
+    folder = web.files.existing_dir(plan.id)
+    volume = web.viewer.get(folder)
+    curves = volume.meta["dvh"]["curves"]
+    clinical = pj.get("clinical") if isinstance(pj.get("clinical"), dict) else None
+    approver_role = (
+        plan.approval.approver_role
+        if plan.approval
+        else (plan.approved_by.role if plan.approved_by else "")
+    )
+    checks: list[Any] = []
+    if plan.status == "approved":
+        outputs, _ = list_qa_checks(s)
+        checks = [c for c in outputs if c.technique == plan.technique][:10]
+    return {
+        "plan": plan,
+        "case": plan.case,
+        "patient": plan.case.patient,
+        "pj": pj,
+        "console": planned_delivery(pj),
+        "summary_rows": _summary_rows(pj),
+        "reviews": plan.reviews,
+        "approver_role": approver_role,
+        "deliveries": plan.deliveries,
+        "remaining": remaining(plan) if plan.status in ("approved", "delivered") else None,
+        "output_checks": checks,
+        "axes": _axes(volume),
+        "orientations": ORIENTATIONS,
+        "legend": legend(volume),
+        "dose_medium": volume.meta.get("dose_medium", ""),
+        "dvh_svg": dvh_svg(
+            curves, volume.meta["dvh"]["max_dose_gy"], volume.meta["prescription_gy"]
+        ),
+        "dvh_legend": dvh_legend(curves),
+        "dvh_curves": curves,
+        "depth_keys": [depth_key(z) for z in REPORT_DEPTHS_MM],
+        "verdicts": clinical.get("verdicts", []) if clinical else [],
+        "message": _message(request),
+        "delivery_errors": [],
+        "delivery_values": {},
+    }
+
+
 @router.get("/plans/{plan_id}", response_class=HTMLResponse)
 def plan_page(request: Request, plan_id: int) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = page_user(request, s)
+        return web.render(request, "plan.html", _plan_context(request, s, user, plan_id))
+
+
+DELIVERY_NUMBERS = ("time_min", "monitor_units", "energy_mev", "bevel_deg", "given")
+
+
+def _delivery_entry(values: dict[str, str], technique: str) -> tuple[dict[str, Any], list[str]]:
+    """The console entries of the delivery form, and the values that are not numbers."""
+    problems: list[str] = []
+    numbers: dict[str, float | None] = {}
+    for name in DELIVERY_NUMBERS:
+        raw = values.get(name, "").strip()
+        if not raw:
+            numbers[name] = None
+            continue
+        try:
+            numbers[name] = float(raw)
+        except ValueError:
+            problems.append(f"{name.replace('_', ' ')}: {raw!r} is not a number")
+    check = values.get("output_check_id", "").strip()
+    by_time = technique != "electron"
+    entry: dict[str, Any] = {
+        "applicator": values.get("applicator", "").strip(),
+        "interrupted": values.get("interrupted") == "on",
+        "note": values.get("note", "").strip()[:4000] or None,
+        "output_check_id": int(check) if check.isdigit() else None,
+    }
+    if not entry["applicator"]:
+        problems.append("applicator: enter the applicator set at the console")
+    if by_time:
+        entry["time_min"] = numbers["time_min"]
+        entry["given_time_min"] = numbers["given"]
+    else:
+        entry["monitor_units"] = numbers["monitor_units"]
+        entry["energy_mev"] = numbers["energy_mev"]
+        entry["bevel_deg"] = numbers["bevel_deg"]
+        entry["given_monitor_units"] = numbers["given"]
+    return entry, problems
+
+
+@router.post(
+    "/plans/{plan_id}/deliveries", response_class=HTMLResponse, dependencies=[Depends(check_csrf)]
+)
+async def delivery_submit(request: Request, plan_id: int) -> Response:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    return await run_in_threadpool(_delivery_submit, request, plan_id, values)
+
+
+def _delivery_submit(request: Request, plan_id: int, values: dict[str, str]) -> Response:
+    web = operations.web_of(request)
+    with web.db() as s:
+        user = page_user(request, s)
+        require_role(user, "delivery.record")
         plan = operations.load_plan(web, s, user, plan_id)
-        pj = plan.plan_json
-        folder = web.files.existing_dir(plan.id)
-        volume = web.viewer.get(folder)
-        curves = volume.meta["dvh"]["curves"]
-        clinical = pj.get("clinical") if isinstance(pj.get("clinical"), dict) else None
-        approver_role = (
-            plan.approval.approver_role
-            if plan.approval
-            else (plan.approved_by.role if plan.approved_by else "")
-        )
-        return web.render(
-            request,
-            "plan.html",
-            {
-                "plan": plan,
-                "case": plan.case,
-                "patient": plan.case.patient,
-                "pj": pj,
-                "console": planned_delivery(pj),
-                "summary_rows": _summary_rows(pj),
-                "reviews": plan.reviews,
-                "approver_role": approver_role,
-                "axes": _axes(volume),
-                "orientations": ORIENTATIONS,
-                "legend": legend(volume),
-                "dose_medium": volume.meta.get("dose_medium", ""),
-                "dvh_svg": dvh_svg(
-                    curves, volume.meta["dvh"]["max_dose_gy"], volume.meta["prescription_gy"]
-                ),
-                "dvh_legend": dvh_legend(curves),
-                "dvh_curves": curves,
-                "depth_keys": [depth_key(z) for z in REPORT_DEPTHS_MM],
-                "verdicts": clinical.get("verdicts", []) if clinical else [],
-                "message": _message(request),
-            },
-        )
+        entry, problems = _delivery_entry(values, plan.technique)
+        if not problems:
+            try:
+                delivery = operations.record_delivery(web, s, user, plan_id, entry)
+                interrupted = delivery.interrupted
+            except DeliveryCheckError as exc:
+                s.rollback()
+                problems = list(exc.mismatches)
+            except (RecordsValueError, LifecycleError) as exc:
+                s.rollback()
+                problems = [str(exc)]
+        if problems:
+            context = _plan_context(request, s, user, plan_id)
+            context["delivery_errors"] = problems
+            context["delivery_values"] = values
+            return web.render(request, "plan.html", context, status_code=422)
+    return _redirect(f"/plans/{plan_id}?msg={'interrupted' if interrupted else 'delivered'}")
 
 
 @router.get("/plans/{plan_id}/slices/{axis}/{index}.png")
