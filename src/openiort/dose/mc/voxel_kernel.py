@@ -10,7 +10,11 @@ Scoring: the path of every flight is traced through the voxels (Amanatides & Woo
 traversal) and each voxel collects the track-length kerma estimator for the dose to its
 medium (mu_en/rho of the voxel material, column 0) and for the dose to water in that medium
 (mu_en/rho of water, column 1). ``analog=True`` instead books the energy deposited at each
-interaction in column 0 (for the energy-conservation check).
+interaction in column 0 (for the energy-conservation check); it needs no walk, the voxel of
+a flight's end point is computed directly (the box is convex: a flight ending outside it has
+left it). The walk is incremental (precomputed reciprocals of the direction cosines and voxel
+sizes, steps left per axis instead of bounds tests, kerma factors E x mu_en/rho per medium
+refreshed only when the energy changes).
 """
 
 from __future__ import annotations
@@ -38,89 +42,103 @@ _INF = 1e30
 
 
 @njit(cache=True, inline="always")
-def _axis_setup(p: float, u: float, lo: float, d: float, i: int) -> tuple[float, float, int]:
-    """Distance to the next boundary, distance between boundaries and step along one axis."""
-    if u > 0.0:
-        return (lo + (i + 1) * d - p) / u, d / u, 1
-    if u < 0.0:
-        return (lo + i * d - p) / u, -d / u, -1
-    return _INF, _INF, 0
+def _axis_setup(
+    p: float, inv_u: float, lo: float, d: float, i: int
+) -> tuple[float, float, int, bool]:
+    """Distance to the next boundary, distance between boundaries, step and whether the
+    axis moves at all (``inv_u`` is 1/u, or 0 for a direction parallel to the planes)."""
+    if inv_u > 0.0:
+        return (lo + (i + 1) * d - p) * inv_u, d * inv_u, 1, True
+    if inv_u < 0.0:
+        return (lo + i * d - p) * inv_u, -d * inv_u, -1, True
+    return _INF, _INF, 0, False
 
 
 @njit(cache=True, inline="always")
-def trace(
+def _inverse(u: float) -> float:
+    return 1.0 / u if u != 0.0 else 0.0
+
+
+@njit(cache=True, inline="always")
+def score_walk(
     px: float,
     py: float,
     pz: float,
-    ux: float,
-    uy: float,
-    uz: float,
+    inv_ux: float,
+    inv_uy: float,
+    inv_uz: float,
     s: float,
     lo: np.ndarray,
     sp: np.ndarray,
+    inv_sp: np.ndarray,
     nx: int,
     ny: int,
     nz: int,
     mat: np.ndarray,
-    score: bool,
-    weight: float,
-    muen_now: np.ndarray,
-    muen_w: float,
+    k_med: np.ndarray,
+    k_water: float,
     tally: np.ndarray,
 ) -> int:
-    """Walk the voxels along a flight of length ``s``; score if asked.
+    """Walk the voxels along a flight of length ``s`` from ``p`` and score its track-length
+    kerma: ``k_med[mat[v]] * l`` (dose to medium) and ``k_water * l`` (dose to water) in each
+    voxel ``v`` crossed over a length ``l`` (Amanatides & Woo 1987, incremental DDA).
 
+    ``inv_u*`` are the reciprocals of the direction cosines (0 where a cosine is 0).
     Returns the flat index of the voxel where the flight ends, or -1 if it leaves the box.
     """
-    ix = math.floor((px - lo[0]) / sp[0])
-    iy = math.floor((py - lo[1]) / sp[1])
-    iz = math.floor((pz - lo[2]) / sp[2])
+    ix = math.floor((px - lo[0]) * inv_sp[0])
+    iy = math.floor((py - lo[1]) * inv_sp[1])
+    iz = math.floor((pz - lo[2]) * inv_sp[2])
     if ix < 0 or iy < 0 or iz < 0 or ix >= nx or iy >= ny or iz >= nz:
         return -1
-    tx, dtx, stx = _axis_setup(px, ux, lo[0], sp[0], ix)
-    ty, dty, sty = _axis_setup(py, uy, lo[1], sp[1], iy)
-    tz, dtz, stz = _axis_setup(pz, uz, lo[2], sp[2], iz)
+    tx, dtx, stx, _ = _axis_setup(px, inv_ux, lo[0], sp[0], ix)
+    ty, dty, sty, _ = _axis_setup(py, inv_uy, lo[1], sp[1], iy)
+    tz, dtz, stz, _ = _axis_setup(pz, inv_uz, lo[2], sp[2], iz)
+    # the walk stops at an index of -1 or n on each axis: count the steps left instead
+    left_x = (nx - 1 - ix) if stx > 0 else ix
+    left_y = (ny - 1 - iy) if sty > 0 else iy
+    left_z = (nz - 1 - iz) if stz > 0 else iz
     t = 0.0
-    w_w = weight * muen_w
     v = (iz * ny + iy) * nx + ix
-    sv_x = stx
     sv_y = sty * nx
     sv_z = stz * nx * ny
     while True:
         if tx <= ty and tx <= tz:
-            t_next = tx
-            axis = 0
-        elif ty <= tz:
-            t_next = ty
-            axis = 1
-        else:
-            t_next = tz
-            axis = 2
-        seg = (s if t_next >= s else t_next) - t
-        if score:
-            tally[v, 0] += weight * muen_now[mat[v]] * seg
-            tally[v, 1] += w_w * seg
-        if t_next >= s:
-            return v
-        t = t_next
-        if axis == 0:
-            ix += stx
-            tx += dtx
-            v += sv_x
-            if ix < 0 or ix >= nx:
+            if tx >= s:
+                break
+            tally[v, 0] += k_med[mat[v]] * (tx - t)
+            tally[v, 1] += k_water * (tx - t)
+            t = tx
+            if left_x == 0:
                 return -1
-        elif axis == 1:
-            iy += sty
+            left_x -= 1
+            tx += dtx
+            v += stx
+        elif ty <= tz:
+            if ty >= s:
+                break
+            tally[v, 0] += k_med[mat[v]] * (ty - t)
+            tally[v, 1] += k_water * (ty - t)
+            t = ty
+            if left_y == 0:
+                return -1
+            left_y -= 1
             ty += dty
             v += sv_y
-            if iy < 0 or iy >= ny:
-                return -1
         else:
-            iz += stz
+            if tz >= s:
+                break
+            tally[v, 0] += k_med[mat[v]] * (tz - t)
+            tally[v, 1] += k_water * (tz - t)
+            t = tz
+            if left_z == 0:
+                return -1
+            left_z -= 1
             tz += dtz
             v += sv_z
-            if iz < 0 or iz >= nz:
-                return -1
+    tally[v, 0] += k_med[mat[v]] * (s - t)
+    tally[v, 1] += k_water * (s - t)
+    return v
 
 
 @njit(cache=True, inline="always")
@@ -145,12 +163,13 @@ def _sphere_distances(
 
 
 @njit(cache=True, inline="always")
-def _voxel_of(
-    px: float, py: float, pz: float, lo: np.ndarray, sp: np.ndarray, nx: int, ny: int, nz: int
+def voxel_of(
+    px: float, py: float, pz: float, lo: np.ndarray, inv_sp: np.ndarray, nx: int, ny: int, nz: int
 ) -> int:
-    ix = math.floor((px - lo[0]) / sp[0])
-    iy = math.floor((py - lo[1]) / sp[1])
-    iz = math.floor((pz - lo[2]) / sp[2])
+    """Flat index of the voxel holding the point, or -1 outside the box."""
+    ix = math.floor((px - lo[0]) * inv_sp[0])
+    iy = math.floor((py - lo[1]) * inv_sp[1])
+    iz = math.floor((pz - lo[2]) * inv_sp[2])
     if ix < 0 or iy < 0 or iz < 0 or ix >= nx or iy >= ny or iz >= nz:
         return -1
     return (iz * ny + iy) * nx + ix
@@ -188,10 +207,11 @@ def run_voxels(
     """
     state = np.empty(1, dtype=np.uint64)
     n_mat = phys.mu_rho.shape[0]
-    muen_now = np.empty(n_mat)
+    k_med = np.empty(n_mat)  # E x mu_en/rho of each medium at the current energy
     nx = shape_xyz[0]
     ny = shape_xyz[1]
     nz = shape_xyz[2]
+    inv_sp = 1.0 / sp
     has_app = app[3] > 0.0
     score = not analog
     # core of the applicator: voxels entirely inside it need no score (one voxel diagonal in)
@@ -221,40 +241,97 @@ def run_voxels(
         e_tab = -1.0
         mu_max = 0.0
         mu_app = 0.0
-        muen_w = 0.0
+        k_water = 0.0
         i = 0
         f = 0.0
+        new_direction = True
+        inv_ux = 0.0
+        inv_uy = 0.0
+        inv_uz = 0.0
         while True:
             if e != e_tab:
                 i, f = energy_index(e, phys)
-                for m in range(n_mat):
-                    muen_now[m] = lookup(phys.muen_rho, m, i, f)
-                muen_w = muen_now[water]
+                if score:
+                    for m in range(n_mat):
+                        k_med[m] = e * lookup(phys.muen_rho, m, i, f)
+                    k_water = k_med[water]
                 mu_max = mu_max_tab[i] + f * (mu_max_tab[i + 1] - mu_max_tab[i])
                 mu_app = lookup(phys.mu_rho, app_mat, i, f) * app_rho / MM_PER_CM
                 e_tab = e
-            # One flight: its length s, then the scored pieces of it, [a0, a0 + l0] and [a1, a1 + l1]
+            if score and new_direction:
+                inv_ux = _inverse(ux)
+                inv_uy = _inverse(uy)
+                inv_uz = _inverse(uz)
+                new_direction = False
+            # One flight: its length s, then the scored pieces of it, [0, l0] and [a1, a1 + l1]
             # (inside the applicator only the rim next to its surface is scored).
             leave = False
             enter = False
-            a0 = 0.0
-            a1 = 0.0
-            l1 = 0.0
             if inside:
                 s = -math.log(uniform(state)) / mu_app
                 _, t_out = _sphere_distances(px, py, pz, ux, uy, uz, app)
                 if s >= t_out:
                     s = t_out
                     leave = True
-                l0 = s
-                if app_core[3] > 0.0:
-                    c_in, c_out = _sphere_distances(px, py, pz, ux, uy, uz, app_core)
-                    if c_out < _INF:
-                        l0 = 0.0 if c_in >= _INF else min(c_in, s)
-                        if c_out < s:
-                            a1 = c_out
-                            l1 = s - c_out
-                pieces = 2 if score else 0
+                if score:
+                    l0 = s
+                    a1 = 0.0
+                    l1 = 0.0
+                    if app_core[3] > 0.0:
+                        c_in, c_out = _sphere_distances(px, py, pz, ux, uy, uz, app_core)
+                        if c_out < _INF:
+                            l0 = 0.0 if c_in >= _INF else min(c_in, s)
+                            if c_out < s:
+                                a1 = c_out
+                                l1 = s - c_out
+                    if l0 > 0.0:
+                        score_walk(
+                            px,
+                            py,
+                            pz,
+                            inv_ux,
+                            inv_uy,
+                            inv_uz,
+                            l0,
+                            lo,
+                            sp,
+                            inv_sp,
+                            nx,
+                            ny,
+                            nz,
+                            mat,
+                            k_med,
+                            k_water,
+                            tally,
+                        )
+                    if l1 > 0.0:
+                        score_walk(
+                            px + a1 * ux,
+                            py + a1 * uy,
+                            pz + a1 * uz,
+                            inv_ux,
+                            inv_uy,
+                            inv_uz,
+                            l1,
+                            lo,
+                            sp,
+                            inv_sp,
+                            nx,
+                            ny,
+                            nz,
+                            mat,
+                            k_med,
+                            k_water,
+                            tally,
+                        )
+                px += s * ux
+                py += s * uy
+                pz += s * uz
+                if leave:
+                    inside = False
+                    continue
+                m = app_mat
+                v = -1
             else:
                 s = -math.log(uniform(state)) / mu_max
                 if has_app:
@@ -262,45 +339,38 @@ def run_voxels(
                     if s >= t_in:
                         s = t_in
                         enter = True
-                l0 = s
-                pieces = 1
-            v = 0
-            for k in range(pieces):
-                a = a0 if k == 0 else a1
-                ln = l0 if k == 0 else l1
-                if ln > 0.0 or not inside:
-                    v = trace(
-                        px + a * ux,
-                        py + a * uy,
-                        pz + a * uz,
-                        ux,
-                        uy,
-                        uz,
-                        ln,
+                if score:
+                    v = score_walk(
+                        px,
+                        py,
+                        pz,
+                        inv_ux,
+                        inv_uy,
+                        inv_uz,
+                        s,
                         lo,
                         sp,
+                        inv_sp,
                         nx,
                         ny,
                         nz,
                         mat,
-                        score,
-                        e,
-                        muen_now,
-                        muen_w,
+                        k_med,
+                        k_water,
                         tally,
                     )
-            if v < 0:
-                balance[ESCAPED] += e
-                break
-            px += s * ux
-            py += s * uy
-            pz += s * uz
-            if inside:
-                if leave:
-                    inside = False
-                    continue
-                m = app_mat
-            else:
+                    px += s * ux
+                    py += s * uy
+                    pz += s * uz
+                else:
+                    # the box is convex: a flight that ends outside it has left for good
+                    px += s * ux
+                    py += s * uy
+                    pz += s * uz
+                    v = voxel_of(px, py, pz, lo, inv_sp, nx, ny, nz)
+                if v < 0:
+                    balance[ESCAPED] += e
+                    break
                 if enter:
                     inside = True
                     continue
@@ -308,12 +378,13 @@ def run_voxels(
                 if uniform(state) * mu_max > lookup(phys.mu_rho, m, i, f) * rho[v] / MM_PER_CM:
                     continue  # virtual collision
             e_out, ux, uy, uz, e_loc = interact(e, m, ux, uy, uz, phys, state)
+            new_direction = True
             e_sub = 0.0
             if 0.0 < e_out < phys.cutoff_kev:
                 e_sub = e_out
                 e_out = 0.0
             balance[DEPOSITED] += e_loc + e_sub
-            here = _voxel_of(px, py, pz, lo, sp, nx, ny, nz)
+            here = v if v >= 0 else voxel_of(px, py, pz, lo, inv_sp, nx, ny, nz)
             if here >= 0:
                 if analog:
                     tally[here, 0] += e_loc + e_sub
