@@ -10,9 +10,9 @@ lifecycle or seal failure, 422 invalid input, 429 throttled, 503 planning queue 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,13 @@ from openiort.web.auth import api_user, check_csrf, end_session, session_of, sta
 from openiort.web.downloads import dicom_zip_path, plan_json_bytes, report_pdf_path
 
 router = APIRouter(prefix="/api", tags=["api"])
+
+# Record ids are 32-bit on PostgreSQL; larger numbers are refused as invalid (422), never
+# passed to the database.
+MAX_ID = 2_147_483_647
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="case record id")]
+PlanId = Annotated[int, Path(ge=1, le=MAX_ID, description="plan record id")]
+Version = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class ErrorOut(BaseModel):
@@ -84,11 +91,11 @@ class CaseUpdateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     case: CaseModel
-    version: int = Field(ge=1)
+    version: Version
 
 
 class CaseSummaryOut(BaseModel):
-    case_id: int
+    case_id: CaseId
     patient_record_id: int
     patient_id: str
     version: int
@@ -96,7 +103,7 @@ class CaseSummaryOut(BaseModel):
     created_at: str | None
     updated_at: str | None
     updated_by: str | None
-    latest_plan_id: int | None
+    latest_plan_id: PlanId | None
     latest_plan_status: str | None
 
 
@@ -106,20 +113,20 @@ class CaseOut(CaseSummaryOut):
 
 class PlanRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(
-        default=None, ge=1, description="plan only if the case is still at this version"
+    version: Version | None = Field(
+        default=None, description="plan only if the case is still at this version"
     )
 
 
 class JobOut(BaseModel):
     job_id: str
-    case_id: int
+    case_id: CaseId
     case_version: int
     state: Literal["queued", "running", "done", "failed"]
     queue_position: int | None
     waited_s: float
     computing_s: float
-    plan_id: int | None
+    plan_id: PlanId | None
     message: str
     problems: list[str]
 
@@ -142,8 +149,8 @@ class ReviewOut(BaseModel):
 
 
 class PlanSummaryOut(BaseModel):
-    plan_id: int
-    case_id: int
+    plan_id: PlanId
+    case_id: CaseId
     version_number: int
     case_version: int | None
     status: Literal["draft", "reviewed", "approved", "delivered"]
@@ -187,7 +194,7 @@ class DeliveryIn(BaseModel):
     interrupted: bool = False
     given_time_min: float | None = None
     given_monitor_units: float | None = None
-    output_check_id: int | None = None
+    output_check_id: Version | None = None
     note: str | None = Field(default=None, max_length=4000)
 
 
@@ -215,7 +222,7 @@ class DeliveryOut(BaseModel):
 
 
 class VerifyOut(BaseModel):
-    plan_id: int
+    plan_id: PlanId
     status: str
     sealed: bool
     seal_ok: bool
@@ -337,7 +344,7 @@ def create_case(request: Request, body: CaseIn) -> dict[str, Any]:
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut, summary="One case", responses=ERRORS)
-def get_case(request: Request, case_id: int) -> dict[str, Any]:
+def get_case(request: Request, case_id: CaseId) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         api_user(request, s)
@@ -352,7 +359,7 @@ def get_case(request: Request, case_id: int) -> dict[str, Any]:
     dependencies=[Depends(check_csrf)],
     responses={**ERRORS, **CONFLICT},
 )
-def update_case(request: Request, case_id: int, body: CaseUpdateIn) -> dict[str, Any]:
+def update_case(request: Request, case_id: CaseId, body: CaseUpdateIn) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -367,7 +374,7 @@ def update_case(request: Request, case_id: int, body: CaseUpdateIn) -> dict[str,
     summary="Guideline verdicts, EBRT decision and evidence",
     responses=ERRORS,
 )
-def case_verdicts(request: Request, case_id: int) -> dict[str, Any]:
+def case_verdicts(request: Request, case_id: CaseId) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         api_user(request, s)
@@ -381,7 +388,7 @@ def case_verdicts(request: Request, case_id: int) -> dict[str, Any]:
     summary="The case's plan versions",
     responses=ERRORS,
 )
-def case_plans(request: Request, case_id: int) -> list[dict[str, Any]]:
+def case_plans(request: Request, case_id: CaseId) -> list[dict[str, Any]]:
     web = operations.web_of(request)
     with web.db() as s:
         api_user(request, s)
@@ -401,7 +408,9 @@ def case_plans(request: Request, case_id: int) -> list[dict[str, Any]]:
         503: {"model": ErrorOut, "description": "planning queue full (see Retry-After)"},
     },
 )
-def start_plan(request: Request, case_id: int, body: PlanRequestIn | None = None) -> JSONResponse:
+def start_plan(
+    request: Request, case_id: CaseId, body: PlanRequestIn | None = None
+) -> JSONResponse:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -414,7 +423,7 @@ def start_plan(request: Request, case_id: int, body: PlanRequestIn | None = None
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="A planning job", responses=ERRORS)
-def get_job(request: Request, job_id: str) -> dict[str, Any]:
+def get_job(request: Request, job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         api_user(request, s)
@@ -434,7 +443,7 @@ def get_job(request: Request, job_id: str) -> dict[str, Any]:
     description="A plan whose seal no longer matches is refused with 409.",
     responses={**ERRORS, **CONFLICT},
 )
-def get_plan(request: Request, plan_id: int) -> dict[str, Any]:
+def get_plan(request: Request, plan_id: PlanId) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -449,7 +458,7 @@ def get_plan(request: Request, plan_id: int) -> dict[str, Any]:
     dependencies=[Depends(check_csrf)],
     responses={**ERRORS, **CONFLICT},
 )
-def review_plan(request: Request, plan_id: int, body: ReviewIn) -> dict[str, Any]:
+def review_plan(request: Request, plan_id: PlanId, body: ReviewIn) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -469,7 +478,7 @@ def review_plan(request: Request, plan_id: int, body: ReviewIn) -> dict[str, Any
         429: {"model": ErrorOut, "description": "too many wrong passwords"},
     },
 )
-def approve_plan(request: Request, plan_id: int, body: ApproveIn) -> dict[str, Any]:
+def approve_plan(request: Request, plan_id: PlanId, body: ApproveIn) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -485,7 +494,7 @@ def approve_plan(request: Request, plan_id: int, body: ApproveIn) -> dict[str, A
     summary="The plan's recorded deliveries",
     responses={**ERRORS, **CONFLICT},
 )
-def list_deliveries(request: Request, plan_id: int) -> list[dict[str, Any]]:
+def list_deliveries(request: Request, plan_id: PlanId) -> list[dict[str, Any]]:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -503,7 +512,7 @@ def list_deliveries(request: Request, plan_id: int) -> list[dict[str, Any]]:
     dependencies=[Depends(check_csrf)],
     responses={**ERRORS, **CONFLICT},
 )
-def record_delivery(request: Request, plan_id: int, body: DeliveryIn) -> dict[str, Any]:
+def record_delivery(request: Request, plan_id: PlanId, body: DeliveryIn) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -517,7 +526,7 @@ def record_delivery(request: Request, plan_id: int, body: DeliveryIn) -> dict[st
     summary="Check a plan against its seal",
     responses={**ERRORS, **CONFLICT},
 )
-def verify(request: Request, plan_id: int) -> dict[str, Any]:
+def verify(request: Request, plan_id: PlanId) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -531,7 +540,7 @@ def verify(request: Request, plan_id: int) -> dict[str, Any]:
     response_class=FileResponse,
     responses={**PDF_RESPONSE, **ERRORS, **CONFLICT},
 )
-def report_pdf(request: Request, plan_id: int) -> FileResponse:
+def report_pdf(request: Request, plan_id: PlanId) -> FileResponse:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -547,7 +556,7 @@ def report_pdf(request: Request, plan_id: int) -> FileResponse:
     response_class=FileResponse,
     responses={**ZIP_RESPONSE, **ERRORS, **CONFLICT},
 )
-def dicom_zip(request: Request, plan_id: int, anonymise: bool = False) -> FileResponse:
+def dicom_zip(request: Request, plan_id: PlanId, anonymise: bool = False) -> FileResponse:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)
@@ -562,7 +571,7 @@ def dicom_zip(request: Request, plan_id: int, anonymise: bool = False) -> FileRe
     summary="The sealed plan JSON as a file",
     responses={200: {"content": {"application/json": {}}}, **ERRORS, **CONFLICT},
 )
-def plan_json_file(request: Request, plan_id: int) -> Response:
+def plan_json_file(request: Request, plan_id: PlanId) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = api_user(request, s)

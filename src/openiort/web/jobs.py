@@ -106,6 +106,7 @@ class PlanQueue:
         self._lock = threading.Lock()
         self._executor: cf.Executor | None = None
         self._finisher = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-store")
+        self._finisher_closed = False
         self._closed = False
 
     # -- life cycle ---------------------------------------------------------------------
@@ -118,8 +119,19 @@ class PlanQueue:
         return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
 
     def start(self) -> None:
-        """Start the workers and have them import the planning code before the first plan."""
+        """Start the workers and have them import the planning code before the first plan.
+
+        May follow :meth:`shutdown` (an app's lifespan can run more than once, in tests).
+        """
         with self._lock:
+            if self._executor is not None:
+                return
+            self._closed = False
+            if self._finisher_closed:
+                self._finisher = cf.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="plan-store"
+                )
+                self._finisher_closed = False
             self._executor = self._new_executor()
             if self.kind == "process":
                 for _ in range(self.workers):
@@ -133,9 +145,11 @@ class PlanQueue:
                 self._fail(job, "the server stopped before this plan was computed")
             self._pending.clear()
             executor = self._executor
+            self._executor = None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
         self._finisher.shutdown(wait=True)
+        self._finisher_closed = True
 
     # -- jobs ---------------------------------------------------------------------------
 

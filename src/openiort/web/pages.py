@@ -7,9 +7,9 @@ code in the query string (``?msg=approved``) so that no text from the request is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
@@ -45,6 +45,10 @@ from openiort.web.slices import AXES, ViewerError, legend, render_slice_png
 from openiort.web.worker import REPORT_HTML
 
 router = APIRouter(include_in_schema=False)
+
+MAX_ID = 2_147_483_647  # record ids are 32-bit on PostgreSQL
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
+PlanId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 MESSAGES = {
     "created": "Case saved.",
@@ -313,7 +317,7 @@ def _new_case_submit(request: Request, values: dict[str, str]) -> Response:
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(request: Request, case_id: int) -> Response:
+def case_page(request: Request, case_id: CaseId) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         page_user(request, s)
@@ -351,7 +355,7 @@ def _display_values(data: dict[str, Any]) -> dict[str, str]:
 
 
 @router.get("/cases/{case_id}/edit", response_class=HTMLResponse)
-def edit_case_page(request: Request, case_id: int) -> Response:
+def edit_case_page(request: Request, case_id: CaseId) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = page_user(request, s)
@@ -376,13 +380,13 @@ def edit_case_page(request: Request, case_id: int) -> Response:
 @router.post(
     "/cases/{case_id}/edit", response_class=HTMLResponse, dependencies=[Depends(check_csrf)]
 )
-async def edit_case_submit(request: Request, case_id: int) -> Response:
+async def edit_case_submit(request: Request, case_id: CaseId) -> Response:
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     return await run_in_threadpool(_edit_case_submit, request, case_id, values)
 
 
-def _edit_case_submit(request: Request, case_id: int, values: dict[str, str]) -> Response:
+def _edit_case_submit(request: Request, case_id: CaseId, values: dict[str, str]) -> Response:
     web = operations.web_of(request)
     try:
         expected = int(values.get("version", ""))
@@ -445,7 +449,7 @@ def _edit_case_submit(request: Request, case_id: int, values: dict[str, str]) ->
 
 
 @router.get("/cases/{case_id}/verdicts", response_class=HTMLResponse)
-def verdicts_page(request: Request, case_id: int) -> Response:
+def verdicts_page(request: Request, case_id: CaseId) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         page_user(request, s)
@@ -455,7 +459,7 @@ def verdicts_page(request: Request, case_id: int) -> Response:
 
 
 @router.get("/cases/{case_id}/summary", response_class=HTMLResponse)
-def patient_summary_page(request: Request, case_id: int) -> Response:
+def patient_summary_page(request: Request, case_id: CaseId) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         page_user(request, s)
@@ -468,7 +472,7 @@ def patient_summary_page(request: Request, case_id: int) -> Response:
 
 
 @router.post("/cases/{case_id}/plans", dependencies=[Depends(check_csrf)])
-def start_plan(request: Request, case_id: int, version: int | None = Form(None)) -> Response:
+def start_plan(request: Request, case_id: CaseId, version: int | None = Form(None)) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = page_user(request, s)
@@ -567,7 +571,7 @@ def _axes(volume: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _plan_context(request: Request, s: Any, user: Any, plan_id: int) -> dict[str, Any]:
+def _plan_context(request: Request, s: Any, user: Any, plan_id: PlanId) -> dict[str, Any]:
     web = operations.web_of(request)
     plan = operations.load_plan(web, s, user, plan_id)
     pj = plan.plan_json
@@ -614,7 +618,7 @@ def _plan_context(request: Request, s: Any, user: Any, plan_id: int) -> dict[str
 
 
 @router.get("/plans/{plan_id}", response_class=HTMLResponse)
-def plan_page(request: Request, plan_id: int) -> Response:
+def plan_page(request: Request, plan_id: PlanId) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = page_user(request, s)
@@ -661,13 +665,13 @@ def _delivery_entry(values: dict[str, str], technique: str) -> tuple[dict[str, A
 @router.post(
     "/plans/{plan_id}/deliveries", response_class=HTMLResponse, dependencies=[Depends(check_csrf)]
 )
-async def delivery_submit(request: Request, plan_id: int) -> Response:
+async def delivery_submit(request: Request, plan_id: PlanId) -> Response:
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     return await run_in_threadpool(_delivery_submit, request, plan_id, values)
 
 
-def _delivery_submit(request: Request, plan_id: int, values: dict[str, str]) -> Response:
+def _delivery_submit(request: Request, plan_id: PlanId, values: dict[str, str]) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = page_user(request, s)
@@ -693,7 +697,12 @@ def _delivery_submit(request: Request, plan_id: int, values: dict[str, str]) -> 
 
 
 @router.get("/plans/{plan_id}/slices/{axis}/{index}.png")
-def slice_png(request: Request, plan_id: int, axis: str, index: int) -> Response:
+def slice_png(
+    request: Request,
+    plan_id: PlanId,
+    axis: Annotated[str, Path(max_length=10)],
+    index: Annotated[int, Path(ge=0, le=100_000)],
+) -> Response:
     web = operations.web_of(request)
     if axis not in AXES:
         raise ViewerError(f"axis: one of {', '.join(AXES)}")
@@ -713,7 +722,7 @@ def slice_png(request: Request, plan_id: int, axis: str, index: int) -> Response
 @router.post("/plans/{plan_id}/review", dependencies=[Depends(check_csrf)])
 def review_submit(
     request: Request,
-    plan_id: int,
+    plan_id: PlanId,
     decision: str = Form(...),
     comment: str = Form("", max_length=4000),
 ) -> Response:
@@ -730,7 +739,7 @@ def review_submit(
 @router.post("/plans/{plan_id}/approve", dependencies=[Depends(check_csrf)])
 def approve_submit(
     request: Request,
-    plan_id: int,
+    plan_id: PlanId,
     password: str = Form(..., max_length=2000),
     comment: str = Form("", max_length=4000),
 ) -> Response:
@@ -751,7 +760,7 @@ def approve_submit(
 
 
 @router.get("/plans/{plan_id}/report.pdf")
-def report_pdf(request: Request, plan_id: int) -> Response:
+def report_pdf(request: Request, plan_id: PlanId) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = page_user(request, s)
@@ -762,7 +771,7 @@ def report_pdf(request: Request, plan_id: int) -> Response:
 
 
 @router.get("/plans/{plan_id}/report.html", response_class=HTMLResponse)
-def report_html(request: Request, plan_id: int) -> Response:
+def report_html(request: Request, plan_id: PlanId) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = page_user(request, s)
@@ -772,7 +781,7 @@ def report_html(request: Request, plan_id: int) -> Response:
 
 
 @router.get("/plans/{plan_id}/dicom.zip")
-def dicom_zip(request: Request, plan_id: int, anonymise: bool = False) -> Response:
+def dicom_zip(request: Request, plan_id: PlanId, anonymise: bool = False) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = page_user(request, s)
@@ -784,7 +793,7 @@ def dicom_zip(request: Request, plan_id: int, anonymise: bool = False) -> Respon
 
 
 @router.get("/plans/{plan_id}/plan.json")
-def plan_json(request: Request, plan_id: int) -> Response:
+def plan_json(request: Request, plan_id: PlanId) -> Response:
     web = operations.web_of(request)
     with web.db() as s:
         user = page_user(request, s)
