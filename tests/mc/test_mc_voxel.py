@@ -140,3 +140,28 @@ def test_bad_geometry_is_rejected():
     ph.material_ids[0, 0, 0] = 3
     with pytest.raises(GeometryError, match="no name"):
         build_problem(ph, monoenergetic(30.0), (0.0, 0.0, 0.0))
+
+
+def test_single_precision_kerma_tallies_match_double_precision():
+    """The plan engine sums track-length kerma per batch in float32 (speed); compare with float64.
+
+    Tolerance: a float32 sum of K positive terms is within K x 2^-24 of the exact sum (here K is
+    at most a few thousand terms per voxel and batch, so the bound is ~1e-4); 1e-5 relative on
+    voxels above 1 % of the maximum dose, where the terms are many and similar.
+    """
+    ph = box_phantom(1.5, size_mm=40.0, spacing_mm=2.0, target_margin_mm=5.0)
+    problem = build_problem(
+        ph, xray50_source(ph.shaft_direction), ph.applicator_centre_mm, ph.applicator_radius_mm
+    )
+    assert problem.tally_dtypes() == (np.float32,)
+    single = run_problem(problem, ph.grid.shape, 8.0, 20_000, seed=6, n_batches=4, workers=1)
+    problem.kerma_tally_dtype = np.float64
+    double = run_problem(problem, ph.grid.shape, 8.0, 20_000, seed=6, n_batches=4, workers=1)
+    for a, b in (
+        (single.dose_medium_gy_per_photon, double.dose_medium_gy_per_photon),
+        (single.dose_water_gy_per_photon, double.dose_water_gy_per_photon),
+    ):
+        hot = b > 0.01 * b.max()
+        assert hot.sum() > 100
+        np.testing.assert_allclose(a[hot], b[hot], rtol=1e-5)
+    np.testing.assert_array_equal(single.balance_kev, double.balance_kev)

@@ -48,6 +48,8 @@ class TransportProblem(Protocol):
 
     def tally_shapes(self) -> tuple[tuple[int, ...], ...]: ...
 
+    def tally_dtypes(self) -> tuple[type[np.floating], ...]: ...
+
     def transport(
         self,
         key: np.uint64,
@@ -90,7 +92,10 @@ def run_batch(
 ) -> tuple[tuple[FloatArray, ...], FloatArray] | None:
     """Transport one whole batch; None if ``stop`` was set before it finished."""
     key = batch_key(seed, batch)
-    tallies = tuple(np.zeros(s) for s in problem.tally_shapes())
+    tallies = tuple(
+        np.zeros(s, dtype=d)
+        for s, d in zip(problem.tally_shapes(), problem.tally_dtypes(), strict=True)
+    )
     balance = np.zeros(BALANCE_SLOTS)
     first = 0
     while first < n_histories:

@@ -42,7 +42,7 @@ class BatchAccumulator:
 
     def add(self, tallies: tuple[FloatArray, ...], balance_kev: FloatArray) -> None:
         for acc, acc2, t in zip(self.sum_x, self.sum_x2, tallies, strict=True):
-            x = t / self.histories_per_batch
+            x = np.asarray(t, dtype=np.float64) / self.histories_per_batch
             acc += x
             acc2 += x * x
         self.balance_kev += balance_kev

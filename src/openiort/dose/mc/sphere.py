@@ -54,6 +54,9 @@ class SphereProblem:
     def tally_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((self.edges_mm.size - 1,),)
 
+    def tally_dtypes(self) -> tuple[type[np.floating], ...]:
+        return (np.float64,)
+
     def transport(
         self,
         key: np.uint64,
