@@ -12,7 +12,9 @@ applicator in a cavity at its centre, 1 mm voxels (1.7 million). Prints
   prescription (dose to water in medium), its time, and the peak memory of the process.
 
 Targets (issue 3, on the 2-core machine): >= 1e6 histories/s/core, plan under 60 s, peak memory
-under 2 GB. Timings depend on what else runs on the machine; nothing here fails on time.
+under 2 GB. Timings depend on what else runs on the machine (wall clock: another job on the
+second core slows both the one-thread rates and the speed-up); nothing here fails on time.
+Results and figures before/after the speed work: src/openiort/dose/mc/VALIDATION.md.
 """
 
 from __future__ import annotations
