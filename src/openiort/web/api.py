@@ -314,11 +314,11 @@ def list_cases(request: Request) -> list[dict[str, Any]]:
     web = operations.web_of(request)
     with web.db() as s:
         api_user(request, s)
-        return [operations.case_summary(c) for c in service.list_cases(s)]
+        return [operations.case_summary(s, c) for c in service.list_cases(s)]
 
 
-def _case_out(case: Any) -> dict[str, Any]:
-    return {**operations.case_summary(case), "case": case.data}
+def _case_out(s: Any, case: Any) -> dict[str, Any]:
+    return {**operations.case_summary(s, case), "case": case.data}
 
 
 @router.post(
@@ -340,7 +340,7 @@ def create_case(request: Request, body: CaseIn) -> dict[str, Any]:
             body.patient_name,
             body.patient_birth_date,
         )
-        return _case_out(case)
+        return _case_out(s, case)
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut, summary="One case", responses=ERRORS)
@@ -348,7 +348,7 @@ def get_case(request: Request, case_id: CaseId) -> dict[str, Any]:
     web = operations.web_of(request)
     with web.db() as s:
         api_user(request, s)
-        return _case_out(service.get_case(s, case_id))
+        return _case_out(s, service.get_case(s, case_id))
 
 
 @router.put(
@@ -366,7 +366,7 @@ def update_case(request: Request, case_id: CaseId, body: CaseUpdateIn) -> dict[s
         case = operations.edit_case(
             s, user, case_id, body.version, body.case.model_dump(mode="json")
         )
-        return _case_out(case)
+        return _case_out(s, case)
 
 
 @router.get(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
@@ -73,11 +74,10 @@ class LruCache:
     """A small thread-safe least-recently-used cache (rendered images, verdicts)."""
 
     def __init__(self, size: int) -> None:
-        import threading
-
         self.size = size
         self._items: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._key_locks: dict[Any, threading.Lock] = {}
 
     def get(self, key: Any) -> Any:
         with self._lock:
@@ -85,6 +85,16 @@ class LruCache:
             if value is not None:
                 self._items.move_to_end(key)
             return value
+
+    def lock_for(self, key: Any) -> threading.Lock:
+        """A lock for computing ``key`` once when many threads miss it at the same time."""
+        with self._lock:
+            lock = self._key_locks.get(key)
+            if lock is None:
+                if len(self._key_locks) > 4 * self.size:
+                    self._key_locks.clear()  # only in-flight computations need their locks
+                lock = self._key_locks[key] = threading.Lock()
+            return lock
 
     def put(self, key: Any, value: Any) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from openiort.web.artifacts import PlanFiles
-from openiort.web.worker import WorkerOutcome, compute_plan_files, warm_up
+from openiort.web.worker import WorkerOutcome, compute_plan_files, init_process, warm_up
 
 logger = logging.getLogger("openiort.web.jobs")
 
@@ -116,7 +116,9 @@ class PlanQueue:
             return cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="plan")
         # spawn: the server's threads and open database connections never reach a worker.
         context = multiprocessing.get_context("spawn")
-        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=init_process
+        )
 
     def start(self) -> None:
         """Start the workers and have them import the planning code before the first plan.

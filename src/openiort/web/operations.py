@@ -104,8 +104,13 @@ def clinical_section(web: WebApp, case: Case) -> ClinicalSection:
     cached = web.cache.get(key)
     if isinstance(cached, ClinicalSection):
         return cached
-    section = build_clinical_section(service.case_model(case))
-    web.cache.put(key, section)
+    # One computation per case version, however many users open the case at once.
+    with web.cache.lock_for(key):
+        cached = web.cache.get(key)
+        if isinstance(cached, ClinicalSection):
+            return cached
+        section = build_clinical_section(service.case_model(case))
+        web.cache.put(key, section)
     return section
 
 
@@ -261,8 +266,8 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     }
 
 
-def case_summary(case: Case) -> dict[str, Any]:
-    latest = max(case.plans, key=lambda p: p.version_number) if case.plans else None
+def case_summary(s: Session, case: Case) -> dict[str, Any]:
+    latest = service.latest_plan(s, case.id)
     return {
         "case_id": case.id,
         "patient_record_id": case.patient_id,

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from openiort.case import CaseError, parse_case
 from openiort.clinical.summary import build_patient_summary, render_patient_summary
@@ -24,7 +25,7 @@ from openiort.records.errors import (
     LifecycleError,
     RecordsValueError,
 )
-from openiort.records.models import Case
+from openiort.records.models import Case, Plan
 from openiort.records.plan_data import planned_delivery
 from openiort.records.qa import list_qa_checks
 from openiort.records.users import authenticate
@@ -156,8 +157,9 @@ def cases_page(request: Request) -> Response:
     with web.db() as s:
         page_user(request, s)
         rows = []
+        latest_plans = _latest_plans(s)
         for case in service.list_cases(s):
-            latest = max(case.plans, key=lambda p: p.version_number) if case.plans else None
+            latest = latest_plans.get(case.id)
             rows.append(
                 {
                     "case_id": case.id,
@@ -168,14 +170,24 @@ def cases_page(request: Request) -> Response:
                     "version": case.version,
                     "updated": operations_fmt(case),
                     "updated_by": case.updated_by.username if case.updated_by else "",
-                    "plan_id": latest.id if latest else None,
-                    "plan_version": latest.version_number if latest else None,
-                    "plan_status": latest.status if latest else None,
+                    "plan_id": latest[0] if latest else None,
+                    "plan_version": latest[1] if latest else None,
+                    "plan_status": latest[2] if latest else None,
                 }
             )
         return web.render(
             request, "cases.html", {"rows": rows, "nav": "cases", "message": _message(request)}
         )
+
+
+def _latest_plans(s: Any) -> dict[int, tuple[int, int, str]]:
+    """case id -> (plan id, version, status) of its newest plan, without loading plan JSON."""
+    rows = s.execute(
+        select(Plan.case_id, Plan.id, Plan.version_number, Plan.status).order_by(
+            Plan.case_id, Plan.version_number
+        )
+    )
+    return {case_id: (pid, version, status) for case_id, pid, version, status in rows}
 
 
 def operations_fmt(case: Case) -> str:
@@ -707,9 +719,10 @@ def slice_png(
     if axis not in AXES:
         raise ViewerError(f"axis: one of {', '.join(AXES)}")
     with web.db() as s:
-        user = page_user(request, s)
-        plan = operations.load_plan(web, s, user, plan_id)
-        pid = plan.id
+        page_user(request, s)
+        # Display only, and the most frequent request: the plan must exist, but its seal is
+        # checked by the plan page and every download, not for each slice.
+        pid = service.get_plan(s, plan_id).id
     key = (pid, axis, index)
     png = web.png_cache.get(key)
     if png is None:

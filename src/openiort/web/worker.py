@@ -54,6 +54,20 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# Planning runs at a lower CPU priority than the server's requests (nice(2) increment), so
+# that pages stay quick while a plan is computed on a machine with few cores.
+PLAN_NICE_INCREMENT = 10
+
+
+def init_process() -> None:
+    """Initialiser of each planning process."""
+    import contextlib
+    import os
+
+    with contextlib.suppress(AttributeError, OSError):  # no nice() here, or not permitted
+        os.nice(PLAN_NICE_INCREMENT)
+
+
 def warm_up() -> bool:
     """Import the planning stack (numba caches, data files) before the first plan is asked."""
     import openiort.pipeline
