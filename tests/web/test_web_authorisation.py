@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from web_testkit import (
     PASSWORD,
     DemoPlan,
     api_client,
@@ -25,9 +28,6 @@ from conftest import (
     seed_plan,
     web_of,
 )
-from fastapi import FastAPI
-from fastapi.routing import APIRoute
-from fastapi.testclient import TestClient
 
 from openiort.records.roles import PERMISSIONS
 

@@ -27,7 +27,7 @@ import httpx
 import pydicom
 import pypdf
 import pytest
-from conftest import (
+from web_testkit import (
     PASSWORD,
     REPO,
     SEAL_KEY,

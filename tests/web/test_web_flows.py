@@ -19,7 +19,12 @@ from typing import Any
 import pydicom
 import pypdf
 import pytest
-from conftest import (
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import text
+from starlette.requests import Request
+from web_testkit import (
     PASSWORD,
     DemoPlan,
     api_client,
@@ -31,11 +36,6 @@ from conftest import (
     user,
     web_of,
 )
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
-from PIL import Image
-from sqlalchemy import text
-from starlette.requests import Request
 
 from openiort.records import audit
 from openiort.records.db import session_scope

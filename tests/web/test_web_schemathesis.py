@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import DemoPlan, api_client, build_app, seed_case, seed_plan
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
@@ -18,9 +17,12 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from web_testkit import DemoPlan, api_client, build_app, seed_case, seed_plan
 
 # Bounded: about 20 operations x this many examples keeps the run under a minute on 2 cores.
 MAX_EXAMPLES = 20
+# A request for a download not made yet waits for it (10-20 s on a busy 2-core machine).
+REQUEST_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +37,15 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory, demo_plan: DemoPlan) -> I
     )
     with TestClient(app):
         case_id = seed_case(app, demo_plan.case_data)
-        seed_plan(app, demo_plan, case_id, "approved")
+        approved = seed_plan(app, demo_plan, case_id, "approved")
         seed_plan(app, demo_plan, case_id, "reviewed")
         seed_plan(app, demo_plan, case_id, "draft")
+        # Make the approved plan's PDF and DICOM zip now (10-20 s each on a busy machine), so
+        # that generated requests for them are answered from the cache.
+        client = api_client(app, "view")
+        for download in ("report.pdf", "dicom.zip"):
+            r = client.get(f"/api/plans/{approved}/{download}")
+            assert r.status_code == 200
         yield app
 
 
@@ -94,6 +102,7 @@ def test_api_has_no_server_errors(
     def run(case: Any) -> None:
         case.call_and_validate(
             headers=dict(auth),
+            timeout=REQUEST_TIMEOUT_S,
             checks=[not_a_server_error, response_schema_conformance, status_code_conformance],
         )
         if method == "DELETE" and path == "/api/session":

@@ -12,9 +12,9 @@ import numpy as np
 import pypdf
 import pytest
 import typer
-from conftest import DemoPlan
 from PIL import Image
 from typer.testing import CliRunner
+from web_testkit import DemoPlan
 
 from openiort.case import Case, parse_case
 from openiort.report.html import render_report
