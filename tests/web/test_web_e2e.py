@@ -293,6 +293,23 @@ def test_enter_plan_approve_download(
     with page.expect_download() as info:
         page.click('[data-testid="download-json"]')
     assert '"seal"' in Path(info.value.path()).read_text("utf-8")
+
+    # Delivery: a console time that does not match is refused, the right one is recorded.
+    planned = float(page.locator('[data-testid="treatment-time"]').inner_text().split()[0])
+    page.fill("#d-applicator", "3")
+    page.fill("#d-time", f"{planned + 0.5:.2f}")
+    page.click('[data-testid="delivery-button"]')
+    refused = page.locator('[data-testid="delivery-errors"]')
+    assert "treatment time: entered" in refused.inner_text()
+    assert page.input_value("#d-time") == f"{planned + 0.5:.2f}"  # the entry is kept
+    _shoot(page, "web-delivery-refused.png")
+    exact_min = page.locator('[data-testid="treatment-time"]').inner_text()
+    seconds = float(re.search(r"\(([\d.]+) s\)", exact_min).group(1))  # type: ignore[union-attr]
+    minutes, rest = divmod(seconds, 60.0)
+    page.fill("#d-time", f"{int(minutes)}:{rest:04.1f}")  # as the console shows it, mm:ss.s
+    page.click('[data-testid="delivery-button"]')
+    page.wait_for_url(re.compile(r".*msg=delivered$"))
+    assert page.locator('[data-testid="plan-status"]').inner_text() == "delivered"
     assert console_errors == []
     context.close()
 

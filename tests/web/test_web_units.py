@@ -377,3 +377,26 @@ def test_serve_reports_a_bad_database(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_case_model_unchanged_for_the_form() -> None:
     # Case blocks are models; a new block needs a place in the form (caseform.BLOCKS).
     assert {b for b, _, _ in caseform.BLOCKS} == set(Case.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("raw", "minutes", "expected"),
+    [
+        ("20:08.8", True, 20 + 8.8 / 60),
+        ("20.1467", True, 20.1467),
+        ("5:00", True, 5.0),
+        ("1608", False, 1608.0),
+    ],
+)
+def test_console_numbers(raw: str, minutes: bool, expected: float) -> None:
+    from openiort.web.pages import _console_number
+
+    assert _console_number(raw, minutes) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("raw", ["20:75", "-1:00", "nan", "12:ab", "1:2:3"])
+def test_console_numbers_refused(raw: str) -> None:
+    from openiort.web.pages import _console_number
+
+    with pytest.raises(ValueError):
+        _console_number(raw, True)

@@ -640,21 +640,35 @@ def plan_page(request: Request, plan_id: PlanId) -> Response:
 DELIVERY_NUMBERS = ("time_min", "monitor_units", "energy_mev", "bevel_deg", "given")
 
 
+def _console_number(raw: str, minutes: bool) -> float:
+    """A number, or for times also ``mm:ss`` / ``mm:ss.s`` as consoles show them (in minutes)."""
+    if minutes and ":" in raw:
+        mm, ss = raw.split(":", 1)
+        m, sec = int(mm), float(ss)
+        if m < 0 or not 0 <= sec < 60:
+            raise ValueError(raw)
+        return m + sec / 60.0
+    value = float(raw)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(raw)
+    return value
+
+
 def _delivery_entry(values: dict[str, str], technique: str) -> tuple[dict[str, Any], list[str]]:
     """The console entries of the delivery form, and the values that are not numbers."""
     problems: list[str] = []
     numbers: dict[str, float | None] = {}
+    by_time = technique != "electron"
     for name in DELIVERY_NUMBERS:
         raw = values.get(name, "").strip()
         if not raw:
             numbers[name] = None
             continue
         try:
-            numbers[name] = float(raw)
+            numbers[name] = _console_number(raw, name in ("time_min", "given") and by_time)
         except ValueError:
             problems.append(f"{name.replace('_', ' ')}: {raw!r} is not a number")
     check = values.get("output_check_id", "").strip()
-    by_time = technique != "electron"
     entry: dict[str, Any] = {
         "applicator": values.get("applicator", "").strip(),
         "interrupted": values.get("interrupted") == "on",
