@@ -208,6 +208,11 @@ lazy_command(
     "db", "openiort.records.commands:db_app", "Create, migrate and check the records database."
 )
 lazy_command(
+    "serve",
+    "openiort.web.commands:serve",
+    "Serve the team's web app (cases, verdicts, plans, approval, downloads) with uvicorn.",
+)
+lazy_command(
     "commission",
     "openiort.dose.mc.commands:commission",
     "Regenerate the 50 kV applicators' depth-dose table with the Monte Carlo.",
