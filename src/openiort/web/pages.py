@@ -23,6 +23,7 @@ from openiort.records.errors import (
     ConflictError,
     DeliveryCheckError,
     LifecycleError,
+    NotFoundError,
     RecordsValueError,
 )
 from openiort.records.models import Case, Plan
@@ -736,7 +737,9 @@ def slice_png(
         page_user(request, s)
         # Display only, and the most frequent request: the plan must exist, but its seal is
         # checked by the plan page and every download, not for each slice.
-        pid = service.get_plan(s, plan_id).id
+        pid = s.scalar(select(Plan.id).where(Plan.id == plan_id))  # no plan JSON loaded
+        if pid is None:
+            raise NotFoundError(f"plan {plan_id} does not exist")
     key = (pid, axis, index)
     png = web.png_cache.get(key)
     if png is None:
