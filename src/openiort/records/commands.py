@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 from alembic import command
 from sqlalchemy import make_url
+from sqlalchemy.orm import Session
 
 from openiort.records.db import (
     alembic_config,
@@ -45,6 +47,7 @@ user_app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Create, migrate and check the records database.")
 
+T = TypeVar("T")
 DatabaseOption = Annotated[
     str | None,
     typer.Option(
@@ -64,6 +67,19 @@ def _fail(exc: Exception) -> typer.Exit:
 def _shown(url: str | None) -> str:
     """The database URL without its password."""
     return make_url(url or database_url()).render_as_string(hide_password=True)
+
+
+def _in_session(database: str | None, action: Callable[[Session], T]) -> T:
+    """Run ``action`` in one transaction on the (prepared) database; errors exit with code 2."""
+    try:
+        engine = prepare_database(database)
+        try:
+            with session_scope(engine) as s:
+                return action(s)
+        finally:
+            engine.dispose()
+    except (RecordsError, ValueError) as exc:
+        raise _fail(exc) from None
 
 
 def read_password(confirm: bool = True) -> str:
@@ -93,14 +109,9 @@ def user_add(
     """Add a user; the password is read from standard input."""
     try:
         password = read_password()
-        engine = prepare_database(database)
-        try:
-            with session_scope(engine) as s:
-                create_user(s, name, role, password)
-        finally:
-            engine.dispose()
-    except (RecordsError, ValueError) as exc:
+    except ValueError as exc:
         raise _fail(exc) from None
+    _in_session(database, lambda s: create_user(s, name, role, password))
     typer.echo(f"user {name} added with role {role}")
 
 
@@ -112,14 +123,9 @@ def user_passwd(
     """Set a user's password, read from standard input."""
     try:
         password = read_password()
-        engine = prepare_database(database)
-        try:
-            with session_scope(engine) as s:
-                set_password(s, name, password)
-        finally:
-            engine.dispose()
-    except (RecordsError, ValueError) as exc:
+    except ValueError as exc:
         raise _fail(exc) from None
+    _in_session(database, lambda s: set_password(s, name, password))
     typer.echo(f"password of {name} changed")
 
 
@@ -130,28 +136,12 @@ def user_role(
     database: DatabaseOption = None,
 ) -> None:
     """Change a user's role."""
-    try:
-        engine = prepare_database(database)
-        try:
-            with session_scope(engine) as s:
-                set_role(s, name, role)
-        finally:
-            engine.dispose()
-    except (RecordsError, ValueError) as exc:
-        raise _fail(exc) from None
+    _in_session(database, lambda s: set_role(s, name, role))
     typer.echo(f"{name} is now {role}")
 
 
 def _set_active(name: str, active: bool, database: str | None) -> None:
-    try:
-        engine = prepare_database(database)
-        try:
-            with session_scope(engine) as s:
-                set_active(s, name, active)
-        finally:
-            engine.dispose()
-    except (RecordsError, ValueError) as exc:
-        raise _fail(exc) from None
+    _in_session(database, lambda s: set_active(s, name, active))
     typer.echo(f"{name} {'enabled' if active else 'disabled'}")
 
 
@@ -176,15 +166,7 @@ def user_enable(
 @user_app.command("list")
 def user_list(database: DatabaseOption = None) -> None:
     """List users with their roles."""
-    try:
-        engine = prepare_database(database)
-        try:
-            with session_scope(engine) as s:
-                rows = [(u.username, u.role, u.active) for u in list_users(s)]
-        finally:
-            engine.dispose()
-    except (RecordsError, ValueError) as exc:
-        raise _fail(exc) from None
+    rows = _in_session(database, lambda s: [(u.username, u.role, u.active) for u in list_users(s)])
     for username, role, active in rows:
         typer.echo("\t".join([username, role] + ([] if active else ["(disabled)"])))
 
@@ -232,15 +214,7 @@ def db_status(database: DatabaseOption = None) -> None:
 @db_app.command("verify")
 def db_verify(database: DatabaseOption = None) -> None:
     """Check the seal of every approved and delivered plan; exit 1 if any fails."""
-    try:
-        engine = prepare_database(database)
-        try:
-            with session_scope(engine) as s:
-                failures = verify_all_plans(s)
-        finally:
-            engine.dispose()
-    except (RecordsError, ValueError) as exc:
-        raise _fail(exc) from None
+    failures = _in_session(database, verify_all_plans)
     for failure in failures:
         typer.echo(f"TAMPERED: {failure}", err=True)
     if failures:
