@@ -385,13 +385,23 @@ def _install_error_handlers(app: FastAPI) -> None:
             request, status, "Bad request", "the request is not valid", problems=problems
         )
 
-    @app.exception_handler(NotFoundError)
-    async def not_found(request: Request, exc: NotFoundError) -> Response:
-        return error_response(request, 404, "Not found", str(exc))
+    # Errors whose message is the whole answer: (status, page title) per exception type.
+    plain: dict[type[Exception], tuple[int, str]] = {
+        NotFoundError: (404, "Not found"),
+        ViewerError: (404, "Not found"),
+        PermissionDeniedError: (403, "Not allowed"),
+        LifecycleError: (409, "Not possible now"),
+        PlanFilesError: (409, "Plan files refused"),
+        RecordsValueError: (422, "Invalid input"),
+    }
 
-    @app.exception_handler(PermissionDeniedError)
-    async def denied(request: Request, exc: PermissionDeniedError) -> Response:
-        return error_response(request, 403, "Not allowed", str(exc))
+    async def plain_error(request: Request, exc: Exception) -> Response:
+        # The most specific registered type, as Starlette itself chose the handler.
+        status, title = next(plain[t] for t in type(exc).__mro__ if t in plain)
+        return error_response(request, status, title, str(exc))
+
+    for error_type in plain:
+        app.add_exception_handler(error_type, plain_error)
 
     @app.exception_handler(ConflictError)
     async def conflict(request: Request, exc: ConflictError) -> Response:
@@ -403,10 +413,6 @@ def _install_error_handlers(app: FastAPI) -> None:
             extra={"current_version": exc.current_version, "changed_by": exc.changed_by},
         )
 
-    @app.exception_handler(LifecycleError)
-    async def lifecycle(request: Request, exc: LifecycleError) -> Response:
-        return error_response(request, 409, "Not possible now", str(exc))
-
     @app.exception_handler(TamperedPlanError)
     async def tampered(request: Request, exc: TamperedPlanError) -> Response:
         return error_response(
@@ -417,10 +423,6 @@ def _install_error_handlers(app: FastAPI) -> None:
             template="tampered.html",
             extra={"plan_id": exc.plan_id, "tampered": True},
         )
-
-    @app.exception_handler(PlanFilesError)
-    async def files_error(request: Request, exc: PlanFilesError) -> Response:
-        return error_response(request, 409, "Plan files refused", str(exc))
 
     @app.exception_handler(CaseError)
     async def case_error(request: Request, exc: CaseError) -> Response:
@@ -437,14 +439,6 @@ def _install_error_handlers(app: FastAPI) -> None:
             "the console settings do not match the approved plan; nothing was recorded",
             problems=list(exc.mismatches),
         )
-
-    @app.exception_handler(RecordsValueError)
-    async def records_value(request: Request, exc: RecordsValueError) -> Response:
-        return error_response(request, 422, "Invalid input", str(exc))
-
-    @app.exception_handler(ViewerError)
-    async def viewer_error(request: Request, exc: ViewerError) -> Response:
-        return error_response(request, 404, "Not found", str(exc))
 
     @app.exception_handler(QueueFullError)
     async def queue_full(request: Request, exc: QueueFullError) -> Response:
