@@ -25,6 +25,9 @@ from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 
 DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAPM TG-292)
+# openiort's choice, not a published limit: the applicator sizes step by 5 mm, so a larger gap
+# means the next size would not fit and the tissue must be drawn in further than usual.
+CAVITY_GAP_WARNING_MM = 5.0
 
 
 def _devices_csv(name: str) -> list[dict[str, str]]:
@@ -167,7 +170,7 @@ def plan_xray(
             f"Second check differs from the primary time by {time.difference_pct:+.1f} % (> 5 %): "
             "do not treat until resolved"
         )
-    if case.anatomy.cavity_diameter_mm - diameter * 10 > 5:
+    if case.anatomy.cavity_diameter_mm - diameter * 10 > CAVITY_GAP_WARNING_MM:
         warnings.append(
             f"the {diameter:g} cm applicator is {case.anatomy.cavity_diameter_mm - diameter * 10:g} mm "
             "smaller than the cavity: the tissue must be drawn onto it with purse-string sutures"
