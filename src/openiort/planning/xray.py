@@ -25,8 +25,9 @@ from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 
 DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAPM TG-292)
-# openiort's choice, not a published limit: the applicator sizes step by 5 mm, so a larger gap
-# means the next size would not fit and the tissue must be drawn in further than usual.
+# openiort's choice, not a published limit: applicator sizes step by 5 mm and the largest that
+# fits is chosen, so a wider gap arises only when the cavity exceeds the 5 cm applicator by more
+# than 5 mm, and the tissue must then be drawn in further than usual.
 CAVITY_GAP_WARNING_MM = 5.0
 
 
