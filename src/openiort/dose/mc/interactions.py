@@ -14,6 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
+from openiort.dose.mc.guide import guided_search
 from openiort.dose.mc.physics import PhysArrays
 from openiort.dose.mc.rng import uniform
 
@@ -114,14 +115,10 @@ def sample_coherent(e_kev: float, m: int, phys: PhysArrays, state: np.ndarray) -
     a_max = cum[m, j_max] + (t - j_max) * (cum[m, j_max + 1] - cum[m, j_max])
     while True:
         y = uniform(state) * a_max
-        lo = 0
-        hi = j_max + 1
-        while hi - lo > 1:  # largest lo with cum[lo] <= y
-            mid = (lo + hi) >> 1
-            if cum[m, mid] <= y:
-                lo = mid
-            else:
-                hi = mid
+        # the last grid point with cum <= y, at most j_max
+        lo = guided_search(
+            cum[m], y, phys.coh_guide[m], phys.coh_guide_steps_per_unit[m], j_max + 1
+        )
         da = cum[m, lo + 1] - cum[m, lo]
         frac = (y - cum[m, lo]) / da if da > 0 else 0.0
         x2 = phys.x2_grid[lo] + frac * (phys.x2_grid[lo + 1] - phys.x2_grid[lo])

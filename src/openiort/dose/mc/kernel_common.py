@@ -7,6 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
+from openiort.dose.mc.guide import guided_search
 from openiort.dose.mc.interactions import TWO_PI, isotropic
 from openiort.dose.mc.rng import mix64, uniform
 from openiort.dose.mc.sources import SourceArrays
@@ -32,14 +33,8 @@ def sample_energy(src: SourceArrays, state: np.ndarray) -> float:
 def energy_at(src: SourceArrays, y: float) -> float:
     """Energy at cumulative probability ``y`` (inverse CDF, uniform within the bin)."""
     cdf = src.cdf
-    lo = 0
-    hi = cdf.shape[0] - 1
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if cdf[mid] <= y:
-            lo = mid
-        else:
-            hi = mid
+    steps = src.cdf_guide.shape[0] - 1  # the guide spans [0, 1]
+    lo = guided_search(cdf, y, src.cdf_guide, steps, cdf.shape[0] - 1)
     dp = cdf[lo + 1] - cdf[lo]
     frac = (y - cdf[lo]) / dp if dp > 0 else 0.5
     return src.edges_kev[lo] + frac * (src.edges_kev[lo + 1] - src.edges_kev[lo])

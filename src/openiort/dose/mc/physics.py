@@ -49,6 +49,7 @@ from openiort.dose.mc.constants import (
     ELECTRON_REST_ENERGY_KEV,
     HC_KEV_ANGSTROM,
 )
+from openiort.dose.mc.guide import guide_table
 
 FloatArray = NDArray[np.float64]
 
@@ -449,6 +450,8 @@ class PhysArrays(NamedTuple):
     inv_dx: float
     x2_grid: FloatArray  # (n_x,)
     coh_cum: FloatArray  # (n_mat, n_x)
+    coh_guide: NDArray[np.int64]  # (n_mat, n_x + 1) guide tables of coh_cum (see guide.py)
+    coh_guide_steps_per_unit: FloatArray  # (n_mat,) guide steps per unit of coh_cum
     s_ratio: FloatArray  # (n_mat, n_x)
     hc_kev_angstrom: float
     mec2_kev: float
@@ -490,6 +493,8 @@ def build_tables(
     fl_energy = np.zeros((n_mat, n_lines))
     fl_cum = np.zeros((n_mat, n_lines, n_e))
     coh_cum = np.empty((n_mat, x.size))
+    coh_guide = np.empty((n_mat, x.size + 1), dtype=np.int64)
+    coh_steps = np.empty(n_mat)
     s_ratio = np.empty((n_mat, x.size))
     for i, c in enumerate(coeffs):
         total = c.total
@@ -503,6 +508,8 @@ def build_tables(
             fl_energy[i, :k] = c.fluorescence_energy_kev
             fl_cum[i, :k] = np.cumsum(c.fluorescence_probability, axis=0)
         coh_cum[i] = c.coherent_cumulative
+        coh_guide[i] = guide_table(coh_cum[i], coh_cum[i, -1], x.size)
+        coh_steps[i] = x.size / coh_cum[i, -1]
         s_ratio[i] = c.s_ratio
     arrays = PhysArrays(
         e_min_kev=float(e[0]),
@@ -517,6 +524,8 @@ def build_tables(
         inv_dx=float((x.size - 1) / x[-1]),
         x2_grid=x**2,
         coh_cum=coh_cum,
+        coh_guide=coh_guide,
+        coh_guide_steps_per_unit=coh_steps,
         s_ratio=s_ratio,
         hc_kev_angstrom=HC_KEV_ANGSTROM,
         mec2_kev=ELECTRON_REST_ENERGY_KEV,

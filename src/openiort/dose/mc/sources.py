@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from openiort.dose.mc.guide import guide_table
 from openiort.dose.mc.physics import CUTOFF_KEV, ENERGY_MAX_KEV
 
 FloatArray = NDArray[np.float64]
@@ -27,10 +28,11 @@ class SourceError(ValueError):
 
 
 class SourceArrays(NamedTuple):
-    """What the kernels read: the energy CDF and the shadow cone."""
+    """What the kernels read: the energy CDF (with its guide table) and the shadow cone."""
 
     edges_kev: FloatArray
     cdf: FloatArray
+    cdf_guide: NDArray[np.int64]  # guide table over [0, 1], one step per bin (see guide.py)
     shadow_cos: float  # photons with u . axis > shadow_cos are blocked; > 1 means no shadow
     shadow_ux: float
     shadow_uy: float
@@ -85,13 +87,15 @@ class PointSource:
         p = np.asarray(self.probabilities, dtype=np.float64)
         cdf = np.concatenate(([0.0], np.cumsum(p) / p.sum()))
         cdf[-1] = 1.0
+        guide = guide_table(cdf, 1.0, p.size)
         if self.shadow_axis is None or self.shadow_half_angle_deg == 0:
-            return SourceArrays(edges, cdf, 2.0, 0.0, 0.0, 1.0)
+            return SourceArrays(edges, cdf, guide, 2.0, 0.0, 0.0, 1.0)
         a = np.asarray(self.shadow_axis, dtype=np.float64)
         a = a / np.linalg.norm(a)
         return SourceArrays(
             edges,
             cdf,
+            guide,
             math.cos(math.radians(self.shadow_half_angle_deg)),
             float(a[0]),
             float(a[1]),

@@ -36,6 +36,8 @@ class VoxelProblem:
     shape_xyz: NDArray[np.int64]
     mat: NDArray[np.uint8]
     rho: NDArray[np.float32]
+    rho_lo: FloatArray  # smallest density of each medium's voxels (inf if it has none)
+    rho_hi: FloatArray  # largest density of each medium's voxels (0 if it has none)
     app: FloatArray
     app_mat: int
     app_rho: float
@@ -90,6 +92,8 @@ class VoxelProblem:
             self.shape_xyz,
             self.mat,
             self.rho,
+            self.rho_lo,
+            self.rho_hi,
             self.app,
             self.app_mat,
             self.app_rho,
@@ -141,10 +145,9 @@ def build_problem(
     if radius > 0:
         mat, rho = _fill_applicator_voxels(grid, mat, rho, source_position_mm, radius)
     # majorant: the largest mu of any voxel medium at its largest density, on the energy grid
-    rho_max = np.zeros(len(specs))
     flat_mat = mat.ravel()
-    np.maximum.at(rho_max, flat_mat, rho.ravel().astype(np.float64))
-    mu_max = (tables.arrays.mu_rho * rho_max[:, None]).max(axis=0) / 10.0
+    rho_lo, rho_hi = density_bounds(flat_mat, rho.ravel(), len(specs))
+    mu_max = (tables.arrays.mu_rho * rho_hi[:, None]).max(axis=0) / 10.0
     if not np.all(mu_max > 0):
         mu_max = np.maximum(mu_max, 1e-12)  # an all-vacuum box: photons fly straight out
     lo = np.array(grid.origin_mm) - 0.5 * np.array(grid.spacing_mm)
@@ -161,6 +164,8 @@ def build_problem(
         shape_xyz=np.array(grid.shape[::-1], dtype=np.int64),
         mat=flat_mat,
         rho=rho.ravel(),
+        rho_lo=rho_lo,
+        rho_hi=rho_hi,
         app=np.array([pos[0], pos[1], pos[2], radius]),
         app_mat=names.index(app_spec.name),
         app_rho=float(app_spec.density_g_cm3),
@@ -170,6 +175,22 @@ def build_problem(
         phys=tables.arrays,
         description=f"kV MC ({source.label})",
     )
+
+
+def density_bounds(
+    mat: NDArray[np.uint8], rho: NDArray[np.float32], n_materials: int
+) -> tuple[FloatArray, FloatArray]:
+    """Smallest and largest density of each material's voxels (inf and 0 where it has none).
+
+    The kernel decides most Woodcock collisions from these bounds alone, without reading the
+    voxel's density (a cache miss in a large phantom).
+    """
+    rho64 = rho.astype(np.float64)
+    rho_lo = np.full(n_materials, np.inf)
+    rho_hi = np.zeros(n_materials)
+    np.minimum.at(rho_lo, mat, rho64)
+    np.maximum.at(rho_hi, mat, rho64)
+    return rho_lo, rho_hi
 
 
 def _fill_applicator_voxels(

@@ -188,6 +188,8 @@ def run_voxels(
     shape_xyz: np.ndarray,
     mat: np.ndarray,
     rho: np.ndarray,
+    rho_lo: np.ndarray,
+    rho_hi: np.ndarray,
     app: np.ndarray,
     app_mat: int,
     app_rho: float,
@@ -202,7 +204,8 @@ def run_voxels(
     photons in all, emitted on the batch's rotated direction lattice).
 
     ``lo``: lower corner of the box (x, y, z, mm); ``sp``: voxel size; ``shape_xyz``: (nx, ny,
-    nz); ``mat``/``rho``: flat arrays in [z, y, x] order; ``app``: (cx, cy, cz, radius_mm),
+    nz); ``mat``/``rho``: flat arrays in [z, y, x] order; ``rho_lo``/``rho_hi``: the smallest and
+    largest density of each medium's voxels; ``app``: (cx, cy, cz, radius_mm),
     radius <= 0 for no applicator; ``mu_max_tab``: majorant (1/mm) on the energy grid.
     """
     state = np.empty(1, dtype=np.uint64)
@@ -375,7 +378,13 @@ def run_voxels(
                     inside = True
                     continue
                 m = mat[v]
-                if uniform(state) * mu_max > lookup(phys.mu_rho, m, i, f) * rho[v] / MM_PER_CM:
+                # Real with probability mu(v) / mu_max. The medium's density bounds decide
+                # without reading rho[v] (a cache miss) unless the deviate falls between them.
+                y = uniform(state) * mu_max
+                mu_rho_m = lookup(phys.mu_rho, m, i, f)
+                if y > mu_rho_m * rho_hi[m] / MM_PER_CM:
+                    continue  # virtual collision
+                if y > mu_rho_m * rho_lo[m] / MM_PER_CM and y > mu_rho_m * rho[v] / MM_PER_CM:
                     continue  # virtual collision
             e_out, ux, uy, uz, e_loc = interact(e, m, ux, uy, uz, phys, state)
             new_direction = True
