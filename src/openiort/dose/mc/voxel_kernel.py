@@ -14,7 +14,8 @@ interaction in column 0 (for the energy-conservation check); it needs no walk, t
 a flight's end point is computed directly (the box is convex: a flight ending outside it has
 left it). The walk is incremental (precomputed reciprocals of the direction cosines and voxel
 sizes, steps left per axis instead of bounds tests, kerma factors E x mu_en/rho per medium
-refreshed only when the energy changes).
+refreshed only when the energy changes), and its tally additions are deferred a few steps behind
+a prefetch of their cache line (:mod:`openiort.dose.mc.tally_queue`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from openiort.dose.mc.kernel_common import (
 from openiort.dose.mc.physics import PhysArrays
 from openiort.dose.mc.rng import photon_state, uniform
 from openiort.dose.mc.sources import SourceArrays
+from openiort.dose.mc.tally_queue import QUEUE_SIZE, queue_add, queue_flush
 
 MM_PER_CM = 10.0
 _INF = 1e30
@@ -78,19 +80,24 @@ def score_walk(
     k_med: np.ndarray,
     k_water: float,
     tally: np.ndarray,
-) -> int:
+    q_voxel: np.ndarray,
+    q_value: np.ndarray,
+    queued: int,
+) -> tuple[int, int]:
     """Walk the voxels along a flight of length ``s`` from ``p`` and score its track-length
     kerma: ``k_med[mat[v]] * l`` (dose to medium) and ``k_water * l`` (dose to water) in each
-    voxel ``v`` crossed over a length ``l`` (Amanatides & Woo 1987, incremental DDA).
+    voxel ``v`` crossed over a length ``l`` (Amanatides & Woo 1987, incremental DDA). The
+    additions go through the tally queue (``q_voxel``, ``q_value``, ``queued`` additions so far).
 
     ``inv_u*`` are the reciprocals of the direction cosines (0 where a cosine is 0).
-    Returns the flat index of the voxel where the flight ends, or -1 if it leaves the box.
+    Returns the flat index of the voxel where the flight ends (-1 if it leaves the box) and the
+    new count of queued additions.
     """
     ix = math.floor((px - lo[0]) * inv_sp[0])
     iy = math.floor((py - lo[1]) * inv_sp[1])
     iz = math.floor((pz - lo[2]) * inv_sp[2])
     if ix < 0 or iy < 0 or iz < 0 or ix >= nx or iy >= ny or iz >= nz:
-        return -1
+        return -1, queued
     tx, dtx, stx, _ = _axis_setup(px, inv_ux, lo[0], sp[0], ix)
     ty, dty, sty, _ = _axis_setup(py, inv_uy, lo[1], sp[1], iy)
     tz, dtz, stz, _ = _axis_setup(pz, inv_uz, lo[2], sp[2], iz)
@@ -106,39 +113,45 @@ def score_walk(
         if tx <= ty and tx <= tz:
             if tx >= s:
                 break
-            tally[v, 0] += k_med[mat[v]] * (tx - t)
-            tally[v, 1] += k_water * (tx - t)
+            length = tx - t
+            queued = queue_add(
+                tally, q_voxel, q_value, queued, v, k_med[mat[v]] * length, k_water * length
+            )
             t = tx
             if left_x == 0:
-                return -1
+                return -1, queued
             left_x -= 1
             tx += dtx
             v += stx
         elif ty <= tz:
             if ty >= s:
                 break
-            tally[v, 0] += k_med[mat[v]] * (ty - t)
-            tally[v, 1] += k_water * (ty - t)
+            length = ty - t
+            queued = queue_add(
+                tally, q_voxel, q_value, queued, v, k_med[mat[v]] * length, k_water * length
+            )
             t = ty
             if left_y == 0:
-                return -1
+                return -1, queued
             left_y -= 1
             ty += dty
             v += sv_y
         else:
             if tz >= s:
                 break
-            tally[v, 0] += k_med[mat[v]] * (tz - t)
-            tally[v, 1] += k_water * (tz - t)
+            length = tz - t
+            queued = queue_add(
+                tally, q_voxel, q_value, queued, v, k_med[mat[v]] * length, k_water * length
+            )
             t = tz
             if left_z == 0:
-                return -1
+                return -1, queued
             left_z -= 1
             tz += dtz
             v += sv_z
-    tally[v, 0] += k_med[mat[v]] * (s - t)
-    tally[v, 1] += k_water * (s - t)
-    return v
+    length = s - t
+    queued = queue_add(tally, q_voxel, q_value, queued, v, k_med[mat[v]] * length, k_water * length)
+    return v, queued
 
 
 @njit(cache=True, inline="always")
@@ -223,6 +236,10 @@ def run_voxels(
     app_core = np.empty(4)
     app_core[:3] = app[:3]
     app_core[3] = max(app[3] - math.sqrt(sp[0] * sp[0] + sp[1] * sp[1] + sp[2] * sp[2]), 0.0)
+    # deferred tally additions (see tally_queue.py)
+    q_voxel = np.zeros(QUEUE_SIZE, dtype=np.int64)
+    q_value = np.zeros((QUEUE_SIZE, 2))
+    queued = 0
     rot = batch_rotation(key)
     offset = (
         rot[2, 2] * 0.5 + 0.5
@@ -290,7 +307,7 @@ def run_voxels(
                                 a1 = c_out
                                 l1 = s - c_out
                     if l0 > 0.0:
-                        score_walk(
+                        _, queued = score_walk(
                             px,
                             py,
                             pz,
@@ -308,9 +325,12 @@ def run_voxels(
                             k_med,
                             k_water,
                             tally,
+                            q_voxel,
+                            q_value,
+                            queued,
                         )
                     if l1 > 0.0:
-                        score_walk(
+                        _, queued = score_walk(
                             px + a1 * ux,
                             py + a1 * uy,
                             pz + a1 * uz,
@@ -328,6 +348,9 @@ def run_voxels(
                             k_med,
                             k_water,
                             tally,
+                            q_voxel,
+                            q_value,
+                            queued,
                         )
                 px += s * ux
                 py += s * uy
@@ -345,7 +368,7 @@ def run_voxels(
                         s = t_in
                         enter = True
                 if score:
-                    v = score_walk(
+                    v, queued = score_walk(
                         px,
                         py,
                         pz,
@@ -363,6 +386,9 @@ def run_voxels(
                         k_med,
                         k_water,
                         tally,
+                        q_voxel,
+                        q_value,
+                        queued,
                     )
                     px += s * ux
                     py += s * uy
@@ -400,8 +426,9 @@ def run_voxels(
                 if analog:
                     tally[here, 0] += e_loc + e_sub
                 elif e_sub > 0.0:  # in kerma-tally units (E x 10 / rho), see scoring.py
-                    tally[here, 0] += e_sub * MM_PER_CM / (app_rho if inside else rho[here])
-                    tally[here, 1] += e_sub * MM_PER_CM / (app_rho if inside else rho[here])
+                    kerma = e_sub * MM_PER_CM / (app_rho if inside else rho[here])
+                    queued = queue_add(tally, q_voxel, q_value, queued, here, kerma, kerma)
             if e_out == 0.0:
                 break
             e = e_out
+    queue_flush(tally, q_voxel, q_value, queued)
