@@ -33,17 +33,20 @@ from openiort.dose.mc.voxel import build_problem, run_problem
 from openiort.dose.mc.xray_source import xray50_source
 
 TARGET_UNC = 0.02
+REPEATS = 7  # per-core rates: best (least disturbed by neighbours) and median of these
 
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
 
 
-def per_core_rate(problem, histories: int, repeats: int = 5) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def per_core_rate(problem, histories: int, repeats: int = REPEATS) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """Best and median histories per CPU-second of the one thread that runs the batch.
 
     Thread CPU time, not wall clock: time the scheduler gives to other processes is not
-    counted (a busy neighbour still slows the thread through the shared cache and memory).
+    counted. A neighbour that loads the shared cache and memory still slows the thread (on the
+    2-core machine the same run varies by up to 40 % from one minute to the next), so the best
+    of several runs is the figure for the code and the median the figure for the moment.
     """
     rates = []
     for r in range(repeats):
@@ -75,11 +78,11 @@ def main() -> None:
     analog_best, analog_median = per_core_rate(analog, 300_000)
     print(
         "histories/s/core, track-length scoring (D_m,m + D_w,m): "
-        f"{tle_best:,.0f} (best of 5; median {tle_median:,.0f})"
+        f"{tle_best:,.0f} (best of {REPEATS}; median {tle_median:,.0f})"
     )
     print(
         "histories/s/core, transport only (analog scoring):      "
-        f"{analog_best:,.0f} (best of 5; median {analog_median:,.0f})"
+        f"{analog_best:,.0f} (best of {REPEATS}; median {analog_median:,.0f})"
     )
 
     n = 2_000_000

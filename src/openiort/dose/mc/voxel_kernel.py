@@ -164,6 +164,8 @@ def _sphere_distances(
     dz = pz - app[2]
     b = dx * ux + dy * uy + dz * uz
     c = dx * dx + dy * dy + dz * dz - app[3] * app[3]
+    if c > 0.0 and b >= 0.0:
+        return _INF, _INF  # outside and heading away (saves the square root)
     disc = b * b - c
     if disc <= 0.0:
         return _INF, _INF
