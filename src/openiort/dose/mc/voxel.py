@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from openiort.anatomy.phantom import Phantom
+from openiort.dose.mc.majorant import MajorantCells, majorant_cells
 from openiort.dose.mc.physics import (
     MaterialDataError,
     PhysArrays,
@@ -41,7 +42,7 @@ class VoxelProblem:
     app: FloatArray
     app_mat: int
     app_rho: float
-    mu_max_tab: FloatArray
+    cells: MajorantCells  # regional majorants for delta tracking (majorant.py)
     water: int
     analog: bool
     phys: PhysArrays
@@ -97,7 +98,11 @@ class VoxelProblem:
             self.app,
             self.app_mat,
             self.app_rho,
-            self.mu_max_tab,
+            self.cells.cell_class,
+            self.cells.class_start,
+            self.cells.class_members,
+            self.cells.shape_xyz,
+            self.cells.cell_mm,
             self.water,
             self.analog,
             self.phys,
@@ -144,12 +149,9 @@ def build_problem(
         raise GeometryError(f"applicator radius must be >= 0, got {radius}")
     if radius > 0:
         mat, rho = _fill_applicator_voxels(grid, mat, rho, source_position_mm, radius)
-    # majorant: the largest mu of any voxel medium at its largest density, on the energy grid
+    # density bounds per medium (the Woodcock decisions and the regional majorants use them)
     flat_mat = mat.ravel()
     rho_lo, rho_hi = density_bounds(flat_mat, rho.ravel(), len(specs))
-    mu_max = (tables.arrays.mu_rho * rho_hi[:, None]).max(axis=0) / 10.0
-    if not np.all(mu_max > 0):
-        mu_max = np.maximum(mu_max, 1e-12)  # an all-vacuum box: photons fly straight out
     lo = np.array(grid.origin_mm) - 0.5 * np.array(grid.spacing_mm)
     pos = np.asarray(source_position_mm, dtype=np.float64)
     hi = lo + np.array(grid.spacing_mm) * np.array(grid.shape[::-1])
@@ -169,7 +171,9 @@ def build_problem(
         app=np.array([pos[0], pos[1], pos[2], radius]),
         app_mat=names.index(app_spec.name),
         app_rho=float(app_spec.density_g_cm3),
-        mu_max_tab=np.ascontiguousarray(mu_max),
+        cells=majorant_cells(
+            mat, tables.arrays.mu_rho, rho_hi, np.array(grid.spacing_mm, dtype=np.float64)
+        ),
         water=names.index("water"),
         analog=analog,
         phys=tables.arrays,
@@ -205,7 +209,7 @@ def _fill_applicator_voxels(
     Inside the sphere the kernel tracks the applicator analytically; the voxel media there only
     matter for the parts of surface voxels that lie outside the sphere, which are tissue (or
     whatever surrounds the applicator), not applicator plastic. This also keeps the plastic's
-    density out of the Woodcock majorant.
+    density out of the Woodcock majorants.
     """
     r = grid.distance_from_mm(centre_mm)
     inside = r < radius_mm

@@ -3,8 +3,9 @@
 Geometry: a box of voxels (material index and mass density per voxel; vacuum outside the
 box) and, optionally, a sphere of applicator material centred on the source. Inside the
 sphere photons are tracked exactly in its homogeneous medium; outside it Woodcock (delta)
-tracking samples tentative collisions against the largest attenuation coefficient of the
-voxel media, and a tentative collision is real with probability mu(voxel) / mu_max.
+tracking samples tentative collisions against regional majorants (the largest attenuation
+coefficient of the media in each cell of 8^3 voxels, :mod:`openiort.dose.mc.majorant`), and a
+tentative collision is real with probability mu(voxel) / majorant.
 
 Scoring: the path of every flight is traced through the voxels (Amanatides & Woo 1987
 traversal) and each voxel collects the track-length kerma estimator for the dose to its
@@ -21,6 +22,7 @@ a prefetch of their cache line (:mod:`openiort.dose.mc.tally_queue`).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -34,6 +36,7 @@ from openiort.dose.mc.kernel_common import (
     batch_rotation,
     emit_stratified,
 )
+from openiort.dose.mc.majorant import tentative_flight
 from openiort.dose.mc.physics import PhysArrays
 from openiort.dose.mc.rng import photon_state, uniform
 from openiort.dose.mc.sources import SourceArrays
@@ -190,10 +193,28 @@ def voxel_of(
     return (iz * ny + iy) * nx + ix
 
 
+class Workspace(NamedTuple):
+    """Work arrays of the photon loop, allocated outside it (it runs without numba's runtime)."""
+
+    state: np.ndarray  # the photon's random-stream state
+    k_med: np.ndarray  # (n_materials,)
+    inv_sp: np.ndarray  # 1 / voxel size
+    inv_cell_mm: np.ndarray  # 1 / majorant cell size
+    mu_class: np.ndarray  # (n_classes,)
+    class_epoch: np.ndarray  # (n_classes,)
+    app_core: np.ndarray  # the applicator sphere less one voxel diagonal
+    q_voxel: np.ndarray  # tally queue
+    q_value: np.ndarray
+    rot: np.ndarray  # the batch's rotation of the direction lattice
+
+
 # error_model='numpy': no zero-division checks on the hot path (every divisor is guarded
-# or positive by construction); about 7 % faster, identical results.
-@njit(cache=True, nogil=True, error_model="numpy")
-def run_voxels(
+# or positive by construction); about 7 % faster, identical results. _nrt=False: no reference
+# counting of arrays (numba's runtime otherwise increments and decrements the counts of the
+# arrays handed to inlined helpers, atomically, inside the loops: measured 15-40 % of the
+# time); the caller allocates every work array.
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)  # type: ignore[call-overload]
+def _transport(
     key: np.uint64,
     first: int,
     stop: int,
@@ -210,39 +231,37 @@ def run_voxels(
     app: np.ndarray,
     app_mat: int,
     app_rho: float,
-    mu_max_tab: np.ndarray,
+    cell_class: np.ndarray,
+    class_start: np.ndarray,
+    class_members: np.ndarray,
+    cell_shape: np.ndarray,
+    cell_mm: np.ndarray,
     water: int,
     analog: bool,
     phys: PhysArrays,
     tally: np.ndarray,
     balance: np.ndarray,
+    work: Workspace,
 ) -> None:
-    """Transport photons ``first`` to ``stop - 1`` of the batch with ``key`` (``batch_size``
-    photons in all, emitted on the batch's rotated direction lattice).
-
-    ``lo``: lower corner of the box (x, y, z, mm); ``sp``: voxel size; ``shape_xyz``: (nx, ny,
-    nz); ``mat``/``rho``: flat arrays in [z, y, x] order; ``rho_lo``/``rho_hi``: the smallest and
-    largest density of each medium's voxels; ``app``: (cx, cy, cz, radius_mm),
-    radius <= 0 for no applicator; ``mu_max_tab``: majorant (1/mm) on the energy grid.
-    """
-    state = np.empty(1, dtype=np.uint64)
+    """The photon loop of :func:`run_voxels` (same arguments, plus its work arrays)."""
+    state = work.state
+    k_med = work.k_med  # E x mu_en/rho of each medium at the current energy
+    inv_sp = work.inv_sp
+    inv_cell_mm = work.inv_cell_mm
+    mu_class = work.mu_class  # majorant of each cell class at the current energy
+    class_epoch = work.class_epoch
+    app_core = work.app_core
+    q_voxel = work.q_voxel  # deferred tally additions (see tally_queue.py)
+    q_value = work.q_value
+    rot = work.rot
     n_mat = phys.mu_rho.shape[0]
-    k_med = np.empty(n_mat)  # E x mu_en/rho of each medium at the current energy
     nx = shape_xyz[0]
     ny = shape_xyz[1]
     nz = shape_xyz[2]
-    inv_sp = 1.0 / sp
     has_app = app[3] > 0.0
     score = not analog
-    # core of the applicator: voxels entirely inside it need no score (one voxel diagonal in)
-    app_core = np.empty(4)
-    app_core[:3] = app[:3]
-    app_core[3] = max(app[3] - math.sqrt(sp[0] * sp[0] + sp[1] * sp[1] + sp[2] * sp[2]), 0.0)
-    # deferred tally additions (see tally_queue.py)
-    q_voxel = np.zeros(QUEUE_SIZE, dtype=np.int64)
-    q_value = np.zeros((QUEUE_SIZE, 2))
+    epoch = -1  # one epoch per photon energy: class majorants are computed on first use
     queued = 0
-    rot = batch_rotation(key)
     offset = (
         rot[2, 2] * 0.5 + 0.5
     )  # uniform on (0, 1) for a uniform rotation: the energy lattice shift
@@ -263,7 +282,6 @@ def run_voxels(
             ddz = pz - app[2]
             inside = ddx * ddx + ddy * ddy + ddz * ddz < app[3] * app[3]
         e_tab = -1.0
-        mu_max = 0.0
         mu_app = 0.0
         k_water = 0.0
         i = 0
@@ -279,10 +297,10 @@ def run_voxels(
                     for m in range(n_mat):
                         k_med[m] = e * lookup(phys.muen_rho, m, i, f)
                     k_water = k_med[water]
-                mu_max = mu_max_tab[i] + f * (mu_max_tab[i + 1] - mu_max_tab[i])
                 mu_app = lookup(phys.mu_rho, app_mat, i, f) * app_rho / MM_PER_CM
                 e_tab = e
-            if score and new_direction:
+                epoch += 1
+            if new_direction:
                 inv_ux = _inverse(ux)
                 inv_uy = _inverse(uy)
                 inv_uz = _inverse(uz)
@@ -363,12 +381,36 @@ def run_voxels(
                 m = app_mat
                 v = -1
             else:
-                s = -math.log(uniform(state)) / mu_max
+                t_in = _INF
                 if has_app:
                     t_in, _ = _sphere_distances(px, py, pz, ux, uy, uz, app)
-                    if s >= t_in:
-                        s = t_in
-                        enter = True
+                s, mu_local = tentative_flight(
+                    px,
+                    py,
+                    pz,
+                    inv_ux,
+                    inv_uy,
+                    inv_uz,
+                    -math.log(uniform(state)),
+                    t_in,
+                    lo,
+                    cell_mm,
+                    inv_cell_mm,
+                    cell_shape,
+                    cell_class,
+                    epoch,
+                    mu_class,
+                    class_epoch,
+                    class_start,
+                    class_members,
+                    rho_hi,
+                    phys.mu_rho,
+                    i,
+                    f,
+                )
+                if s >= t_in:
+                    s = t_in
+                    enter = True
                 if score:
                     v, queued = score_walk(
                         px,
@@ -408,9 +450,9 @@ def run_voxels(
                     inside = True
                     continue
                 m = mat[v]
-                # Real with probability mu(v) / mu_max. The medium's density bounds decide
+                # Real with probability mu(v) / mu_local. The medium's density bounds decide
                 # without reading rho[v] (a cache miss) unless the deviate falls between them.
-                y = uniform(state) * mu_max
+                y = uniform(state) * mu_local
                 mu_rho_m = lookup(phys.mu_rho, m, i, f)
                 if y > mu_rho_m * rho_hi[m] / MM_PER_CM:
                     continue  # virtual collision
@@ -434,3 +476,89 @@ def run_voxels(
                 break
             e = e_out
     queue_flush(tally, q_voxel, q_value, queued)
+
+
+@njit(cache=True, nogil=True)
+def run_voxels(
+    key: np.uint64,
+    first: int,
+    stop: int,
+    batch_size: int,
+    src: SourceArrays,
+    src_pos: np.ndarray,
+    lo: np.ndarray,
+    sp: np.ndarray,
+    shape_xyz: np.ndarray,
+    mat: np.ndarray,
+    rho: np.ndarray,
+    rho_lo: np.ndarray,
+    rho_hi: np.ndarray,
+    app: np.ndarray,
+    app_mat: int,
+    app_rho: float,
+    cell_class: np.ndarray,
+    class_start: np.ndarray,
+    class_members: np.ndarray,
+    cell_shape: np.ndarray,
+    cell_mm: np.ndarray,
+    water: int,
+    analog: bool,
+    phys: PhysArrays,
+    tally: np.ndarray,
+    balance: np.ndarray,
+) -> None:
+    """Transport photons ``first`` to ``stop - 1`` of the batch with ``key`` (``batch_size``
+    photons in all, emitted on the batch's rotated direction lattice).
+
+    ``lo``: lower corner of the box (x, y, z, mm); ``sp``: voxel size; ``shape_xyz``: (nx, ny,
+    nz); ``mat``/``rho``: flat arrays in [z, y, x] order; ``rho_lo``/``rho_hi``: the smallest and
+    largest density of each medium's voxels; ``app``: (cx, cy, cz, radius_mm),
+    radius <= 0 for no applicator; ``cell_*``, ``class_*``: the regional majorants
+    (:func:`openiort.dose.mc.majorant.majorant_cells`).
+    """
+    n_classes = class_start.shape[0] - 1
+    # core of the applicator: voxels entirely inside it need no score (one voxel diagonal in)
+    app_core = np.empty(4)
+    app_core[:3] = app[:3]
+    app_core[3] = max(app[3] - math.sqrt(sp[0] * sp[0] + sp[1] * sp[1] + sp[2] * sp[2]), 0.0)
+    work = Workspace(
+        np.empty(1, dtype=np.uint64),
+        np.empty(phys.mu_rho.shape[0]),
+        1.0 / sp,
+        1.0 / cell_mm,
+        np.zeros(n_classes),
+        np.full(n_classes, -1, dtype=np.int64),
+        app_core,
+        np.zeros(QUEUE_SIZE, dtype=np.int64),
+        np.zeros((QUEUE_SIZE, 2)),
+        batch_rotation(key),
+    )
+    _transport(
+        key,
+        first,
+        stop,
+        batch_size,
+        src,
+        src_pos,
+        lo,
+        sp,
+        shape_xyz,
+        mat,
+        rho,
+        rho_lo,
+        rho_hi,
+        app,
+        app_mat,
+        app_rho,
+        cell_class,
+        class_start,
+        class_members,
+        cell_shape,
+        cell_mm,
+        water,
+        analog,
+        phys,
+        tally,
+        balance,
+        work,
+    )
