@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from openiort.dose.mc.dda import axis_setup
 from openiort.dose.mc.interactions import lookup
 
 CELL_VOXELS = 8  # cell edge in voxels: majorants local enough, few cell steps per flight
@@ -88,38 +90,29 @@ def majorant_cells(
     )
 
 
+class ClassMajorants(NamedTuple):
+    """The kernel's view of the cell classes: members, and majorants cached per energy."""
+
+    mu_class: np.ndarray  # (n_classes,) majorant (1/mm) at the energy of class_epoch
+    class_epoch: np.ndarray  # (n_classes,) energy epoch each majorant was computed for
+    class_start: np.ndarray
+    class_members: np.ndarray
+    rho_hi: np.ndarray  # largest density of each material
+    mu_rho: np.ndarray  # (n_materials, n_energies) cm^2/g
+
+
 @njit(cache=True, inline="always")
-def class_majorant(
-    k: int,
-    epoch: int,
-    mu_class: np.ndarray,
-    class_epoch: np.ndarray,
-    class_start: np.ndarray,
-    class_members: np.ndarray,
-    rho_hi: np.ndarray,
-    mu_rho: np.ndarray,
-    i: int,
-    f: float,
-) -> float:
+def class_majorant(k: int, epoch: int, c: ClassMajorants, i: int, f: float) -> float:
     """Majorant (1/mm) of class ``k`` at the energy of grid index ``i`` and weight ``f``;
     computed once per ``epoch`` (one epoch per photon energy)."""
-    if class_epoch[k] != epoch:
+    if c.class_epoch[k] != epoch:
         mu = 0.0
-        for j in range(class_start[k], class_start[k + 1]):
-            m = class_members[j]
-            mu = max(mu, lookup(mu_rho, m, i, f) * rho_hi[m] / MM_PER_CM)
-        mu_class[k] = mu
-        class_epoch[k] = epoch
-    return mu_class[k]
-
-
-@njit(cache=True, inline="always")
-def _cell_axis(p: float, inv_u: float, lo: float, d: float, i: int) -> tuple[float, float, int]:
-    if inv_u > 0.0:
-        return (lo + (i + 1) * d - p) * inv_u, d * inv_u, 1
-    if inv_u < 0.0:
-        return (lo + i * d - p) * inv_u, -d * inv_u, -1
-    return 1e300, 1e300, 0
+        for j in range(c.class_start[k], c.class_start[k + 1]):
+            m = c.class_members[j]
+            mu = max(mu, lookup(c.mu_rho, m, i, f) * c.rho_hi[m] / MM_PER_CM)
+        c.mu_class[k] = mu
+        c.class_epoch[k] = epoch
+    return c.mu_class[k]
 
 
 @njit(cache=True, inline="always")
@@ -138,12 +131,7 @@ def tentative_flight(
     cell_shape: np.ndarray,
     cell_class: np.ndarray,
     epoch: int,
-    mu_class: np.ndarray,
-    class_epoch: np.ndarray,
-    class_start: np.ndarray,
-    class_members: np.ndarray,
-    rho_hi: np.ndarray,
-    mu_rho: np.ndarray,
+    majorants: ClassMajorants,
     i: int,
     f: float,
 ) -> tuple[float, float]:
@@ -155,10 +143,8 @@ def tentative_flight(
     the cells (and so the box) first.
     """
     limit = min(cap, LEFT_THE_BOX_MM)
-    if class_start.shape[0] == 2:  # one class: one majorant, no walk through the cells
-        mu = class_majorant(
-            0, epoch, mu_class, class_epoch, class_start, class_members, rho_hi, mu_rho, i, f
-        )
+    if majorants.class_start.shape[0] == 2:  # one class: one majorant, no walk through cells
+        mu = class_majorant(0, epoch, majorants, i, f)
         if tau < mu * limit:
             return tau / mu, mu
         return limit, 0.0
@@ -168,15 +154,12 @@ def tentative_flight(
     ix = min(max(math.floor((px - lo[0]) * inv_cell_mm[0]), 0), ncx - 1)
     iy = min(max(math.floor((py - lo[1]) * inv_cell_mm[1]), 0), ncy - 1)
     iz = min(max(math.floor((pz - lo[2]) * inv_cell_mm[2]), 0), ncz - 1)
-    tx, dtx, stx = _cell_axis(px, inv_ux, lo[0], cell_mm[0], ix)
-    ty, dty, sty = _cell_axis(py, inv_uy, lo[1], cell_mm[1], iy)
-    tz, dtz, stz = _cell_axis(pz, inv_uz, lo[2], cell_mm[2], iz)
+    tx, dtx, stx = axis_setup(px, inv_ux, lo[0], cell_mm[0], ix)
+    ty, dty, sty = axis_setup(py, inv_uy, lo[1], cell_mm[1], iy)
+    tz, dtz, stz = axis_setup(pz, inv_uz, lo[2], cell_mm[2], iz)
     t = 0.0
     while True:
-        k = cell_class[(iz * ncy + iy) * ncx + ix]
-        mu = class_majorant(
-            k, epoch, mu_class, class_epoch, class_start, class_members, rho_hi, mu_rho, i, f
-        )
+        mu = class_majorant(cell_class[(iz * ncy + iy) * ncx + ix], epoch, majorants, i, f)
         end = min(tx, ty, tz, cap)
         if tau < mu * (end - t):
             return t + tau / mu, mu

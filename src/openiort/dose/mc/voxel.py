@@ -20,7 +20,7 @@ from openiort.dose.mc.runner import run_batches
 from openiort.dose.mc.scoring import DEPOSIT_TALLY_TO_GY_MM3, KERMA_TALLY_TO_GY_MM3
 from openiort.dose.mc.sources import PointSource, SourceArrays
 from openiort.dose.mc.sphere import GeometryError
-from openiort.dose.mc.voxel_kernel import run_voxels
+from openiort.dose.mc.voxel_kernel import new_workspace, run_voxels
 from openiort.grid import Grid
 
 FloatArray = NDArray[np.float64]
@@ -108,6 +108,14 @@ class VoxelProblem:
             self.phys,
             tallies[0],
             balance,
+            new_workspace(
+                key,
+                self.phys.mu_rho.shape[0],
+                self.cells.class_start.size - 1,
+                self.sp,
+                self.cells.cell_mm,
+                self.app,
+            ),
         )
 
 

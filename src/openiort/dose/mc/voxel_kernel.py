@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from openiort.dose.mc.dda import axis_setup, reciprocal
 from openiort.dose.mc.interactions import energy_index, interact, lookup
 from openiort.dose.mc.kernel_common import (
     BLOCKED,
@@ -36,7 +37,7 @@ from openiort.dose.mc.kernel_common import (
     batch_rotation,
     emit_stratified,
 )
-from openiort.dose.mc.majorant import tentative_flight
+from openiort.dose.mc.majorant import ClassMajorants, tentative_flight
 from openiort.dose.mc.physics import PhysArrays
 from openiort.dose.mc.rng import photon_state, uniform
 from openiort.dose.mc.sources import SourceArrays
@@ -44,24 +45,6 @@ from openiort.dose.mc.tally_queue import QUEUE_SIZE, queue_add, queue_flush
 
 MM_PER_CM = 10.0
 _INF = 1e30
-
-
-@njit(cache=True, inline="always")
-def _axis_setup(
-    p: float, inv_u: float, lo: float, d: float, i: int
-) -> tuple[float, float, int, bool]:
-    """Distance to the next boundary, distance between boundaries, step and whether the
-    axis moves at all (``inv_u`` is 1/u, or 0 for a direction parallel to the planes)."""
-    if inv_u > 0.0:
-        return (lo + (i + 1) * d - p) * inv_u, d * inv_u, 1, True
-    if inv_u < 0.0:
-        return (lo + i * d - p) * inv_u, -d * inv_u, -1, True
-    return _INF, _INF, 0, False
-
-
-@njit(cache=True, inline="always")
-def _inverse(u: float) -> float:
-    return 1.0 / u if u != 0.0 else 0.0
 
 
 @njit(cache=True, inline="always")
@@ -101,9 +84,9 @@ def score_walk(
     iz = math.floor((pz - lo[2]) * inv_sp[2])
     if ix < 0 or iy < 0 or iz < 0 or ix >= nx or iy >= ny or iz >= nz:
         return -1, queued
-    tx, dtx, stx, _ = _axis_setup(px, inv_ux, lo[0], sp[0], ix)
-    ty, dty, sty, _ = _axis_setup(py, inv_uy, lo[1], sp[1], iy)
-    tz, dtz, stz, _ = _axis_setup(pz, inv_uz, lo[2], sp[2], iz)
+    tx, dtx, stx = axis_setup(px, inv_ux, lo[0], sp[0], ix)
+    ty, dty, sty = axis_setup(py, inv_uy, lo[1], sp[1], iy)
+    tz, dtz, stz = axis_setup(pz, inv_uz, lo[2], sp[2], iz)
     # the walk stops at an index of -1 or n on each axis: count the steps left instead
     left_x = (nx - 1 - ix) if stx > 0 else ix
     left_y = (ny - 1 - iy) if sty > 0 else iy
@@ -212,9 +195,9 @@ class Workspace(NamedTuple):
 # or positive by construction); about 7 % faster, identical results. _nrt=False: no reference
 # counting of arrays (numba's runtime otherwise increments and decrements the counts of the
 # arrays handed to inlined helpers, atomically, inside the loops: measured 15-40 % of the
-# time); the caller allocates every work array.
+# time); the caller allocates every work array (new_workspace).
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)  # type: ignore[call-overload]
-def _transport(
+def run_voxels(
     key: np.uint64,
     first: int,
     stop: int,
@@ -243,13 +226,22 @@ def _transport(
     balance: np.ndarray,
     work: Workspace,
 ) -> None:
-    """The photon loop of :func:`run_voxels` (same arguments, plus its work arrays)."""
+    """Transport photons ``first`` to ``stop - 1`` of the batch with ``key`` (``batch_size``
+    photons in all, emitted on the batch's rotated direction lattice).
+
+    ``lo``: lower corner of the box (x, y, z, mm); ``sp``: voxel size; ``shape_xyz``: (nx, ny,
+    nz); ``mat``/``rho``: flat arrays in [z, y, x] order; ``rho_lo``/``rho_hi``: the smallest and
+    largest density of each medium's voxels; ``app``: (cx, cy, cz, radius_mm),
+    radius <= 0 for no applicator; ``cell_*``, ``class_*``: the regional majorants
+    (:func:`openiort.dose.mc.majorant.majorant_cells`); ``work``: from :func:`new_workspace`.
+    """
     state = work.state
     k_med = work.k_med  # E x mu_en/rho of each medium at the current energy
     inv_sp = work.inv_sp
     inv_cell_mm = work.inv_cell_mm
-    mu_class = work.mu_class  # majorant of each cell class at the current energy
-    class_epoch = work.class_epoch
+    majorants = ClassMajorants(
+        work.mu_class, work.class_epoch, class_start, class_members, rho_hi, phys.mu_rho
+    )
     app_core = work.app_core
     q_voxel = work.q_voxel  # deferred tally additions (see tally_queue.py)
     q_value = work.q_value
@@ -301,9 +293,9 @@ def _transport(
                 e_tab = e
                 epoch += 1
             if new_direction:
-                inv_ux = _inverse(ux)
-                inv_uy = _inverse(uy)
-                inv_uz = _inverse(uz)
+                inv_ux = reciprocal(ux)
+                inv_uy = reciprocal(uy)
+                inv_uz = reciprocal(uz)
                 new_direction = False
             # One flight: its length s, then the scored pieces of it, [0, l0] and [a1, a1 + l1]
             # (inside the applicator only the rim next to its surface is scored).
@@ -399,12 +391,7 @@ def _transport(
                     cell_shape,
                     cell_class,
                     epoch,
-                    mu_class,
-                    class_epoch,
-                    class_start,
-                    class_members,
-                    rho_hi,
-                    phys.mu_rho,
+                    majorants,
                     i,
                     f,
                 )
@@ -478,87 +465,27 @@ def _transport(
     queue_flush(tally, q_voxel, q_value, queued)
 
 
-@njit(cache=True, nogil=True)
-def run_voxels(
+def new_workspace(
     key: np.uint64,
-    first: int,
-    stop: int,
-    batch_size: int,
-    src: SourceArrays,
-    src_pos: np.ndarray,
-    lo: np.ndarray,
+    n_materials: int,
+    n_classes: int,
     sp: np.ndarray,
-    shape_xyz: np.ndarray,
-    mat: np.ndarray,
-    rho: np.ndarray,
-    rho_lo: np.ndarray,
-    rho_hi: np.ndarray,
-    app: np.ndarray,
-    app_mat: int,
-    app_rho: float,
-    cell_class: np.ndarray,
-    class_start: np.ndarray,
-    class_members: np.ndarray,
-    cell_shape: np.ndarray,
     cell_mm: np.ndarray,
-    water: int,
-    analog: bool,
-    phys: PhysArrays,
-    tally: np.ndarray,
-    balance: np.ndarray,
-) -> None:
-    """Transport photons ``first`` to ``stop - 1`` of the batch with ``key`` (``batch_size``
-    photons in all, emitted on the batch's rotated direction lattice).
-
-    ``lo``: lower corner of the box (x, y, z, mm); ``sp``: voxel size; ``shape_xyz``: (nx, ny,
-    nz); ``mat``/``rho``: flat arrays in [z, y, x] order; ``rho_lo``/``rho_hi``: the smallest and
-    largest density of each medium's voxels; ``app``: (cx, cy, cz, radius_mm),
-    radius <= 0 for no applicator; ``cell_*``, ``class_*``: the regional majorants
-    (:func:`openiort.dose.mc.majorant.majorant_cells`).
-    """
-    n_classes = class_start.shape[0] - 1
+    app: np.ndarray,
+) -> Workspace:
+    """Work arrays for one call of :func:`run_voxels` on the batch with ``key``."""
     # core of the applicator: voxels entirely inside it need no score (one voxel diagonal in)
-    app_core = np.empty(4)
-    app_core[:3] = app[:3]
-    app_core[3] = max(app[3] - math.sqrt(sp[0] * sp[0] + sp[1] * sp[1] + sp[2] * sp[2]), 0.0)
-    work = Workspace(
-        np.empty(1, dtype=np.uint64),
-        np.empty(phys.mu_rho.shape[0]),
-        1.0 / sp,
-        1.0 / cell_mm,
-        np.zeros(n_classes),
-        np.full(n_classes, -1, dtype=np.int64),
-        app_core,
-        np.zeros(QUEUE_SIZE, dtype=np.int64),
-        np.zeros((QUEUE_SIZE, 2)),
-        batch_rotation(key),
-    )
-    _transport(
-        key,
-        first,
-        stop,
-        batch_size,
-        src,
-        src_pos,
-        lo,
-        sp,
-        shape_xyz,
-        mat,
-        rho,
-        rho_lo,
-        rho_hi,
-        app,
-        app_mat,
-        app_rho,
-        cell_class,
-        class_start,
-        class_members,
-        cell_shape,
-        cell_mm,
-        water,
-        analog,
-        phys,
-        tally,
-        balance,
-        work,
+    diagonal = math.sqrt(sp[0] * sp[0] + sp[1] * sp[1] + sp[2] * sp[2])
+    app_core = np.array([app[0], app[1], app[2], max(app[3] - diagonal, 0.0)])
+    return Workspace(
+        state=np.empty(1, dtype=np.uint64),
+        k_med=np.empty(n_materials),
+        inv_sp=1.0 / sp,
+        inv_cell_mm=1.0 / cell_mm,
+        mu_class=np.zeros(n_classes),
+        class_epoch=np.full(n_classes, -1, dtype=np.int64),
+        app_core=app_core,
+        q_voxel=np.zeros(QUEUE_SIZE, dtype=np.int64),
+        q_value=np.zeros((QUEUE_SIZE, 2)),
+        rot=batch_rotation(key),
     )
