@@ -82,6 +82,9 @@ class SphereProblem:
             self.phys,
             tallies[0],
             balance,
+            np.empty(1, dtype=np.uint64),
+            np.empty(self.phys.mu_rho.shape[0]),
+            np.empty(self.region_r_mm.shape[0]),
         )
 
 

@@ -179,8 +179,10 @@ def _shell_of(r: float, edges: np.ndarray) -> int:
 
 
 # error_model='numpy': no zero-division checks on the hot path (every divisor is guarded
-# or positive by construction); about 7 % faster, identical results.
-@njit(cache=True, nogil=True, error_model="numpy")
+# or positive by construction); about 7 % faster, identical results. _nrt=False: no atomic
+# reference counting of arrays in the loops (see voxel_kernel.py); the caller allocates the
+# work arrays.
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)  # type: ignore[call-overload]
 def run_sphere(
     key: np.uint64,
     first: int,
@@ -197,18 +199,19 @@ def run_sphere(
     phys: PhysArrays,
     tally: np.ndarray,
     balance: np.ndarray,
+    state: np.ndarray,
+    muen_now: np.ndarray,
+    mu_reg: np.ndarray,
 ) -> None:
     """Transport photons ``first`` to ``stop - 1`` of the batch with ``key``.
 
     Directions are random (``batch_size`` is unused: stratifying them gains nothing in
     spherical shells). With ``band_cos < 1`` only the band |cos(polar angle about z)| <
-    ``band_cos`` is scored (its volume is that fraction of each shell).
+    ``band_cos`` is scored (its volume is that fraction of each shell). Work arrays: ``state``
+    (1 uint64), ``muen_now`` (one per material) and ``mu_reg`` (one per region).
     """
-    state = np.empty(1, dtype=np.uint64)
     n_mat = phys.mu_rho.shape[0]
     n_reg = region_r_mm.shape[0]
-    muen_now = np.empty(n_mat)
-    mu_reg = np.empty(n_reg)
     r_out2 = region_r_mm[n_reg - 1] ** 2
     for n in range(first, stop):
         state[0] = photon_state(key, n)
