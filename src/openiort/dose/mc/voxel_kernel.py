@@ -47,6 +47,20 @@ MM_PER_CM = 10.0
 _INF = 1e30
 
 
+class Walk(NamedTuple):
+    """What the scoring walk reads and writes besides the ray."""
+
+    lo: np.ndarray  # lower corner of the box (x, y, z, mm)
+    sp: np.ndarray  # voxel size
+    inv_sp: np.ndarray
+    shape_xyz: np.ndarray  # (nx, ny, nz)
+    mat: np.ndarray  # material of each voxel, flat [z, y, x]
+    k_med: np.ndarray  # E x mu_en/rho of each medium at the current energy
+    tally: np.ndarray  # (n_voxels, 2) kerma tallies: dose to medium, dose to water
+    q_voxel: np.ndarray  # the tally queue (tally_queue.py)
+    q_value: np.ndarray
+
+
 @njit(cache=True, inline="always")
 def score_walk(
     px: float,
@@ -56,29 +70,30 @@ def score_walk(
     inv_uy: float,
     inv_uz: float,
     s: float,
-    lo: np.ndarray,
-    sp: np.ndarray,
-    inv_sp: np.ndarray,
-    nx: int,
-    ny: int,
-    nz: int,
-    mat: np.ndarray,
-    k_med: np.ndarray,
+    walk: Walk,
     k_water: float,
-    tally: np.ndarray,
-    q_voxel: np.ndarray,
-    q_value: np.ndarray,
     queued: int,
 ) -> tuple[int, int]:
     """Walk the voxels along a flight of length ``s`` from ``p`` and score its track-length
     kerma: ``k_med[mat[v]] * l`` (dose to medium) and ``k_water * l`` (dose to water) in each
     voxel ``v`` crossed over a length ``l`` (Amanatides & Woo 1987, incremental DDA). The
-    additions go through the tally queue (``q_voxel``, ``q_value``, ``queued`` additions so far).
+    additions go through the tally queue (``queued`` additions so far).
 
     ``inv_u*`` are the reciprocals of the direction cosines (0 where a cosine is 0).
     Returns the flat index of the voxel where the flight ends (-1 if it leaves the box) and the
     new count of queued additions.
     """
+    lo = walk.lo
+    sp = walk.sp
+    inv_sp = walk.inv_sp
+    nx = walk.shape_xyz[0]
+    ny = walk.shape_xyz[1]
+    nz = walk.shape_xyz[2]
+    mat = walk.mat
+    k_med = walk.k_med
+    tally = walk.tally
+    q_voxel = walk.q_voxel
+    q_value = walk.q_value
     ix = math.floor((px - lo[0]) * inv_sp[0])
     iy = math.floor((py - lo[1]) * inv_sp[1])
     iz = math.floor((pz - lo[2]) * inv_sp[2])
@@ -245,6 +260,7 @@ def run_voxels(
     app_core = work.app_core
     q_voxel = work.q_voxel  # deferred tally additions (see tally_queue.py)
     q_value = work.q_value
+    walk = Walk(lo, sp, inv_sp, shape_xyz, mat, k_med, tally, q_voxel, q_value)
     rot = work.rot
     n_mat = phys.mu_rho.shape[0]
     nx = shape_xyz[0]
@@ -327,18 +343,8 @@ def run_voxels(
                             inv_uy,
                             inv_uz,
                             l0,
-                            lo,
-                            sp,
-                            inv_sp,
-                            nx,
-                            ny,
-                            nz,
-                            mat,
-                            k_med,
+                            walk,
                             k_water,
-                            tally,
-                            q_voxel,
-                            q_value,
                             queued,
                         )
                     if l1 > 0.0:
@@ -350,18 +356,8 @@ def run_voxels(
                             inv_uy,
                             inv_uz,
                             l1,
-                            lo,
-                            sp,
-                            inv_sp,
-                            nx,
-                            ny,
-                            nz,
-                            mat,
-                            k_med,
+                            walk,
                             k_water,
-                            tally,
-                            q_voxel,
-                            q_value,
                             queued,
                         )
                 px += s * ux
@@ -407,18 +403,8 @@ def run_voxels(
                         inv_uy,
                         inv_uz,
                         s,
-                        lo,
-                        sp,
-                        inv_sp,
-                        nx,
-                        ny,
-                        nz,
-                        mat,
-                        k_med,
+                        walk,
                         k_water,
-                        tally,
-                        q_voxel,
-                        q_value,
                         queued,
                     )
                     px += s * ux
