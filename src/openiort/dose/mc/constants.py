@@ -31,3 +31,6 @@ ELECTRON_REST_ENERGY_KEV = constant("electron_rest_energy_kev")
 AVOGADRO_PER_MOL = constant("avogadro_per_mol")
 KEV_TO_JOULE = constant("kev_to_joule")
 HC_KEV_ANGSTROM = constant("hc_kev_angstrom")
+
+# unit conversion: mu (1/mm) = mu/rho (cm^2/g) x rho (g/cm^3) / MM_PER_CM
+MM_PER_CM = 10.0

@@ -24,13 +24,13 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from openiort.dose.mc.constants import MM_PER_CM
 from openiort.dose.mc.dda import axis_setup
 from openiort.dose.mc.interactions import lookup
 
 CELL_VOXELS = 8  # cell edge in voxels: majorants local enough, few cell steps per flight
 SINGLE_CLASS_RATIO = 2.0  # one majorant for all cells unless one would cut some by half or more
 LEFT_THE_BOX_MM = 1e9  # flight length for a photon that leaves the phantom box
-MM_PER_CM = 10.0
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,12 @@ import math
 import numpy as np
 from numba import njit
 
+from openiort.dose.mc.constants import MM_PER_CM
 from openiort.dose.mc.interactions import energy_index, interact, lookup
 from openiort.dose.mc.kernel_common import BLOCKED, DEPOSITED, EMITTED, ESCAPED, emit
 from openiort.dose.mc.physics import PhysArrays
 from openiort.dose.mc.rng import photon_state, uniform
 from openiort.dose.mc.sources import SourceArrays
-
-MM_PER_CM = 10.0  # unit conversion: mu_lin (1/mm) = mu/rho (cm^2/g) x rho (g/cm^3) / 10
 
 
 @njit(cache=True, inline="always")

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from openiort.dose.mc.constants import MM_PER_CM
 from openiort.dose.mc.dda import axis_setup, reciprocal
 from openiort.dose.mc.interactions import energy_index, interact, lookup
 from openiort.dose.mc.kernel_common import (
@@ -43,7 +44,6 @@ from openiort.dose.mc.rng import photon_state, uniform
 from openiort.dose.mc.sources import SourceArrays
 from openiort.dose.mc.tally_queue import QUEUE_SIZE, queue_add, queue_flush
 
-MM_PER_CM = 10.0
 _INF = 1e30
 
 
