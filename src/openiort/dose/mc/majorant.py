@@ -6,8 +6,10 @@ a single dense medium (cortical bone: ten times the attenuation of breast tissue
 makes nine in ten tentative collisions in soft tissue virtual, and they cost as much as real
 ones to find. Here the phantom is divided into cells of a few voxels; each cell's majorant is
 the largest attenuation of the media present in it, and a flight consumes its sampled optical
-depth cell by cell along the ray (piecewise-constant majorant: still delta tracking, with
-memoryless restarts at cell boundaries; e.g. Leppanen, Ann. Nucl. Energy 37 (2010) 715).
+depth cell by cell along the ray. Tentative collisions then form a Poisson process whose rate
+is piecewise constant along the ray, thinned by mu(voxel) / rate: still delta tracking
+(Woodcock et al. 1965, ANL-7050), exact for any majorant that bounds the attenuation in its
+cell.
 
 A cell's medium set is stored as a class (the distinct sets found in the phantom, usually a few
 dozen); at a given photon energy a class's majorant is max over its media of
