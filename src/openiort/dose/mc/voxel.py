@@ -64,7 +64,7 @@ class VoxelProblem:
         per voxel means fewer cache misses in the scoring walk (the cost that dominates the
         run time). The rounding error of a single-precision sum of K positive terms is at
         most K x 2^-24 of the sum, and typically sqrt(K) x 2^-24 (rounding errors of random
-        sign). Measured on the demo-like phantom (1 mm voxels, 3e6 histories per batch):
+        sign). Measured on the bench's breast cube (1 mm voxels, 3e6 histories per batch):
         float32 and float64 tallies differ by at most 1.4e-6 (mean 6e-8) relative over the
         voxels above 1 % of the maximum, with no bias (total dose within 3e-10): four orders
         of magnitude below the 2 % statistical target.
