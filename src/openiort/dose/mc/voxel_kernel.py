@@ -110,6 +110,8 @@ def score_walk(
     v = (iz * ny + iy) * nx + ix
     sv_y = sty * nx
     sv_z = stz * nx * ny
+    # Three near-identical branches on purpose: choosing the axis once and stepping it in a
+    # second branch measured 5 % slower (1.36 vs 1.43 million histories/s/core).
     while True:
         if tx <= ty and tx <= tz:
             if tx >= s:
