@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: demo test validate lint bench system-deps install clean
+.PHONY: demo test validate lint bench system-deps install clean reference-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# Re-make the stored plan.json of the examples and the demo (tests/reference_outputs/); a change
+# that alters plans on purpose runs this in the same commit so the diff is reviewed with it.
+reference-outputs: $(STAMP)
+	$(BIN)/python tests/core/reference_plans.py
 
 clean:
 	rm -rf $(VENV) demo-output .numba_cache .pytest_cache .mypy_cache .ruff_cache
