@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from openiort.errors import OpenIortInputError
+
 Laterality = Literal["left", "right"]
 Quadrant = Literal["upper_outer", "upper_inner", "lower_outer", "lower_inner", "central"]
 Histology = Literal[
@@ -137,13 +139,12 @@ class Case(_Strict):
         return self.preoperative.laterality
 
 
-class CaseError(ValueError):
+class CaseError(OpenIortInputError):
     """A case file that cannot be used; ``problems`` holds one message per problem."""
 
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(*problems, source=source)
+        self.args = (f"{source}: " + "; ".join(self.problems),)
 
 
 def _describe(error: Any) -> str:

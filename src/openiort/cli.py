@@ -18,8 +18,8 @@ from openiort import RESEARCH_NOTICE
 from openiort.case import CaseError, case_json_schema, load_case
 from openiort.clinical.commands import eligibility, evidence, pathology
 from openiort.clinical.summary import write_patient_summary
-from openiort.devices.xray import DeviceDataError
-from openiort.io.errors import DicomError
+from openiort.command_errors import input_error_exit
+from openiort.errors import OpenIortInputError
 from openiort.pipeline import plan_case
 from openiort.planning.xray import McOptions
 from openiort.radiobiology.commands import radiobio
@@ -31,18 +31,6 @@ app = typer.Typer(
     help="openiort: breast IORT planning toolkit. " + RESEARCH_NOTICE,
 )
 console = Console(stderr=True)
-
-EXIT_BAD_INPUT = 2
-
-
-def fail_bad_input(error: CaseError | DeviceDataError | DicomError) -> None:
-    """Print one line per problem and exit with code 2."""
-    problems = error.problems if isinstance(error, CaseError) else [str(error)]
-    source = error.source if isinstance(error, CaseError) else type(error).__name__
-    console.print(f"[bold red]error:[/] {source}: {len(problems)} problem(s); nothing was written")
-    for p in problems:
-        console.print(f"  - {p}", markup=False, highlight=False)
-    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def demo_case_path() -> Path:
@@ -93,9 +81,8 @@ def run_plan(
                     lambda d: export_plan(plan.phantom, plan.dose, plan.to_json_dict(), d / "dicom")
                 )
             written = write_plan_outputs(plan, out, extra_writers=tuple(writers))
-    except (CaseError, DeviceDataError, DicomError) as exc:
-        fail_bad_input(exc)
-        return
+    except OpenIortInputError as exc:
+        raise input_error_exit(exc, wrote_nothing=True) from None
     except interrupted:
         console.print(
             "[yellow]interrupted:[/] the Monte Carlo run was stopped; nothing was written"

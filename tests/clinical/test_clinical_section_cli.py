@@ -149,7 +149,7 @@ def test_contradictory_case_exits_2(tmp_path):
     bad = variant(INVASIVE, {"pathology.nodal_stage": "pN2a"})  # with positive_nodes 0
     result = runner.invoke(app, ["eligibility", str(write_case(tmp_path, bad))])
     assert result.exit_code == 2
-    assert result.stderr.startswith(str(tmp_path / "case.yaml"))
+    assert result.stderr.startswith(f"error: {tmp_path / 'case.yaml'}: ")
     assert "pathology.positive_nodes" in result.stderr
 
 

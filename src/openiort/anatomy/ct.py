@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from openiort.anatomy.materials import get_material, read_commented_csv
 from openiort.anatomy.phantom import Phantom
+from openiort.errors import OpenIortInputError
 from openiort.io.dicom_read import read_ct_series, read_rtstruct_masks
 from openiort.io.errors import DicomImportError
 
@@ -37,7 +38,7 @@ MIXTURE = "breast_gNN"
 DENSITY_RULES = ("nominal", "proportional", "mixture")
 
 
-class CalibrationError(ValueError):
+class CalibrationError(OpenIortInputError):
     """A malformed HU calibration file (the message names the file and the row)."""
 
 

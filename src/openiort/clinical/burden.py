@@ -16,12 +16,13 @@ import yaml
 
 from openiort.case import Case
 from openiort.clinical.outcomes import PatientEvidence, match_evidence
+from openiort.errors import OpenIortInputError
 
 KM_PER_MILE = 1.609344  # international mile, exact by definition
 WEEKDAYS_PER_WEEK = 5  # radiotherapy fractions are given on weekdays
 
 
-class BurdenDataError(ValueError):
+class BurdenDataError(OpenIortInputError):
     """A malformed treatment-burden data file."""
 
 

@@ -7,8 +7,7 @@ A case that cannot be used exits with code 2 and one line per problem on stderr.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,17 +19,17 @@ import openiort
 from openiort.case import Case, CaseError, load_case
 from openiort.clinical.burden import treatment_burden
 from openiort.clinical.eligibility import Verdict, evaluate_case
-from openiort.clinical.facts import FactError, consistency_problems, parse_fact
+from openiort.clinical.facts import consistency_problems, parse_fact
 from openiort.clinical.outcomes import match_evidence
 from openiort.clinical.pathology import (
     EXAMPLE_CENTRE_POLICY_ID,
-    PathologyMissingError,
     load_policy,
     review_pathology,
 )
-from openiort.clinical.rules import Guideline, GuidelineError
+from openiort.clinical.rules import Guideline
 from openiort.clinical.section import pending_fields_asked
 from openiort.clinical.summary import build_patient_summary, render_patient_summary
+from openiort.command_errors import reported_input_errors
 
 CaseArg = Annotated[Path, typer.Argument(help="Case file (YAML or JSON).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -42,24 +41,6 @@ FactOpt = Annotated[
         "(e.g. preoperative.bilateral_cancer=false); repeatable.",
     ),
 ]
-EXIT_BAD_INPUT = 2
-
-
-def _fail(lines: Sequence[str]) -> typer.Exit:
-    for line in lines:
-        typer.echo(line, err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
-
-
-@contextmanager
-def _bad_input() -> Iterator[None]:
-    """Turn input errors into one line per problem and exit code 2."""
-    try:
-        yield
-    except CaseError as exc:
-        raise _fail([f"{exc.source}: {p}" for p in exc.problems]) from None
-    except (FactError, GuidelineError, PathologyMissingError) as exc:
-        raise _fail([str(exc)]) from None
 
 
 def _load(case_path: Path, facts: list[str] | None) -> tuple[Case, dict[str, Any]]:
@@ -132,7 +113,7 @@ def _print_provisional(console: Console, verdicts: Sequence[Verdict]) -> None:
 
 def eligibility(case_path: CaseArg, json_output: JsonOpt = False, fact: FactOpt = None) -> None:
     """Guideline and trial verdicts for a case, with the rules that decided them."""
-    with _bad_input():
+    with reported_input_errors():
         case, extra = _load(case_path, fact)
         verdicts = tuple(evaluate_case(case, extra))
     pending = pending_fields_asked(verdicts)
@@ -174,7 +155,7 @@ def pathology(
     fact: FactOpt = None,
 ) -> None:
     """After final pathology: guideline verdicts and whether to add whole-breast EBRT."""
-    with _bad_input():
+    with reported_input_errors():
         case, extra = _load(case_path, fact)
         centre: Guideline | None = load_policy(policy) if policy else None
         review = review_pathology(case, centre, extra)
@@ -217,7 +198,7 @@ def evidence(
     case_path: CaseArg, out_dir: OutOpt = Path("."), distance_km: DistanceOpt = None
 ) -> None:
     """Published evidence for this patient: patient-summary.html and evidence.json."""
-    with _bad_input():
+    with reported_input_errors():
         case, _ = _load(case_path, None)
         matched = match_evidence(case)
         burden = treatment_burden(case, distance_km, evidence=matched)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from openiort.case import Case, CaseError
+from openiort.errors import OpenIortInputError
 
 Basis = Literal["pathology", "preoperative"]
 
@@ -121,7 +122,7 @@ class Reading:
     observed: str  # e.g. "pathology.margin_mm = 1.5"; empty when missing
 
 
-class FactError(ValueError):
+class FactError(OpenIortInputError):
     """An extra fact that is not a pending field, has the wrong type, or contradicts the case."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from openiort.anatomy.materials import read_commented_csv
 from openiort.case import Case
+from openiort.errors import OpenIortInputError
 
 STATUSES = ("verified", "recalled", "secondary")
 
@@ -75,7 +76,7 @@ STRATUM_LABELS: dict[str, str] = {
 _ARM_ORDER = {"iort": 0, "iort_plus_ebrt": 1, "ebrt": 2, "all": 3, "comparison": 4}
 
 
-class OutcomeDataError(ValueError):
+class OutcomeDataError(OpenIortInputError):
     """A malformed row in the outcomes data file."""
 
 

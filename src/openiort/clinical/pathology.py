@@ -24,6 +24,7 @@ from openiort.clinical.rules import (
     bundled_policies,
     load_guideline,
 )
+from openiort.errors import OpenIortInputError
 
 TRIAL_POLICY_ID = "TARGIT-A-risk-adapted"
 EXAMPLE_CENTRE_POLICY_ID = "Mannheim-2019"
@@ -31,7 +32,7 @@ ADD_EBRT = "add-ebrt"
 IORT_ALONE = "iort-alone"
 
 
-class PathologyMissingError(ValueError):
+class PathologyMissingError(OpenIortInputError):
     """The case has no final pathology yet."""
 
 

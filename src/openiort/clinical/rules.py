@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from openiort.clinical.variables import Variable, get_variable, group_variable
+from openiort.errors import OpenIortInputError
 
 SCHEMA_VERSION = 1
 
@@ -45,7 +46,7 @@ Pathway = Literal["any", "invasive", "dcis"]
 GROUP_VARIABLE = "group"  # reserved: the verdict group this file has just decided
 
 
-class GuidelineError(ValueError):
+class GuidelineError(OpenIortInputError):
     """A guideline file that cannot be used, naming the file and the rule."""
 
 

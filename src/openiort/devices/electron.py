@@ -37,6 +37,7 @@ import yaml
 from numpy.typing import ArrayLike, NDArray
 
 from openiort.anatomy.materials import read_commented_csv
+from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
 
@@ -50,11 +51,11 @@ _AXIS_TOLERANCE_MM = 1.0e-2  # largest departure of a data axis from a uniform g
 _ZIP_DATE = (2025, 1, 1, 0, 0, 0)  # fixed timestamp: byte-identical rebuilds of the compact file
 
 
-class ElectronDataError(ValueError):
+class ElectronDataError(OpenIortInputError):
     """Electron device data that are missing, corrupt or malformed."""
 
 
-class ElectronSettingError(ValueError):
+class ElectronSettingError(OpenIortInputError):
     """An applicator, bevel or energy that the device data do not contain."""
 
 

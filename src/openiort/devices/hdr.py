@@ -31,6 +31,7 @@ import yaml
 from numpy.typing import NDArray
 
 from openiort.anatomy.materials import read_commented_csv
+from openiort.errors import OpenIortInputError
 from openiort.grid import Grid
 
 FloatArray = NDArray[np.float64]
@@ -44,15 +45,15 @@ WATER_CONDITIONS_FILE = "tg43_water_conditions.yaml"
 SOURCE_STATUSES = ("consensus", "published", "provisional")
 
 
-class HdrDataError(ValueError):
+class HdrDataError(OpenIortInputError):
     """HDR device data that are missing, malformed or changed without updating the manifest."""
 
 
-class UnknownSourceError(ValueError):
+class UnknownSourceError(OpenIortInputError):
     """A source id that is not in the TG-43 source registry."""
 
 
-class ApplicatorError(ValueError):
+class ApplicatorError(OpenIortInputError):
     """An applicator that cannot be built or does not fit the anatomy."""
 
 

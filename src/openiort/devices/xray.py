@@ -25,6 +25,7 @@ import yaml
 from numpy.typing import NDArray
 
 from openiort.anatomy.materials import read_commented_csv
+from openiort.errors import OpenIortInputError
 
 DoseDefinition = Literal["TARGIT", "V4.0"]
 RATIO_DEPTHS_MM = (0.0, 10.0, 20.0)
@@ -32,7 +33,7 @@ EXAMPLE_SOURCE_LABEL = "example source, not your source (AAPM TG-292 Table IV ex
 DEPTH_DOSE_TABLE = "data/xray50_depth_dose_water.csv"
 
 
-class DeviceDataError(ValueError):
+class DeviceDataError(OpenIortInputError):
     """Device data that are missing, malformed or do not cover the request."""
 
 

@@ -44,6 +44,7 @@ from openiort.anatomy.materials import get_material
 from openiort.anatomy.phantom import Phantom
 from openiort.devices.electron import ElectronBeam, ShieldingDisc
 from openiort.dosegrid import DoseGrid, Provenance
+from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
 ENGINE = "openiort.dose.electron"
@@ -52,7 +53,7 @@ _MAX_BEAM_GRID_SAMPLES = 24_000_000  # cap on the beam-aligned density grid (mem
 _CHUNK_VOXELS = 2_000_000
 
 
-class ElectronGeometryError(ValueError):
+class ElectronGeometryError(OpenIortInputError):
     """Beam placement that cannot be used (bad axis, entry point or disc)."""
 
 

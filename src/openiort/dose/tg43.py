@@ -39,6 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 from openiort import __version__
 from openiort.devices.hdr import Tg43Source, load_source, qa_along_away_table, unit_vector
 from openiort.dosegrid import DoseGrid, Provenance
+from openiort.errors import OpenIortInputError
 from openiort.grid import Grid
 
 FloatArray = NDArray[np.float64]
@@ -67,7 +68,7 @@ _SERIES_LIMIT = 1e-4
 _NUMPY_CHUNK = 1 << 20
 
 
-class Tg43InputError(ValueError):
+class Tg43InputError(OpenIortInputError):
     """Bad input to the TG-43 engine (shapes, non-finite values, negative times)."""
 
 

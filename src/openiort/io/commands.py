@@ -13,20 +13,19 @@ from typing import Annotated
 
 import typer
 
-from openiort.anatomy.ct import CalibrationError
+from openiort.command_errors import input_error_exit
+from openiort.errors import EXIT_BAD_INPUT, OpenIortInputError
 from openiort.io.dicom_export import export_plan
-from openiort.io.errors import DicomError, DicomSendError, PlanDirError
+from openiort.io.errors import DicomSendError
 from openiort.io.geometry import PATIENT_POSITIONS
 from openiort.io.plan_dir import read_plan_dir
 from openiort.io.send import DEFAULT_CALLING_AE, parse_destination, send_directory
 
 EXIT_PEER = 1
-EXIT_BAD_INPUT = 2
 
 
-def _fail(exc: Exception, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(code=code)
+def _fail(exc: OpenIortInputError, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    return input_error_exit(exc, code=code)
 
 
 def export(
@@ -55,7 +54,12 @@ def export(
 ) -> None:
     """Export a plan as DICOM RT: CT series, RTSTRUCT, RTDOSE and RTPLAN."""
     if patient_position not in PATIENT_POSITIONS:
-        raise _fail(ValueError(f"--patient-position must be one of {', '.join(PATIENT_POSITIONS)}"))
+        raise _fail(
+            OpenIortInputError(
+                f"--patient-position must be one of {', '.join(PATIENT_POSITIONS)}",
+                source="--patient-position",
+            )
+        )
     try:
         contents = read_plan_dir(plan_dir)
         files = export_plan(
@@ -70,7 +74,7 @@ def export(
             dose_bits=dose_bits,
             overwrite=overwrite,
         )
-    except (DicomError, PlanDirError, CalibrationError) as exc:
+    except OpenIortInputError as exc:
         raise _fail(exc) from exc
     n_ct = sum(1 for f in files if f.name.startswith("CT_"))
     typer.echo(
@@ -100,7 +104,7 @@ def send(
         )
     except DicomSendError as exc:
         raise _fail(exc, EXIT_PEER) from exc
-    except DicomError as exc:
+    except OpenIortInputError as exc:
         raise _fail(exc) from exc
     warnings = sum(1 for r in results if r.status != 0)
     note = f" ({warnings} with warning status)" if warnings else ""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from openiort.errors import OpenIortInputError
 
-class DicomError(ValueError):
-    """Base class of the DICOM errors (a ValueError: bad input, never a crash)."""
+
+class DicomError(OpenIortInputError):
+    """Base class of the DICOM errors (input errors: reported, never a crash)."""
 
 
 class DicomImportError(DicomError):
@@ -19,5 +21,5 @@ class DicomSendError(DicomError):
     """A C-STORE that failed: peer unreachable, association refused or a store rejected."""
 
 
-class PlanDirError(ValueError):
+class PlanDirError(OpenIortInputError):
     """A plan directory (plan.json + plan_arrays.npz) that is missing or malformed."""

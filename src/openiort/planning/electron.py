@@ -48,12 +48,13 @@ from openiort.dose.electron import (
     relative_electron_density,
 )
 from openiort.dosegrid import DoseGrid
+from openiort.errors import OpenIortInputError
 
 KELVIN_OFFSET = 273.15  # degrees Celsius to kelvin (definition of the Celsius scale)
 OAR_NAMES = ("lung", "heart", "ribs", "chest_wall", "skin")
 
 
-class ElectronPlanningError(ValueError):
+class ElectronPlanningError(OpenIortInputError):
     """A case or request that cannot be planned with the electron device, with the reason."""
 
 

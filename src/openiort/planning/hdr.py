@@ -49,6 +49,7 @@ from openiort.dose.tg43 import (
     dwells_sha256,
 )
 from openiort.dosegrid import DoseGrid, Provenance
+from openiort.errors import OpenIortInputError
 from openiort.grid import Grid
 
 FloatArray = NDArray[np.float64]
@@ -58,7 +59,7 @@ Method = Literal["nnls", "lp"]
 REPORT_DEPTHS_MM = (0, 5, 10, 20)
 
 
-class HdrPlanError(ValueError):
+class HdrPlanError(OpenIortInputError):
     """An HDR plan that cannot be made from these inputs (the message names the problem)."""
 
 

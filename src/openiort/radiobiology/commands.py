@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from openiort import RESEARCH_NOTICE
+from openiort.command_errors import input_error_exit
 from openiort.radiobiology.errors import RadiobiologyError
 from openiort.radiobiology.parameters import (
     Tissue,
@@ -348,8 +349,7 @@ def radiobio(
             dose_gy if schedule is not None else None,
         )
     except RadiobiologyError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise input_error_exit(exc) from exc
     if as_json:
         typer.echo(
             json.dumps(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from openiort.errors import OpenIortInputError
 
-class RadiobiologyError(ValueError):
+
+class RadiobiologyError(OpenIortInputError):
     """Bad radiobiological input: names the parameter, its value and what is allowed."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from openiort.errors import OpenIortInputError
+
 
 class RecordsError(Exception):
     """Base class of every error raised by :mod:`openiort.records`."""
 
 
-class RecordsValueError(RecordsError, ValueError):
+class RecordsValueError(RecordsError, OpenIortInputError):
     """Bad input: a missing or malformed value, named in the message."""
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import openiort
-from openiort.case import CaseError
+from openiort.errors import OpenIortInputError
 from openiort.records import service
 from openiort.records.db import prepare_database, session_scope
 from openiort.records.errors import (
@@ -288,7 +288,7 @@ class WebApp:
                 plan = service.store_plan(s, user, job.case_id, outcome.plan_json)
                 adopted = self.files.adopt(staging, plan.id)
                 plan_id = plan.id
-        except (RecordsError, CaseError, ValueError) as exc:
+        except (RecordsError, OpenIortInputError, ValueError) as exc:
             if adopted is not None:
                 self.files.discard(adopted)
             job.state = "failed"
@@ -424,10 +424,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             extra={"plan_id": exc.plan_id, "tampered": True},
         )
 
-    @app.exception_handler(CaseError)
-    async def case_error(request: Request, exc: CaseError) -> Response:
+    @app.exception_handler(OpenIortInputError)
+    async def input_error(request: Request, exc: OpenIortInputError) -> Response:
+        # Any input error not mapped above: a case, device data or geometry that cannot be used.
         return error_response(
-            request, 422, "Invalid case", "the case is not valid", problems=list(exc.problems)
+            request, 422, "Invalid input", "the input cannot be used", problems=list(exc.problems)
         )
 
     @app.exception_handler(DeliveryCheckError)

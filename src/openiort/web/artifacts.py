@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from openiort.errors import OpenIortInputError
 from openiort.web.worker import OUTPUTS_KEY, SEALED_FILES, file_sha256
 
 CACHE_DIR = "cache"
 
 
-class PlanFilesError(ValueError):
+class PlanFilesError(OpenIortInputError):
     """A plan's files are missing or do not match its record (named in the message)."""
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from openiort.case import Case
+from openiort.errors import OpenIortInputError
 
 BLOCKS: tuple[tuple[str, str, str], ...] = (
     ("patient", "Patient", ""),
@@ -49,12 +50,11 @@ HELP = {
 }
 
 
-class CaseFormError(ValueError):
+class CaseFormError(OpenIortInputError):
     """A form value that cannot even be read as its type; ``problems`` like CaseError's."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
+        super().__init__(*problems, source="case form")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from openiort.errors import OpenIortInputError
 from openiort.records.db import data_dir
 
 SESSION_SECRET_ENV = "OPENIORT_SESSION_SECRET"
@@ -18,7 +19,7 @@ SECRET_BYTES = 32
 MIN_ENV_SECRET_CHARS = 32
 
 
-class WebConfigError(ValueError):
+class WebConfigError(OpenIortInputError):
     """A setting of the web app that cannot be used (named in the message)."""
 
 

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from scipy import ndimage
 
+from openiort.errors import OpenIortInputError
 from openiort.plan import PlanResult
 from openiort.report.figures import STRUCTURE_COLOURS
 from openiort.report.html import ISODOSES_GY
@@ -49,7 +50,7 @@ OUTLINED = ("target", "skin", "chest_wall", "ribs", "lung", "heart")
 DVH_POINTS = 240
 
 
-class ViewerError(ValueError):
+class ViewerError(OpenIortInputError):
     """A slice request outside the volume, or viewer data that cannot be read."""
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openiort.case import Case, CaseError, parse_case
+from openiort.case import Case, parse_case
+from openiort.errors import OpenIortInputError
 
 if TYPE_CHECKING:
     from openiort.plan import PlanResult
@@ -115,7 +116,7 @@ def compute_plan_files(case_data: dict[str, Any], out_dir: str) -> WorkerOutcome
         plan = plan_case(case)
         plan_json = write_plan_files(plan, case, out_dir)
         return WorkerOutcome("ok", plan_json, seconds=time.perf_counter() - started)
-    except CaseError as exc:
+    except OpenIortInputError as exc:  # the case, or what it asks of the devices, cannot be used
         return WorkerOutcome("case", problems=list(exc.problems))
     except Exception as exc:  # reported to the user by reference only
         return WorkerOutcome(

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from openiort.command_errors import input_error_exit
 from openiort.dose.mc.commissioning import (
-    CommissioningError,
     bare_source_falloff_exponent,
     beam_quality_figures,
     default_calibration_path,
@@ -20,9 +20,8 @@ from openiort.dose.mc.commissioning import (
     regenerate_depth_dose_table,
     surface_rate_check,
 )
-from openiort.dose.mc.physics import MaterialDataError
-from openiort.dose.mc.runner import RunSettingsError, SimulationInterruptedError
-from openiort.dose.mc.spectrum import SpectrumError
+from openiort.dose.mc.runner import SimulationInterruptedError
+from openiort.errors import OpenIortInputError
 
 SUMMARY_DEPTHS_MM = (0.0, 5.0, 10.0, 20.0, 30.0)
 
@@ -63,9 +62,8 @@ def commission(
     except SimulationInterruptedError as exc:
         console.print(f"[yellow]{exc}[/yellow]; the existing tables were left unchanged.")
         raise typer.Exit(code=130) from None
-    except (RunSettingsError, CommissioningError, SpectrumError, MaterialDataError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from None
+    except OpenIortInputError as exc:
+        raise input_error_exit(exc) from None
 
     t = Table(title="Relative dose to water (1.0 at the applicator surface)")
     t.add_column("applicator (cm)")

@@ -36,6 +36,7 @@ from openiort.dose.mc.physics import mass_attenuation_cm2_g, mass_energy_absorpt
 from openiort.dose.mc.spectrum import load_spectrum, source_model
 from openiort.dose.mc.sphere import SPHERE_RADIUS_MM, shell_dose
 from openiort.dose.mc.xray_source import applicator, applicator_diameters_cm, xray50_source
+from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
 DEPTHS_MM = np.round(np.arange(0.0, 60.0 + 1e-9, 0.5), 3)
@@ -47,7 +48,7 @@ SHAFT_AXIS = (0.0, 0.0, 1.0)
 CALIBRATION_FILE = "data/xray50_mc_calibration.csv"
 
 
-class CommissioningError(ValueError):
+class CommissioningError(OpenIortInputError):
     """Commissioning settings or files that cannot be used."""
 
 

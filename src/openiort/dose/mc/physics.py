@@ -50,6 +50,7 @@ from openiort.dose.mc.constants import (
     HC_KEV_ANGSTROM,
 )
 from openiort.dose.mc.guide import guide_table
+from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
 
@@ -66,7 +67,7 @@ _MU_POINTS = 2001  # cos(theta) quadrature points for the KN x S averages
 _FIT_ENERGIES_KEV = (5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
 
 
-class MaterialDataError(ValueError):
+class MaterialDataError(OpenIortInputError):
     """A material specification that cannot be turned into interaction data."""
 
 

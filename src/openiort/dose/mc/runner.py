@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from openiort.dose.mc.kernel_common import BALANCE_SLOTS
 from openiort.dose.mc.rng import batch_key
 from openiort.dose.mc.scoring import BatchAccumulator
+from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
 CHUNK_HISTORIES = 20_000  # photons per kernel call: the granularity of progress and Ctrl-C
@@ -37,7 +38,7 @@ class SimulationInterruptedError(Exception):
     """The user stopped a Monte Carlo run (Ctrl-C); no partial result was kept."""
 
 
-class RunSettingsError(ValueError):
+class RunSettingsError(OpenIortInputError):
     """Histories, batches, seed or worker settings that cannot be run."""
 
 

@@ -19,11 +19,12 @@ from numpy.typing import NDArray
 
 from openiort.dose.mc.guide import guide_table
 from openiort.dose.mc.physics import CUTOFF_KEV, ENERGY_MAX_KEV
+from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
 
 
-class SourceError(ValueError):
+class SourceError(OpenIortInputError):
     """A source definition that cannot be sampled."""
 
 

@@ -22,12 +22,13 @@ from numpy.typing import NDArray
 
 from openiort import __version__
 from openiort.anatomy.materials import read_commented_csv
+from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
 MODEL_FILE = "data/xray50_source_model.yaml"
 
 
-class SpectrumError(ValueError):
+class SpectrumError(OpenIortInputError):
     """A missing, malformed or inconsistent source spectrum."""
 
 

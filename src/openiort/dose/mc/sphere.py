@@ -26,13 +26,14 @@ from openiort.dose.mc.runner import run_batches
 from openiort.dose.mc.scoring import DEPOSIT_TALLY_TO_GY_MM3, KERMA_TALLY_TO_GY_MM3
 from openiort.dose.mc.sources import PointSource, SourceArrays, as_point_source
 from openiort.dose.mc.sphere_kernel import run_sphere
+from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
 SPHERE_RADIUS_MM = 150.0
 MaterialLike = str | Mapping[str, Any] | MaterialSpec
 
 
-class GeometryError(ValueError):
+class GeometryError(OpenIortInputError):
     """Shells, layers or phantoms that do not describe a valid geometry."""
 
 

@@ -20,9 +20,10 @@ import numpy as np
 
 from openiort.dose.mc.sources import PointSource
 from openiort.dose.mc.spectrum import load_spectrum, source_model
+from openiort.errors import OpenIortInputError
 
 
-class ApplicatorError(ValueError):
+class ApplicatorError(OpenIortInputError):
     """An applicator the source model does not have."""
 
 
