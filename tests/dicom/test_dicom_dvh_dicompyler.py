@@ -1,9 +1,15 @@
 """An independent DVH: dicompyler-core's DVH from our RTSTRUCT + RTDOSE against ours.
 
-Issue 7 tolerances: Dmean within 2 %, D95 and D2 within 3 %, for structures of 1 cc and more
-that do not touch the applicator. dicompyler-core bins doses at 1 cGy, so the test dose is
-chosen to give every compared structure several Gy (1 cGy is then < 0.5 % of its doses):
-a 1/r fall-off from 20 Gy at the applicator surface.
+Both calculators read the same dose on the same voxels; they differ in (a) binning:
+dicompyler-core bins doses at 1 cGy, so the test dose gives every compared structure several
+Gy (a 1/r fall-off from 20 Gy at the applicator surface; 1 cGy is then < 0.5 % of its doses),
+and (b) the structure boundary: dicompyler-core counts the voxel centres inside its own
+rasterisation of the contours, ours sub-samples steep voxels, so a boundary voxel's dose can
+differ by the change across half a 2 mm voxel (1 mm / r for 1/r: ~5 % at 20 mm). Tolerances,
+for structures of 1 cc and more that do not touch the applicator: Dmean within 2 % (boundary
+differences average out over the structure), D95 and D2 within 3 % (read at the DVH's tails,
+where the few % of the volume concerned lie largely in boundary voxels). Measured: Dmean
+within 0.3 %, D95 within 0.3 %, D2 within 1.1 % (skin).
 """
 
 from __future__ import annotations
@@ -82,8 +88,8 @@ def test_dvh_agrees_with_dicompyler_core(
         ours = compute_dvh(test_dose.dose_gy, phantom.structures[name], phantom.grid)
         theirs = dvhcalc.get_dvh(str(tmp_path / "RS.dcm"), str(tmp_path / "RD.dcm"), numbers[name])
         assert theirs.volume == pytest.approx(phantom.volume_cc(name), rel=0.01), name
-        assert ours.mean_gy == pytest.approx(theirs.mean, rel=0.02), name  # issue 7: 2 %
-        for metric in (95, 2):  # issue 7: D95 and D2 within 3 %
+        assert ours.mean_gy == pytest.approx(theirs.mean, rel=0.02), name  # see module doc
+        for metric in (95, 2):  # tails of the DVH: 3 % (module docstring)
             assert ours.dose_at_volume_pct(metric) == pytest.approx(
                 theirs.statistic(f"D{metric}").value, rel=0.03
             ), f"{name} D{metric}"

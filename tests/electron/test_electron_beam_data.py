@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from openiort.devices.electron import (
     ElectronDataError,
@@ -19,7 +21,12 @@ from openiort.devices.electron import (
     sha256_file,
 )
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "electron_liac_hwl"
+# In-repo copy of four of the 144 source-format beams of the project's literature reference pack
+# (tests/reference_data/README.md): the two that the compaction costs most (largest dose error
+# C7B15_6MeV, largest R90 shift C10B0_12MeV), the R90 outlier C3B30_10MeV and the steeply
+# bevelled C5B45_12MeV. A missing file fails the test; it never skips.
+REFERENCE_BEAMS = Path(__file__).resolve().parents[1] / "reference_data" / "electron_liac_hwl"
+REFERENCE_KEYS = ("C3B30_10MeV", "C5B45_12MeV", "C7B15_6MeV", "C10B0_12MeV")
 
 # The measured R90 of 3 cm / 30 deg / 10 MeV repeats the 12 MeV value (see the data README):
 # the one beam allowed to miss the 1 mm tolerance, and it must keep missing it.
@@ -34,8 +41,13 @@ def device() -> ElectronDevice:
 def test_packaged_data_hash_is_recorded_and_checked(device: ElectronDevice) -> None:
     assert device.beam_data_kind == "compact"
     assert device.beam_data_matches_release
-    assert device.beam_data_sha256 == sha256_file(Path(device.beam_data_path))
-    assert len(device.beam_data_sha256) == 64
+    # The hash is that of the file's bytes (computed here with hashlib, not the package's
+    # helper) and equals the one recorded in the device manifest shipped beside it.
+    path = Path(device.beam_data_path)
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest = yaml.safe_load((path.parent / "liac_hwl.yaml").read_text(encoding="utf-8"))
+    assert device.beam_data_sha256 == actual == manifest["beam_data_sha256"]
+    assert sha256_file(path) == actual
 
 
 def test_tampered_beam_file_is_flagged(tmp_path: Path, device: ElectronDevice) -> None:
@@ -82,8 +94,11 @@ def test_missing_beam_data_path_raises(tmp_path: Path) -> None:
 def test_r90_from_monte_carlo_matches_measured_table(device: ElectronDevice) -> None:
     """R90 derived from the MC PDD vs the measured R90 (Hospital Gregorio Maranon).
 
-    Tolerance 1 mm: the issue's acceptance criterion (about half the MC depth voxel of
-    1.5-2.3 mm and within the 1 mm / 1 % agreement usually asked of electron beam data).
+    Tolerance 1 mm: the MC depth voxels are 1.5-2.4 mm and R90 is found by linear
+    interpolation of the central-axis PDD between voxel centres where the curve bends (PDD
+    slope at R90 1.2-4.9 %/mm), an error of up to about half a voxel; the MC statistical
+    uncertainty at the maximum (<= 0.03 %) moves R90 by < 0.01 mm, and the measured R90 are
+    given to 0.1 mm. The RMS over all beams (< 0.5 mm) guards against a systematic shift.
     """
     misses = {}
     diffs = []
@@ -186,20 +201,29 @@ def test_shielding_disc_data() -> None:
         get_disc("tungsten")
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared reference beam data not available")
 def test_compact_copy_matches_source_files(device: ElectronDevice) -> None:
-    """Cost of the compact copy, measured against the full-precision source (data README)."""
-    source = load_electron_device(SHARED)
+    """Cost of the compact copy, measured against full-precision source beams (data README)."""
+    source = load_electron_device(REFERENCE_BEAMS)
     assert source.beam_data_kind == "directory"
-    assert source.beam_data_matches_release
+    # Four of the 144 beams: not the release directory, whose hash covers all of them.
+    assert not source.beam_data_matches_release
     worst_dose = worst_r90 = 0.0
-    for b in device.beams():
-        r = source.beam(b.applicator_cm, b.bevel_deg, b.energy_mev)
-        assert r.dose_mc.shape == b.dose_mc.shape
+    for key in REFERENCE_KEYS:
+        a, rest = key[1:].split("B")
+        b, e = rest.removesuffix("MeV").split("_")
+        settings = int(a), int(b), int(e)
+        compact, r = device.beam(*settings), source.beam(*settings)
+        assert r.dose_mc.shape == compact.dose_mc.shape
         worst_dose = max(
-            worst_dose, float(np.abs(b.dose_mc / b.mc_axis_max - r.dose_mc / r.mc_axis_max).max())
+            worst_dose,
+            float(np.abs(compact.dose_mc / compact.mc_axis_max - r.dose_mc / r.mc_axis_max).max()),
         )
-        worst_r90 = max(worst_r90, abs(b.characteristics.r90_mm - r.characteristics.r90_mm))
-    # quantisation step 1e-4 of the voxel maximum (<= ~2x the axis maximum for bevelled beams)
+        worst_r90 = max(worst_r90, abs(compact.characteristics.r90_mm - r.characteristics.r90_mm))
+    # Quantisation step 1e-4 of each beam's voxel maximum, which is up to ~1.05x the axis
+    # maximum: the dose is off by <= 0.5 step and so is the axis maximum that normalises it,
+    # together <= 2 x 0.5e-4 x 1.05 ~ 1.05e-4 of the axis maximum (worst of all 144 beams,
+    # measured against the full pack: 1.01e-4, C7B15_6MeV); 1.5e-4 leaves margin.
     assert worst_dose < 1.5e-4
+    # R90 moves by the dose error over the PDD slope at R90 (>~ 2 %/mm): well under 0.01 mm
+    # (worst of all 144 beams measured: 0.003 mm, C10B0_12MeV).
     assert worst_r90 < 0.01

@@ -19,7 +19,8 @@ from openiort.planning.electron import (
 
 
 def test_worked_example_from_the_data_readme() -> None:
-    # shared/reference/electron_liac_hwl/README.md and the kali_mc worksheet test:
+    # MU formula of tests/reference_data/electron_liac_hwl/README.md (copy from the reference
+    # pack), worked example of the kali_mc worksheet test:
     # 1250 cGy, 5 cm, 45 deg, 12 MeV, 950 hPa -> 920 MU (OF 1.534 cGy/MU). Exact integer.
     assert monitor_units(1250, 5, 45, 12, 950) == 920
     assert monitor_units_exact(1250, 5, 45, 12, 950) == pytest.approx(

@@ -116,8 +116,9 @@ def test_balloon_warnings_near_skin_and_lung(balloon_plan: HdrPlanResult) -> Non
 
 
 def test_surface_applicator_geometry(surface_plan: HdrPlanResult) -> None:
-    # Issue 4: catheters 1 cm apart, source path 5 mm from the tissue surface. The cavity
-    # (radius 15 mm) gives a 30 mm x 30 mm applicator: 4 catheters of 7 dwell positions.
+    # Surface applicator specification (hdr_applicators.yaml): catheters 1 cm apart, source
+    # path 5 mm from the tissue surface. The cavity (radius 15 mm) gives a 30 mm x 30 mm
+    # applicator: 4 catheters of 7 dwell positions.
     p = surface_plan
     geo = p.applicator_geometry
     assert geo["n_catheters"] == 4 and geo["catheter_spacing_mm"] == 10.0

@@ -53,8 +53,10 @@ def test_no_scatter_limit_equals_analytic_primary_dose(energy_kev, material):
         * muen
         * GY_PER_KEV_CM2_G_PER_MM2
     )
-    # 1 %: the limit; the statistical uncertainty is about 0.1-0.5 % (asserted below
-    # 0.6 %, the batch estimate of it being itself uncertain by about 25 % with 10 batches).
+    # 1 %: with scatter off the shell-averaged analytic dose is exact for the same coefficients,
+    # so only statistics remain: about 0.1-0.5 % per shell (asserted below 0.6 %, the batch
+    # estimate of it being itself uncertain by about 25 % with 10 batches); 1 % is two
+    # standard uncertainties of the noisiest shell, with a fixed seed.
     assert np.all(unc < 0.006)
     np.testing.assert_allclose(dose, analytic, rtol=0.01)
 
@@ -117,10 +119,10 @@ def test_point_source_in_water_matches_ans643_buildup(energy_kev, histories):
     opts = PhysicsOptions(coherent=False, binding=False)
     dose, unc, ref = _ans643_comparison(energy_kev, histories, 8, opts)
     assert np.all(unc < 0.005)
-    # 3 %: the limit. Budget: the GP fit to the moments-method tables (Harima 1986:
-    # typically 1-3 %) and statistics (< 0.5 %). Observed at 4e6 histories: +0.6 to -2.7 %
-    # (20 keV, the largest deviation at 40 mm = 3 mean free paths), -0.2 to -2.0 % (30 keV),
-    # +0.7 to -0.9 % (50 keV).
+    # 3 %: the uncertainty of the reference itself, the GP fit to the moments-method buildup
+    # tables (Harima 1986: typically 1-3 %), plus statistics (< 0.5 %, asserted above).
+    # Observed at 4e6 histories: +0.6 to -2.7 % (20 keV, the largest deviation at 40 mm = 3 mean
+    # free paths), -0.2 to -2.0 % (30 keV), +0.7 to -0.9 % (50 keV).
     np.testing.assert_allclose(dose, ref, rtol=0.03)
 
 

@@ -76,7 +76,9 @@ def test_no_scatter_voxel_dose_equals_analytic_primary():
         analytic = np.exp(-mu_mm * r[shell]) / (4 * np.pi * r[shell] ** 2) * energy_kev * muen
         analytic *= KERMA_TALLY_TO_GY_MM3
         ratio = result.dose_medium_gy_per_photon[shell].sum() / analytic.sum()
-        # 1 %: the limit for the primary dose (statistics of the shell sum < 0.3 %)
+        # 1 %: with scatter off the analytic primary is exact for the same coefficients, so
+        # only the statistical uncertainty of the shell sum (< 0.3 % at 400 000 histories) and
+        # the voxel-average vs centre-value difference (< 0.3 % at 10 mm, above) remain.
         assert ratio == pytest.approx(1.0, rel=0.01), r0
         # the dose to water in water is the same quantity
         np.testing.assert_array_equal(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -53,8 +58,25 @@ def test_full_lifecycle_seals_and_audits(
     assert plan.approved_by is not None and plan.approved_by.username == "onc"
     # The seal hashes the plan without its approval fields: the same content as stored.
     assert plan.canonical_sha256 == canonical_sha256(make_plan_json())
-    assert len(plan.seal_hmac or "") == 64
+    # The stored signature is HMAC-SHA256 (key: the test's OPENIORT_SEAL_KEY) over the RFC 8785
+    # canonical JSON of the approval facts, recomputed here from the documented seal format.
+    assert plan.approved_at is not None
+    message = rfc8785.dumps(
+        {
+            "algorithm": "sha256-rfc8785+hmac-sha256",  # a changed format breaks old seals
+            "canonical_sha256": canonical_sha256(make_plan_json()),
+            "plan_id": plan.id,
+            "case_id": case_id,
+            "version_number": 1,
+            "approved_by": "onc",
+            "approved_at": plan.approved_at.astimezone(dt.UTC).isoformat(),
+        }
+    )
+    key = os.environ["OPENIORT_SEAL_KEY"].encode("utf-8")
+    assert plan.seal_hmac == hmac.new(key, message, hashlib.sha256).hexdigest()
     verify_plan(plan)
+    with pytest.raises(TamperedPlanError):
+        verify_plan(plan, key=b"another key, not the one that sealed the plan")
     actions = [(e.action, e.username) for e in entries(session, "plan", plan.id)]
     assert actions == [("create", "phys"), ("review", "onc"), ("approve", "onc")]
 
