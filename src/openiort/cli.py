@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -15,13 +14,15 @@ import typer
 from rich.console import Console
 
 from openiort import RESEARCH_NOTICE
-from openiort.case import CaseError, case_json_schema, load_case
+from openiort.case import case_json_schema, load_case
 from openiort.clinical.commands import eligibility, evidence, pathology
 from openiort.clinical.summary import write_patient_summary
 from openiort.command_errors import input_error_exit
+from openiort.console_command import console as console_values_command
+from openiort.datafiles import data_path
+from openiort.engines import McSettings, resolve_engine_name
 from openiort.errors import OpenIortInputError
 from openiort.pipeline import plan_case
-from openiort.planning.xray import McOptions
 from openiort.radiobiology.commands import radiobio
 from openiort.report.outputs import REPORT_HTML, write_plan_outputs
 
@@ -34,7 +35,7 @@ console = Console(stderr=True)
 
 
 def demo_case_path() -> Path:
-    return Path(str(resources.files("openiort").joinpath("data/demo_case.yaml")))
+    return data_path("openiort", "data/demo_case.yaml")
 
 
 def run_plan(
@@ -44,12 +45,12 @@ def run_plan(
     dicom: bool = False,
     ct: Path | None = None,
     rtstruct: Path | None = None,
-    engine: str = "table",
-    mc_options: McOptions | None = None,
+    engine: str | None = None,
+    mc_options: McSettings | None = None,
 ) -> None:
     started = time.perf_counter()
     interrupted: tuple[type[BaseException], ...] = ()
-    if engine == "mc":
+    if engine in ("mc", "xray.mc"):
         from openiort.dose.mc.runner import SimulationInterruptedError
 
         interrupted = (SimulationInterruptedError,)
@@ -60,17 +61,10 @@ def run_plan(
             from openiort.anatomy.ct import load_ct_phantom
 
             ct_phantom = load_ct_phantom(ct, rtstruct)
-        if engine not in ("table", "mc"):
-            raise CaseError(
-                "--engine", [f"--engine: value {engine!r} rejected: use 'table' or 'mc'"]
-            )
-        console.print(f"planning {case_path.name} ({engine} engine)...")
+        engine_name = resolve_engine_name(case.intent.technique, engine)
+        console.print(f"planning {case_path.name} ({engine_name} engine)...")
         plan = plan_case(
-            case,
-            source_data,
-            ct_phantom=ct_phantom,
-            engine="mc" if engine == "mc" else "table",
-            mc_options=mc_options,
+            case, source_data, ct_phantom=ct_phantom, engine=engine_name, mc_options=mc_options
         )
         with console.status("writing the report..."):
             writers: list[Callable[[Path], object]] = [lambda d: write_patient_summary(case, d)]
@@ -114,8 +108,12 @@ def plan(
         Path | None, typer.Option("--rtstruct", help="RTSTRUCT file for --ct")
     ] = None,
     engine: Annotated[
-        str, typer.Option(help="x-ray dose engine: table (water) or mc (Monte Carlo in tissue)")
-    ] = "table",
+        str | None,
+        typer.Option(
+            help="dose engine: xray.table (default) or xray.mc (Monte Carlo in tissue) for "
+            "x-rays, electron.beamdata, hdr.tg43; `table` and `mc` are kept for x-rays"
+        ),
+    ] = None,
     histories: Annotated[int, typer.Option(help="Monte Carlo photon histories")] = 30_000_000,
     seed: Annotated[int, typer.Option(help="Monte Carlo random seed")] = 1,
     scheduler: Annotated[
@@ -126,7 +124,7 @@ def plan(
     ] = False,
 ) -> None:
     """Plan a case: phantom or CT, applicator, time, 3D dose, DVH, report and plan.json."""
-    mc = McOptions(histories=histories, seed=seed, scheduler_address=scheduler, use_dask=parallel)
+    mc = McSettings(histories=histories, seed=seed, scheduler_address=scheduler, use_dask=parallel)
     run_plan(
         case, out, source_data, dicom=dicom, ct=ct, rtstruct=rtstruct, engine=engine, mc_options=mc
     )
@@ -147,6 +145,7 @@ def schema() -> None:
 
 
 app.command("radiobio")(radiobio)
+app.command("console")(console_values_command)
 app.command("eligibility")(eligibility)
 app.command("pathology")(pathology)
 app.command("evidence")(evidence)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, CaseError
 from openiort.clinical.section import build_clinical_section
 from openiort.devices.xray import load_commissioning
+from openiort.engines import McSettings, resolve_engine_name
 from openiort.plan import PlanResult
-from openiort.planning.xray import McOptions, plan_xray
+from openiort.planning.xray import plan_xray
 from openiort.radiobiology import build_radiobiology_section
 
 
@@ -18,19 +18,17 @@ def plan_case(
     case: Case,
     source_data: Path | None = None,
     ct_phantom: Phantom | None = None,
-    engine: Literal["table", "mc"] = "table",
-    mc_options: McOptions | None = None,
+    engine: str | None = None,
+    mc_options: McSettings | None = None,
 ) -> PlanResult:
     """Plan ``case`` with the planner of its technique and attach every report section.
 
     ``ct_phantom`` plans on the patient's CT instead of the phantom built from the case
-    (x-ray technique).
+    (x-ray technique). ``engine`` is a registered engine of the case's technique
+    (:mod:`openiort.engines`; None: the technique's default).
     """
     technique = case.intent.technique
-    if engine == "mc" and technique != "xray":
-        raise CaseError(
-            "case", [f"intent.technique: the Monte Carlo engine is for 'xray', not {technique!r}"]
-        )
+    engine_name = resolve_engine_name(technique, engine)
     if ct_phantom is not None and technique != "xray":
         raise CaseError(
             "case",
@@ -39,7 +37,7 @@ def plan_case(
     if technique == "xray":
         source = load_commissioning(source_data) if source_data else None
         plan = plan_xray(
-            case, source=source, ct_phantom=ct_phantom, engine=engine, mc_options=mc_options
+            case, source=source, ct_phantom=ct_phantom, engine=engine_name, mc_options=mc_options
         )
     elif technique == "hdr":  # each technique's stack is imported only when it is planned
         from openiort.planning.hdr_case import plan_hdr_case
@@ -53,7 +51,7 @@ def plan_case(
     plan.sections["radiobiology"] = build_radiobiology_section(
         plan.depth_profile_mm,
         plan.depth_profile_water_gy,
-        plan.delivery["treatment_time_min"],
+        plan.details["treatment_time_min"],
         plan.technique,
     )
     return plan

@@ -8,10 +8,12 @@ from typing import Any, Literal
 
 from openiort import RESEARCH_NOTICE, __version__
 from openiort.anatomy.phantom import Phantom
+from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery
 from openiort.dosegrid import DoseGrid
 from openiort.evaluation.dvh import Dvh
 from openiort.evaluation.metrics import ConstraintCheck, StructureMetrics
 
+Delivery = XrayDelivery | ElectronDelivery | HdrDelivery
 PlanStatus = Literal["draft", "reviewed", "approved", "delivered"]
 REPORT_DEPTHS_MM = (0, 5, 10, 20)
 
@@ -30,7 +32,7 @@ class PlanResult:
     prescription_gy: float
     prescription_definition: str | None
     prescription_point: str
-    delivery: dict[str, Any]
+    details: dict[str, Any]  # the technique's plan figures, top-level keys of plan.json
     dose_at_depth_gy: dict[str, float]
     dose_at_depth_water_gy: dict[str, float]
     depth_profile_mm: list[float]
@@ -44,6 +46,7 @@ class PlanResult:
     phantom: Phantom
     dvhs: dict[str, Dvh]
     device: dict[str, Any]
+    delivery: Delivery  # what the console needs, at reference conditions: what approval seals
     status: PlanStatus = "draft"
     sections: dict[str, Any] = field(default_factory=dict)  # clinical, radiobiology, ...
     created_utc: str = field(
@@ -65,7 +68,8 @@ class PlanResult:
                 "dose_definition": self.prescription_definition,
                 "point": self.prescription_point,
             },
-            **self.delivery,
+            "delivery": self.delivery.model_dump(mode="json"),
+            **self.details,
             "dose_at_depth_gy": self.dose_at_depth_gy,
             "dose_at_depth_water_gy": self.dose_at_depth_water_gy,
             "dose": {

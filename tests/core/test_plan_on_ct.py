@@ -21,7 +21,7 @@ def test_plan_on_exported_ct_reproduces_the_phantom_plan(demo_case: Any, tmp_pat
     export_plan(on_phantom.phantom, on_phantom.dose, on_phantom.to_json_dict(), tmp_path / "dicom")
     ct = load_ct_phantom(tmp_path / "dicom", rtstruct=tmp_path / "dicom" / "RS.dcm")
     on_ct = plan_xray(demo_case, ct_phantom=ct)
-    assert on_ct.delivery["treatment_time_min"] == on_phantom.delivery["treatment_time_min"]
+    assert on_ct.delivery.treatment_time_min == on_phantom.delivery.treatment_time_min
     for name in ("target", "skin", "chest_wall", "lung", "heart"):
         a, b = on_phantom.metrics[name], on_ct.metrics[name]
         assert b.volume_cc == pytest.approx(a.volume_cc, rel=METRIC_TOLERANCE)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openiort.anatomy.materials import read_commented_csv
+from openiort.datafiles import parse_commented_csv
 from openiort.devices import hdr
 
 # In-repo copies of the project's literature reference pack (tests/reference_data/README.md):
@@ -76,11 +76,11 @@ def _reference_rows(name: str) -> list[dict[str, str]]:
     ],
 )
 def test_package_tables_are_unchanged_copies_of_the_reference_pack(name: str) -> None:
-    assert read_commented_csv(hdr._checked_text(name)) == _reference_rows(name)
+    assert parse_commented_csv(hdr._checked_text(name)) == _reference_rows(name)
 
 
 def test_source_registry_matches_the_reference_pack() -> None:
-    ours = {r["source_id"]: r for r in read_commented_csv(hdr._checked_text("sources.csv"))}
+    ours = {r["source_id"]: r for r in parse_commented_csv(hdr._checked_text("sources.csv"))}
     for row in _reference_rows("hebd_sources.csv") + _reference_rows("mhdr_sources.csv"):
         mine = ours[row["source_id"]]
         assert mine["Lambda_cGy_per_h_per_U"] == row["Lambda_cGy_per_h_per_U"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from openiort.anatomy.materials import read_commented_csv
+from openiort.datafiles import parse_commented_csv
 from openiort.devices.xray import _depth_dose_tables
 from openiort.dose.mc.commands import commission
 from openiort.dose.mc.commissioning import DEPTHS_MM, load_calibration
@@ -39,7 +39,7 @@ def test_commission_writes_a_table_the_table_engine_reads(tmp_path):
     assert any("origin:" in line for line in header) and any(
         "statistics" in line for line in header
     )
-    rows = read_commented_csv(text)
+    rows = parse_commented_csv(text)
     assert list(rows[0]) == ["applicator_diameter_cm", "depth_mm", "relative_dose_water"]
     diameters = sorted({float(r["applicator_diameter_cm"]) for r in rows})
     assert diameters == [1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]

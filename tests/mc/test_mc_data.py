@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openiort.anatomy.materials import read_commented_csv
+from openiort.datafiles import parse_commented_csv
 from openiort.dose.mc.commissioning import (
     DEPTHS_MM,
     default_table_path,
@@ -18,7 +18,7 @@ from openiort.dose.mc.xray_source import applicator_diameters_cm
 
 
 def _shipped_table() -> dict[float, np.ndarray]:
-    rows = read_commented_csv(default_table_path().read_text("utf-8"))
+    rows = parse_commented_csv(default_table_path().read_text("utf-8"))
     out: dict[float, list[float]] = {}
     for r in rows:
         out.setdefault(float(r["applicator_diameter_cm"]), []).append(

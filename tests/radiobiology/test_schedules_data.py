@@ -14,10 +14,10 @@ from openiort.radiobiology import (
 )
 from openiort.radiobiology.parameters import (
     DATA_FILES,
+    data_rows,
     default_tissue,
     get_tissue,
     is_provisional,
-    read_commented_csv,
     repair_library,
 )
 from openiort.radiobiology.schedules import custom_schedule
@@ -25,7 +25,7 @@ from openiort.radiobiology.schedules import custom_schedule
 
 @pytest.mark.parametrize("name", DATA_FILES)
 def test_every_data_row_has_a_source_and_a_status(name: str) -> None:
-    rows = read_commented_csv(name)
+    rows = data_rows(name)
     assert rows, name
     for row in rows:
         assert row.get("source", "").strip(), (name, row)

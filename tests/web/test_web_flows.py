@@ -576,7 +576,8 @@ def test_delivery_checked_interrupted_and_completed(app: FastAPI, demo_plan: Dem
     case_id = seed_case(app, demo_plan.case_data)
     plan_id = seed_plan(app, demo_plan, case_id, "approved")
     phys = api_client(app, "phys")
-    planned_min = demo_plan.plan_json["treatment_time_min"]
+    # The sealed delivery holds the exact time (plan.json's top-level copy is rounded to 0.001 min).
+    planned_min = demo_plan.plan_json["delivery"]["treatment_time_min"]
     diameter = f"{demo_plan.plan_json['applicator_diameter_cm']:g}"
     token = page_csrf(phys, f"/plans/{plan_id}")
     # Wrong applicator and a time 1 min off: refused, each setting named, nothing recorded.

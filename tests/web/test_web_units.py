@@ -26,10 +26,10 @@ from openiort.report.pdf import (
     report_pdf,
 )
 from openiort.web import caseform, commands
-from openiort.web.app import audit_text, verdict_class
 from openiort.web.auth import safe_next
 from openiort.web.config import WebConfig, WebConfigError, session_secret
 from openiort.web.dvhplot import dvh_svg, nice_step
+from openiort.web.formatting import audit_text, verdict_class
 from openiort.web.ratelimit import LoginRateLimiter
 from openiort.web.safelog import code_locations
 from openiort.web.sessions import SessionData, SessionManager, same_origin, tokens_match
@@ -323,7 +323,7 @@ def test_report_pdf_from_the_results_object(demo_plan: DemoPlan) -> None:
         "Uncertainty",
     ):
         assert heading in html and heading in text
-    assert f"{plan.delivery['treatment_time_min']:.2f} min" in text
+    assert f"{plan.delivery.treatment_time_min:.2f} min" in text
     assert "Research software, not a medical device" in text
 
 
@@ -389,14 +389,14 @@ def test_case_model_unchanged_for_the_form() -> None:
     ],
 )
 def test_console_numbers(raw: str, minutes: bool, expected: float) -> None:
-    from openiort.web.pages import _console_number
+    from openiort.web.pages_delivery import _console_number
 
     assert _console_number(raw, minutes) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("raw", ["20:75", "-1:00", "nan", "12:ab", "1:2:3"])
 def test_console_numbers_refused(raw: str) -> None:
-    from openiort.web.pages import _console_number
+    from openiort.web.pages_delivery import _console_number
 
     with pytest.raises(ValueError):
         _console_number(raw, True)

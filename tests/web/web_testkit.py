@@ -29,7 +29,9 @@ from openiort.records import service
 from openiort.records import users as users_module
 from openiort.records.db import session_scope
 from openiort.records.models import User
-from openiort.web.app import WebApp, create_app
+from openiort.web import state
+from openiort.web.app import create_app
+from openiort.web.state import WebApp
 from openiort.web.worker import WorkerOutcome, write_plan_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,8 +112,7 @@ def build_app(root: Path, demo: DemoPlan | None = None, **kwargs: Any) -> FastAP
 
 
 def web_of(app: FastAPI) -> WebApp:
-    web: WebApp = app.state.web
-    return web
+    return state.web_of(app)
 
 
 def user(s: Any, username: str) -> User:

@@ -20,17 +20,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
-import yaml
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from openiort.anatomy.materials import breast_mixture_name, get_material, read_commented_csv
+from openiort.anatomy.materials import breast_mixture_name, get_material
 from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, CaseError
+from openiort.datafiles import read_data
 from openiort.grid import Grid
 
 _QUADRANT_CLOCK = {  # clock position (examiner's view) of each quadrant's centre, per side
@@ -47,17 +46,12 @@ _QUADRANT_CLOCK = {  # clock position (examiner's view) of each quadrant's centr
 
 @cache
 def anatomy_parameters() -> dict[str, Any]:
-    text = (
-        resources.files("openiort.anatomy").joinpath("data/phantom_anatomy.yaml").read_text("utf-8")
-    )
-    params: dict[str, Any] = yaml.safe_load(text)
+    params: dict[str, Any] = read_data("openiort.anatomy", "data/phantom_anatomy.yaml").yaml()
     return params
 
 
-def _devices_csv(name: str) -> list[dict[str, str]]:
-    return read_commented_csv(
-        resources.files("openiort.devices").joinpath(f"data/{name}").read_text("utf-8")
-    )
+def _anatomy_csv(name: str) -> list[dict[str, str]]:
+    return read_data("openiort.anatomy", f"data/{name}").rows()
 
 
 @dataclass(frozen=True)
@@ -88,16 +82,16 @@ def breast_shape(case: Case) -> BreastShape:
             a.breast_base_diameter_mm / 2, a.breast_projection_mm, "measured (case file)"
         )
     cup = a.breast_cup or "C"
-    row = next(r for r in _devices_csv("breast_cup_dimensions.csv") if r["cup"] == cup)
-    label = f"cup {cup} estimate (devices/data/breast_cup_dimensions.csv)"
+    row = next(r for r in _anatomy_csv("breast_cup_dimensions.csv") if r["cup"] == cup)
+    label = f"cup {cup} estimate (anatomy/data/breast_cup_dimensions.csv)"
     if a.breast_cup is None:
-        label = "cup unknown: cup C estimate used (devices/data/breast_cup_dimensions.csv)"
+        label = "cup unknown: cup C estimate used (anatomy/data/breast_cup_dimensions.csv)"
     return BreastShape(float(row["base_diameter_mm"]) / 2, float(row["projection_mm"]), label)
 
 
 def gland_fraction(case: Case) -> float:
     key = case.anatomy.breast_density or "unknown"
-    rows = _devices_csv("breast_density_gland_fraction.csv")
+    rows = _anatomy_csv("breast_density_gland_fraction.csv")
     return float(next(r for r in rows if r["breast_density"] == key)["gland_mass_fraction"])
 
 

@@ -17,19 +17,18 @@ the file, and nothing is returned half-built.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from openiort.anatomy.materials import get_material, read_commented_csv
+from openiort.anatomy.materials import get_material
 from openiort.anatomy.phantom import Phantom
+from openiort.datafiles import parse_commented_csv, read_data, read_path
 from openiort.errors import OpenIortInputError
 from openiort.io.dicom_read import read_ct_series, read_rtstruct_masks
 from openiort.io.errors import DicomImportError
@@ -257,15 +256,13 @@ def _parse_float(text: str, source: str, row: int, column: str) -> float | None:
 def load_calibration(path: str | Path | None = None) -> HuCalibration:
     """Read an HU calibration CSV (the packaged default when ``path`` is None)."""
     if path is None:
-        text = (
-            resources.files("openiort.anatomy")
-            .joinpath("data/hu_calibration.csv")
-            .read_text("utf-8")
-        )
+        file = read_data("openiort.anatomy", "data/hu_calibration.csv")
+        text = file.text
         source = "openiort/anatomy/data/hu_calibration.csv"
     else:
         try:
-            text = Path(path).read_text("utf-8")
+            file = read_path(path)
+            text = file.text
         except (OSError, UnicodeDecodeError) as exc:
             raise CalibrationError(f"HU calibration {path}: cannot read ({exc})") from exc
         source = str(path)
@@ -276,7 +273,7 @@ def load_calibration(path: str | Path | None = None) -> HuCalibration:
             energy = _parse_float(stripped.split(":", 1)[1], source, 0, "effective_energy_kev")
     required = {"material", "hu_min", "hu_nominal", "density_rule", "structure"}
     rows: list[CalibrationRow] = []
-    for n, raw in enumerate(read_commented_csv(text), start=1):
+    for n, raw in enumerate(parse_commented_csv(text), start=1):
         if not required <= set(raw):
             raise CalibrationError(f"HU calibration {source}: columns must be {sorted(required)}")
         rows.append(
@@ -291,7 +288,7 @@ def load_calibration(path: str | Path | None = None) -> HuCalibration:
     return HuCalibration(
         rows=tuple(rows),
         source=source,
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sha256=file.sha256,
         effective_energy_kev=energy,
     )
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+
+from openiort.datafiles import read_data
 
 ELEMENTS = ("H", "C", "N", "O", "Na", "Mg", "P", "S", "Cl", "Ar", "K", "Ca")
 
@@ -19,17 +18,10 @@ class Material:
     source: str
 
 
-def read_commented_csv(text: str) -> list[dict[str, str]]:
-    """Rows of a CSV whose header comment lines start with ``#``."""
-    body = "".join(line for line in io.StringIO(text) if not line.lstrip().startswith("#"))
-    return list(csv.DictReader(io.StringIO(body)))
-
-
 @cache
 def material_library() -> dict[str, Material]:
-    text = resources.files("openiort.anatomy").joinpath("data/materials.csv").read_text("utf-8")
     library: dict[str, Material] = {}
-    for row in read_commented_csv(text):
+    for row in read_data("openiort.anatomy", "data/materials.csv").rows():
         fractions = {el: float(row[el]) for el in ELEMENTS if float(row[el]) > 0}
         total = sum(fractions.values())
         if abs(total - 1.0) > 2e-3:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
-
-import yaml
 
 from openiort.case import Case
 from openiort.clinical.outcomes import PatientEvidence, match_evidence
+from openiort.datafiles import read_data
 from openiort.errors import OpenIortInputError
 
 KM_PER_MILE = 1.609344  # international mile, exact by definition
@@ -29,12 +27,7 @@ class BurdenDataError(OpenIortInputError):
 @cache
 def burden_data() -> dict[str, Any]:
     """The bundled ``data/treatment_burden.yaml``, checked for the keys the code reads."""
-    text = (
-        resources.files("openiort.clinical")
-        .joinpath("data/treatment_burden.yaml")
-        .read_text("utf-8")
-    )
-    data = yaml.safe_load(text)
+    data = read_data("openiort.clinical", "data/treatment_burden.yaml").yaml()
     try:
         keys = {s["key"] for s in data["whole_breast"]}
         for s in data["whole_breast"]:

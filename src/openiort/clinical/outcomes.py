@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
-from importlib import resources
 from typing import Any
 
-from openiort.anatomy.materials import read_commented_csv
 from openiort.case import Case
+from openiort.datafiles import read_data
 from openiort.errors import OpenIortInputError
 
 STATUSES = ("verified", "recalled", "secondary")
@@ -134,12 +133,9 @@ def load_outcomes() -> tuple[OutcomeRow, ...]:
     OutcomeDataError
         If a row has an unknown topic, stratum, arm kind or status, or a duplicate id.
     """
-    text = (
-        resources.files("openiort.clinical").joinpath("data/trial_outcomes.csv").read_text("utf-8")
-    )
     rows: list[OutcomeRow] = []
     seen: set[str] = set()
-    for raw in read_commented_csv(text):
+    for raw in read_data("openiort.clinical", "data/trial_outcomes.csv").rows():
         rid = raw["row_id"]
         problems = []
         if rid in seen:

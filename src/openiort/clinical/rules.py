@@ -13,17 +13,16 @@ the wrong type) raises :class:`GuidelineError` naming the file and the rule.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from openiort.clinical.variables import Variable, get_variable, group_variable
+from openiort.datafiles import data_names, read_data, read_path
 from openiort.errors import OpenIortInputError
 
 SCHEMA_VERSION = 1
@@ -496,26 +495,24 @@ def load_guideline(path: str | Path) -> Guideline:
     """
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        file = read_path(p)
     except OSError as exc:
         raise GuidelineError(f"{p}: cannot read the file: {exc.strerror}") from None
-    return _load_bytes(raw, str(p))
+    return _load_bytes(file.data, str(p), file.sha256)
 
 
-def _load_bytes(raw: bytes, name: str) -> Guideline:
+def _load_bytes(raw: bytes, name: str, sha256: str) -> Guideline:
     try:
         data = yaml.safe_load(raw.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise GuidelineError(f"{name}: not valid YAML: {exc}") from None
-    return parse_guideline(data, name, hashlib.sha256(raw).hexdigest())
+    return parse_guideline(data, name, sha256)
 
 
 def _load_package_dir(folder: str) -> tuple[Guideline, ...]:
-    base = resources.files("openiort.clinical").joinpath(folder)
-    found = sorted(
-        (entry for entry in base.iterdir() if entry.name.endswith(".yaml")), key=lambda e: e.name
-    )
-    loaded = tuple(_load_bytes(entry.read_bytes(), f"{folder}/{entry.name}") for entry in found)
+    names = [n for n in data_names("openiort.clinical", folder) if n.endswith(".yaml")]
+    files = [read_data("openiort.clinical", f"{folder}/{name}") for name in names]
+    loaded = tuple(_load_bytes(f.data, f"{folder}/{f.name}", f.sha256) for f in files)
     ids = [g.id for g in loaded]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:

@@ -12,17 +12,16 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
 import openiort
 from openiort.case import Case
 from openiort.clinical.burden import Burden, treatment_burden
 from openiort.clinical.outcomes import Evidence, PatientEvidence, match_evidence
+from openiort.datafiles import read_data
 
 AFFECTED_COLOUR = "#b45309"
 IORT_COLOUR = "#0f766e"
@@ -44,10 +43,7 @@ STATUS_WORDS = {
 @cache
 def patient_text() -> dict[str, Any]:
     """The bundled plain-language text (``data/patient_text.yaml``)."""
-    text = (
-        resources.files("openiort.clinical").joinpath("data/patient_text.yaml").read_text("utf-8")
-    )
-    data: dict[str, Any] = yaml.safe_load(text)
+    data: dict[str, Any] = read_data("openiort.clinical", "data/patient_text.yaml").yaml()
     return data
 
 

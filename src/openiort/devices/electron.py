@@ -20,14 +20,12 @@ copy is checked against the hash in the device manifest at load.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,7 @@ import numpy as np
 import yaml
 from numpy.typing import ArrayLike, NDArray
 
-from openiort.anatomy.materials import read_commented_csv
+from openiort.datafiles import data_path, parse_commented_csv, read_data, sha256_chunks, sha256_file
 from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
@@ -65,20 +63,12 @@ def beam_key(applicator_cm: int, bevel_deg: int, energy_mev: int) -> str:
 
 
 def _data_text(name: str) -> str:
-    return resources.files("openiort.devices").joinpath(f"{DATA_DIR}/{name}").read_text("utf-8")
+    """A file of the packaged device data, checked against ``data/electron``'s manifest."""
+    return read_data("openiort.devices", f"{DATA_DIR}/{name}").text
 
 
 def _data_path(name: str) -> Path:
-    return Path(str(resources.files("openiort.devices").joinpath(f"{DATA_DIR}/{name}")))
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return data_path("openiort.devices", f"{DATA_DIR}/{name}")
 
 
 def sha256_beam_directory(directory: Path) -> str:
@@ -86,11 +76,7 @@ def sha256_beam_directory(directory: Path) -> str:
     files = sorted(directory.glob("C*B*_*MeV.npz"))
     if not files:
         raise ElectronDataError(f"{directory}: no beam files named C{{a}}B{{b}}_{{e}}MeV.npz")
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode("utf-8"))
-        h.update(f.read_bytes())
-    return h.hexdigest()
+    return sha256_chunks(part for f in files for part in (f.name.encode("utf-8"), f.read_bytes()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -637,7 +623,7 @@ Settings = tuple[int, int, int]
 
 
 def _read_table(name: str, unit_scale: float) -> dict[Settings, float]:
-    rows = read_commented_csv(_data_text(name))
+    rows = parse_commented_csv(_data_text(name))
     table: dict[Settings, float] = {}
     for row in rows:
         a, b = int(row["applicator_cm"]), int(row["bevel_deg"])

@@ -18,25 +18,25 @@ Two applicators are modelled for breast IORT:
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from openiort.anatomy.materials import read_commented_csv
+from openiort import datafiles
+from openiort.datafiles import DataFileError, parse_commented_csv, sha256_bytes, sha256_texts
 from openiort.errors import OpenIortInputError
 from openiort.grid import Grid
 
 FloatArray = NDArray[np.float64]
 DATA_DIR = "data/tg43"
-MANIFEST = "manifest_sha256.csv"
+MANIFEST = datafiles.MANIFEST
 SOURCES_FILE = "sources.csv"
 DECAY_FILE = "ir192_decay.csv"
 QA_FILE = "hebd_QA_along_away.csv"
@@ -61,8 +61,12 @@ class ApplicatorError(OpenIortInputError):
 # data files and their hashes
 
 
+def _folder() -> Path:
+    return datafiles.data_folder("openiort.devices", DATA_DIR)
+
+
 def _read_bytes(name: str) -> bytes:
-    path = resources.files("openiort.devices").joinpath(f"{DATA_DIR}/{name}")
+    path = _folder() / name
     if not path.is_file():
         raise HdrDataError(f"HDR data file {DATA_DIR}/{name} is missing from the package")
     return path.read_bytes()
@@ -70,37 +74,32 @@ def _read_bytes(name: str) -> bytes:
 
 def data_file_names() -> tuple[str, ...]:
     """Names of the data files under ``devices/data/tg43`` (the manifest excluded)."""
-    folder = resources.files("openiort.devices").joinpath(DATA_DIR)
-    names = [p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST]
-    return tuple(sorted(n for n in names if n.endswith((".csv", ".yaml"))))
+    names = datafiles.data_names("openiort.devices", DATA_DIR)
+    return tuple(n for n in names if n.endswith((".csv", ".yaml")))
 
 
 def compute_manifest() -> dict[str, str]:
-    """SHA-256 of every data file as it is now (file name -> hex digest)."""
-    return {name: hashlib.sha256(_read_bytes(name)).hexdigest() for name in data_file_names()}
+    """SHA-256 of every file of ``devices/data/tg43`` as it is now (file name -> hex digest)."""
+    return datafiles.compute_manifest(_folder())
 
 
-@cache
 def recorded_manifest() -> dict[str, str]:
-    """The SHA-256 recorded for every data file in ``manifest_sha256.csv``."""
-    rows = read_commented_csv(_read_bytes(MANIFEST).decode("utf-8"))
-    return {row["file"]: row["sha256"] for row in rows}
+    """The SHA-256 recorded for every file in ``manifest_sha256.csv``."""
+    try:
+        return datafiles.recorded_manifest(_folder())
+    except DataFileError as exc:
+        raise HdrDataError(*exc.problems, source=exc.source) from None
 
 
 @cache
 def _checked_text(name: str) -> str:
-    """A data file's text, after checking its SHA-256 against the manifest."""
+    """A data file's text, after checking its SHA-256 against the manifest (the data layer's
+    check, :func:`openiort.datafiles.verify`)."""
     data = _read_bytes(name)
-    expected = recorded_manifest().get(name)
-    if expected is None:
-        raise HdrDataError(f"HDR data file {name} is not listed in {DATA_DIR}/{MANIFEST}")
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise HdrDataError(
-            f"HDR data file {name} has SHA-256 {actual[:12]}..., but {MANIFEST} records "
-            f"{expected[:12]}...: the data changed without review; restore the file or update "
-            "the manifest with the change's provenance"
-        )
+    try:
+        datafiles.verify(_folder(), name, sha256_bytes(data))
+    except DataFileError as exc:
+        raise HdrDataError(*exc.problems, source=exc.source) from None
     return data.decode("utf-8")
 
 
@@ -168,7 +167,7 @@ class Tg43Source:
 
 @cache
 def _source_rows() -> dict[str, dict[str, str]]:
-    rows = read_commented_csv(_checked_text(SOURCES_FILE))
+    rows = parse_commented_csv(_checked_text(SOURCES_FILE))
     registry: dict[str, dict[str, str]] = {}
     for row in rows:
         if row["status"] not in SOURCE_STATUSES:
@@ -236,7 +235,7 @@ def load_source(source_id: str) -> Tg43Source:
     row = _row(source_id)
     gl_name, f_name = row["gL_file"], row["F_file"]
 
-    gl_rows = _select(read_commented_csv(_checked_text(gl_name)), source_id, gl_name)
+    gl_rows = _select(parse_commented_csv(_checked_text(gl_name)), source_id, gl_name)
     gl_pairs = sorted((float(r["r_cm"]), float(r["gL"])) for r in gl_rows)
     gl_r = np.array([p[0] for p in gl_pairs])
     gl = np.array([p[1] for p in gl_pairs])
@@ -244,7 +243,7 @@ def load_source(source_id: str) -> Tg43Source:
         raise HdrDataError(f"{gl_name}: radii of {source_id} must be distinct, at least two")
     gl_tab_min = min(float(r["r_cm"]) for r in gl_rows if _is_tabulated(r))
 
-    f_rows = _select(read_commented_csv(_checked_text(f_name)), source_id, f_name)
+    f_rows = _select(parse_commented_csv(_checked_text(f_name)), source_id, f_name)
     f_r = np.array(sorted({float(r["r_cm"]) for r in f_rows}))
     f_t = np.array(sorted({float(r["theta_deg"]) for r in f_rows}))
     if f_t[0] != 0.0 or f_t[-1] != 180.0:
@@ -288,10 +287,7 @@ def load_source(source_id: str) -> Tg43Source:
 
 
 def _combined_sha256(files: tuple[str, ...]) -> str:
-    h = hashlib.sha256()
-    for name in files:
-        h.update(f"{name} {data_file_sha256(name)}\n".encode())
-    return h.hexdigest()
+    return sha256_texts(*(f"{name} {data_file_sha256(name)}\n" for name in files))
 
 
 def source_data_sha256(source_id: str) -> str:
@@ -307,7 +303,7 @@ def source_data_sha256(source_id: str) -> str:
 def qa_along_away_table(source_id: str) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The consensus along-away QA table of a HEBD source: (z_cm, y_cm, cGy h^-1 U^-1)."""
     _row(source_id)
-    rows = [r for r in read_commented_csv(_checked_text(QA_FILE)) if r["source_id"] == source_id]
+    rows = [r for r in parse_commented_csv(_checked_text(QA_FILE)) if r["source_id"] == source_id]
     if not rows:
         raise HdrDataError(f"no consensus along-away QA table for source {source_id!r}")
     z = np.array([float(r["z_along_cm"]) for r in rows])
@@ -323,7 +319,7 @@ def qa_along_away_table(source_id: str) -> tuple[FloatArray, FloatArray, FloatAr
 @cache
 def ir192_half_life_d() -> float:
     """Ir-192 half-life in days (ICRP Publication 107; see ``ir192_decay.csv``)."""
-    rows = [r for r in read_commented_csv(_checked_text(DECAY_FILE)) if r["nuclide"] == "Ir-192"]
+    rows = [r for r in parse_commented_csv(_checked_text(DECAY_FILE)) if r["nuclide"] == "Ir-192"]
     if len(rows) != 1:
         raise HdrDataError(f"{DECAY_FILE} must hold exactly one Ir-192 row")
     return float(rows[0]["half_life_d"])

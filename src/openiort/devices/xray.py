@@ -13,10 +13,8 @@ data with :func:`load_commissioning` (format documented there).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +22,7 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from openiort.anatomy.materials import read_commented_csv
+from openiort.datafiles import parse_commented_csv, read_data, sha256_texts
 from openiort.errors import OpenIortInputError
 
 DoseDefinition = Literal["TARGIT", "V4.0"]
@@ -35,17 +33,6 @@ DEPTH_DOSE_TABLE = "data/xray50_depth_dose_water.csv"
 
 class DeviceDataError(OpenIortInputError):
     """Device data that are missing, malformed or do not cover the request."""
-
-
-def _data_text(name: str) -> str:
-    return resources.files("openiort.devices").joinpath(name).read_text("utf-8")
-
-
-def sha256_text(*texts: str) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -138,7 +125,7 @@ def _ratios_from_pct(row: dict[str, str]) -> tuple[float, float, float]:
 def _depth_dose_tables(
     text: str,
 ) -> tuple[dict[float, tuple[NDArray[np.float64], NDArray[np.float64]]], str]:
-    rows = read_commented_csv(text)
+    rows = parse_commented_csv(text)
     tables: dict[float, tuple[list[float], list[float]]] = {}
     for r in rows:
         d = float(r["applicator_diameter_cm"])
@@ -170,11 +157,11 @@ def _depth_dose_tables(
 
 def load_example_source() -> XraySource:
     """TG-292's example source with the package's water depth-dose table."""
-    rates_text = _data_text("data/xray50_tg292_example_source.csv")
-    dd_text = _data_text(DEPTH_DOSE_TABLE)
+    rates_text = read_data("openiort.devices", "data/xray50_tg292_example_source.csv").text
+    dd_text = read_data("openiort.devices", DEPTH_DOSE_TABLE).text
     tables, origin = _depth_dose_tables(dd_text)
     applicators = {}
-    for row in read_commented_csv(rates_text):
+    for row in parse_commented_csv(rates_text):
         d = float(row["applicator_diameter_cm"])
         if d not in tables:
             raise DeviceDataError(
@@ -193,7 +180,7 @@ def load_example_source() -> XraySource:
         name="TG-292 example XRS (50 kV, 40 uA)",
         is_example_source=True,
         applicators=applicators,
-        data_sha256=sha256_text(rates_text, dd_text),
+        data_sha256=sha256_texts(rates_text, dd_text),
         depth_dose_origin=origin,
     )
 
@@ -218,7 +205,8 @@ def load_commissioning(path: str | Path) -> XraySource:
     """
     p = Path(path)
     try:
-        meta = yaml.safe_load(p.read_text("utf-8"))
+        meta_text = p.read_text("utf-8")
+        meta = yaml.safe_load(meta_text)
         bare_text = (p.parent / meta["bare_probe_csv"]).read_text("utf-8")
         transfer_text = (p.parent / meta["transfer_coefficients_csv"]).read_text("utf-8")
         definition = meta["dose_definition"]
@@ -232,12 +220,12 @@ def load_commissioning(path: str | Path) -> XraySource:
         raise DeviceDataError(
             f"{p}: output_check_factor {check} outside the plausible range 0.5-1.5"
         )
-    bare = read_commented_csv(bare_text)
+    bare = parse_commented_csv(bare_text)
     bare_r = np.array([float(r["distance_from_source_mm"]) for r in bare])
     bare_rate = np.array([float(r["dose_rate_gy_min"]) for r in bare])
     example = load_example_source()
     per_app: dict[float, list[tuple[float, float]]] = {}
-    for r in read_commented_csv(transfer_text):
+    for r in parse_commented_csv(transfer_text):
         per_app.setdefault(float(r["applicator_diameter_cm"]), []).append(
             (float(r["depth_mm"]), float(r["transfer_coefficient"]))
         )
@@ -269,7 +257,7 @@ def load_commissioning(path: str | Path) -> XraySource:
         + (f" (measured {measured})" if isinstance(measured, date | str) else ""),
         is_example_source=False,
         applicators=applicators,
-        data_sha256=sha256_text(p.read_text("utf-8"), bare_text, transfer_text),
+        data_sha256=sha256_texts(meta_text, bare_text, transfer_text),
         depth_dose_origin=f"clinic commissioning data ({definition} definition)",
         output_check_factor=check,
     )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 
 import numpy as np
 
-from openiort.anatomy.materials import read_commented_csv
 from openiort.anatomy.phantom import Phantom
+from openiort.datafiles import read_data
 from openiort.dosegrid import DoseGrid
 from openiort.evaluation.dvh import Dvh, DvhCalculator
 
@@ -75,10 +74,7 @@ def evaluate_structures(phantom: Phantom, dose: DoseGrid) -> dict[str, Dvh]:
 
 
 def _constraint_rows() -> list[dict[str, str]]:
-    text = (
-        resources.files("openiort.devices").joinpath("data/dose_constraints.csv").read_text("utf-8")
-    )
-    return read_commented_csv(text)
+    return read_data("openiort.evaluation", "data/dose_constraints.csv").rows()
 
 
 def metric_value(dvh: Dvh, metric: str) -> float:

@@ -30,12 +30,9 @@ none).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -43,6 +40,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import RTPlanStorage, RTStructureSetStorage
 
+from openiort.datafiles import read_data
 from openiort.io.dicom_common import StudyInfo, base_dataset, da, ds, research_comment, tm
 from openiort.io.errors import DicomExportError
 
@@ -53,11 +51,8 @@ APPROVED = {"approved": "APPROVED", "delivered": "APPROVED"}
 
 @cache
 def isotope_half_lives_days() -> dict[str, float]:
-    text = resources.files("openiort.io").joinpath("data/brachy_isotopes.csv").read_text("utf-8")
-    body = "".join(line for line in io.StringIO(text) if not line.lstrip().startswith("#"))
-    return {
-        row["isotope"]: float(row["half_life_days"]) for row in csv.DictReader(io.StringIO(body))
-    }
+    rows = read_data("openiort.io", "data/brachy_isotopes.csv").rows()
+    return {row["isotope"]: float(row["half_life_days"]) for row in rows}
 
 
 def plan_value(plan: Mapping[str, Any], key: str, default: Any = None) -> Any:

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from openiort.anatomy.phantom import Phantom
 from openiort.case import Case
+from openiort.delivery import DeviceDataRef, ElectronDelivery, ElectronPlacement
 from openiort.devices.electron import (
     ElectronBeam,
     ElectronDevice,
@@ -42,12 +43,12 @@ from openiort.dose.electron import (
     ElectronGeometryError,
     EliotGeometry,
     central_axis_dose,
-    compute_dose,
     eliot_geometry,
     mean_energy_at_depth_mev,
     relative_electron_density,
 )
 from openiort.dosegrid import DoseGrid
+from openiort.engines import make_engine
 from openiort.errors import OpenIortInputError
 
 KELVIN_OFFSET = 273.15  # degrees Celsius to kelvin (definition of the Celsius scale)
@@ -361,6 +362,7 @@ class ElectronPlanResult:
     structures: dict[str, StructureDose] = field(default_factory=dict)
     target_coverage_pct: float | None = None
     dose: DoseGrid | None = None
+    delivery: ElectronDelivery | None = None
     geometry: dict[str, Any] = field(default_factory=dict)
     target_mask: NDArray[np.bool_] | None = None
 
@@ -1061,22 +1063,41 @@ def _dose_in_phantom(
     dev: ElectronDevice,
     prescription_gy: float,
 ) -> None:
-    dose = compute_dose(
-        beam,
-        phantom,
-        geometry.entry,
-        geometry.axis,
+    result.delivery = ElectronDelivery(
+        device=DeviceDataRef(
+            name=dev.name,
+            status="example",  # the built-in LIAC HWL data; department machines: issue 13
+            version=dev.data_version,
+            sha256=dev.beam_data_sha256,
+        ),
+        applicator_diameter_cm=result.applicator_diameter_cm,
+        bevel_deg=result.bevel_deg,
+        energy_mev=result.energy_mev,
+        monitor_units=result.monitor_units,
+        monitor_units_exact=result.monitor_units_exact,
+        output_factor_cgy_per_mu=result.output_factor_cgy_per_mu,
+        prescription_gy=prescription_gy,
+        isodose_pct=result.isodose_pct,
         dose_max_gy=result.delivered_dose_max_gy,
-        bevel_direction=bevel_direction,
-        disc=placement,
-        bolus_mm=bolus_mm,
-        density_scaling=density_scaling,
-        calibration=(
-            f"{result.monitor_units} MU x {result.output_factor_cgy_per_mu:g} cGy/MU (measured "
-            "output "
-            f"factor) / chamber correction {result.chamber_correction:.4f}; {dev.calibration}"
+        chamber_correction_mode="pressure_temperature"
+        if dev.temperature_correction
+        else "pressure",
+        chamber_correction_factor=result.chamber_correction,
+        reference_pressure_hpa=dev.reference_pressure_hpa,
+        reference_temperature_c=dev.reference_temperature_c,
+        placement=ElectronPlacement(
+            entry_point_mm=geometry.entry,
+            axis=geometry.axis,
+            bevel_direction=bevel_direction,
+            bolus_mm=bolus_mm,
+            density_scaling=density_scaling,
+            disc_type=None if placement is None else placement.disc.name,
+            disc_depth_mm=None if placement is None else placement.depth_mm,
+            disc_diameter_mm=None if placement is None else placement.diameter_mm,
+            disc_centre_xy_mm=(0.0, 0.0) if placement is None else placement.centre_xy_mm,
         ),
     )
+    dose = make_engine("electron.beamdata", dev).compute(result.delivery, phantom)
     result.dose = dose
     result.geometry = {
         **geometry.details,

@@ -38,7 +38,7 @@ def plan_electron_case(case: Case, pressure_hpa: float | None = None) -> PlanRes
     """ELIOT-style plan: the gland layer over the shielding disc, on the case's phantom."""
     phantom = build_breast_phantom(case, applicator_radius_mm=0.0)
     result = plan_electron(case, phantom=phantom, pressure_hpa=pressure_hpa)
-    if result.dose is None or result.target_mask is None:
+    if result.dose is None or result.target_mask is None or result.delivery is None:
         raise ValueError("the electron planner returned no dose on the phantom")
     phantom.structures["target"] = result.target_mask
     dvhs, metrics, constraints = evaluate(phantom, result.dose)
@@ -58,10 +58,11 @@ def plan_electron_case(case: Case, pressure_hpa: float | None = None) -> PlanRes
     return PlanResult(
         case_id=case.patient.id,
         technique="electron",
+        delivery=result.delivery,
         prescription_gy=result.prescription_gy,
         prescription_definition=None,
         prescription_point=f"{result.isodose_pct:g} % isodose",
-        delivery=delivery,
+        details=delivery,
         dose_at_depth_gy=at_depth,
         dose_at_depth_water_gy=at_depth,
         depth_profile_mm=depth.tolist(),

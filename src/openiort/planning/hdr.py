@@ -31,6 +31,7 @@ from scipy import optimize, spatial
 
 from openiort import RESEARCH_NOTICE, __version__
 from openiort.anatomy.phantom import Phantom
+from openiort.delivery import DeviceDataRef, HdrDelivery, HdrDwell
 from openiort.devices.hdr import (
     ApplicatorError,
     BalloonApplicator,
@@ -44,11 +45,11 @@ from openiort.dose.tg43 import (
     CGY_PER_GY,
     S_PER_H,
     Dwells,
-    compute_dose,
     dose_rate_matrix,
     dwells_sha256,
 )
 from openiort.dosegrid import DoseGrid, Provenance
+from openiort.engines import HdrTg43Engine
 from openiort.errors import OpenIortInputError
 from openiort.grid import Grid
 
@@ -66,6 +67,8 @@ class HdrPlanError(OpenIortInputError):
 @dataclass
 class HdrPlanResult:
     """An optimised HDR plan and its TG-43 dose (Gy per session, dose to water in water)."""
+
+    delivery: HdrDelivery
 
     applicator: ApplicatorKind
     applicator_geometry: dict[str, object]
@@ -458,7 +461,29 @@ def plan_hdr(
     point_dose = rate_gy_s @ times
 
     dwells = Dwells(geometry.positions_mm, geometry.directions, times)
-    dose = compute_dose(dwells, sid, sk, grid)
+    delivery = HdrDelivery(
+        device=DeviceDataRef(
+            name=f"{source.source_id} ({source.title})",
+            status="example" if sk_is_example else "department",
+            sha256=source.data_sha256,
+        ),
+        source_id=sid,
+        applicator=applicator,
+        air_kerma_strength_u=sk,
+        prescription_gy=float(prescription_gy),
+        dwells=tuple(
+            HdrDwell(
+                channel=int(channel),
+                position_mm=(float(p[0]), float(p[1]), float(p[2])),
+                direction=(float(d[0]), float(d[1]), float(d[2])),
+                time_s=float(t),
+            )
+            for p, d, channel, t in zip(
+                dwells.positions_mm, dwells.directions, geometry.catheter, times, strict=True
+            )
+        ),
+    )
+    dose = HdrTg43Engine().dose_gy(delivery, phantom)
 
     tissue = ~applicator_mask & ~_material_mask(phantom, "air")
     target, target_definition = _target(phantom, device, prescription_depth_mm, tissue)
@@ -496,6 +521,7 @@ def plan_hdr(
         )
 
     return HdrPlanResult(
+        delivery=delivery,
         applicator=applicator,
         applicator_geometry=device.describe(),
         source_id=sid,

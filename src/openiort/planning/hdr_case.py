@@ -60,10 +60,11 @@ def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
     return PlanResult(
         case_id=case.patient.id,
         technique="hdr",
+        delivery=result.delivery,
         prescription_gy=result.prescription_gy,
         prescription_definition=None,
         prescription_point=f"{result.prescription_depth_mm:g} mm from the {result.prescription_reference}",
-        delivery={k: summary[k] for k in _DELIVERY_KEYS},
+        details={k: summary[k] for k in _DELIVERY_KEYS},
         dose_at_depth_gy=at_depth,
         dose_at_depth_water_gy=at_depth,
         depth_profile_mm=depths.tolist(),

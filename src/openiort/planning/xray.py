@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from importlib import resources
-from typing import Literal
-
 import numpy as np
 
 from openiort.anatomy.breast_phantom import anatomy_parameters, build_breast_phantom
-from openiort.anatomy.materials import read_commented_csv
 from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, CaseError
+from openiort.datafiles import read_data
+from openiort.delivery import DeviceDataRef, XrayDelivery
 from openiort.devices.xray import (
     EXAMPLE_SOURCE_LABEL,
     DoseDefinition,
@@ -20,7 +17,7 @@ from openiort.devices.xray import (
     load_example_source,
     treatment_time,
 )
-from openiort.dose import table
+from openiort.engines import McSettings, make_engine, resolve_engine_name
 from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 
@@ -32,9 +29,7 @@ CAVITY_GAP_WARNING_MM = 5.0
 
 
 def _devices_csv(name: str) -> list[dict[str, str]]:
-    return read_commented_csv(
-        resources.files("openiort.devices").joinpath(f"data/{name}").read_text("utf-8")
-    )
+    return read_data("openiort.devices", f"data/{name}").rows()
 
 
 def placement_warnings(case: Case) -> list[str]:
@@ -80,16 +75,7 @@ def phantom_on_ct(
     return phantom
 
 
-@dataclass(frozen=True)
-class McOptions:
-    """Monte Carlo run settings for ``--engine mc``."""
-
-    histories: int = 30_000_000
-    seed: int = 1
-    n_batches: int = 10
-    scheduler_address: str | None = None
-    use_dask: bool = False
-    progress: bool = True
+McOptions = McSettings  # the Monte Carlo settings of ``--engine xray.mc``
 
 
 def plan_xray(
@@ -97,8 +83,8 @@ def plan_xray(
     source: XraySource | None = None,
     spacing_mm: float = 1.0,
     ct_phantom: Phantom | None = None,
-    engine: Literal["table", "mc"] = "table",
-    mc_options: McOptions | None = None,
+    engine: str = "xray.table",
+    mc_options: McSettings | None = None,
 ) -> PlanResult:
     """Plan an x-ray IORT case on the phantom built from its measurements, or on a CT.
 
@@ -124,28 +110,27 @@ def plan_xray(
         )
     else:
         phantom = phantom_on_ct(ct_phantom, diameter * 5.0, case.anatomy.cavity_centre_mm)
-    dose = table.compute(src, diameter, time.time_min, phantom)
+    engine_name = resolve_engine_name("xray", engine)
+    delivery = XrayDelivery(
+        device=DeviceDataRef(
+            name=src.name,
+            status="example" if src.is_example_source else "department",
+            sha256=src.data_sha256,
+        ),
+        applicator_diameter_cm=diameter,
+        treatment_time_min=time.time_min,
+        prescription_gy=rx_gy,
+        dose_definition=definition,
+    )
+    dose = make_engine("xray.table", src).compute(delivery, phantom)
     dvhs, metrics, constraints = evaluate(phantom, dose)
     sections: dict[str, object] = {}
-    if engine == "mc":
+    if engine_name == "xray.mc":
         # Dose to medium in medium is the plan's dose (TG-186); the water table stays beside it.
-        # The Monte Carlo stack is imported only here: it costs seconds of start-up.
-        from openiort.dose.mc import engine as mc_engine
         from openiort.planning.mc_comparison import build_mc_comparison
 
-        opts = mc_options or McOptions()
-        mc_dose, _ = mc_engine.compute(
-            phantom,
-            diameter,
-            dwell_time_s=time.time_min * 60.0,
-            source=src,
-            histories=opts.histories,
-            seed=opts.seed,
-            n_batches=opts.n_batches,
-            scheduler_address=opts.scheduler_address,
-            use_dask=opts.use_dask,
-            progress=opts.progress,
-        )
+        opts = mc_options or McSettings()
+        mc_dose = make_engine(engine_name, src, settings=opts).compute(delivery, phantom)
         table_dose, table_dvhs = dose, dvhs
         dose = mc_dose
         dvhs, metrics, constraints = evaluate(phantom, dose)
@@ -183,10 +168,11 @@ def plan_xray(
     plan = PlanResult(
         case_id=case.patient.id,
         technique="xray",
+        delivery=delivery,
         prescription_gy=rx_gy,
         prescription_definition=definition,
         prescription_point="applicator surface",
-        delivery={
+        details={
             "applicator_diameter_cm": diameter,
             "treatment_time_min": round(time.time_min, 3),
             "treatment_time_label": EXAMPLE_SOURCE_LABEL if src.is_example_source else src.name,

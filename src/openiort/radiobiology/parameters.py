@@ -6,14 +6,11 @@ verified is carried as provisional and said so in every output that uses it.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 from dataclasses import dataclass, field, replace
 from functools import cache
-from importlib import resources
 from typing import Literal
 
+from openiort.datafiles import read_data
 from openiort.radiobiology import _validate
 from openiort.radiobiology.errors import RadiobiologyError
 from openiort.radiobiology.lq import USCParameters
@@ -159,23 +156,14 @@ class USCSet:
         return f"USC parameters are for {self.cell_line} ({self.tissue_note}); {self.source}"
 
 
-def read_commented_csv(name: str) -> list[dict[str, str]]:
-    """Rows of a package data CSV whose header comment lines start with ``#``."""
-    text = _data_text(name)
-    body = "".join(line for line in io.StringIO(text) if not line.lstrip().startswith("#"))
-    return list(csv.DictReader(io.StringIO(body)))
+def data_rows(name: str) -> list[dict[str, str]]:
+    """Rows of one radiobiology data CSV (``data/<name>``), checked against its manifest."""
+    return read_data("openiort.radiobiology", f"data/{name}").rows()
 
 
 def data_files_sha256() -> dict[str, str]:
     """SHA-256 of every radiobiology data file, recorded in results."""
-    return {
-        name: hashlib.sha256(_data_text(name).encode("utf-8")).hexdigest() for name in DATA_FILES
-    }
-
-
-@cache
-def _data_text(name: str) -> str:
-    return resources.files("openiort.radiobiology").joinpath(f"data/{name}").read_text("utf-8")
+    return {name: read_data("openiort.radiobiology", f"data/{name}").sha256 for name in DATA_FILES}
 
 
 def _opt_float(text: str) -> float | None:
@@ -185,7 +173,7 @@ def _opt_float(text: str) -> float | None:
 @cache
 def repair_library() -> dict[str, RepairModel]:
     lib: dict[str, RepairModel] = {}
-    for row in read_commented_csv("repair.csv"):
+    for row in data_rows("repair.csv"):
         halves = [float(row["half_time_1_h"])]
         weights = [float(row["weight_1"])]
         if row["half_time_2_h"].strip():
@@ -216,7 +204,7 @@ def repopulation_library() -> dict[str, Repopulation]:
             status=row["status"],
             source=row["source"],
         )
-        for row in read_commented_csv("repopulation.csv")
+        for row in data_rows("repopulation.csv")
     }
 
 
@@ -224,7 +212,7 @@ def repopulation_library() -> dict[str, Repopulation]:
 def tissue_library() -> dict[str, Tissue]:
     repairs, repops = repair_library(), repopulation_library()
     lib: dict[str, Tissue] = {}
-    for row in read_commented_csv("tissues.csv"):
+    for row in data_rows("tissues.csv"):
         kind = row["kind"]
         if kind not in ("tumour", "late"):
             raise RadiobiologyError(f"tissues.csv: bad kind {kind!r} for {row['tissue_id']}")
@@ -310,7 +298,7 @@ def custom_tissue(
 @cache
 def usc_library() -> dict[str, USCSet]:
     lib: dict[str, USCSet] = {}
-    for row in read_commented_csv("usc_parameters.csv"):
+    for row in data_rows("usc_parameters.csv"):
         params = USCParameters(float(row["alpha_per_gy"]), float(row["d0_gy"]), float(row["dq_gy"]))
         src, status = row["source"], row["status"]
         note = f"{row['cell_line']}, {row['tissue_note']}"

@@ -14,8 +14,8 @@ from openiort.radiobiology.parameters import (
     ParameterRecord,
     Tissue,
     USCSet,
+    data_rows,
     get_tissue,
-    read_commented_csv,
 )
 from openiort.radiobiology.repopulation import (
     repopulation_bed_loss_gy,
@@ -82,7 +82,7 @@ def _opt(text: str) -> float | None:
 def schedule_library() -> dict[str, Schedule]:
     """All schedules of data/schedules.csv by id."""
     lib: dict[str, Schedule] = {}
-    for row in read_commented_csv("schedules.csv"):
+    for row in data_rows("schedules.csv"):
         n = _opt(row["n_fractions"])
         lib[row["schedule_id"]] = Schedule(
             schedule_id=row["schedule_id"],
@@ -173,7 +173,7 @@ def _targit_rates() -> dict[float, tuple[float, float, str]]:
             float(r["surface_dose_rate_targit_gy_per_min"]),
             r["source"],
         )
-        for r in read_commented_csv("targit_surface_dose_rates.csv")
+        for r in data_rows("targit_surface_dose_rates.csv")
     }
 
 

@@ -33,8 +33,8 @@ from openiort.radiobiology.parameters import (
     RepairModel,
     Tissue,
     data_files_sha256,
+    data_rows,
     get_tissue,
-    read_commented_csv,
 )
 from openiort.radiobiology.response import RBE_DEFAULT_NOTE, tissue_response
 from openiort.radiobiology.schedules import (
@@ -434,7 +434,7 @@ def build_radiobiology_section(
         sensitivity=tuple(sens),
         parameters_tumour=tum.parameters,
         parameters_late=lat.parameters,
-        rbe_context=tuple(read_commented_csv("rbe_low_energy_xrays.csv")),
+        rbe_context=tuple(data_rows("rbe_low_energy_xrays.csv")),
         warnings=tuple(dict.fromkeys(warnings)),
         figure_svg=figure,
         summation_figure_svg=sum_figure,

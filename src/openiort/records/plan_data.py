@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from openiort.delivery import ElectronDelivery, HdrDelivery, parse_delivery
 from openiort.records.errors import RecordsValueError
 from openiort.records.models import TECHNIQUES
 
@@ -70,6 +73,52 @@ def _optional_number(plan: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
+def _from_typed(plan: Mapping[str, Any]) -> PlannedDelivery:
+    try:
+        delivery = parse_delivery(plan["delivery"])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:])
+        raise RecordsValueError(f"plan JSON: delivery.{where}: {first['msg']}") from None
+    if plan.get("technique") != delivery.technique:
+        raise RecordsValueError(
+            f"plan JSON: technique {plan.get('technique')!r} differs from the delivery's "
+            f"{delivery.technique!r}"
+        )
+    if isinstance(delivery, HdrDelivery):
+        return PlannedDelivery(
+            technique="hdr",
+            prescription_dose_gy=delivery.prescription_gy,
+            applicator=delivery.applicator,
+            applicator_diameter_cm=None,
+            time_s=delivery.total_time_s,
+            monitor_units=None,
+            energy_mev=None,
+            bevel_deg=None,
+        )
+    if isinstance(delivery, ElectronDelivery):
+        return PlannedDelivery(
+            technique="electron",
+            prescription_dose_gy=delivery.prescription_gy,
+            applicator=format_cm(delivery.applicator_diameter_cm),
+            applicator_diameter_cm=delivery.applicator_diameter_cm,
+            time_s=None,
+            monitor_units=float(delivery.monitor_units),
+            energy_mev=delivery.energy_mev,
+            bevel_deg=delivery.bevel_deg,
+        )
+    return PlannedDelivery(
+        technique="xray",
+        prescription_dose_gy=delivery.prescription_gy,
+        applicator=format_cm(delivery.applicator_diameter_cm),
+        applicator_diameter_cm=delivery.applicator_diameter_cm,
+        time_s=delivery.treatment_time_min * SECONDS_PER_MINUTE,
+        monitor_units=None,
+        energy_mev=None,
+        bevel_deg=None,
+    )
+
+
 def technique_label(technique: str) -> str:
     """How users write the technique: ``x-ray``, ``electron``, ``HDR``."""
     return _TECHNIQUE_LABELS.get(technique, technique)
@@ -81,13 +130,16 @@ def format_cm(value: float) -> str:
 
 
 def planned_delivery(plan: Mapping[str, Any]) -> PlannedDelivery:
-    """The delivery settings of a plan's JSON.
+    """The delivery settings of a plan's JSON: its typed ``delivery`` block, or for plans
+    stored before deliveries were typed, the technique's top-level keys.
 
     Raises
     ------
     RecordsValueError
         Naming the first missing or invalid key.
     """
+    if "delivery" in plan:
+        return _from_typed(plan)
     technique = plan.get("technique")
     if technique not in TECHNIQUES:
         raise RecordsValueError(

@@ -30,7 +30,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
-    d = plan.delivery
+    d = plan.details
     rows = [
         (
             "prescription",

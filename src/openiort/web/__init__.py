@@ -6,13 +6,19 @@ A thin FastAPI shell over the library (:mod:`openiort.pipeline`, :mod:`openiort.
 shipped in this package (``templates/``, ``static/``). The JSON API under ``/api/`` mirrors the
 pages with the same authorisation; its OpenAPI description is at ``/api/openapi.json``.
 
-Modules: ``app`` (the application factory), ``config`` (settings and the session key),
-``sessions`` (signed session cookies and CSRF tokens), ``ratelimit`` (login throttling),
-``safelog`` (logging without patient data), ``auth`` (who is asking, and may they),
-``caseform`` (the case form from the case model), ``jobs`` and ``worker`` (planning off the
-event loop), ``artifacts`` (a plan's files on disk), ``slices`` and ``dvhplot`` (the dose
-viewer), ``downloads`` (PDF, DICOM zip), ``pages`` and ``api`` (the routes), ``commands``
-(``iort serve``).
+Modules, each importing only those listed before it (no cycle; ``tests/web`` checks):
+``config`` (settings and the session key), ``sessions`` (signed session cookies and CSRF
+tokens), ``ratelimit`` (login throttling), ``safelog`` (logging without patient data),
+``auth`` (who is asking, and may they), ``caseform`` (the case form from the case model),
+``slices`` and ``dvhplot`` (the dose viewer), ``worker`` (planning in a worker process),
+``artifacts`` (a plan's files on disk), ``jobs`` (the planning queue, off the event loop),
+``results`` (filing a finished plan),
+``formatting`` (templates and their helpers), ``state`` (what the routes share: ``WebApp``,
+``web_of``), ``operations`` (what pages and API both do), ``downloads`` (PDF, DICOM zip, plan
+JSON, for pages and API), ``routing`` (id parameters, redirects, messages), ``errorpages`` and
+``middleware`` (error answers, sessions and headers), ``api_models`` (the API's bodies), the
+routes ``api``, ``pages_site``, ``pages_cases``, ``pages_plans`` and ``pages_delivery``,
+``app`` (the factory, which only wires these) and ``commands`` (``iort serve``).
 """
 
 from __future__ import annotations

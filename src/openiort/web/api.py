@@ -5,227 +5,48 @@ and the ``csrf_token`` it returns goes in the ``X-CSRF-Token`` header of every P
 DELETE. Errors are ``{"detail": ..., "problems": [...]}`` with the status codes listed for
 each operation (401 not logged in, 403 role not allowed, 404 no such record, 409 conflict,
 lifecycle or seal failure, 422 invalid input, 429 throttled, 503 planning queue full).
+The bodies are in :mod:`openiort.web.api_models`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 
-from openiort.case import Case as CaseModel
 from openiort.records import service
 from openiort.records.roles import Role
 from openiort.records.service import sealed_plan_json
 from openiort.records.users import authenticate
-from openiort.web import operations
+from openiort.web import downloads, operations
+from openiort.web.api_models import (
+    CONFLICT,
+    ERRORS,
+    PDF_RESPONSE,
+    ZIP_RESPONSE,
+    ApproveIn,
+    CaseIn,
+    CaseOut,
+    CaseSummaryOut,
+    CaseUpdateIn,
+    DeliveryIn,
+    DeliveryOut,
+    ErrorOut,
+    JobOut,
+    LoginIn,
+    PlanOut,
+    PlanRequestIn,
+    PlanSummaryOut,
+    ReviewIn,
+    SessionOut,
+    VerifyOut,
+)
 from openiort.web.auth import api_user, check_csrf, end_session, session_of, start_session
-from openiort.web.downloads import dicom_zip_path, plan_json_bytes, report_pdf_path
+from openiort.web.routing import CaseId, PlanId
+from openiort.web.state import web_of
 
 router = APIRouter(prefix="/api", tags=["api"])
-
-# Record ids are 32-bit on PostgreSQL; larger numbers are refused as invalid (422), never
-# passed to the database.
-MAX_ID = 2_147_483_647
-CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="case record id")]
-PlanId = Annotated[int, Path(ge=1, le=MAX_ID, description="plan record id")]
-Version = Annotated[int, Field(ge=1, le=MAX_ID)]
-
-
-class ErrorOut(BaseModel):
-    detail: str
-    problems: list[str] = []
-    reference: str | None = None
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "not logged in"},
-    403: {"model": ErrorOut, "description": "role not allowed, or CSRF token missing"},
-    404: {"model": ErrorOut, "description": "no such record"},
-    422: {"model": ErrorOut, "description": "invalid input"},
-}
-CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {
-        "model": ErrorOut,
-        "description": "conflict, lifecycle step not possible, or seal failure",
-    }
-}
-PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/pdf": {}}, "description": "the plan report"}
-}
-ZIP_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/zip": {}}, "description": "DICOM RT objects and plan.json"}
-}
-
-
-# ------------------------------------------------------------------------------- models
-
-
-class LoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=2000)
-
-
-class SessionOut(BaseModel):
-    username: str
-    role: Role
-    csrf_token: str
-    may: list[str]
-
-
-class CaseIn(BaseModel):
-    """A new case; the patient (``case.patient.id``) is registered on first sight."""
-
-    model_config = ConfigDict(extra="forbid")
-    case: CaseModel
-    patient_name: str | None = Field(default=None, max_length=200)
-    patient_birth_date: dt.date | None = None
-
-
-class CaseUpdateIn(BaseModel):
-    """The whole new case, and the version it was edited from (optimistic locking)."""
-
-    model_config = ConfigDict(extra="forbid")
-    case: CaseModel
-    version: Version
-
-
-class CaseSummaryOut(BaseModel):
-    case_id: CaseId
-    patient_record_id: int
-    patient_id: str
-    version: int
-    technique: str | None
-    created_at: str | None
-    updated_at: str | None
-    updated_by: str | None
-    latest_plan_id: PlanId | None
-    latest_plan_status: str | None
-
-
-class CaseOut(CaseSummaryOut):
-    case: dict[str, Any]
-
-
-class PlanRequestIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: Version | None = Field(
-        default=None, description="plan only if the case is still at this version"
-    )
-
-
-class JobOut(BaseModel):
-    job_id: str
-    case_id: CaseId
-    case_version: int
-    state: Literal["queued", "running", "done", "failed"]
-    queue_position: int | None
-    waited_s: float
-    computing_s: float
-    plan_id: PlanId | None
-    message: str
-    problems: list[str]
-
-
-class ConsoleOut(BaseModel):
-    applicator: str
-    time_s: float | None
-    monitor_units: float | None
-    energy_mev: float | None
-    bevel_deg: float | None
-    prescription_dose_gy: float
-
-
-class ReviewOut(BaseModel):
-    reviewer: str
-    role: str
-    decision: str
-    comment: str | None
-    at: str | None
-
-
-class PlanSummaryOut(BaseModel):
-    plan_id: PlanId
-    case_id: CaseId
-    version_number: int
-    case_version: int | None
-    status: Literal["draft", "reviewed", "approved", "delivered"]
-    technique: str
-    created_at: str | None
-    created_by: str | None
-    approved_by: str | None
-    approved_at: str | None
-    canonical_sha256: str | None
-    console: ConsoleOut
-    reviews: list[ReviewOut]
-
-
-class PlanOut(PlanSummaryOut):
-    plan: dict[str, Any] = Field(description="the plan JSON with its status, approval and seal")
-
-
-class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    accept: bool = True
-    comment: str | None = Field(default=None, max_length=4000)
-
-
-class ApproveIn(BaseModel):
-    """Approval is an electronic signature: the approver's password again."""
-
-    model_config = ConfigDict(extra="forbid")
-    password: str = Field(min_length=1, max_length=2000)
-    comment: str | None = Field(default=None, max_length=4000)
-
-
-class DeliveryIn(BaseModel):
-    """Values as set at the console; checked against the approved plan before recording."""
-
-    model_config = ConfigDict(extra="forbid")
-    applicator: str = Field(min_length=1, max_length=40, description="cm, or the HDR name")
-    time_min: float | None = Field(default=None, description="x-ray and HDR plans")
-    monitor_units: float | None = Field(default=None, description="electron plans")
-    energy_mev: float | None = Field(default=None, description="electron plans")
-    bevel_deg: float | None = None
-    interrupted: bool = False
-    given_time_min: float | None = None
-    given_monitor_units: float | None = None
-    output_check_id: Version | None = None
-    note: str | None = Field(default=None, max_length=4000)
-
-
-class DeliveryOut(BaseModel):
-    delivery_id: int
-    sequence: int
-    delivered_at: str | None
-    delivered_by: str | None
-    applicator: str
-    energy_mev: float | None
-    bevel_deg: float | None
-    set_time_s: float | None
-    given_time_s: float | None
-    set_monitor_units: float | None
-    given_monitor_units: float | None
-    interrupted: bool
-    delivered_fraction: float
-    cumulative_fraction: float
-    remaining_dose_gy: float
-    remaining_time_s: float | None
-    remaining_monitor_units: float | None
-    output_check_id: int | None
-    warnings: dict[str, Any]
-    note: str | None
-
-
-class VerifyOut(BaseModel):
-    plan_id: PlanId
-    status: str
-    sealed: bool
-    seal_ok: bool
 
 
 # ------------------------------------------------------------------------------- session
@@ -258,7 +79,7 @@ def login(request: Request, body: LoginIn) -> SessionOut:
 
     if not same_origin(request):
         raise HTTPException(403, detail="request from another site refused")
-    web = operations.web_of(request)
+    web = web_of(request)
     address = operations.client_address(request)
     wait = web.limiter.retry_after_s(body.username, address)
     if wait:
@@ -283,7 +104,7 @@ def login(request: Request, body: LoginIn) -> SessionOut:
     "/session", response_model=SessionOut, summary="Who is logged in", responses={401: ERRORS[401]}
 )
 def whoami(request: Request) -> SessionOut:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         return _session_out(request, user.username, user.role)
@@ -297,7 +118,7 @@ def whoami(request: Request) -> SessionOut:
     responses={403: ERRORS[403]},
 )
 def logout(request: Request) -> Response:
-    end_session(request, operations.web_of(request).sessions)
+    end_session(request, web_of(request).sessions)
     return Response(status_code=204)
 
 
@@ -311,7 +132,7 @@ def logout(request: Request) -> Response:
     responses={401: ERRORS[401]},
 )
 def list_cases(request: Request) -> list[dict[str, Any]]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         api_user(request, s)
         return [operations.case_summary(s, c) for c in service.list_cases(s)]
@@ -330,7 +151,7 @@ def _case_out(s: Any, case: Any) -> dict[str, Any]:
     responses=ERRORS,
 )
 def create_case(request: Request, body: CaseIn) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         case = operations.new_case(
@@ -345,7 +166,7 @@ def create_case(request: Request, body: CaseIn) -> dict[str, Any]:
 
 @router.get("/cases/{case_id}", response_model=CaseOut, summary="One case", responses=ERRORS)
 def get_case(request: Request, case_id: CaseId) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         api_user(request, s)
         return _case_out(s, service.get_case(s, case_id))
@@ -360,7 +181,7 @@ def get_case(request: Request, case_id: CaseId) -> dict[str, Any]:
     responses={**ERRORS, **CONFLICT},
 )
 def update_case(request: Request, case_id: CaseId, body: CaseUpdateIn) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         case = operations.edit_case(
@@ -375,7 +196,7 @@ def update_case(request: Request, case_id: CaseId, body: CaseUpdateIn) -> dict[s
     responses=ERRORS,
 )
 def case_verdicts(request: Request, case_id: CaseId) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         api_user(request, s)
         case = service.get_case(s, case_id)
@@ -389,7 +210,7 @@ def case_verdicts(request: Request, case_id: CaseId) -> dict[str, Any]:
     responses=ERRORS,
 )
 def case_plans(request: Request, case_id: CaseId) -> list[dict[str, Any]]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         api_user(request, s)
         service.get_case(s, case_id)
@@ -411,7 +232,7 @@ def case_plans(request: Request, case_id: CaseId) -> list[dict[str, Any]]:
 def start_plan(
     request: Request, case_id: CaseId, body: PlanRequestIn | None = None
 ) -> JSONResponse:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         job = operations.start_plan(web, s, user, case_id, body.version if body else None)
@@ -424,7 +245,7 @@ def start_plan(
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="A planning job", responses=ERRORS)
 def get_job(request: Request, job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         api_user(request, s)
     job = web.jobs.get(job_id)
@@ -444,7 +265,7 @@ def get_job(request: Request, job_id: Annotated[str, Path(max_length=64)]) -> di
     responses={**ERRORS, **CONFLICT},
 )
 def get_plan(request: Request, plan_id: PlanId) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         plan = operations.load_plan(web, s, user, plan_id)
@@ -459,7 +280,7 @@ def get_plan(request: Request, plan_id: PlanId) -> dict[str, Any]:
     responses={**ERRORS, **CONFLICT},
 )
 def review_plan(request: Request, plan_id: PlanId, body: ReviewIn) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         operations.load_plan(web, s, user, plan_id)
@@ -479,7 +300,7 @@ def review_plan(request: Request, plan_id: PlanId, body: ReviewIn) -> dict[str, 
     },
 )
 def approve_plan(request: Request, plan_id: PlanId, body: ApproveIn) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         operations.require_approver(user)
@@ -495,7 +316,7 @@ def approve_plan(request: Request, plan_id: PlanId, body: ApproveIn) -> dict[str
     responses={**ERRORS, **CONFLICT},
 )
 def list_deliveries(request: Request, plan_id: PlanId) -> list[dict[str, Any]]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         plan = operations.load_plan(web, s, user, plan_id)
@@ -513,7 +334,7 @@ def list_deliveries(request: Request, plan_id: PlanId) -> list[dict[str, Any]]:
     responses={**ERRORS, **CONFLICT},
 )
 def record_delivery(request: Request, plan_id: PlanId, body: DeliveryIn) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         delivery = operations.record_delivery(web, s, user, plan_id, body.model_dump())
@@ -527,7 +348,7 @@ def record_delivery(request: Request, plan_id: PlanId, body: DeliveryIn) -> dict
     responses={**ERRORS, **CONFLICT},
 )
 def verify(request: Request, plan_id: PlanId) -> dict[str, Any]:
-    web = operations.web_of(request)
+    web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
         plan = operations.load_plan(web, s, user, plan_id)
@@ -541,13 +362,7 @@ def verify(request: Request, plan_id: PlanId) -> dict[str, Any]:
     responses={**PDF_RESPONSE, **ERRORS, **CONFLICT},
 )
 def report_pdf(request: Request, plan_id: PlanId) -> FileResponse:
-    web = operations.web_of(request)
-    with web.db() as s:
-        user = api_user(request, s)
-        plan = operations.load_plan(web, s, user, plan_id)
-        path = report_pdf_path(web.files, plan)
-        name = f"openiort-plan{plan.id}-v{plan.version_number}-{plan.status}.pdf"
-    return FileResponse(path, media_type="application/pdf", filename=name)
+    return downloads.report_pdf_response(request, plan_id, api_user)
 
 
 @router.get(
@@ -557,13 +372,7 @@ def report_pdf(request: Request, plan_id: PlanId) -> FileResponse:
     responses={**ZIP_RESPONSE, **ERRORS, **CONFLICT},
 )
 def dicom_zip(request: Request, plan_id: PlanId, anonymise: bool = False) -> FileResponse:
-    web = operations.web_of(request)
-    with web.db() as s:
-        user = api_user(request, s)
-        plan = operations.load_plan(web, s, user, plan_id)
-        path = dicom_zip_path(web.files, plan, plan.case.patient.name, anonymise)
-        name = f"openiort-plan{plan.id}-v{plan.version_number}-dicom.zip"
-    return FileResponse(path, media_type="application/zip", filename=name)
+    return downloads.dicom_zip_response(request, plan_id, api_user, anonymise)
 
 
 @router.get(
@@ -572,9 +381,4 @@ def dicom_zip(request: Request, plan_id: PlanId, anonymise: bool = False) -> Fil
     responses={200: {"content": {"application/json": {}}}, **ERRORS, **CONFLICT},
 )
 def plan_json_file(request: Request, plan_id: PlanId) -> Response:
-    web = operations.web_of(request)
-    with web.db() as s:
-        user = api_user(request, s)
-        plan = operations.load_plan(web, s, user, plan_id)
-        body = plan_json_bytes(plan)
-    return Response(body, media_type="application/json")
+    return downloads.plan_json_response(request, plan_id, api_user)

@@ -19,8 +19,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from openiort.datafiles import sha256_file
 from openiort.errors import OpenIortInputError
-from openiort.web.worker import OUTPUTS_KEY, SEALED_FILES, file_sha256
+from openiort.web.worker import OUTPUTS_KEY, SEALED_FILES
 
 CACHE_DIR = "cache"
 
@@ -83,7 +84,7 @@ class PlanFiles:
             path = folder / name
             if not path.is_file():
                 raise PlanFilesError(f"plan {plan_id}: {name} is missing")
-            if recorded.get(name) != file_sha256(path):
+            if recorded.get(name) != sha256_file(path):
                 raise PlanFilesError(
                     f"plan {plan_id}: {name} on disk does not match the SHA-256 in its record; "
                     "the file was changed after planning and is refused"

@@ -1,8 +1,10 @@
-"""Downloads of a stored plan: report PDF, DICOM RT zip and the sealed plan JSON.
+"""Downloads of a stored plan, for pages and API alike: report PDF, DICOM RT zip, plan JSON.
 
 Each is made from the plan's record (status, approval, seal) and its files, which are first
 checked against the hashes in the record. PDF and zip take several seconds; they are made
-once per plan and status and kept in the plan's ``cache/`` folder.
+once per plan and status and kept in the plan's ``cache/`` folder. The ``*_response``
+functions are the whole of a download route: the page and the API route differ only in how
+they find the user (``page_user`` or ``api_user``).
 """
 
 from __future__ import annotations
@@ -12,18 +14,28 @@ import json
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.responses import FileResponse, Response
+from sqlalchemy.orm import Session
 
 from openiort.io.dicom_export import export_plan
 from openiort.io.plan_dir import read_plan_dir
-from openiort.records.models import Plan
+from openiort.records.models import Plan, User
 from openiort.records.service import sealed_plan_json
 from openiort.report.pdf import RecordStamp, html_report_to_pdf
 from openiort.web.artifacts import PlanFiles
+from openiort.web.operations import load_plan
+from openiort.web.state import WebApp, web_of
 from openiort.web.worker import ARRAYS_NPZ, REPORT_HTML
 
 DICOM_ZIP_LEVEL = 1  # DEFLATE level: CT slices compress well even at the fastest setting
+
+UserOf = Callable[[Request, Session], User]
+T = TypeVar("T")
 
 
 def _utc(when: dt.datetime | None) -> str:
@@ -115,6 +127,65 @@ def dicom_zip_path(files: PlanFiles, plan: Plan, patient_name: str | None, anony
 def plan_json_bytes(plan: Plan) -> bytes:
     """The sealed plan JSON (content, status, approval and seal block) as a file."""
     return json.dumps(sealed_plan_json(plan), indent=2, allow_nan=False).encode("utf-8")
+
+
+def _from_plan(
+    request: Request, plan_id: int, user_of: UserOf, make: Callable[[WebApp, Plan], T]
+) -> T:
+    """``make(web, plan)`` for the asking user's plan, whose seal has been checked."""
+    web = web_of(request)
+    with web.db() as s:
+        plan = load_plan(web, s, user_of(request, s), plan_id)
+        return make(web, plan)
+
+
+def report_pdf_response(request: Request, plan_id: int, user_of: UserOf) -> FileResponse:
+    """The report as PDF, stamped with the plan's standing in the record."""
+
+    def make(web: WebApp, plan: Plan) -> FileResponse:
+        name = f"openiort-plan{plan.id}-v{plan.version_number}-{plan.status}.pdf"
+        path = report_pdf_path(web.files, plan)
+        return FileResponse(path, media_type="application/pdf", filename=name)
+
+    return _from_plan(request, plan_id, user_of, make)
+
+
+def report_html_response(request: Request, plan_id: int, user_of: UserOf) -> FileResponse:
+    """The report as computed (HTML, checked against the hash in the record)."""
+
+    def make(web: WebApp, plan: Plan) -> FileResponse:
+        folder = web.files.check(plan.id, plan.plan_json, (REPORT_HTML,))
+        return FileResponse(folder / REPORT_HTML, media_type="text/html; charset=utf-8")
+
+    return _from_plan(request, plan_id, user_of, make)
+
+
+def dicom_zip_response(
+    request: Request, plan_id: int, user_of: UserOf, anonymise: bool
+) -> FileResponse:
+    """The plan as DICOM RT in a zip, with the patient's name or de-identified."""
+
+    def make(web: WebApp, plan: Plan) -> FileResponse:
+        path = dicom_zip_path(web.files, plan, plan.case.patient.name, anonymise)
+        suffix = "-deidentified" if anonymise else ""
+        name = f"openiort-plan{plan.id}-v{plan.version_number}-dicom{suffix}.zip"
+        return FileResponse(path, media_type="application/zip", filename=name)
+
+    return _from_plan(request, plan_id, user_of, make)
+
+
+def plan_json_response(request: Request, plan_id: int, user_of: UserOf) -> Response:
+    """The sealed plan JSON as a file."""
+
+    def make(web: WebApp, plan: Plan) -> Response:
+        name = f"openiort-plan{plan.id}-v{plan.version_number}.json"
+        return Response(
+            plan_json_bytes(plan),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    return _from_plan(request, plan_id, user_of, make)
 
 
 def copy_tree(src: Path, dst: Path) -> None:

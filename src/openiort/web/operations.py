@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session
@@ -22,17 +22,9 @@ from openiort.records.models import Case, Plan, User
 from openiort.records.users import verify_password
 from openiort.web.auth import may, require_role
 from openiort.web.jobs import Job
-
-if TYPE_CHECKING:  # no import cycle at run time
-    from openiort.web.app import WebApp
-
+from openiort.web.state import WebApp
 
 logger = logging.getLogger("openiort.web")
-
-
-def web_of(request: Request) -> WebApp:
-    web: WebApp = request.app.state.web
-    return web
 
 
 def client_address(request: Request) -> str:

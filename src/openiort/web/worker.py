@@ -9,7 +9,6 @@ entered the case; an unexpected error's is not, and is reduced to its type and c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openiort.case import Case, parse_case
+from openiort.datafiles import sha256_file
 from openiort.errors import OpenIortInputError
 
 if TYPE_CHECKING:
@@ -45,14 +45,6 @@ class WorkerOutcome:
     error_type: str = ""
     where: str = ""
     seconds: float = 0.0
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # Planning runs at a lower CPU priority than the server's requests (nice(2) increment), so
@@ -95,7 +87,7 @@ def write_plan_files(plan: PlanResult, case: Case, out_dir: str | Path) -> dict[
     )
     out = Path(out_dir)
     plan_json: dict[str, Any] = json.loads((out / PLAN_JSON).read_text("utf-8"))
-    plan_json[OUTPUTS_KEY] = {name: file_sha256(out / name) for name in SEALED_FILES}
+    plan_json[OUTPUTS_KEY] = {name: sha256_file(out / name) for name in SEALED_FILES}
     # DICOM RTPLAN needs the applicator position (a plan.json key of openiort.io).
     centre = plan.phantom.applicator_centre_mm
     if centre is not None:

@@ -22,7 +22,6 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import xraydb
 from numpy.typing import NDArray
 
 from openiort import __version__
-from openiort.anatomy.materials import read_commented_csv
+from openiort.datafiles import package_dir, read_path, record_file
 from openiort.devices.xray import XraySource, load_example_source
 from openiort.dose.mc.physics import mass_attenuation_cm2_g, mass_energy_absorption_cm2_g
 from openiort.dose.mc.spectrum import load_spectrum, source_model
@@ -52,16 +51,12 @@ class CommissioningError(OpenIortInputError):
     """Commissioning settings or files that cannot be used."""
 
 
-def _package_path(package: str, name: str) -> Path:
-    return Path(str(resources.files(package).joinpath(name)))
-
-
 def default_table_path() -> Path:
-    return _package_path("openiort.devices", "data/xray50_depth_dose_water.csv")
+    return package_dir("openiort.devices") / "data/xray50_depth_dose_water.csv"
 
 
 def default_calibration_path() -> Path:
-    return _package_path("openiort.dose.mc", CALIBRATION_FILE)
+    return package_dir("openiort.dose.mc") / CALIBRATION_FILE
 
 
 def depth_shell_edges_mm(radius_mm: float, depths_mm: FloatArray = DEPTHS_MM) -> FloatArray:
@@ -339,6 +334,8 @@ def regenerate_depth_dose_table(
 
     Nothing is written unless every applicator's run completes (Ctrl-C raises
     :class:`~openiort.dose.mc.runner.SimulationInterruptedError` and leaves the files untouched).
+    When the files written are the package's own, their folders' manifests record the new
+    SHA-256 (:func:`openiort.datafiles.record_file`).
     """
     diameters = diameters_cm or applicator_diameters_cm()
     if 3.0 not in diameters:
@@ -372,6 +369,8 @@ def regenerate_depth_dose_table(
     calib = Path(calibration_path) if calibration_path is not None else default_calibration_path()
     _atomic_write(table, _table_text(curves, histories_per_applicator, seed))
     _atomic_write(calib, _calibration_text(curves, isotropic, seed))
+    for path in (table, calib):  # the package's own files: their manifests record the new hash
+        record_file(path)
     return curves
 
 
@@ -390,7 +389,7 @@ def load_calibration(path: str | Path | None = None) -> dict[float, Calibration]
     """The stored MC calibration, keyed by applicator diameter (cm)."""
     p = Path(path) if path is not None else default_calibration_path()
     try:
-        rows = read_commented_csv(p.read_text("utf-8"))
+        rows = read_path(p).rows()
     except OSError as exc:
         raise CommissioningError(
             f"MC calibration file {p} is missing ({exc}); run `iort commission`"

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 
-from openiort.anatomy.materials import read_commented_csv
+from openiort.datafiles import read_data
 
 
 @cache
 def _constants() -> dict[str, float]:
-    text = (
-        resources.files("openiort.dose.mc")
-        .joinpath("data/codata2018_constants.csv")
-        .read_text("utf-8")
-    )
-    return {row["name"]: float(row["value"]) for row in read_commented_csv(text)}
+    rows = read_data("openiort.dose.mc", "data/codata2018_constants.csv").rows()
+    return {row["name"]: float(row["value"]) for row in rows}
 
 
 def constant(name: str) -> float:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from importlib import resources
 
 import numpy as np
 
 from openiort import __version__
 from openiort.anatomy.phantom import Phantom
+from openiort.datafiles import read_data, read_path, sha256_texts
 from openiort.devices.xray import XraySource, load_example_source
 from openiort.dose.mc.commissioning import (
     CommissioningError,
@@ -41,12 +41,9 @@ DEFAULT_HISTORIES = 30_000_000
 
 
 def _model_sha256(calibration_text: str, source: XraySource) -> str:
-    model_text = resources.files("openiort.dose.mc").joinpath(MODEL_FILE).read_text("utf-8")
+    model_text = read_data("openiort.dose.mc", MODEL_FILE).text
     _, _, spectrum_sha = load_spectrum()
-    h = hashlib.sha256()
-    for part in (model_text, spectrum_sha, calibration_text, source.data_sha256):
-        h.update(part.encode("utf-8"))
-    return h.hexdigest()
+    return sha256_texts(model_text, spectrum_sha, calibration_text, source.data_sha256)
 
 
 def _inputs_sha256(phantom: Phantom, **params: object) -> str:
@@ -183,8 +180,7 @@ def compute(
         )
     scale = surface / per_photon
     inside = phantom.grid.distance_from_mm(phantom.applicator_centre_mm) < app.radius_mm
-    with open(calib_file, encoding="utf-8") as fh:
-        calib_text = fh.read()
+    calib_text = read_path(calib_file).text
     provenance = Provenance(
         engine=ENGINE_NAME,
         engine_version=__version__,

@@ -5,16 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 import numpy as np
 
-from openiort.anatomy.materials import read_commented_csv
+from openiort.datafiles import read_data
 
 
 def _rows(name: str) -> list[dict[str, str]]:
-    text = resources.files("openiort.dose.mc").joinpath(f"data/{name}").read_text("utf-8")
-    return read_commented_csv(text)
+    return read_data("openiort.dose.mc", f"data/{name}").rows()
 
 
 @dataclass(frozen=True)

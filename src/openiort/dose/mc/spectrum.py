@@ -9,19 +9,16 @@ so SpekPy is needed only to regenerate it.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from numpy.typing import NDArray
 
 from openiort import __version__
-from openiort.anatomy.materials import read_commented_csv
+from openiort.datafiles import data_folder, read_data, record_file
 from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
@@ -32,14 +29,10 @@ class SpectrumError(OpenIortInputError):
     """A missing, malformed or inconsistent source spectrum."""
 
 
-def _data_path(name: str) -> Path:
-    return Path(str(resources.files("openiort.dose.mc").joinpath(name)))
-
-
 @cache
 def source_model() -> dict[str, Any]:
     """The source and applicator model parameters (data/xray50_source_model.yaml)."""
-    model: dict[str, Any] = yaml.safe_load(_data_path(MODEL_FILE).read_text("utf-8"))
+    model: dict[str, Any] = read_data("openiort.dose.mc", MODEL_FILE).yaml()
     return model
 
 
@@ -74,7 +67,11 @@ def spekpy_spectrum(model: dict[str, Any] | None = None) -> tuple[FloatArray, Fl
 def regenerate_spectrum_csv(path: str | Path | None = None) -> Path:
     """Write the SpekPy spectrum of the source model to the package's spectrum CSV."""
     m = source_model()
-    out = Path(path) if path is not None else _data_path("data/" + m["spectrum"]["csv"])
+    out = (
+        Path(path)
+        if path is not None
+        else data_folder("openiort.dose.mc", "data") / m["spectrum"]["csv"]
+    )
     edges, probs = spekpy_spectrum(m)
     s = m["spectrum"]
     filters = ", ".join(f"{f['material']} {f['thickness_mm']} mm" for f in s["filters"])
@@ -94,6 +91,7 @@ def regenerate_spectrum_csv(path: str | Path | None = None) -> Path:
         f"{lo:.3f},{hi:.3f},{p:.8e}" for lo, hi, p in zip(edges[:-1], edges[1:], probs, strict=True)
     ]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    record_file(out)  # a package data file: its manifest records the new spectrum
     load_spectrum.cache_clear()
     return out
 
@@ -101,15 +99,10 @@ def regenerate_spectrum_csv(path: str | Path | None = None) -> Path:
 @cache
 def load_spectrum() -> tuple[FloatArray, FloatArray, str]:
     """Stored spectrum: bin edges (keV), probabilities, and the file's SHA-256."""
-    m = source_model()
-    path = _data_path("data/" + m["spectrum"]["csv"])
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise SpectrumError(f"source spectrum {path.name} is missing ({exc})") from None
-    rows = read_commented_csv(text)
+    file = read_data("openiort.dose.mc", "data/" + source_model()["spectrum"]["csv"])
+    rows = file.rows()
     if not rows:
-        raise SpectrumError(f"source spectrum {path.name} has no rows")
+        raise SpectrumError(f"source spectrum {file.name} has no rows")
     lo = np.array([float(r["bin_low_kev"]) for r in rows])
     hi = np.array([float(r["bin_high_kev"]) for r in rows])
     p = np.array([float(r["probability"]) for r in rows])
@@ -119,6 +112,6 @@ def load_spectrum() -> tuple[FloatArray, FloatArray, str]:
         or np.any(p < 0)
         or abs(p.sum() - 1) > 1e-6
     ):
-        raise SpectrumError(f"source spectrum {path.name} is not a contiguous normalised histogram")
+        raise SpectrumError(f"source spectrum {file.name} is not a contiguous normalised histogram")
     edges = np.concatenate((lo, [hi[-1]]))
-    return edges, p, hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return edges, p, file.sha256

@@ -1,0 +1,119 @@
+"""`iort console PLAN_DIR`: the day's console values of a plan, every factor shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from openiort import RESEARCH_NOTICE
+from openiort.command_errors import reported_input_errors
+from openiort.delivery import HdrDelivery, parse_delivery
+from openiort.errors import OpenIortInputError
+from openiort.session import ConsoleValues, TreatmentSession, console_values
+
+
+class PlanFileError(OpenIortInputError):
+    """A plan folder without a readable typed delivery."""
+
+
+def read_delivery(plan_dir: Path) -> Any:
+    """The typed delivery of PLAN_DIR/plan.json (or of a plan.json path)."""
+    path = plan_dir / "plan.json" if plan_dir.is_dir() else plan_dir
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PlanFileError(f"cannot read {path}: {exc}", source=str(path)) from None
+    if not isinstance(data, dict) or "delivery" not in data:
+        raise PlanFileError(
+            f"{path} has no 'delivery' block: re-plan it with this version of openiort",
+            source=str(path),
+        )
+    try:
+        return parse_delivery(data["delivery"])
+    except ValidationError as exc:
+        problems = [
+            f"delivery.{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors()
+        ]
+        raise PlanFileError(*problems, source=str(path)) from None
+
+
+def _session(
+    date: str | None,
+    output_factor: float | None,
+    pressure_hpa: float | None,
+    temperature_c: float | None,
+    fraction: int,
+) -> TreatmentSession:
+    try:
+        at = dt.datetime.now(dt.UTC) if date is None else dt.datetime.fromisoformat(date)
+        return TreatmentSession(
+            at_utc=at,
+            output_factor=output_factor,
+            pressure_hpa=pressure_hpa,
+            temperature_c=temperature_c,
+            fraction=fraction,
+        )
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise OpenIortInputError(*problems, source="session") from None
+    except ValueError as exc:
+        raise OpenIortInputError(f"--date: {exc}", source="session") from None
+
+
+def _print(values: ConsoleValues, device: str, example: bool) -> None:
+    s = values.session
+    typer.echo(
+        f"console values for {s.at_utc.isoformat(timespec='minutes')} (fraction {s.fraction})"
+    )
+    typer.echo(f"device data: {device}{' (EXAMPLE DATA, not your device)' if example else ''}")
+    width = max(len(x.name) for x in values.settings)
+    for x in values.settings:
+        typer.echo(
+            f"  {x.name:<{width}}  planned {x.planned:10.3f} {x.unit:<3}  today {x.today:10.3f} {x.unit}"
+        )
+    typer.echo("factors applied:")
+    for f in values.factors:
+        typer.echo(f"  {f.name}: {f.value:.5f} ({f.reason})")
+    for w in values.warnings:
+        typer.echo(f"warning: {w}")
+    typer.echo(RESEARCH_NOTICE)
+
+
+def console(
+    plan_dir: Annotated[Path, typer.Argument(help="plan folder (or its plan.json)")],
+    date: Annotated[
+        str | None, typer.Option("--date", help="ISO date and time with zone (default: now)")
+    ] = None,
+    pressure_hpa: Annotated[
+        float | None, typer.Option("--pressure-hpa", help="air pressure today (electrons)")
+    ] = None,
+    temperature_c: Annotated[
+        float | None, typer.Option("--temperature-c", help="temperature today (electrons)")
+    ] = None,
+    output_factor: Annotated[
+        float | None,
+        typer.Option("--output-factor", help="day's output / reference output (daily QA)"),
+    ] = None,
+    fraction: Annotated[int, typer.Option("--fraction", help="fraction number")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The day's console values of a plan: time, MU or dwell times, with every factor applied."""
+    with reported_input_errors():
+        delivery = read_delivery(plan_dir)
+        session = _session(date, output_factor, pressure_hpa, temperature_c, fraction)
+        half_life = None
+        if isinstance(delivery, HdrDelivery):
+            from openiort.devices.hdr import ir192_half_life_d
+
+            half_life = ir192_half_life_d()
+        values = console_values(delivery, session, half_life_d=half_life)
+    if as_json:
+        out = {"delivery": delivery.model_dump(mode="json"), **values.model_dump(mode="json")}
+        typer.echo(json.dumps(out, indent=2))
+        return
+    _print(values, delivery.device.name, delivery.device.is_example)

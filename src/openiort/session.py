@@ -1,0 +1,286 @@
+"""The conditions of one treatment day, and the console values they give for a sealed delivery.
+
+The sealed delivery holds the console settings at the device's reference conditions. On the day
+of treatment the physicist enters what the day brings: the daily output factor from that day's
+QA record, the air pressure and temperature where the monitor chamber is open to air, the date
+and time (source decay), the fraction number of a course. :func:`console_values` derives the
+values the console should show, with every factor applied and why; the plan never changes.
+
+Which system applies what (nothing is corrected twice):
+
+- x-rays: the time is divided by the day's output factor (measured / reference output). The
+  device's own output calibration is the reference the plan was made at; enter the factor only
+  when the console does not already apply the day's output.
+- electrons: the monitor units scale with the monitor chamber's air correction in the machine's
+  own mode (sealed: none; pressure: P / P_ref; pressure and temperature: P / P_ref x T_ref / T in
+  kelvin) and are divided by the day's output factor. When the day's output factor comes from
+  an output check made at that day's air, enter the factor and no pressure: the check already
+  holds the air correction.
+- HDR: the dwell times are those the afterloader shows after its own decay correction: planned
+  time x S_K(reference) / S_K(today). The afterloader applies the decay itself; the values here
+  are for checking its console, not for entering a second correction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery
+from openiort.errors import OpenIortInputError
+
+KELVIN_OFFSET = 273.15
+# Plausible ranges of what is typed at the console; outside them a unit slip is likelier than
+# the weather (the highest operating theatres stand near 4000 m, about 620 hPa).
+PRESSURE_RANGE_HPA = (600.0, 1100.0)
+TEMPERATURE_RANGE_C = (10.0, 40.0)
+OUTPUT_FACTOR_RANGE = (0.8, 1.2)  # a daily output this far off stops treatment anyway
+
+
+class SessionError(OpenIortInputError):
+    """Conditions of the day that cannot be used with this delivery."""
+
+
+class TreatmentSession(BaseModel):
+    """What one treatment day brings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at_utc: dt.datetime = Field(description="date and time of the treatment (UTC)")
+    output_factor: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        None, description="day's output / reference output, from that day's QA record"
+    )
+    pressure_hpa: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    temperature_c: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    fraction: Annotated[int, Field(ge=1)] = 1
+
+    @field_validator("at_utc")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("give the time with its time zone (e.g. 2026-12-07T09:30+01:00)")
+        return value.astimezone(dt.UTC)
+
+
+class ConsoleFactor(BaseModel):
+    """One factor applied to the planned values, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: float
+    reason: str
+
+
+class ConsoleSetting(BaseModel):
+    """One console setting: planned (reference conditions) and for today."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    unit: str
+    planned: float
+    today: float
+
+
+class ConsoleValues(BaseModel):
+    """The day's console values of a sealed delivery."""
+
+    model_config = ConfigDict(frozen=True)
+
+    technique: str
+    session: TreatmentSession
+    settings: list[ConsoleSetting]
+    factors: list[ConsoleFactor]
+    warnings: list[str]
+
+
+def _in_range(value: float, bounds: tuple[float, float], what: str, unit: str) -> float:
+    lo, hi = bounds
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise SessionError(
+            f"{what} {value:g} {unit} is outside the plausible range {lo:g}-{hi:g} {unit}",
+            source="session",
+        )
+    return value
+
+
+def _output_factor(session: TreatmentSession, warnings: list[str]) -> ConsoleFactor:
+    if session.output_factor is None:
+        warnings.append("no daily output factor entered: the reference output is assumed")
+        return ConsoleFactor(name="daily output", value=1.0, reason="none entered (1 assumed)")
+    value = _in_range(session.output_factor, OUTPUT_FACTOR_RANGE, "daily output factor", "")
+    return ConsoleFactor(name="daily output", value=value, reason="day's QA record")
+
+
+def _xray(delivery: XrayDelivery, session: TreatmentSession) -> ConsoleValues:
+    warnings: list[str] = []
+    output = _output_factor(session, warnings)
+    if session.pressure_hpa is not None or session.temperature_c is not None:
+        raise SessionError(
+            "pressure and temperature are not console inputs for the 50 kV source: they belong "
+            "to the daily output check, whose factor is entered instead",
+            source="session",
+        )
+    time_min = delivery.treatment_time_min / output.value
+    return ConsoleValues(
+        technique="xray",
+        session=session,
+        settings=[
+            ConsoleSetting(
+                name="treatment time",
+                unit="min",
+                planned=delivery.treatment_time_min,
+                today=time_min,
+            )
+        ],
+        factors=[output],
+        warnings=warnings,
+    )
+
+
+def air_correction(delivery: ElectronDelivery, session: TreatmentSession) -> ConsoleFactor:
+    """The monitor chamber's air correction of the day, in the machine's own mode."""
+    mode = delivery.chamber_correction_mode
+    if mode == "sealed":
+        if session.pressure_hpa is not None or session.temperature_c is not None:
+            raise SessionError(
+                f"{delivery.device.name}: the monitor chamber is sealed; it takes no pressure "
+                "or temperature",
+                source="session",
+            )
+        return ConsoleFactor(name="air (monitor chamber)", value=1.0, reason="sealed chamber")
+    if session.pressure_hpa is None:
+        if session.output_factor is not None:
+            # The day's output check was made at the day's air: it holds the correction.
+            return ConsoleFactor(
+                name="air (monitor chamber)",
+                value=1.0,
+                reason="in the day's output factor (measured at the day's air)",
+            )
+        raise SessionError(
+            f"{delivery.device.name}: the monitor chamber is open to air; give the day's "
+            "pressure (--pressure-hpa) or the output factor of a check made today",
+            source="session",
+        )
+    if session.output_factor is not None:
+        raise SessionError(
+            "give either the day's pressure or the output factor of a check made at the day's "
+            "air, not both: the air would be corrected twice",
+            source="session",
+        )
+    reference_p = delivery.reference_pressure_hpa
+    if reference_p is None:
+        raise SessionError(f"{delivery.device.name}: no reference pressure in the machine data")
+    p = _in_range(session.pressure_hpa, PRESSURE_RANGE_HPA, "air pressure", "hPa")
+    factor = p / reference_p
+    reason = f"P / P_ref = {p:g} / {reference_p:g} hPa"
+    if mode == "pressure_temperature":
+        if session.temperature_c is None or delivery.reference_temperature_c is None:
+            raise SessionError(
+                f"{delivery.device.name}: the monitor chamber is corrected for temperature; "
+                "give the day's temperature (--temperature-c)",
+                source="session",
+            )
+        t = _in_range(session.temperature_c, TEMPERATURE_RANGE_C, "temperature", "degC")
+        t_ref = delivery.reference_temperature_c
+        factor *= (t_ref + KELVIN_OFFSET) / (t + KELVIN_OFFSET)
+        reason += f" x T_ref / T = ({t_ref:g} + 273.15) / ({t:g} + 273.15)"
+    elif session.temperature_c is not None:
+        raise SessionError(
+            f"{delivery.device.name}: the machine's worksheet corrects pressure only; "
+            "leave out the temperature",
+            source="session",
+        )
+    return ConsoleFactor(name="air (monitor chamber)", value=factor, reason=reason)
+
+
+def _electron(delivery: ElectronDelivery, session: TreatmentSession) -> ConsoleValues:
+    warnings: list[str] = []
+    air = air_correction(delivery, session)
+    output = _output_factor(session, warnings) if session.output_factor is not None else None
+    reference_mu = delivery.monitor_units_exact / delivery.chamber_correction_factor
+    exact = reference_mu * air.value / (output.value if output else 1.0)
+    factors = [air] + ([output] if output else [])
+    return ConsoleValues(
+        technique="electron",
+        session=session,
+        settings=[
+            ConsoleSetting(
+                name="monitor units",
+                unit="MU",
+                planned=float(delivery.monitor_units),
+                today=float(round(exact)),
+            )
+        ],
+        factors=factors,
+        warnings=warnings,
+    )
+
+
+def _hdr(delivery: HdrDelivery, session: TreatmentSession, half_life_d: float) -> ConsoleValues:
+    warnings: list[str] = []
+    if session.output_factor is not None or session.pressure_hpa is not None:
+        raise SessionError(
+            "an HDR session takes the date and time only (the source's decay); output and air "
+            "belong to the well-chamber check of the source",
+            source="session",
+        )
+    if delivery.strength_reference_utc is None:
+        warnings.append(
+            "the source has no calibration date (example source): decay not applied; load the "
+            "department's source record"
+        )
+        decay = ConsoleFactor(name="source decay", value=1.0, reason="no calibration date")
+    else:
+        reference = dt.datetime.fromisoformat(delivery.strength_reference_utc)
+        days = (session.at_utc - reference.astimezone(dt.UTC)).total_seconds() / 86400.0
+        if days < 0:
+            raise SessionError(
+                "the treatment is before the source's calibration date", source="session"
+            )
+        remaining = math.exp(-math.log(2.0) * days / half_life_d)
+        decay = ConsoleFactor(
+            name="source decay",
+            value=remaining,
+            reason=f"S_K today / S_K reference after {days:.3f} d (half-life {half_life_d:g} d)",
+        )
+    settings = [
+        ConsoleSetting(
+            name=f"dwell {i + 1} (channel {d.channel})",
+            unit="s",
+            planned=d.time_s,
+            today=d.time_s / decay.value,
+        )
+        for i, d in enumerate(delivery.dwells)
+    ]
+    settings.append(
+        ConsoleSetting(
+            name="total time",
+            unit="s",
+            planned=delivery.total_time_s,
+            today=delivery.total_time_s / decay.value,
+        )
+    )
+    return ConsoleValues(
+        technique="hdr", session=session, settings=settings, factors=[decay], warnings=warnings
+    )
+
+
+def console_values(
+    delivery: XrayDelivery | ElectronDelivery | HdrDelivery,
+    session: TreatmentSession,
+    *,
+    half_life_d: float | None = None,
+) -> ConsoleValues:
+    """The day's console values of ``delivery`` under ``session`` (HDR needs the half-life)."""
+    if isinstance(delivery, XrayDelivery):
+        return _xray(delivery, session)
+    if isinstance(delivery, ElectronDelivery):
+        return _electron(delivery, session)
+    if half_life_d is None:
+        raise SessionError("the source's half-life is needed for an HDR session")
+    return _hdr(delivery, session, half_life_d)

@@ -1,0 +1,202 @@
+"""The JSON API's request and response bodies, and the error answers each operation lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from openiort.case import Case as CaseModel
+from openiort.records.roles import Role
+from openiort.web.routing import CaseId, PlanId, Version
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    problems: list[str] = []
+    reference: str | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "not logged in"},
+    403: {"model": ErrorOut, "description": "role not allowed, or CSRF token missing"},
+    404: {"model": ErrorOut, "description": "no such record"},
+    422: {"model": ErrorOut, "description": "invalid input"},
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorOut,
+        "description": "conflict, lifecycle step not possible, or seal failure",
+    }
+}
+PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {}}, "description": "the plan report"}
+}
+ZIP_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {}}, "description": "DICOM RT objects and plan.json"}
+}
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=2000)
+
+
+class SessionOut(BaseModel):
+    username: str
+    role: Role
+    csrf_token: str
+    may: list[str]
+
+
+class CaseIn(BaseModel):
+    """A new case; the patient (``case.patient.id``) is registered on first sight."""
+
+    model_config = ConfigDict(extra="forbid")
+    case: CaseModel
+    patient_name: str | None = Field(default=None, max_length=200)
+    patient_birth_date: dt.date | None = None
+
+
+class CaseUpdateIn(BaseModel):
+    """The whole new case, and the version it was edited from (optimistic locking)."""
+
+    model_config = ConfigDict(extra="forbid")
+    case: CaseModel
+    version: Version
+
+
+class CaseSummaryOut(BaseModel):
+    case_id: CaseId
+    patient_record_id: int
+    patient_id: str
+    version: int
+    technique: str | None
+    created_at: str | None
+    updated_at: str | None
+    updated_by: str | None
+    latest_plan_id: PlanId | None
+    latest_plan_status: str | None
+
+
+class CaseOut(CaseSummaryOut):
+    case: dict[str, Any]
+
+
+class PlanRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: Version | None = Field(
+        default=None, description="plan only if the case is still at this version"
+    )
+
+
+class JobOut(BaseModel):
+    job_id: str
+    case_id: CaseId
+    case_version: int
+    state: Literal["queued", "running", "done", "failed"]
+    queue_position: int | None
+    waited_s: float
+    computing_s: float
+    plan_id: PlanId | None
+    message: str
+    problems: list[str]
+
+
+class ConsoleOut(BaseModel):
+    applicator: str
+    time_s: float | None
+    monitor_units: float | None
+    energy_mev: float | None
+    bevel_deg: float | None
+    prescription_dose_gy: float
+
+
+class ReviewOut(BaseModel):
+    reviewer: str
+    role: str
+    decision: str
+    comment: str | None
+    at: str | None
+
+
+class PlanSummaryOut(BaseModel):
+    plan_id: PlanId
+    case_id: CaseId
+    version_number: int
+    case_version: int | None
+    status: Literal["draft", "reviewed", "approved", "delivered"]
+    technique: str
+    created_at: str | None
+    created_by: str | None
+    approved_by: str | None
+    approved_at: str | None
+    canonical_sha256: str | None
+    console: ConsoleOut
+    reviews: list[ReviewOut]
+
+
+class PlanOut(PlanSummaryOut):
+    plan: dict[str, Any] = Field(description="the plan JSON with its status, approval and seal")
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accept: bool = True
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class ApproveIn(BaseModel):
+    """Approval is an electronic signature: the approver's password again."""
+
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=1, max_length=2000)
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class DeliveryIn(BaseModel):
+    """Values as set at the console; checked against the approved plan before recording."""
+
+    model_config = ConfigDict(extra="forbid")
+    applicator: str = Field(min_length=1, max_length=40, description="cm, or the HDR name")
+    time_min: float | None = Field(default=None, description="x-ray and HDR plans")
+    monitor_units: float | None = Field(default=None, description="electron plans")
+    energy_mev: float | None = Field(default=None, description="electron plans")
+    bevel_deg: float | None = None
+    interrupted: bool = False
+    given_time_min: float | None = None
+    given_monitor_units: float | None = None
+    output_check_id: Version | None = None
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: int
+    sequence: int
+    delivered_at: str | None
+    delivered_by: str | None
+    applicator: str
+    energy_mev: float | None
+    bevel_deg: float | None
+    set_time_s: float | None
+    given_time_s: float | None
+    set_monitor_units: float | None
+    given_monitor_units: float | None
+    interrupted: bool
+    delivered_fraction: float
+    cumulative_fraction: float
+    remaining_dose_gy: float
+    remaining_time_s: float | None
+    remaining_monitor_units: float | None
+    output_check_id: int | None
+    warnings: dict[str, Any]
+    note: str | None
+
+
+class VerifyOut(BaseModel):
+    plan_id: PlanId
+    status: str
+    sealed: bool
+    seal_ok: bool

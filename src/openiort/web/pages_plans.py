@@ -1,0 +1,266 @@
+"""Plan pages: planning jobs, the plan with its dose viewer, review, approval, downloads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+
+from openiort.plan import REPORT_DEPTHS_MM, depth_key
+from openiort.records.delivery import remaining
+from openiort.records.errors import NotFoundError
+from openiort.records.models import Plan
+from openiort.records.plan_data import planned_delivery
+from openiort.records.qa import list_qa_checks
+from openiort.web import downloads, operations
+from openiort.web.auth import check_csrf, page_user
+from openiort.web.dvhplot import dvh_legend, dvh_svg
+from openiort.web.routing import CaseId, PlanId, message, redirect
+from openiort.web.slices import AXES, ViewerError, legend, render_slice_png
+from openiort.web.state import web_of
+
+router = APIRouter(include_in_schema=False)
+
+# (top, left, right, bottom) labels of each view, radiological convention.
+ORIENTATIONS = {
+    "axial": ("A", "R", "L", "P"),
+    "coronal": ("S", "R", "L", "I"),
+    "sagittal": ("S", "A", "P", "I"),
+}
+SLICE_SCALE = 3
+
+
+@router.post("/cases/{case_id}/plans", dependencies=[Depends(check_csrf)])
+def start_plan(request: Request, case_id: CaseId, version: int | None = Form(None)) -> Response:
+    web = web_of(request)
+    with web.db() as s:
+        user = page_user(request, s)
+        job = operations.start_plan(web, s, user, case_id, version)
+    return redirect(f"/jobs/{job.id}")
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: str) -> Response:
+    web = web_of(request)
+    with web.db() as s:
+        page_user(request, s)
+    job = web.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, detail="no such planning job (jobs are kept for an hour)")
+    if job.state == "done" and job.plan_id is not None:
+        return redirect(f"/plans/{job.plan_id}")
+    info = job.to_dict(web.jobs.position(job))
+    return web.render(
+        request,
+        "job.html",
+        {"job": job, "position": info["queue_position"], "computing_s": info["computing_s"]},
+    )
+
+
+def _summary_rows(pj: dict[str, Any]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if "treatment_time_label" in pj:
+        rows.append(("treatment time basis", str(pj["treatment_time_label"])))
+    other = pj.get("prescription_other_definition")
+    if isinstance(other, dict) and "dose_gy" in other:
+        rows.append(
+            (
+                "same prescription in the other definition",
+                f"{other['dose_gy']:.2f} Gy ({other.get('dose_definition', '')})",
+            )
+        )
+    check = pj.get("second_check")
+    if isinstance(check, dict):
+        if "treatment_time_min" in check:
+            rows.append(
+                (
+                    "independent second check",
+                    f"{check['treatment_time_min']:.2f} min ({check.get('difference_pct', 0):+.2f} %)",
+                )
+            )
+        elif "monitor_units" in check:
+            rows.append(
+                (
+                    "independent second check",
+                    f"{check['monitor_units']} MU ({check.get('difference_pct', 0):+.1f} %)",
+                )
+            )
+    for key, label in (
+        ("pressure_hpa", "pressure (hPa)"),
+        ("source_title", "source"),
+        ("air_kerma_strength_u", "air-kerma strength (U)"),
+        ("trak_ugy_at_1m", "TRAK (uGy at 1 m)"),
+    ):
+        if key in pj and isinstance(pj[key], int | float | str):
+            rows.append((label, str(pj[key])))
+    if isinstance(pj.get("dwell_times_s"), list):
+        rows.append(("dwell positions", str(len(pj["dwell_times_s"]))))
+    return rows
+
+
+def _axes(volume: Any) -> list[dict[str, Any]]:
+    grid = volume.meta["grid"]
+    centre = volume.meta["centre_index_zyx"]
+    out = []
+    for i, name in enumerate(AXES):
+        coord = "zyx"[i]
+        spacing = float(grid["spacing_mm"][2 - i])
+        origin = float(grid["origin_mm"][2 - i])
+        count = volume.axis_length(name)
+        index = int(centre[i])
+        shape = volume.shape
+        width_cells = shape[2] if name in ("axial", "coronal") else shape[1]
+        col_mm = grid["spacing_mm"][0] if name in ("axial", "coronal") else grid["spacing_mm"][1]
+        finest = min(grid["spacing_mm"])
+        out.append(
+            {
+                "name": name,
+                "coord": coord,
+                "count": count,
+                "index": index,
+                "origin_mm": origin,
+                "spacing_mm": spacing,
+                "orient": ORIENTATIONS[name],
+                "width_px": int(width_cells * round(SLICE_SCALE * col_mm / finest)),
+            }
+        )
+    return out
+
+
+def plan_context(request: Request, s: Any, user: Any, plan_id: PlanId) -> dict[str, Any]:
+    web = web_of(request)
+    plan = operations.load_plan(web, s, user, plan_id)
+    pj = plan.plan_json
+    folder = web.files.existing_dir(plan.id)
+    volume = web.viewer.get(folder)
+    curves = volume.meta["dvh"]["curves"]
+    clinical = pj.get("clinical") if isinstance(pj.get("clinical"), dict) else None
+    approver_role = (
+        plan.approval.approver_role
+        if plan.approval
+        else (plan.approved_by.role if plan.approved_by else "")
+    )
+    checks: list[Any] = []
+    if plan.status == "approved":
+        outputs, _ = list_qa_checks(s)
+        checks = [c for c in outputs if c.technique == plan.technique][:10]
+    return {
+        "plan": plan,
+        "case": plan.case,
+        "patient": plan.case.patient,
+        "pj": pj,
+        "console": planned_delivery(pj),
+        "summary_rows": _summary_rows(pj),
+        "reviews": plan.reviews,
+        "approver_role": approver_role,
+        "deliveries": plan.deliveries,
+        "remaining": remaining(plan) if plan.status in ("approved", "delivered") else None,
+        "output_checks": checks,
+        "axes": _axes(volume),
+        "orientations": ORIENTATIONS,
+        "legend": legend(volume),
+        "dose_medium": volume.meta.get("dose_medium", ""),
+        "dvh_svg": dvh_svg(
+            curves, volume.meta["dvh"]["max_dose_gy"], volume.meta["prescription_gy"]
+        ),
+        "dvh_legend": dvh_legend(curves),
+        "dvh_curves": curves,
+        "depth_keys": [depth_key(z) for z in REPORT_DEPTHS_MM],
+        "verdicts": clinical.get("verdicts", []) if clinical else [],
+        "message": message(request),
+        "delivery_errors": [],
+        "delivery_values": {},
+    }
+
+
+@router.get("/plans/{plan_id}", response_class=HTMLResponse)
+def plan_page(request: Request, plan_id: PlanId) -> Response:
+    web = web_of(request)
+    with web.db() as s:
+        user = page_user(request, s)
+        return web.render(request, "plan.html", plan_context(request, s, user, plan_id))
+
+
+@router.get("/plans/{plan_id}/slices/{axis}/{index}.png")
+def slice_png(
+    request: Request,
+    plan_id: PlanId,
+    axis: Annotated[str, Path(max_length=10)],
+    index: Annotated[int, Path(ge=0, le=100_000)],
+) -> Response:
+    web = web_of(request)
+    if axis not in AXES:
+        raise ViewerError(f"axis: one of {', '.join(AXES)}")
+    with web.db() as s:
+        page_user(request, s)
+        # Display only, and the most frequent request: the plan must exist, but its seal is
+        # checked by the plan page and every download, not for each slice.
+        pid = s.scalar(select(Plan.id).where(Plan.id == plan_id))  # no plan JSON loaded
+        if pid is None:
+            raise NotFoundError(f"plan {plan_id} does not exist")
+    key = (pid, axis, index)
+    png = web.png_cache.get(key)
+    if png is None:
+        volume = web.viewer.get(web.files.existing_dir(pid))
+        png = render_slice_png(volume, axis, index, scale=SLICE_SCALE)
+        web.png_cache.put(key, png)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=600"})
+
+
+@router.post("/plans/{plan_id}/review", dependencies=[Depends(check_csrf)])
+def review_submit(
+    request: Request,
+    plan_id: PlanId,
+    decision: str = Form(...),
+    comment: str = Form("", max_length=4000),
+) -> Response:
+    if decision not in ("accept", "changes"):
+        raise HTTPException(400, detail="decision: accept or changes")
+    web = web_of(request)
+    with web.db() as s:
+        user = page_user(request, s)
+        operations.load_plan(web, s, user, plan_id)
+        operations.review(s, user, plan_id, decision == "accept", comment or None)
+    return redirect(f"/plans/{plan_id}?msg={'reviewed' if decision == 'accept' else 'changes'}")
+
+
+@router.post("/plans/{plan_id}/approve", dependencies=[Depends(check_csrf)])
+def approve_submit(
+    request: Request,
+    plan_id: PlanId,
+    password: str = Form(..., max_length=2000),
+    comment: str = Form("", max_length=4000),
+) -> Response:
+    web = web_of(request)
+    with web.db() as s:
+        user = page_user(request, s)
+        operations.require_approver(user)
+        try:
+            operations.check_approval_password(web, request, user, password)
+        except HTTPException as exc:
+            code = "throttled" if exc.status_code == 429 else "wrong-password"
+            return redirect(f"/plans/{plan_id}?msg={code}")
+        operations.approve(web, s, user, plan_id, comment or None)
+    return redirect(f"/plans/{plan_id}?msg=approved")
+
+
+@router.get("/plans/{plan_id}/report.pdf")
+def report_pdf(request: Request, plan_id: PlanId) -> Response:
+    return downloads.report_pdf_response(request, plan_id, page_user)
+
+
+@router.get("/plans/{plan_id}/report.html", response_class=HTMLResponse)
+def report_html(request: Request, plan_id: PlanId) -> Response:
+    return downloads.report_html_response(request, plan_id, page_user)
+
+
+@router.get("/plans/{plan_id}/dicom.zip")
+def dicom_zip(request: Request, plan_id: PlanId, anonymise: bool = False) -> Response:
+    return downloads.dicom_zip_response(request, plan_id, page_user, anonymise)
+
+
+@router.get("/plans/{plan_id}/plan.json")
+def plan_json(request: Request, plan_id: PlanId) -> Response:
+    return downloads.plan_json_response(request, plan_id, page_user)
