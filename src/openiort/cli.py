@@ -58,7 +58,7 @@ def run_plan(
         case = load_case(case_path)
         ct_phantom = None
         if ct is not None:
-            from openiort.anatomy.ct import load_ct_phantom
+            from openiort.inputs.ct import load_ct_phantom
 
             ct_phantom = load_ct_phantom(ct, rtstruct)
         engine_name = resolve_engine_name(case.intent.technique, engine)
@@ -139,8 +139,17 @@ def demo(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of the case file."""
+def schema(
+    plan: Annotated[
+        bool, typer.Option("--plan", help="the schema of plan.json instead of the case file")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of the case file (or, with --plan, of plan.json)."""
+    if plan:
+        from openiort.plan_document import plan_json_schema
+
+        sys.stdout.write(json.dumps(plan_json_schema(), indent=2) + "\n")
+        return
     sys.stdout.write(json.dumps(case_json_schema(), indent=2) + "\n")
 
 
@@ -197,6 +206,11 @@ lazy_command(
     "serve",
     "openiort.web.commands:serve",
     "Serve the team's web app (cases, verdicts, plans, approval, downloads) with uvicorn.",
+)
+lazy_command(
+    "devices",
+    "openiort.devices.commands:devices_app",
+    "The department's own device data: record their hashes once they are reviewed.",
 )
 lazy_command(
     "commission",

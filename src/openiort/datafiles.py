@@ -213,9 +213,8 @@ def _folder_files(folder: Path) -> dict[str, Path]:
     }
 
 
-@cache
-def recorded_manifest(folder: Path) -> dict[str, str]:
-    """The SHA-256 that a folder's ``manifest_sha256.csv`` records for each file."""
+def read_manifest(folder: Path) -> dict[str, str]:
+    """The SHA-256 that a folder's ``manifest_sha256.csv`` records for each file, read now."""
     path = folder / MANIFEST
     try:
         text = path.read_text("utf-8")
@@ -238,7 +237,13 @@ def recorded_manifest(folder: Path) -> dict[str, str]:
     return recorded
 
 
-def verify(folder: Path, name: str, sha256: str) -> None:
+# Package manifests are read once per process; a department's folder is read every time.
+recorded_manifest = cache(read_manifest)
+
+
+def verify(
+    folder: Path, name: str, sha256: str, *, fresh: bool = False, fix: str = _FIX_CHANGED
+) -> None:
     """Check that ``sha256`` is what ``folder``'s manifest records for ``name``.
 
     Raises
@@ -248,7 +253,7 @@ def verify(folder: Path, name: str, sha256: str) -> None:
         hash; the message names the file and how to put it right.
     """
     label = _label(folder / name)
-    expected = recorded_manifest(folder).get(name)
+    expected = (read_manifest if fresh else recorded_manifest)(folder).get(name)
     manifest = _label(folder / MANIFEST)
     if expected is None:
         raise DataFileError(
@@ -259,14 +264,16 @@ def verify(folder: Path, name: str, sha256: str) -> None:
     if sha256 != expected:
         raise DataFileError(
             f"data file {label} has SHA-256 {sha256[:12]}..., but {manifest} records "
-            f"{expected[:12]}...: the file changed without a reviewed manifest update; "
-            + _FIX_CHANGED,
+            f"{expected[:12]}...: the file changed without a reviewed manifest update; " + fix,
             source=label,
         )
 
 
-def read_checked(folder: Path, name: str) -> DataFile:
-    """Read ``folder/name`` and check it against ``folder``'s manifest."""
+def read_checked(
+    folder: Path, name: str, *, fresh: bool = False, fix: str = _FIX_CHANGED
+) -> DataFile:
+    """Read ``folder/name`` and check it against ``folder``'s manifest (``fresh``: read the
+    manifest now, not from the cache; ``fix``: what the message tells to do on a mismatch)."""
     path = folder / name
     try:
         data = path.read_bytes()
@@ -277,7 +284,7 @@ def read_checked(folder: Path, name: str) -> DataFile:
             source=_label(path),
         ) from None
     digest = sha256_bytes(data)
-    verify(folder, name, digest)
+    verify(folder, name, digest, fresh=fresh, fix=fix)
     return DataFile("", str(path), data, digest)
 
 
@@ -343,11 +350,15 @@ def compute_manifest(folder: Path) -> dict[str, str]:
     return {name: sha256_file(files[name]) for name in sorted(files)}
 
 
-def _manifest_text(folder: Path, entries: dict[str, str]) -> str:
+PACKAGE_REMAKE = "python -m openiort.datafiles"
+
+
+def _manifest_text(folder: Path, entries: dict[str, str], remake: str) -> str:
+    where = f"openiort/{_label(folder)}/" if remake == PACKAGE_REMAKE else str(folder)
     lines = [
-        f"# SHA-256 of every file in openiort/{_label(folder)}/ (this manifest excepted), checked",
+        f"# SHA-256 of every file in {where} (this manifest excepted), checked",
         "# when openiort reads them (openiort.datafiles). Re-make it only with a reviewed change of a",
-        "# file and its source header: python -m openiort.datafiles",
+        f"# file and its source header: {remake}",
         "file,sha256",
     ]
     lines += [f"{name},{entries[name]}" for name in sorted(entries)]
@@ -361,10 +372,13 @@ def clear_caches() -> None:
     data_path.cache_clear()
 
 
-def write_manifest(folder: Path) -> dict[str, str]:
-    """Write ``folder``'s manifest from the files as they are now; returns its entries."""
+def write_manifest(folder: Path, *, remake: str = PACKAGE_REMAKE) -> dict[str, str]:
+    """Write ``folder``'s manifest from the files as they are now; returns its entries.
+
+    ``remake`` is the command the manifest's header names for re-making it.
+    """
     entries = compute_manifest(folder)
-    (folder / MANIFEST).write_text(_manifest_text(folder, entries), encoding="utf-8")
+    (folder / MANIFEST).write_text(_manifest_text(folder, entries, remake), encoding="utf-8")
     clear_caches()
     return entries
 
@@ -381,7 +395,9 @@ def record_file(path: str | Path) -> bool:
         return False
     entries = dict(recorded_manifest(folder))
     entries[p.name] = sha256_file(folder / p.name)
-    (folder / MANIFEST).write_text(_manifest_text(folder, entries), encoding="utf-8")
+    (folder / MANIFEST).write_text(
+        _manifest_text(folder, entries, PACKAGE_REMAKE), encoding="utf-8"
+    )
     clear_caches()
     return True
 

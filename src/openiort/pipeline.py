@@ -47,6 +47,13 @@ def plan_case(
         from openiort.planning.electron_case import plan_electron_case
 
         plan = plan_electron_case(case)
+    device = plan.delivery.device
+    if device.is_example:
+        plan.warnings.insert(
+            0,
+            f"Computed with example device data ({device.name}): for demonstration only, this "
+            "plan cannot be approved for treatment",
+        )
     plan.sections["clinical"] = build_clinical_section(case)
     plan.sections["radiobiology"] = build_radiobiology_section(
         plan.depth_profile_mm,

@@ -12,6 +12,7 @@ from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery
 from openiort.dosegrid import DoseGrid
 from openiort.evaluation.dvh import Dvh
 from openiort.evaluation.metrics import ConstraintCheck, StructureMetrics
+from openiort.plan_document import validated_plan_json
 
 Delivery = XrayDelivery | ElectronDelivery | HdrDelivery
 PlanStatus = Literal["draft", "reviewed", "approved", "delivered"]
@@ -96,4 +97,4 @@ class PlanResult:
         }
         for name, section in self.sections.items():
             out[name] = section.to_dict() if hasattr(section, "to_dict") else section
-        return out
+        return validated_plan_json(out)

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "openiort.clinical": 2,
     # 3 planning: the results object, the engines, the techniques
     "openiort.plan": 3,
+    "openiort.plan_document": 3,
     "openiort.planning": 3,
     "openiort.engines": 3,
     # 4 output: report and export writers
@@ -48,9 +49,6 @@ LAYERS: dict[str, int] = {
     "openiort.pipeline": 5,
     "openiort.records": 5,
     "openiort.inputs": 5,
-    # DICOM reading is an input (layer 5), wherever it lives today.
-    "openiort.io.dicom_read": 5,
-    "openiort.anatomy.ct": 5,
     # 6 shells: the command line and the web app
     "openiort.cli": 6,
     "openiort.command_errors": 6,

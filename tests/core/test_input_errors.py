@@ -31,6 +31,7 @@ NOT_INPUT_ERRORS = {
     "LoginRequiredError",
     "QueueFullError",
     "PdfError",
+    "ExampleDataError",  # a lifecycle refusal (HTTP 409), not malformed input
     "RecordsError",
     "NotFoundError",
     "PermissionDeniedError",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from openiort.anatomy.ct import load_ct_phantom
 from openiort.case import CaseError
+from openiort.inputs.ct import load_ct_phantom
 from openiort.io.dicom_export import export_plan
 from openiort.pipeline import plan_case
 from openiort.planning.xray import plan_xray

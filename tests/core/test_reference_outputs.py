@@ -54,3 +54,24 @@ def test_hdr_dwell_comparison_sees_a_changed_dwell_time() -> None:
     assert hdr_dwell_dose_difference(stored, changed) == 0.0
     changed["dwell_times_s"][0] += 1.0  # one more second on one of ~355 s: ~0.3 % near it
     assert hdr_dwell_dose_difference(stored, changed) > 1e-3
+
+
+@pytest.mark.parametrize("name", case_names())
+def test_stored_plan_json_follows_the_published_schema(name: str) -> None:
+    import jsonschema
+
+    from openiort.plan_document import plan_json_schema
+
+    jsonschema.validate(stored_json(name), plan_json_schema())
+
+
+def test_the_schema_refuses_a_renamed_delivery_key() -> None:
+    import jsonschema
+
+    from openiort.plan_document import plan_json_schema
+
+    plan = copy.deepcopy(stored_json("left_electron_eliot"))
+    delivery = plan["delivery"]
+    delivery["applicator_cm"] = delivery.pop("applicator_diameter_cm")  # the old export bug
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plan, plan_json_schema())

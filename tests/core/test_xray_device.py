@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from openiort.datafiles import write_manifest
 from openiort.devices.xray import (
     DeviceDataError,
     choose_applicator,
@@ -115,21 +116,34 @@ def test_applicator_choice_is_the_largest_that_fits() -> None:
         choose_applicator(source, 12.0)
 
 
-def test_clinic_commissioning_data(tmp_path: Path) -> None:
-    """A clinic's tables: bare probe x transfer coefficient, output check applied."""
-    (tmp_path / "bare.csv").write_text(
+DEPARTMENT_IDENTITY = (
+    "source_serial: XRS-TEST\nversion: 2026-1\neffective_date: 2026-01-20\n"
+    "commissioned_by: A. Physicist\n"
+)
+
+
+def write_department_source(folder: Path, identity: str = DEPARTMENT_IDENTITY) -> Path:
+    """A clinic's tables (bare probe r^-3 x a flat transfer 0.5) with their manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bare.csv").write_text(
         "distance_from_source_mm,dose_rate_gy_min\n"
         + "\n".join(f"{r:.1f},{10.0 * (10.0 / r) ** 3:.6f}" for r in np.arange(5.0, 80.5, 0.5))
     )
-    (tmp_path / "transfer.csv").write_text(
+    (folder / "transfer.csv").write_text(
         "applicator_diameter_cm,depth_mm,transfer_coefficient\n"
         + "\n".join(f"3.0,{z:.1f},0.5" for z in np.arange(0.0, 40.5, 0.5))
     )
-    (tmp_path / "source.yaml").write_text(
-        "source_serial: XRS-TEST\nmeasured_on: 2026-01-15\ndose_definition: TARGIT\n"
+    (folder / "source.yaml").write_text(
+        identity + "measured_on: 2026-01-15\ndose_definition: TARGIT\n"
         "output_check_factor: 1.02\nbare_probe_csv: bare.csv\ntransfer_coefficients_csv: transfer.csv\n"
     )
-    source = load_commissioning(tmp_path / "source.yaml")
+    write_manifest(folder, remake="iort devices manifest")
+    return folder / "source.yaml"
+
+
+def test_clinic_commissioning_data(tmp_path: Path) -> None:
+    """A clinic's tables: bare probe x transfer coefficient, output check applied."""
+    source = load_commissioning(write_department_source(tmp_path))
     assert not source.is_example_source
     surface_targit = 10.0 * (10.0 / 15.0) ** 3 * 0.5 * 1.02
     assert float(source.dose_rate_gy_min(3.0, 0.0, "TARGIT")) == pytest.approx(
@@ -137,6 +151,48 @@ def test_clinic_commissioning_data(tmp_path: Path) -> None:
     )
     t = treatment_time(source, 3.0, 20.0, "TARGIT")
     assert t.time_min == pytest.approx(20.0 / surface_targit, rel=1e-6)
+    ref = source.data_ref()
+    assert (ref.status, ref.serial, ref.version, ref.commissioned_by) == (
+        "department",
+        "XRS-TEST",
+        "2026-1",
+        "A. Physicist",
+    )
+    assert ref.effective_date == "2026-01-20"
     (tmp_path / "source.yaml").write_text("source_serial: X\ndose_definition: TARGET\n")
+    write_manifest(tmp_path)
     with pytest.raises(DeviceDataError):
         load_commissioning(tmp_path / "source.yaml")
+
+
+def test_department_data_must_say_whose_and_which_version(tmp_path: Path) -> None:
+    path = write_department_source(tmp_path, identity="source_serial: XRS-TEST\n")
+    with pytest.raises(DeviceDataError) as info:
+        load_commissioning(path)
+    missing = [p.split(": ")[1] for p in info.value.problems]
+    assert missing == [
+        "version is required (department data name their source, version, effective date and "
+        "who commissioned them)",
+        "effective_date is required (department data name their source, version, effective "
+        "date and who commissioned them)",
+        "commissioned_by is required (department data name their source, version, effective "
+        "date and who commissioned them)",
+    ]
+
+
+def test_department_data_changed_after_their_manifest_are_refused(tmp_path: Path) -> None:
+    path = write_department_source(tmp_path)
+    with (tmp_path / "transfer.csv").open("a") as f:
+        f.write("\n3.0,41.0,0.5")
+    with pytest.raises(DeviceDataError, match=r"transfer\.csv") as info:
+        load_commissioning(path)
+    assert any("iort devices manifest" in p for p in info.value.problems)
+    (tmp_path / "manifest_sha256.csv").unlink()
+    with pytest.raises(DeviceDataError, match=r"no manifest_sha256\.csv"):
+        load_commissioning(path)
+
+
+def test_example_source_is_example_data() -> None:
+    ref = load_example_source().data_ref()
+    assert ref.status == "example" and ref.is_example
+    assert "TG-292" in (ref.version or "")

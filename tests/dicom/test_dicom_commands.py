@@ -13,11 +13,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from openiort.anatomy.ct import load_ct_phantom
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid
+from openiort.inputs.ct import load_ct_phantom
+from openiort.inputs.dicom_read import read_rtdose
 from openiort.io.commands import export
-from openiort.io.dicom_read import read_rtdose
 from openiort.io.errors import PlanDirError
 from openiort.io.plan_dir import PLAN_JSON, read_plan_dir, write_plan_dir
 

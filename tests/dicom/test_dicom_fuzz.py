@@ -20,9 +20,9 @@ from pydicom.tag import Tag
 from pydicom.uid import MRImageStorage
 from typer.testing import CliRunner
 
-from openiort.anatomy.ct import load_ct_phantom
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid
+from openiort.inputs.ct import load_ct_phantom
 from openiort.io.commands import export
 from openiort.io.dicom_export import export_plan
 from openiort.io.errors import DicomImportError

@@ -14,8 +14,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from scipy import ndimage
 
 from openiort.grid import Grid
+from openiort.inputs.dicom_read import read_ct_series
 from openiort.io.contours import plane_contours, rasterise_plane
-from openiort.io.dicom_read import read_ct_series
 from openiort.io.errors import DicomImportError
 from openiort.io.geometry import PATIENT_POSITIONS, plane_geometry
 

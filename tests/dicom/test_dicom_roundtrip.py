@@ -16,14 +16,15 @@ from numpy.typing import NDArray
 from pydicom.uid import UID
 
 from openiort.anatomy.breast_phantom import build_breast_phantom
-from openiort.anatomy.ct import load_calibration, load_ct_phantom, phantom_hu
+from openiort.anatomy.hu_calibration import load_calibration, phantom_hu
 from openiort.anatomy.phantom import Phantom
 from openiort.case import load_case
 from openiort.dosegrid import DoseGrid, Provenance
+from openiort.inputs.ct import load_ct_phantom
+from openiort.inputs.dicom_read import read_ct_series, read_rtdose
 from openiort.io.anonymise import anonymise_directory
 from openiort.io.ct_writer import RESCALE_SLOPE
 from openiort.io.dicom_export import export_plan
-from openiort.io.dicom_read import read_ct_series, read_rtdose
 from openiort.io.errors import DicomExportError, DicomImportError
 
 POSITIONS = ("HFS", "FFS", "HFP", "FFP")

@@ -12,15 +12,12 @@ import numpy as np
 import pytest
 import xraydb
 
-from openiort.anatomy.ct import (
-    CalibrationError,
-    load_calibration,
-    load_ct_phantom,
-    place_applicator,
-)
+from openiort.anatomy.applicator import place_applicator
+from openiort.anatomy.hu_calibration import CalibrationError, load_calibration
 from openiort.anatomy.materials import Material, get_material
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid
+from openiort.inputs.ct import load_ct_phantom
 from openiort.io.dicom_export import export_plan
 
 

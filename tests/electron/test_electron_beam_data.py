@@ -62,9 +62,9 @@ def test_tampered_beam_file_is_flagged(tmp_path: Path, device: ElectronDevice) -
 
 
 def test_corrupt_packaged_data_raise(monkeypatch: pytest.MonkeyPatch) -> None:
-    import openiort.devices.electron as el
+    import openiort.devices.electron.device as el
 
-    real = el._data_text
+    real = el.data_text
 
     def fake(name: str) -> str:
         text = real(name)
@@ -74,13 +74,33 @@ def test_corrupt_packaged_data_raise(monkeypatch: pytest.MonkeyPatch) -> None:
             r"(?m)^beam_data_sha256: [0-9a-f]{64}$", "beam_data_sha256: " + "0" * 64, text
         )
 
-    monkeypatch.setattr(el, "_data_text", fake)
+    monkeypatch.setattr(el, "data_text", fake)
     _load_device_cached.cache_clear()
     try:
         with pytest.raises(ElectronDataError, match="integrity check"):
             el._load_device_cached(None)
     finally:
         _load_device_cached.cache_clear()
+
+
+def test_typical_beam_on_time_is_device_data(device: ElectronDevice) -> None:
+    """The beam-on time comes from the device data, with its status and source; it is the
+    figure of the ELIOT schedule of the radiobiology library (plans state the same)."""
+    from openiort.radiobiology.schedules import get_schedule
+
+    beam_on = device.typical_beam_on_time
+    assert beam_on is not None
+    manifest = yaml.safe_load(
+        (Path(device.beam_data_path).parent / "liac_hwl.yaml").read_text(encoding="utf-8")
+    )
+    assert beam_on.minutes == manifest["typical_beam_on_time_min"]["value"] == 2.0
+    assert beam_on.source and beam_on.status
+    eliot = get_schedule("ELIOT")
+    assert (beam_on.minutes, beam_on.status, beam_on.source) == (
+        eliot.delivery_time_min,
+        eliot.status,
+        eliot.source,
+    )
 
 
 def test_missing_beam_data_path_raises(tmp_path: Path) -> None:

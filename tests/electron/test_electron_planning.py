@@ -12,7 +12,13 @@ import pytest
 from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, parse_case
 from openiort.devices.electron import ElectronDevice, ElectronSettingError, load_electron_device
-from openiort.planning.electron import ElectronPlanningError, monitor_units, plan_electron
+from openiort.planning.electron import (
+    ElectronPlanningError,
+    ElectronPlanSettings,
+    MuRequest,
+    monitor_units,
+    plan_electron,
+)
 
 
 def make_case(thickness: float | None = 20.0, width: float | None = 40.0, **intent: Any) -> Case:
@@ -36,7 +42,7 @@ def device() -> ElectronDevice:
 
 
 def test_lowest_sufficient_energy_and_smallest_covering_applicator(device: ElectronDevice) -> None:
-    plan = plan_electron(make_case(20.0, 40.0), pressure_hpa=950.0)
+    plan = plan_electron(make_case(20.0, 40.0), ElectronPlanSettings(pressure_hpa=950.0))
     a, b, e = plan.applicator_diameter_cm, plan.bevel_deg, plan.energy_mev
     assert b == 0
     # energy: measured R90 covers 20 mm; the next lower energy's does not
@@ -54,7 +60,7 @@ def test_lowest_sufficient_energy_and_smallest_covering_applicator(device: Elect
         assert reasons and "90 % isodose" in reasons[0].reason
     assert (a, b, e) == (5, 0, 10)
     # MU as the worksheet computes them, and the independent check within its action level
-    assert plan.monitor_units == monitor_units(2100, a, b, e, 950.0)
+    assert plan.monitor_units == monitor_units(MuRequest(2100, a, b, e, 950.0))
     assert plan.second_check.within_action_level
     assert plan.prescription_gy == 21.0 and plan.isodose_pct == 90.0
     # the delivered maximum differs from 21 / 0.9 Gy only by the MU rounding (< 1 MU)
@@ -71,7 +77,9 @@ def test_lowest_sufficient_energy_and_smallest_covering_applicator(device: Elect
 
 
 def test_plan_json_has_the_report_fields() -> None:
-    plan = plan_electron(make_case(15.0, 50.0, prescription_gy=21), pressure_hpa=1000.0)
+    plan = plan_electron(
+        make_case(15.0, 50.0, prescription_gy=21), ElectronPlanSettings(pressure_hpa=1000.0)
+    )
     d = json.loads(json.dumps(plan.to_dict()))
     assert d["technique"] == "electron"
     assert isinstance(d["monitor_units"], int)
@@ -94,7 +102,8 @@ def test_plan_json_has_the_report_fields() -> None:
 )
 def test_bevel_follows_the_gland_surface_inclination(inclination: float, bevel: int) -> None:
     plan = plan_electron(
-        make_case(10.0, 30.0), pressure_hpa=950.0, surface_inclination_deg=inclination
+        make_case(10.0, 30.0),
+        ElectronPlanSettings(pressure_hpa=950.0, surface_inclination_deg=inclination),
     )
     assert plan.bevel_deg == bevel
     assert sum(1 for r in plan.rejected_alternatives if r.applicator_cm is None) == 3
@@ -102,8 +111,10 @@ def test_bevel_follows_the_gland_surface_inclination(inclination: float, bevel: 
 
 
 def test_bolus_reduces_the_reach() -> None:
-    without = plan_electron(make_case(12.0, 30.0), pressure_hpa=950.0)
-    with_bolus = plan_electron(make_case(12.0, 30.0), pressure_hpa=950.0, bolus_mm=5.0)
+    without = plan_electron(make_case(12.0, 30.0), ElectronPlanSettings(pressure_hpa=950.0))
+    with_bolus = plan_electron(
+        make_case(12.0, 30.0), ElectronPlanSettings(pressure_hpa=950.0, bolus_mm=5.0)
+    )
     assert with_bolus.energy_mev > without.energy_mev
     assert with_bolus.dose_at_depth_gy["0"] > without.dose_at_depth_gy["0"]
 
@@ -148,20 +159,25 @@ def test_bad_inputs_give_clear_errors(
 ) -> None:
     assert issubclass(error, ValueError)
     with pytest.raises(error, match=match):
-        plan_electron(make_case(**case_kwargs), **{"pressure_hpa": 950.0, **plan_kwargs})
+        plan_electron(
+            make_case(**case_kwargs),
+            ElectronPlanSettings(**{"pressure_hpa": 950.0, **plan_kwargs}),
+        )
 
 
 def test_forced_small_applicator_warns_instead_of_choosing() -> None:
-    plan = plan_electron(make_case(15.0, 60.0), pressure_hpa=950.0, applicator_cm=4)
+    plan = plan_electron(
+        make_case(15.0, 60.0), ElectronPlanSettings(pressure_hpa=950.0, applicator_cm=4)
+    )
     assert plan.applicator_diameter_cm == 4
     assert any("forced applicator 4 cm" in w for w in plan.warnings)
 
 
 def test_steel_disc_and_no_disc_warnings() -> None:
-    steel = plan_electron(make_case(), pressure_hpa=950.0, disc="steel")
+    steel = plan_electron(make_case(), ElectronPlanSettings(pressure_hpa=950.0, disc="steel"))
     assert steel.disc is not None and steel.disc["type"] == "steel"
     assert any("not from published data" in w for w in steel.warnings)
-    bare = plan_electron(make_case(), pressure_hpa=950.0, disc=None)
+    bare = plan_electron(make_case(), ElectronPlanSettings(pressure_hpa=950.0, disc=None))
     assert bare.disc is None
     assert any("no shielding disc" in w for w in bare.warnings)
     assert bare.dose_at_depth_gy["30"] > 20 * steel.dose_at_depth_gy["30"]
@@ -175,13 +191,15 @@ def test_technique_mismatch_is_a_warning() -> None:
             "intent": {"technique": "xray"},
         }
     )
-    plan = plan_electron(case, pressure_hpa=950.0)
+    plan = plan_electron(case, ElectronPlanSettings(pressure_hpa=950.0))
     assert any("technique is 'xray'" in w for w in plan.warnings)
 
 
 def test_plan_in_phantom_reports_target_and_organ_doses(eliot: Callable[..., Phantom]) -> None:
     phantom = eliot(target_thickness_mm=20.0, spacing_mm=2.0)
-    plan = plan_electron(make_case(20.0, 40.0), phantom=phantom, pressure_hpa=950.0)
+    plan = plan_electron(
+        make_case(20.0, 40.0), ElectronPlanSettings(pressure_hpa=950.0), phantom=phantom
+    )
     assert plan.dose is not None
     assert plan.dose.provenance.device_data_sha256 == load_electron_device().beam_data_sha256
     assert plan.geometry["axis"] == pytest.approx([0.0, 1.0, 0.0])
@@ -217,7 +235,9 @@ def test_skin_in_the_beam_is_flagged(eliot: Callable[..., Phantom]) -> None:
     z, y, x = phantom.grid.axes_mm()
     zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
     phantom.structures["skin"] = (yy >= 0) & (yy < 2.5) & (np.abs(xx) < 10) & (np.abs(zz) < 10)
-    plan = plan_electron(make_case(20.0, 40.0), phantom=phantom, pressure_hpa=950.0)
+    plan = plan_electron(
+        make_case(20.0, 40.0), ElectronPlanSettings(pressure_hpa=950.0), phantom=phantom
+    )
     assert any("retract the skin" in w for w in plan.warnings)
 
 
@@ -232,7 +252,9 @@ def test_plan_places_the_eliot_layer_from_the_tumour_bed(eliot: Callable[..., Ph
         -np.cos(tilt),
         0.0,
     )  # applicator comes in along +x, +y
-    plan = plan_electron(make_case(18.0, 40.0), phantom=phantom, pressure_hpa=950.0)
+    plan = plan_electron(
+        make_case(18.0, 40.0), ElectronPlanSettings(pressure_hpa=950.0), phantom=phantom
+    )
     g = plan.geometry
     assert g["placement"].startswith("ELIOT")
     assert g["axis"] == pytest.approx([0.0, 1.0, 0.0], abs=0.02)
@@ -246,15 +268,19 @@ def test_plan_places_the_eliot_layer_from_the_tumour_bed(eliot: Callable[..., Ph
 
 
 def test_default_disc_covers_the_beam_and_small_discs_are_flagged() -> None:
-    flat = plan_electron(make_case(15.0, 40.0), pressure_hpa=950.0)
+    flat = plan_electron(make_case(15.0, 40.0), ElectronPlanSettings(pressure_hpa=950.0))
     assert flat.disc is not None
     # centred on the beam, wider than the applicator by the 2 x 10 mm default margin
     assert flat.disc["centre_xy_mm"] == pytest.approx([0.0, 0.0], abs=0.5)
     assert flat.disc["diameter_mm"] >= 10 * flat.applicator_diameter_cm + 20.0
     assert not any("beyond the disc" in w for w in flat.warnings)
-    bevelled = plan_electron(make_case(12.0, 40.0), pressure_hpa=950.0, surface_inclination_deg=45)
+    bevelled = plan_electron(
+        make_case(12.0, 40.0), ElectronPlanSettings(pressure_hpa=950.0, surface_inclination_deg=45)
+    )
     assert bevelled.bevel_deg == 45
     assert bevelled.disc is not None and bevelled.disc["centre_xy_mm"][0] > 3.0  # drifts to +x
-    small = plan_electron(make_case(15.0, 40.0), pressure_hpa=950.0, disc_diameter_mm=40.0)
+    small = plan_electron(
+        make_case(15.0, 40.0), ElectronPlanSettings(pressure_hpa=950.0, disc_diameter_mm=40.0)
+    )
     assert any("smaller than the applicator" in w for w in small.warnings)
     assert any("beyond the disc" in w for w in small.warnings)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from openiort.radiobiology import RadiobiologyError, bed, protraction_factor
+from openiort.radiobiology import LqModel, RadiobiologyError, Timing, bed, protraction_factor
 
 
 def test_instantaneous_delivery_is_one() -> None:
@@ -35,7 +35,7 @@ def test_long_deliveries_tend_to_the_low_dose_rate_limit(half_time_h: float) -> 
     # and BED tends to the LDR formula D (1 + 2 R / (mu alpha/beta)), R = D / T
     dose, ab, t_h = 60.0, 3.0, 1000 * half_time_h
     ldr = dose * (1 + 2 * (dose / t_h) / (mu * ab))
-    got = bed(dose, 1, ab, delivery_time_min=t_h * 60, repair_half_time_h=half_time_h)
+    got = bed(dose, LqModel(ab, repair_half_time_h=half_time_h), Timing(1, t_h * 60))
     assert got == pytest.approx(ldr, rel=2e-3)
 
 

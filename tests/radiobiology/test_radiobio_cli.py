@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from openiort.radiobiology import eqd2
+from openiort.radiobiology import LqModel, Timing, eqd2
 from openiort.radiobiology.commands import radiobio
 
 app = typer.Typer()
@@ -53,7 +53,7 @@ def test_custom_schedule_with_delivery_time_and_tissue() -> None:
     )
     assert result.exit_code == 0, result.output
     (res,) = json.loads(result.output)["results"]
-    expected = eqd2(20.0, 1, 3.5, delivery_time_min=30.0, repair_half_time_h=0.3)
+    expected = eqd2(20.0, LqModel(3.5, repair_half_time_h=0.3), Timing(1, 30.0))
     assert res["eqd2_gy"] == pytest.approx(expected, rel=1e-12)
     assert any("UNVERIFIED_recall" in w for w in res["warnings"])
 
@@ -121,7 +121,7 @@ def test_plan_mode_json_and_html(tmp_path: Path) -> None:
     # the water dose is used, not dose_at_depth_gy
     assert rows[0]["dose_water_gy"] == 24.8
     assert rows[0]["eqd2_tumour_gy"] == pytest.approx(
-        eqd2(24.8, 1, 2.88, delivery_time_min=29.8, repair_half_time_h=0.3), rel=1e-12
+        eqd2(24.8, LqModel(2.88, repair_half_time_h=0.3), Timing(1, 29.8)), rel=1e-12
     )
     page = html.read_text("utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page

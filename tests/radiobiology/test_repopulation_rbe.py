@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
 
-from openiort.radiobiology import RadiobiologyError, bed, eqd2, repopulation_bed_loss_gy
+from openiort.radiobiology import (
+    LqModel,
+    RadiobiologyError,
+    Rbe,
+    Repopulation,
+    Timing,
+    bed,
+    eqd2,
+    repopulation_bed_loss_gy,
+)
 from openiort.radiobiology.repopulation import weekday_overall_time_days
 from openiort.radiobiology.schedules import custom_schedule, evaluate_schedule
 
@@ -42,39 +50,46 @@ def test_qi_2011_equivalent_schedules(dose_per_fraction_gy: float, n: int) -> No
     tolerance = n * 0.005 * (1 + 2 * dose_per_fraction_gy / 2.88)
     assert test.bed_gy == pytest.approx(reference.bed_gy, abs=tolerance)
     # and the repopulation term is what makes them equal: without it they differ by > 3 Gy
-    plain = float(bed(dose_per_fraction_gy * n, n, 2.88))
-    assert abs(plain - float(bed(50.0, 25, 2.88))) > 3.0
+    plain = float(bed(dose_per_fraction_gy * n, LqModel(2.88), Timing(n)))
+    assert abs(plain - float(bed(50.0, LqModel(2.88), Timing(25)))) > 3.0
 
 
 def test_repopulation_lowers_eqd2_and_floors_at_zero() -> None:
-    kwargs: dict[str, Any] = {"doubling_time_days": 14.4, "repopulation_alpha_per_gy": 0.08}
-    with_t = eqd2(50.0, 25, 2.88, overall_time_days=32, **kwargs)
+    qi = Repopulation(alpha_per_gy=0.08, doubling_time_days=14.4)
+    with_t = eqd2(50.0, LqModel(2.88), Timing(25, overall_time_days=32), repopulation=qi)
     assert with_t == pytest.approx((84.7222 - 19.2541) / (1 + 2 / 2.88), abs=1e-3)
-    tiny = bed(np.array([0.0, 1.0]), 1, 2.88, overall_time_days=300, **kwargs)
+    assert qi.bed_loss_gy(32) == repopulation_bed_loss_gy(32, 0.08, 14.4)
+    tiny = bed(np.array([0.0, 1.0]), LqModel(2.88), Timing(overall_time_days=300), repopulation=qi)
     np.testing.assert_array_equal(tiny, [0.0, 0.0])
+    # the overall time alone, without repopulation parameters, changes nothing
+    assert bed(50.0, LqModel(2.88), Timing(25, overall_time_days=32)) == bed(
+        50.0, LqModel(2.88), Timing(25)
+    )
 
 
 def test_constant_rbe_multiplies_the_dose() -> None:
     # RBE r on d: BED = n r d (1 + r d / ab)
-    assert bed(20.0, 1, 3.0, rbe=1.3) == pytest.approx(26.0 * (1 + 26.0 / 3.0), rel=1e-12)
+    ab3 = LqModel(3.0)
+    assert bed(20.0, ab3, rbe=Rbe(1.3)) == pytest.approx(26.0 * (1 + 26.0 / 3.0), rel=1e-12)
     # an RBE array per voxel/depth broadcasts with the dose
-    out = eqd2(np.array([10.0, 5.0]), 1, 3.0, rbe=np.array([1.0, 1.4]))
-    expected = [float(eqd2(10.0, 1, 3.0)), float(eqd2(7.0, 1, 3.0))]
+    out = eqd2(np.array([10.0, 5.0]), ab3, rbe=Rbe(np.array([1.0, 1.4])))
+    expected = [float(eqd2(10.0, ab3)), float(eqd2(7.0, ab3))]
     np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-12)
 
 
 def test_dale_jones_rbe() -> None:
     # Dale & Jones 1999: BED = n [RBEmax d + G RBEmin^2 d^2/ab]
     # RBEmax 1.5, RBEmin 1.2, 2 Gy, ab 3: 3.0 + 1.44 * 4 / 3 = 4.92 Gy
-    assert bed(2.0, 1, 3.0, rbe_max=1.5, rbe_min=1.2) == pytest.approx(4.92, abs=1e-12)
+    ab3 = LqModel(3.0)
+    assert bed(2.0, ab3, rbe=Rbe(rbe_max=1.5, rbe_min=1.2)) == pytest.approx(4.92, abs=1e-12)
     # with RBEmax = RBEmin it is a constant RBE
-    assert bed(20.0, 1, 3.0, rbe_max=1.3, rbe_min=1.3) == pytest.approx(
-        bed(20.0, 1, 3.0, rbe=1.3), rel=1e-12
+    assert bed(20.0, ab3, rbe=Rbe(rbe_max=1.3, rbe_min=1.3)) == pytest.approx(
+        bed(20.0, ab3, rbe=Rbe(1.3)), rel=1e-12
     )
     with pytest.raises(RadiobiologyError, match="lq only"):
-        bed(20.0, 1, 3.0, "lq-l", transition_dose_gy=5, rbe_max=1.3, rbe_min=1.3)
+        bed(20.0, LqModel(3.0, "lq-l", 5.0), rbe=Rbe(rbe_max=1.3, rbe_min=1.3))
     with pytest.raises(RadiobiologyError, match="not both"):
-        bed(20.0, 1, 3.0, rbe=1.2, rbe_max=1.3, rbe_min=1.3)
+        Rbe(1.2, rbe_max=1.3, rbe_min=1.3)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from openiort.radiobiology import (
+    ModelChoice,
     RadiobiologyError,
+    Repopulation,
     evaluate_schedule,
     get_schedule,
     schedule_library,
@@ -53,10 +55,7 @@ def test_defaults_and_values_copied_from_the_reference() -> None:
     assert late.alpha_beta_gy == 3.1 and is_provisional(late.status)  # Haviland 2013, recalled
     assert tissue_library()["breast_tumour_start10y"].alpha_beta_gy == 3.5
     assert tumour.repopulation is not None
-    assert (tumour.repopulation.alpha_per_gy, tumour.repopulation.doubling_time_days) == (
-        0.08,
-        14.4,
-    )
+    assert tumour.repopulation.parameters == Repopulation(0.08, 14.4, 0.0)
     # Fowler et al. 2004 abstract: medians 0.3 h (0.08-1.2) and 4 h (2.4->6)
     assert repair_library()["fowler2004_fast"].half_times_h == (0.3,)
     assert repair_library()["fowler2004_slow"].range_h == (2.4, 6.0)
@@ -117,12 +116,12 @@ def test_targit_conversion_matches_tg292(
 def test_provisional_numbers_are_surfaced() -> None:
     late = evaluate_schedule("START-B", "late")
     assert any("UNVERIFIED_recall" in w and "3.1" in w for w in late.warnings)
-    usc = evaluate_schedule("FAST-Forward", "tumour", model="usc")
+    usc = evaluate_schedule("FAST-Forward", "tumour", model=ModelChoice("usc"))
     assert any("NOT breast" in w for w in usc.warnings)
     boost = evaluate_schedule("boost-16-8", "tumour")
     assert any("8 fractions" in w for w in boost.warnings)
     with pytest.raises(RadiobiologyError, match="late-responding"):
-        evaluate_schedule("START-B", "late", model="usc")
+        evaluate_schedule("START-B", "late", model=ModelChoice("usc"))
 
 
 def test_bad_schedule_input() -> None:

@@ -182,6 +182,9 @@ def _plan_json(technique: str = "xray", case_id: str = "DEMO-001", **extra: Any)
         "case_id": case_id,
         "status": "draft",
         "dose_at_depth_gy": {"0": 20.0, "5": 8.12, "10": 4.61, "20": 1.93},
+        # Lifecycle tests need approvable plans: department device data (example data are
+        # refused at approval; tests of that rule use the real example plans).
+        "device": {"status": "department", "example_source": False},
     }
     if technique == "xray":
         base |= {

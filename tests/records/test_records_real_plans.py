@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from openiort.records import (
+    ExampleDataError,
     approve_plan,
     create_case,
     create_patient,
@@ -58,9 +59,31 @@ def _console(plan: dict[str, Any]) -> dict[str, Any]:
     return {"applicator": plan["applicator"], "time_min": plan["total_time_s"] / 60}
 
 
+def _as_department_plan(plan_json: dict[str, Any]) -> dict[str, Any]:
+    """The stored plans used example device data, which may never be approved; the lifecycle
+    tests mark them as the department's (the records layer reads the device status only)."""
+    return {**plan_json, "device": {**plan_json["device"], "status": "department"}}
+
+
+@pytest.mark.parametrize("technique", sorted(CASES))
+def test_real_example_plans_cannot_be_approved(engine: sa.Engine, technique: str) -> None:
+    plan_json = json.loads((DATA / f"plan_{technique}.json").read_text())
+    case_data = yaml.safe_load((EXAMPLES / CASES[technique]).read_text())
+    with Session(engine, expire_on_commit=False) as s:
+        phys, onc = get_user(s, "phys"), get_user(s, "onc")
+        patient = create_patient(s, phys, plan_json["case_id"])
+        case = create_case(s, phys, patient.id, case_data)
+        plan = store_plan(s, phys, case.id, plan_json)
+        review_plan(s, phys, plan.id)
+        with pytest.raises(ExampleDataError, match="example device data") as info:
+            approve_plan(s, onc, plan.id)
+        assert "load your" in str(info.value)  # says what to load instead
+        assert plan.status == "reviewed"
+
+
 @pytest.mark.parametrize("technique", sorted(CASES))
 def test_real_plan_round_trips_seals_and_delivers(engine: sa.Engine, technique: str) -> None:
-    plan_json = json.loads((DATA / f"plan_{technique}.json").read_text())
+    plan_json = _as_department_plan(json.loads((DATA / f"plan_{technique}.json").read_text()))
     case_data = yaml.safe_load((EXAMPLES / CASES[technique]).read_text())
     assert plan_json["case_id"] == case_data["patient"]["id"]
     with Session(engine, expire_on_commit=False) as s:

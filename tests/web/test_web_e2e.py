@@ -28,6 +28,7 @@ import pydicom
 import pypdf
 import pytest
 from web_testkit import (
+    DEPARTMENT_SOURCE,
     PASSWORD,
     REPO,
     SEAL_KEY,
@@ -102,7 +103,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         f"serve(host='127.0.0.1', port={port}, database_url={database_url!r}, "
         f"files_dir=Path({str(files_dir)!r}), plan_workers=1, max_pending_plans=4, "
         "four_eyes=False, ssl_certfile=None, ssl_keyfile=None, forwarded_allow_ips=None, "
-        "log_level='info')\n"
+        f"log_level='info', xray_source_data=Path({str(DEPARTMENT_SOURCE)!r}))\n"
     )
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=out)

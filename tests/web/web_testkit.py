@@ -36,6 +36,8 @@ from openiort.web.worker import WorkerOutcome, write_plan_files
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CASE = REPO / "src" / "openiort" / "data" / "demo_case.yaml"
+# Approvable plans need department device data: the test department's x-ray source.
+DEPARTMENT_SOURCE = REPO / "tests" / "data" / "department_xray_source" / "source.yaml"
 PASSWORD = "correct horse battery"
 SEAL_KEY = b"web-tests-seal-key-not-for-production-000000"
 SESSION_SECRET = b"web-tests-session-secret-not-for-production-00"
@@ -69,7 +71,7 @@ def plan_demo(folder: Path) -> DemoPlan:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
     data = yaml.safe_load(DEMO_CASE.read_text("utf-8"))
     case = parse_case(data)
-    result = plan_case(case)
+    result = plan_case(case, DEPARTMENT_SOURCE)
     plan_json = write_plan_files(result, case, folder)
     return DemoPlan(data, case, result, folder, plan_json)
 

@@ -1,1 +1,2 @@
-"""Anatomy: material library, breast phantom from case measurements, CT import."""
+"""Anatomy: material library, breast phantom from case measurements, HU calibration, applicator
+placement (the CT import that uses them is ``openiort.inputs.ct``)."""

@@ -22,7 +22,15 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from openiort.datafiles import parse_commented_csv, read_data, sha256_texts
+from openiort.datafiles import (
+    MANIFEST,
+    DataFileError,
+    parse_commented_csv,
+    read_checked,
+    read_data,
+    sha256_texts,
+)
+from openiort.delivery import DeviceDataRef
 from openiort.errors import OpenIortInputError
 
 DoseDefinition = Literal["TARGIT", "V4.0"]
@@ -61,6 +69,22 @@ class XraySource:
     depth_dose_origin: str
     output_check_factor: float = 1.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    version: str | None = None
+    effective_date: str | None = None
+    commissioned_by: str | None = None
+    serial: str | None = None
+
+    def data_ref(self) -> DeviceDataRef:
+        """The device data behind a plan, as its delivery records them."""
+        return DeviceDataRef(
+            name=self.name,
+            status="example" if self.is_example_source else "department",
+            version=self.version,
+            effective_date=self.effective_date,
+            commissioned_by=self.commissioned_by,
+            serial=self.serial,
+            sha256=self.data_sha256,
+        )
 
     @property
     def diameters_cm(self) -> list[float]:
@@ -182,15 +206,57 @@ def load_example_source() -> XraySource:
         applicators=applicators,
         data_sha256=sha256_texts(rates_text, dd_text),
         depth_dose_origin=origin,
+        version="AAPM TG-292 (Culberson et al. 2020) Table IV example source",
     )
+
+
+# Who and what department data must name: a plan records them with the data's hash.
+REQUIRED_DEPARTMENT_KEYS = ("source_serial", "version", "effective_date", "commissioned_by")
+
+
+def _department_metadata(p: Path, meta: object) -> dict[str, str]:
+    """The commissioning file's identity, one problem per missing or empty key."""
+    if not isinstance(meta, dict):
+        raise DeviceDataError(f"{p}: must be a YAML mapping", source=str(p))
+    problems = [
+        f"{p}: {key} is required (department data name their source, version, effective "
+        "date and who commissioned them)"
+        for key in REQUIRED_DEPARTMENT_KEYS
+        if meta.get(key) in (None, "")
+    ]
+    if problems:
+        raise DeviceDataError(*problems, source=str(p))
+    return {key: str(meta[key]) for key in REQUIRED_DEPARTMENT_KEYS}
+
+
+def _checked_department_text(p: Path, name: str) -> str:
+    """A department data file, checked against the manifest of its folder."""
+    if not (p.parent / MANIFEST).is_file():
+        raise DeviceDataError(
+            f"{p.parent}: no {MANIFEST}: once the department's data are reviewed, record their "
+            f"hashes with `iort devices manifest {p.parent}`",
+            source=str(p),
+        )
+    fix = (
+        "restore the file from the commissioned set; if the change is reviewed, re-make the "
+        f"manifest with `iort devices manifest {p.parent}`"
+    )
+    try:
+        return read_checked(p.parent, name, fresh=True, fix=fix).text
+    except DataFileError as exc:
+        raise DeviceDataError(*exc.problems, source=str(p)) from None
 
 
 def load_commissioning(path: str | Path) -> XraySource:
     """Load a clinic's own commissioning data.
 
-    The file is YAML::
+    The file is YAML, in a folder whose ``manifest_sha256.csv`` (made by
+    ``iort devices manifest FOLDER`` once the data are reviewed) records every file's hash::
 
         source_serial: "XRS-507999"         # the source these data belong to
+        version: "2026-1"                    # the department's version of these data
+        effective_date: 2026-01-20           # from when plans use them
+        commissioned_by: "A. Physicist"      # who commissioned them
         measured_on: 2026-01-15
         dose_definition: TARGIT              # definition of the tables below: TARGIT | V4.0
         output_check_factor: 1.000           # today's output check relative to the tables
@@ -205,14 +271,17 @@ def load_commissioning(path: str | Path) -> XraySource:
     """
     p = Path(path)
     try:
-        meta_text = p.read_text("utf-8")
+        meta_text = _checked_department_text(p, p.name)
         meta = yaml.safe_load(meta_text)
-        bare_text = (p.parent / meta["bare_probe_csv"]).read_text("utf-8")
-        transfer_text = (p.parent / meta["transfer_coefficients_csv"]).read_text("utf-8")
+        identity = _department_metadata(p, meta)
+        bare_text = _checked_department_text(p, str(meta["bare_probe_csv"]))
+        transfer_text = _checked_department_text(p, str(meta["transfer_coefficients_csv"]))
         definition = meta["dose_definition"]
         check = float(meta.get("output_check_factor", 1.0))
-        serial = str(meta["source_serial"])
+        serial = identity["source_serial"]
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        if isinstance(exc, DeviceDataError):
+            raise
         raise DeviceDataError(f"{p}: cannot read commissioning data ({exc})") from None
     if definition not in ("TARGIT", "V4.0"):
         raise DeviceDataError(f"{p}: dose_definition must be TARGIT or V4.0, got {definition!r}")
@@ -260,6 +329,10 @@ def load_commissioning(path: str | Path) -> XraySource:
         data_sha256=sha256_texts(meta_text, bare_text, transfer_text),
         depth_dose_origin=f"clinic commissioning data ({definition} definition)",
         output_check_factor=check,
+        version=identity["version"],
+        effective_date=identity["effective_date"],
+        commissioned_by=identity["commissioned_by"],
+        serial=serial,
     )
 
 

@@ -28,8 +28,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, generate_uid
 
+from openiort.io.dataset import read_dataset
 from openiort.io.dicom_common import save
-from openiort.io.dicom_read import read_dataset
 from openiort.io.errors import DicomExportError
 
 # Type 2 attributes of the IODs written by openiort (and of common CT IODs): emptied.

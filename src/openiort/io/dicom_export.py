@@ -20,7 +20,12 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from openiort.anatomy.ct import CalibrationError, HuCalibration, load_calibration, phantom_hu
+from openiort.anatomy.hu_calibration import (
+    CalibrationError,
+    HuCalibration,
+    load_calibration,
+    phantom_hu,
+)
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid
 from openiort.io.anonymise import anonymise_datasets

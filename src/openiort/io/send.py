@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 
-from openiort.io.dicom_read import read_dataset
+from openiort.io.dataset import read_dataset
 from openiort.io.errors import DicomImportError, DicomSendError
 
 DEFAULT_CALLING_AE = "OPENIORT"

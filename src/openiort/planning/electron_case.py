@@ -6,10 +6,10 @@ import numpy as np
 
 from openiort.anatomy.breast_phantom import build_breast_phantom
 from openiort.case import Case
+from openiort.devices.electron import ElectronDataError, load_electron_device
 from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
-from openiort.planning.electron import plan_electron
-from openiort.radiobiology.schedules import get_schedule
+from openiort.planning.electron import ElectronPlanSettings, plan_electron
 
 _DELIVERY_KEYS = (
     "applicator_diameter_cm",
@@ -37,18 +37,23 @@ _DELIVERY_KEYS = (
 def plan_electron_case(case: Case, pressure_hpa: float | None = None) -> PlanResult:
     """ELIOT-style plan: the gland layer over the shielding disc, on the case's phantom."""
     phantom = build_breast_phantom(case, applicator_radius_mm=0.0)
-    result = plan_electron(case, phantom=phantom, pressure_hpa=pressure_hpa)
+    device = load_electron_device()
+    result = plan_electron(
+        case, ElectronPlanSettings(pressure_hpa=pressure_hpa), phantom=phantom, device=device
+    )
     if result.dose is None or result.target_mask is None or result.delivery is None:
         raise ValueError("the electron planner returned no dose on the phantom")
     phantom.structures["target"] = result.target_mask
     dvhs, metrics, constraints = evaluate(phantom, result.dose)
     summary = result.to_dict()
     delivery = {k: summary[k] for k in _DELIVERY_KEYS if k in summary}
-    # The beam data hold no dose rate: the beam-on time is the typical ELIOT figure from the
-    # schedule library (cited there), used for the radiobiological protraction factor only.
-    eliot = get_schedule("ELIOT")
-    delivery["treatment_time_min"] = eliot.delivery_time_min
-    delivery["treatment_time_label"] = f"typical beam-on time ({eliot.status}; {eliot.source})"
+    # The beam data hold no dose rate: the beam-on time is the device's typical figure (cited in
+    # its data), used for the radiobiological protraction factor only.
+    beam_on = device.typical_beam_on_time
+    if beam_on is None:
+        raise ElectronDataError(f"{device.name}: the device data give no typical beam-on time")
+    delivery["treatment_time_min"] = beam_on.minutes
+    delivery["treatment_time_label"] = f"typical beam-on time ({beam_on.status}; {beam_on.source})"
     depth = np.asarray(result.depth_mm, dtype=float)
     profile = np.asarray(result.depth_dose_gy, dtype=float)
     at_depth = {

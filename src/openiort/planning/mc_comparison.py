@@ -1,22 +1,45 @@
-"""Monte Carlo dose in real tissue against the water-based table engine, for the report."""
+"""Monte Carlo dose in real tissue against the water-based table engine, for the report.
+
+Data only: :func:`build_mc_comparison` returns a :class:`McComparisonSection` (the figures in
+plan.json's ``mc_comparison`` and what the report draws); ``openiort.report`` draws its figures.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from numpy.typing import NDArray
 
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid
 from openiort.evaluation.dvh import Dvh
-from openiort.report.figures import STRUCTURE_COLOURS, svg_of
 
 COMPARED = ("target", "skin", "breast", "chest_wall", "ribs", "lung", "heart")
+
+
+@dataclass(frozen=True)
+class DifferenceSlice:
+    """(MC - table) / table in per cent on the axial slice through the applicator centre.
+
+    ``difference_pct[y, x]`` is NaN where it is not shown: in air, in the applicator, and where
+    the table dose is below 2 % of its maximum. ``x_mm`` and ``y_mm`` are the voxel centres.
+    """
+
+    z_mm: float
+    x_mm: NDArray[np.float64]
+    y_mm: NDArray[np.float64]
+    difference_pct: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class DvhPair:
+    """One structure's DVH from both engines."""
+
+    structure: str
+    table: Dvh
+    mc: Dvh
 
 
 @dataclass
@@ -28,8 +51,9 @@ class McComparisonSection:
     histories: int
     mean_rel_uncertainty_target_pct: float
     rows: list[dict[str, Any]]
-    difference_map_svg: str
-    dvh_svg: str
+    difference_slice: DifferenceSlice
+    dvh_pairs: tuple[DvhPair, ...]  # the compared structures, in the order of COMPARED
+    dvh_max_dose_gy: float  # the dose axis of the DVH figure
     notes: list[str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,7 +67,8 @@ class McComparisonSection:
         }
 
 
-def _difference_map(phantom: Phantom, mc: DoseGrid, table: DoseGrid) -> str:
+def difference_slice(phantom: Phantom, mc: DoseGrid, table: DoseGrid) -> DifferenceSlice:
+    """The relative difference of ``mc`` from ``table`` through the applicator centre."""
     grid = phantom.grid
     centre = phantom.applicator_centre_mm or (0.0, 0.0, 0.0)
     iz = int(np.round(grid.position_to_index(np.array(centre))[0]))
@@ -52,35 +77,12 @@ def _difference_map(phantom: Phantom, mc: DoseGrid, table: DoseGrid) -> str:
     shown = (ref > 0.02 * table.dose_gy.max()) & ~air & ~phantom.structures["applicator"][iz]
     diff = np.where(shown, 100.0 * (test - ref) / np.maximum(ref, 1e-12), np.nan)
     z, y, x = grid.axes_mm()
-    fig, ax = plt.subplots(figsize=(6.0, 4.4))
-    im = ax.imshow(
-        diff,
-        cmap="RdBu_r",
-        vmin=-40,
-        vmax=40,
-        extent=(x[0], x[-1], y[-1], y[0]),
-        interpolation="nearest",
+    return DifferenceSlice(
+        z_mm=float(z[iz]),
+        x_mm=np.asarray(x, dtype=np.float64),
+        y_mm=np.asarray(y, dtype=np.float64),
+        difference_pct=np.asarray(diff, dtype=np.float64),
     )
-    fig.colorbar(im, ax=ax, label="(MC - table) / table (%)")
-    ax.set_title(f"axial z = {z[iz]:.0f} mm: Monte Carlo vs water table", fontsize=10)
-    ax.set_xlabel("x (mm)")
-    ax.set_ylabel("y (mm, posterior +)")
-    return svg_of(fig)
-
-
-def _dvh_overlay(mc_dvhs: dict[str, Dvh], table_dvhs: dict[str, Dvh], max_dose_gy: float) -> str:
-    fig, ax = plt.subplots(figsize=(6.2, 3.6))
-    for name in COMPARED:
-        if name in mc_dvhs and name in table_dvhs:
-            colour = STRUCTURE_COLOURS.get(name)
-            ax.plot(*table_dvhs[name].curve(300, max_dose_gy), color=colour, ls="--", lw=1)
-            ax.plot(*mc_dvhs[name].curve(300, max_dose_gy), color=colour, label=name)
-    ax.set_xlabel("dose (Gy)")
-    ax.set_ylabel("volume (%)")
-    ax.set_title("solid: Monte Carlo (tissue); dashed: table engine (water)", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    return svg_of(fig)
 
 
 def build_mc_comparison(
@@ -93,9 +95,11 @@ def build_mc_comparison(
     prescription_gy: float,
 ) -> McComparisonSection:
     rows = []
+    pairs = []
     for name in COMPARED:
         if name in mc_dvhs and name in table_dvhs:
             a, b = table_dvhs[name], mc_dvhs[name]
+            pairs.append(DvhPair(name, table=a, mc=b))
             rows.append(
                 {
                     "structure": name,
@@ -117,7 +121,8 @@ def build_mc_comparison(
         histories=histories,
         mean_rel_uncertainty_target_pct=mean_unc,
         rows=rows,
-        difference_map_svg=_difference_map(phantom, mc, table),
-        dvh_svg=_dvh_overlay(mc_dvhs, table_dvhs, max(1.6 * prescription_gy, 1.0)),
+        difference_slice=difference_slice(phantom, mc, table),
+        dvh_pairs=tuple(pairs),
+        dvh_max_dose_gy=max(1.6 * prescription_gy, 1.0),
         notes=list(mc.notes),
     )

@@ -8,7 +8,7 @@ from openiort.anatomy.breast_phantom import anatomy_parameters, build_breast_pha
 from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, CaseError
 from openiort.datafiles import read_data
-from openiort.delivery import DeviceDataRef, XrayDelivery
+from openiort.delivery import XrayDelivery
 from openiort.devices.xray import (
     EXAMPLE_SOURCE_LABEL,
     DoseDefinition,
@@ -53,7 +53,7 @@ def phantom_on_ct(
     ct_phantom: Phantom, applicator_radius_mm: float, centre_mm: tuple[float, float, float] | None
 ) -> Phantom:
     """The CT phantom with the applicator placed and, unless contoured, the target rind."""
-    from openiort.anatomy.ct import place_applicator  # DICOM stack only when planning on a CT
+    from openiort.anatomy.applicator import place_applicator
 
     try:
         phantom = place_applicator(ct_phantom, applicator_radius_mm, centre_mm=centre_mm)
@@ -88,7 +88,7 @@ def plan_xray(
 ) -> PlanResult:
     """Plan an x-ray IORT case on the phantom built from its measurements, or on a CT.
 
-    With ``ct_phantom`` (from :func:`openiort.anatomy.ct.load_ct_phantom`) the applicator is
+    With ``ct_phantom`` (from :func:`openiort.inputs.ct.load_ct_phantom`) the applicator is
     placed at ``anatomy.cavity_centre_mm`` or the centroid of the "cavity" structure.
     """
     if case.intent.technique != "xray":
@@ -112,11 +112,7 @@ def plan_xray(
         phantom = phantom_on_ct(ct_phantom, diameter * 5.0, case.anatomy.cavity_centre_mm)
     engine_name = resolve_engine_name("xray", engine)
     delivery = XrayDelivery(
-        device=DeviceDataRef(
-            name=src.name,
-            status="example" if src.is_example_source else "department",
-            sha256=src.data_sha256,
-        ),
+        device=src.data_ref(),
         applicator_diameter_cm=diameter,
         treatment_time_min=time.time_min,
         prescription_gy=rx_gy,

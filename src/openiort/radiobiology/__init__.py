@@ -1,13 +1,23 @@
 """Radiobiology: IORT expressed in the currency of external beam (BED, EQD2).
 
-LQ, LQ-L and USC models vectorised over dose, the Lea-Catcheside protraction factor for long
-x-ray deliveries, optional repopulation and RBE, a library of breast schedules and tissue
-parameters with their sources (``data/``), EQD2 maps of dose grids and depth profiles, and the
-plan-report section. Doses going in are doses to water, never the nominal TARGIT dose.
+LQ, LQ-L and USC models vectorised over dose, taking parameter objects (``LqModel`` or
+``ModelChoice``, ``Timing``, ``Repopulation``, ``Rbe``), the Lea-Catcheside protraction factor
+for long x-ray deliveries, optional repopulation and RBE, a library of breast schedules and
+tissue parameters with their sources (``data/``), EQD2 maps of dose grids and depth profiles,
+and the plan-report section. Doses going in are doses to water, never the nominal TARGIT dose.
 """
 
 from openiort.radiobiology.errors import RadiobiologyError
-from openiort.radiobiology.lq import MODELS, USCParameters, bed, eqd2
+from openiort.radiobiology.inputs import (
+    MODELS,
+    LqModel,
+    ModelChoice,
+    Rbe,
+    Repopulation,
+    Timing,
+    USCParameters,
+)
+from openiort.radiobiology.lq import bed, eqd2
 from openiort.radiobiology.maps import DepthEQD2, eqd2_map, eqd2_sum, eqd2_versus_depth
 from openiort.radiobiology.parameters import Tissue, get_tissue, tissue_library
 from openiort.radiobiology.protraction import protraction_factor
@@ -25,9 +35,14 @@ from openiort.radiobiology.section import RadiobiologySection, build_radiobiolog
 __all__ = [
     "MODELS",
     "DepthEQD2",
+    "LqModel",
+    "ModelChoice",
     "RadiobiologyError",
     "RadiobiologySection",
+    "Rbe",
+    "Repopulation",
     "ScheduleResult",
+    "Timing",
     "Tissue",
     "TissueResponse",
     "USCParameters",

@@ -17,6 +17,7 @@ from rich.table import Table
 from openiort import RESEARCH_NOTICE
 from openiort.command_errors import input_error_exit
 from openiort.radiobiology.errors import RadiobiologyError
+from openiort.radiobiology.inputs import ModelChoice, Rbe, check_model
 from openiort.radiobiology.parameters import (
     Tissue,
     custom_tissue,
@@ -95,9 +96,8 @@ def _tissues(
 def _schedule_results(
     sched: Schedule,
     tissues: list[Tissue],
-    model: str,
-    transition_dose_gy: float | None,
-    rbe: float,
+    model: ModelChoice,
+    rbe: Rbe,
     repopulation: bool,
     applicator_cm: float | None,
     delivery_time_min: float | None,
@@ -106,13 +106,11 @@ def _schedule_results(
 ) -> list[ScheduleResult]:
     out = []
     for t in tissues:
-        m = "lq" if model == "usc" and t.kind == "late" else model
         out.append(
             evaluate_schedule(
                 sched,
                 t,
-                model=m,
-                transition_dose_gy=transition_dose_gy,
+                model=model.for_tissue_kind(t.kind),
                 rbe=rbe,
                 repopulation=repopulation and t.kind == "tumour",
                 applicator_diameter_cm=applicator_cm,
@@ -339,9 +337,8 @@ def radiobio(
         results = _schedule_results(
             sched,
             tissues,
-            model,
-            transition_dose_gy,
-            rbe,
+            ModelChoice(check_model(model), transition_dose_gy),
+            Rbe(rbe),
             repopulation,
             applicator_cm,
             delivery_time_min,
@@ -394,8 +391,7 @@ def _plan_mode(
         technique,
         tumour=kinds.get("tumour", get_tissue("tumour")),
         late=kinds.get("late", get_tissue("late")),
-        model=model,
-        transition_dose_gy=transition_dose_gy,
+        model=ModelChoice(check_model(model), transition_dose_gy),
         rbe=rbe,
         whole_breast_schedule=whole_breast,
         repopulation=repopulation,

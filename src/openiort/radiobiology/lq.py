@@ -16,13 +16,15 @@ G is the Lea-Catcheside protraction factor (see ``protraction``); applied to LQ-
 multiplies the quadratic part of the effect, an approximation (no validation at IORT doses
 was found). EQD2 = BED / (BED per Gy of acute 2 Gy fractions under the same model), which
 is BED / (1 + 2/(alpha/beta)) whenever d_T >= 2 Gy.
+
+The parameters come as the objects of :mod:`~openiort.radiobiology.inputs`: an
+:class:`~openiort.radiobiology.inputs.LqModel` (alpha/beta, curve, repair), a ``Timing``,
+an ``Rbe`` and optionally a ``Repopulation``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TypedDict, Unpack
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -30,100 +32,23 @@ from numpy.typing import ArrayLike
 from openiort.radiobiology import _validate
 from openiort.radiobiology._validate import FloatArray
 from openiort.radiobiology.errors import RadiobiologyError
-from openiort.radiobiology.protraction import protraction_factor
-from openiort.radiobiology.repopulation import repopulation_bed_loss_gy
-
-Model = Literal["lq", "lq-l", "usc"]
-MODELS: tuple[str, ...] = get_args(Model)
+from openiort.radiobiology.inputs import (
+    ACUTE_SINGLE_FRACTION,
+    RBE_ONE,
+    LqModel,
+    Rbe,
+    Repopulation,
+    Timing,
+)
 
 REFERENCE_DOSE_PER_FRACTION_GY = 2.0  # definition of EQD2
 
-# USC fixes alpha/beta through (alpha, D0, Dq); a caller's alpha/beta may differ from it by
-# rounding of published parameters only (Park 2008's H460 set: 8.68 vs 8.60 Gy, 1 %).
-USC_ALPHA_BETA_RTOL = 0.02
 
+class BedOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`bed`, which :func:`eqd2` passes on."""
 
-@dataclass(frozen=True)
-class USCParameters:
-    """Universal-survival-curve parameters (Park et al. 2008)."""
-
-    alpha_per_gy: float
-    d0_gy: float
-    dq_gy: float
-
-    def __post_init__(self) -> None:
-        a = _validate.positive(self.alpha_per_gy, "alpha_per_gy", "1/Gy")
-        d0 = _validate.positive(self.d0_gy, "d0_gy", "Gy")
-        _validate.positive(self.dq_gy, "dq_gy", "Gy")
-        if a * d0 >= 1.0:
-            raise RadiobiologyError(
-                f"USC needs alpha * D0 < 1 (got {a:g}/Gy x {d0:g} Gy = {a * d0:g}): "
-                "the transition dose 2 Dq / (1 - alpha D0) would not be positive"
-            )
-
-    @property
-    def transition_dose_gy(self) -> float:
-        """D_T = 2 Dq / (1 - alpha D0)."""
-        return 2.0 * self.dq_gy / (1.0 - self.alpha_per_gy * self.d0_gy)
-
-    @property
-    def beta_per_gy2(self) -> float:
-        """beta that makes the terminal line tangent to the LQ curve at D_T."""
-        return (1.0 - self.alpha_per_gy * self.d0_gy) ** 2 / (4.0 * self.d0_gy * self.dq_gy)
-
-    @property
-    def alpha_beta_gy(self) -> float:
-        return self.alpha_per_gy / self.beta_per_gy2
-
-
-def check_model(model: str) -> Model:
-    """The model name, or a clear error listing the known ones."""
-    if model not in MODELS:
-        raise RadiobiologyError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
-    return model  # type: ignore[return-value]
-
-
-def resolve_model(
-    model: str,
-    alpha_beta_gy: float,
-    transition_dose_gy: float | None = None,
-    alpha_per_gy: float | None = None,
-    d0_gy: float | None = None,
-    dq_gy: float | None = None,
-) -> tuple[float | None, float]:
-    """(transition dose or None for LQ, alpha/beta to use), after checking the parameters.
-
-    For USC the alpha/beta returned is the one its parameters imply (the caller's value is
-    checked against it), so that the terminal slope is exactly 1/D0.
-    """
-    m = check_model(model)
-    alpha_beta_gy = _validate.positive(alpha_beta_gy, "alpha_beta_gy", "Gy")
-    if m == "lq":
-        if transition_dose_gy is not None or d0_gy is not None or dq_gy is not None:
-            raise RadiobiologyError(
-                "transition_dose_gy, d0_gy and dq_gy apply to the lq-l and usc models, not lq"
-            )
-        return None, alpha_beta_gy
-    if m == "lq-l":
-        if transition_dose_gy is None:
-            raise RadiobiologyError("model 'lq-l' needs transition_dose_gy (Gy)")
-        return _validate.positive(transition_dose_gy, "transition_dose_gy", "Gy"), alpha_beta_gy
-    if alpha_per_gy is None or d0_gy is None or dq_gy is None:
-        raise RadiobiologyError("model 'usc' needs alpha_per_gy, d0_gy and dq_gy")
-    if transition_dose_gy is not None:
-        raise RadiobiologyError(
-            "model 'usc' derives its transition dose from alpha, D0 and Dq; "
-            "do not pass transition_dose_gy (use model 'lq-l' for a free transition dose)"
-        )
-    usc = USCParameters(alpha_per_gy, d0_gy, dq_gy)
-    if abs(alpha_beta_gy - usc.alpha_beta_gy) > USC_ALPHA_BETA_RTOL * usc.alpha_beta_gy:
-        raise RadiobiologyError(
-            f"USC parameters (alpha {alpha_per_gy:g}/Gy, D0 {d0_gy:g} Gy, Dq {dq_gy:g} Gy) "
-            f"imply alpha/beta = {usc.alpha_beta_gy:.2f} Gy, not {alpha_beta_gy:g} Gy; pass "
-            f"alpha_beta_gy={usc.alpha_beta_gy:.2f}, or use model 'lq-l' with "
-            f"transition_dose_gy={usc.transition_dose_gy:.2f} to keep the tissue's alpha/beta"
-        )
-    return usc.transition_dose_gy, usc.alpha_beta_gy
+    rbe: Rbe
+    repopulation: Repopulation | None
 
 
 def quadratic_term(
@@ -139,126 +64,68 @@ def quadratic_term(
 
 def bed(
     total_dose_gy: ArrayLike,
-    n_fractions: int,
-    alpha_beta_gy: float,
-    model: str = "lq",
+    model: LqModel,
+    timing: Timing = ACUTE_SINGLE_FRACTION,
     *,
-    transition_dose_gy: float | None = None,
-    alpha_per_gy: float | None = None,
-    d0_gy: float | None = None,
-    dq_gy: float | None = None,
-    delivery_time_min: float = 0.0,
-    repair_half_time_h: float | Sequence[float] | None = None,
-    repair_weights: Sequence[float] | None = None,
-    rbe: ArrayLike = 1.0,
-    rbe_max: float | None = None,
-    rbe_min: float | None = None,
-    overall_time_days: float | None = None,
-    kickoff_time_days: float = 0.0,
-    doubling_time_days: float | None = None,
-    repopulation_alpha_per_gy: float | None = None,
+    rbe: Rbe = RBE_ONE,
+    repopulation: Repopulation | None = None,
 ) -> float | FloatArray:
-    """Biologically effective dose (Gy) of ``total_dose_gy`` in ``n_fractions`` equal fractions.
+    """Biologically effective dose (Gy) of ``total_dose_gy`` in equal fractions.
 
     Parameters
     ----------
     total_dose_gy:
         Physical dose to water of the whole course (Gy), scalar or array (e.g. a dose grid).
-    n_fractions:
-        Number of equal fractions (whole number >= 1).
-    alpha_beta_gy:
-        alpha/beta of the tissue (Gy, > 0).
     model:
-        ``"lq"``, ``"lq-l"`` (needs ``transition_dose_gy``) or ``"usc"`` (needs
-        ``alpha_per_gy``, ``d0_gy``, ``dq_gy``; its alpha/beta must match ``alpha_beta_gy``).
-    delivery_time_min, repair_half_time_h, repair_weights:
-        Beam-on time of one fraction and the repair model for the Lea-Catcheside factor;
-        0 min (default) is an acute delivery. Repair between fractions is assumed complete.
+        alpha/beta, curve (LQ, LQ-L, USC) and repair kinetics of the tissue.
+    timing:
+        Number of fractions and beam-on time of each (the Lea-Catcheside factor G; 0 min is
+        acute); one acute fraction by default. Repair between fractions is complete.
     rbe:
-        Relative biological effectiveness multiplying the physical dose (scalar or an array
-        broadcastable to the dose). 1.0 by default.
-    rbe_max, rbe_min:
-        Dose-dependent RBE of Dale & Jones (Int J Radiat Oncol Biol Phys 1999;43:639):
-        BED = n [RBE_max d + G RBE_min^2 d^2 / (alpha/beta)]; LQ only, with ``rbe`` = 1.
-    overall_time_days, kickoff_time_days, doubling_time_days, repopulation_alpha_per_gy:
-        Optional repopulation term (tumour); give the first, third and fourth together.
-        BED is floored at 0 where repopulation outweighs the dose.
+        RBE multiplying the physical dose, or the Dale & Jones RBE (LQ only); 1.0 by default.
+    repopulation:
+        Optional repopulation term (tumour) over ``timing.overall_time_days``, which it
+        then needs. BED is floored at 0 where repopulation outweighs the dose.
 
     Returns
     -------
     float or ndarray
-        BED in Gy, with the shape of ``total_dose_gy`` (broadcast with ``rbe``).
+        BED in Gy, with the shape of ``total_dose_gy`` (broadcast with ``rbe.array``).
     """
-    scalar = np.ndim(total_dose_gy) == 0 and np.ndim(rbe) == 0
+    scalar = np.ndim(total_dose_gy) == 0 and rbe.array.ndim == 0
     dose = _validate.dose_array(total_dose_gy, "total_dose_gy")
-    n = _validate.n_fractions(n_fractions)
-    dt, ab = resolve_model(model, alpha_beta_gy, transition_dose_gy, alpha_per_gy, d0_gy, dq_gy)
-    m = check_model(model)
-    g = _protraction(delivery_time_min, repair_half_time_h, repair_weights)
+    n = timing.n_fractions
+    ab = model.curve_alpha_beta_gy
+    g = model.protraction_factor(timing.delivery_time_min)
     d = dose / n
-    if rbe_max is not None or rbe_min is not None:
-        per_fraction = _dale_jones_per_fraction(d, ab, m, g, rbe, rbe_max, rbe_min)
+    if rbe.dale_jones:
+        per_fraction = _dale_jones_per_fraction(d, ab, model, g, rbe)
     else:
-        r = _rbe_array(rbe)
-        d_eff = r * d
-        per_fraction = d_eff + g * quadratic_term(d_eff, dt) / ab
+        d_eff = rbe.array * d
+        per_fraction = d_eff + g * quadratic_term(d_eff, model.curve_transition_dose_gy) / ab
     result = n * per_fraction
-    loss = _repopulation_loss(
-        overall_time_days, kickoff_time_days, doubling_time_days, repopulation_alpha_per_gy
-    )
-    if loss > 0.0:
-        result = np.maximum(result - loss, 0.0)
+    if repopulation is not None:
+        if timing.overall_time_days is None:
+            raise RadiobiologyError("repopulation needs timing.overall_time_days")
+        loss = repopulation.bed_loss_gy(timing.overall_time_days)
+        if loss > 0.0:
+            result = np.maximum(result - loss, 0.0)
     return _validate.as_output(np.asarray(result, dtype=np.float64), scalar)
 
 
 def eqd2(
     total_dose_gy: ArrayLike,
-    n_fractions: int,
-    alpha_beta_gy: float,
-    model: str = "lq",
-    *,
-    transition_dose_gy: float | None = None,
-    alpha_per_gy: float | None = None,
-    d0_gy: float | None = None,
-    dq_gy: float | None = None,
-    delivery_time_min: float = 0.0,
-    repair_half_time_h: float | Sequence[float] | None = None,
-    repair_weights: Sequence[float] | None = None,
-    rbe: ArrayLike = 1.0,
-    rbe_max: float | None = None,
-    rbe_min: float | None = None,
-    overall_time_days: float | None = None,
-    kickoff_time_days: float = 0.0,
-    doubling_time_days: float | None = None,
-    repopulation_alpha_per_gy: float | None = None,
+    model: LqModel,
+    timing: Timing = ACUTE_SINGLE_FRACTION,
+    **options: Unpack[BedOptions],
 ) -> float | FloatArray:
     """Equivalent dose in acute 2 Gy fractions (Gy); same arguments as :func:`bed`.
 
     The reference 2 Gy fractions are of the reference radiation (RBE 1), acute, and carry
     no repopulation correction: a repopulation loss given here lowers the EQD2.
     """
-    value = bed(
-        total_dose_gy,
-        n_fractions,
-        alpha_beta_gy,
-        model,
-        transition_dose_gy=transition_dose_gy,
-        alpha_per_gy=alpha_per_gy,
-        d0_gy=d0_gy,
-        dq_gy=dq_gy,
-        delivery_time_min=delivery_time_min,
-        repair_half_time_h=repair_half_time_h,
-        repair_weights=repair_weights,
-        rbe=rbe,
-        rbe_max=rbe_max,
-        rbe_min=rbe_min,
-        overall_time_days=overall_time_days,
-        kickoff_time_days=kickoff_time_days,
-        doubling_time_days=doubling_time_days,
-        repopulation_alpha_per_gy=repopulation_alpha_per_gy,
-    )
-    dt, ab = resolve_model(model, alpha_beta_gy, transition_dose_gy, alpha_per_gy, d0_gy, dq_gy)
-    return value / reference_bed_per_gy(ab, dt)
+    value = bed(total_dose_gy, model, timing, **options)
+    return value / reference_bed_per_gy(model.curve_alpha_beta_gy, model.curve_transition_dose_gy)
 
 
 def reference_bed_per_gy(alpha_beta_gy: float, transition_dose_gy: float | None = None) -> float:
@@ -269,73 +136,11 @@ def reference_bed_per_gy(alpha_beta_gy: float, transition_dose_gy: float | None 
     return (REFERENCE_DOSE_PER_FRACTION_GY + q / ab) / REFERENCE_DOSE_PER_FRACTION_GY
 
 
-def _protraction(
-    delivery_time_min: float,
-    repair_half_time_h: float | Sequence[float] | None,
-    repair_weights: Sequence[float] | None,
-) -> float:
-    t = _validate.non_negative(delivery_time_min, "delivery_time_min", "min")
-    if repair_half_time_h is None:
-        if t > 0.0:
-            raise RadiobiologyError(
-                f"delivery_time_min = {t:g} min needs repair_half_time_h for the protraction factor"
-            )
-        return 1.0
-    g = protraction_factor(t, repair_half_time_h, repair_weights)
-    return float(g)
-
-
-def _rbe_array(rbe: ArrayLike) -> FloatArray:
-    try:
-        r = np.asarray(rbe, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise RadiobiologyError("rbe must be a number or an array of numbers") from exc
-    if r.size == 0 or not np.all(np.isfinite(r)) or np.min(r) <= 0.0:
-        raise RadiobiologyError("rbe must be finite and > 0")
-    return r
-
-
 def _dale_jones_per_fraction(
-    d: FloatArray,
-    ab: float,
-    model: str,
-    g: float,
-    rbe: ArrayLike,
-    rbe_max: float | None,
-    rbe_min: float | None,
+    d: FloatArray, ab: float, model: LqModel, g: float, rbe: Rbe
 ) -> FloatArray:
-    if rbe_max is None or rbe_min is None:
-        raise RadiobiologyError("give rbe_max and rbe_min together (Dale & Jones RBE)")
-    if model != "lq":
+    if model.kind != "lq":
         raise RadiobiologyError("the Dale & Jones RBE (rbe_max, rbe_min) is defined for lq only")
-    if np.ndim(rbe) != 0 or float(np.asarray(rbe)) != 1.0:
-        raise RadiobiologyError("give either rbe or (rbe_max, rbe_min), not both")
-    r_max = _validate.positive(rbe_max, "rbe_max", "")
-    r_min = _validate.positive(rbe_min, "rbe_min", "")
-    result: FloatArray = r_max * d + g * r_min**2 * d * d / ab
+    assert rbe.rbe_max is not None and rbe.rbe_min is not None
+    result: FloatArray = rbe.rbe_max * d + g * rbe.rbe_min**2 * d * d / ab
     return result
-
-
-def _repopulation_loss(
-    overall_time_days: float | None,
-    kickoff_time_days: float,
-    doubling_time_days: float | None,
-    alpha_per_gy: float | None,
-) -> float:
-    given = [
-        overall_time_days is not None,
-        doubling_time_days is not None,
-        alpha_per_gy is not None,
-    ]
-    if not any(given):
-        return 0.0
-    if not all(given):
-        raise RadiobiologyError(
-            "repopulation needs overall_time_days, doubling_time_days and "
-            "repopulation_alpha_per_gy together"
-        )
-    assert overall_time_days is not None and doubling_time_days is not None
-    assert alpha_per_gy is not None
-    return repopulation_bed_loss_gy(
-        overall_time_days, alpha_per_gy, doubling_time_days, kickoff_time_days
-    )

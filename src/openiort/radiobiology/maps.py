@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Unpack
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -11,8 +12,9 @@ from openiort.dosegrid import DoseGrid
 from openiort.radiobiology import _validate
 from openiort.radiobiology._validate import FloatArray
 from openiort.radiobiology.errors import RadiobiologyError
-from openiort.radiobiology.parameters import ParameterRecord, Tissue, USCSet
-from openiort.radiobiology.response import TissueResponse, tissue_response
+from openiort.radiobiology.inputs import ACUTE_SINGLE_FRACTION, Timing
+from openiort.radiobiology.parameters import ParameterRecord, Tissue
+from openiort.radiobiology.response import ResponseOptions, TissueResponse, tissue_response
 
 WATER_MEDIA = ("water_in_water", "water_in_medium")
 
@@ -32,28 +34,21 @@ def _refuse_nominal_targit(normalisation: str) -> None:
 
 def eqd2_map(
     dose: DoseGrid,
-    n_fractions: int = 1,
     tissue: str | Tissue = "tumour",
-    *,
-    model: str = "lq",
-    transition_dose_gy: float | None = None,
-    usc: str | USCSet | None = None,
-    delivery_time_min: float = 0.0,
-    rbe: ArrayLike = 1.0,
-    overall_time_days: float | None = None,
-    repopulation: bool = False,
+    timing: Timing = ACUTE_SINGLE_FRACTION,
+    **options: Unpack[ResponseOptions],
 ) -> DoseGrid:
     """EQD2 (Gy) of every voxel of a dose grid, as a new :class:`DoseGrid`.
 
     Parameters
     ----------
     dose:
-        Physical dose to water. Per session (``per_session``): each of the ``n_fractions``
-        sessions delivers it; otherwise it is the course total, split evenly.
-    n_fractions, tissue, model, transition_dose_gy, usc, delivery_time_min, rbe,
-    overall_time_days, repopulation:
-        As in :func:`~openiort.radiobiology.response.tissue_response`; ``rbe`` may be an
-        array of the grid's shape.
+        Physical dose to water. Per session (``per_session``): each of the
+        ``timing.n_fractions`` sessions delivers it; otherwise it is the course total, split
+        evenly.
+    tissue, timing, **options:
+        As in :func:`~openiort.radiobiology.response.tissue_response` (``model``, ``rbe``,
+        ``repopulation``); ``rbe`` may hold an array of the grid's shape.
 
     Returns
     -------
@@ -63,26 +58,21 @@ def eqd2_map(
         Carlo relative uncertainty is propagated to first order.
     """
     _refuse_nominal_targit(dose.normalisation)
-    n = _validate.n_fractions(n_fractions)
+    n = timing.n_fractions
     total = dose.dose_gy * n if dose.per_session else dose.dose_gy
-    kwargs = {
-        "model": model,
-        "transition_dose_gy": transition_dose_gy,
-        "usc": usc,
-        "delivery_time_min": delivery_time_min,
-        "rbe": rbe,
-        "overall_time_days": overall_time_days,
-        "repopulation": repopulation,
-    }
-    resp = tissue_response(total, n, tissue, **kwargs)  # type: ignore[arg-type]
+
+    def response(total_dose_gy: FloatArray) -> TissueResponse:
+        return tissue_response(total_dose_gy, tissue, timing, **options)
+
+    resp = response(total)
     eq = np.asarray(resp.eqd2_gy, dtype=np.float64)
     if eq.shape != dose.grid.shape:
         raise RadiobiologyError(f"rbe shape does not broadcast to the grid {dose.grid.shape}")
     rel_unc = None
     if dose.rel_uncertainty is not None:
         h = _UNCERTAINTY_STEP
-        up = np.asarray(tissue_response(total * (1 + h), n, tissue, **kwargs).eqd2_gy)  # type: ignore[arg-type]
-        down = np.asarray(tissue_response(total * (1 - h), n, tissue, **kwargs).eqd2_gy)  # type: ignore[arg-type]
+        up = np.asarray(response(total * (1 + h)).eqd2_gy)
+        down = np.asarray(response(total * (1 - h)).eqd2_gy)
         with np.errstate(divide="ignore", invalid="ignore"):
             elasticity = np.where(eq > 0, (up - down) / (2 * h * eq), 0.0)
         rel_unc = elasticity * dose.rel_uncertainty
@@ -224,14 +214,9 @@ def rbe_at_depth(
 def eqd2_versus_depth(
     depth_mm: ArrayLike,
     dose_water_gy: ArrayLike,
-    *,
-    n_fractions: int = 1,
     tissue: str | Tissue = "tumour",
-    model: str = "lq",
-    transition_dose_gy: float | None = None,
-    usc: str | USCSet | None = None,
-    delivery_time_min: float = 0.0,
-    rbe: ArrayLike = 1.0,
+    timing: Timing = ACUTE_SINGLE_FRACTION,
+    **options: Unpack[ResponseOptions],
 ) -> DepthEQD2:
     """EQD2 of a depth-dose profile (dose to water per session at each depth).
 
@@ -241,23 +226,14 @@ def eqd2_versus_depth(
         Depths from the applicator surface (mm).
     dose_water_gy:
         Dose to water per session at those depths (Gy; V4.0 or Monte Carlo, never the
-        nominal TARGIT dose).
-    n_fractions, tissue, model, transition_dose_gy, usc, delivery_time_min, rbe:
-        As in :func:`~openiort.radiobiology.response.tissue_response`; ``rbe`` may be an
-        array with one value per depth (see :func:`rbe_at_depth`).
+        nominal TARGIT dose); each of the ``timing.n_fractions`` sessions delivers it.
+    tissue, timing, **options:
+        As in :func:`~openiort.radiobiology.response.tissue_response` (``model``, ``rbe``,
+        ``repopulation``); ``rbe`` may hold an array with one value per depth (see
+        :func:`rbe_at_depth`).
     """
     depth, dose = depth_profile(depth_mm, dose_water_gy)
-    n = _validate.n_fractions(n_fractions)
-    resp = tissue_response(
-        dose * n,
-        n,
-        tissue,
-        model=model,
-        transition_dose_gy=transition_dose_gy,
-        usc=usc,
-        delivery_time_min=delivery_time_min,
-        rbe=rbe,
-    )
+    resp = tissue_response(dose * timing.n_fractions, tissue, timing, **options)
     return DepthEQD2(
         depth_mm=depth,
         dose_water_gy=dose,

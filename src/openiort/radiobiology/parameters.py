@@ -13,7 +13,7 @@ from typing import Literal
 from openiort.datafiles import read_data
 from openiort.radiobiology import _validate
 from openiort.radiobiology.errors import RadiobiologyError
-from openiort.radiobiology.lq import USCParameters
+from openiort.radiobiology.inputs import Repopulation, USCParameters
 
 TissueKind = Literal["tumour", "late"]
 DATA_FILES = (
@@ -95,25 +95,26 @@ class RepairModel:
 
 
 @dataclass(frozen=True)
-class Repopulation:
+class RepopulationSet:
+    """Published repopulation parameters of a tumour with their provenance."""
+
     repopulation_id: str
-    alpha_per_gy: float
-    doubling_time_days: float
-    kickoff_days: float
+    parameters: Repopulation
     kickoff_status: str
     status: str
     source: str
 
     def records(self) -> list[ParameterRecord]:
+        p = self.parameters
         return [
             ParameterRecord(
-                "alpha (repopulation)", self.alpha_per_gy, "1/Gy", self.source, self.status
+                "alpha (repopulation)", p.alpha_per_gy, "1/Gy", self.source, self.status
             ),
             ParameterRecord(
-                "potential doubling time", self.doubling_time_days, "d", self.source, self.status
+                "potential doubling time", p.doubling_time_days, "d", self.source, self.status
             ),
             ParameterRecord(
-                "kick-off time", self.kickoff_days, "d", self.source, self.kickoff_status
+                "kick-off time", p.kickoff_time_days, "d", self.source, self.kickoff_status
             ),
         ]
 
@@ -129,7 +130,7 @@ class Tissue:
     ci95_gy: tuple[float, float] | None
     endpoint: str
     repair: RepairModel
-    repopulation: Repopulation | None
+    repopulation: RepopulationSet | None
     status: str
     source: str
     default_for: str = ""
@@ -193,13 +194,15 @@ def repair_library() -> dict[str, RepairModel]:
 
 
 @cache
-def repopulation_library() -> dict[str, Repopulation]:
+def repopulation_library() -> dict[str, RepopulationSet]:
     return {
-        row["repopulation_id"]: Repopulation(
+        row["repopulation_id"]: RepopulationSet(
             repopulation_id=row["repopulation_id"],
-            alpha_per_gy=float(row["alpha_per_gy"]),
-            doubling_time_days=float(row["doubling_time_days"]),
-            kickoff_days=float(row["kickoff_days"]),
+            parameters=Repopulation(
+                alpha_per_gy=float(row["alpha_per_gy"]),
+                doubling_time_days=float(row["doubling_time_days"]),
+                kickoff_time_days=float(row["kickoff_days"]),
+            ),
             kickoff_status=row["kickoff_status"],
             status=row["status"],
             source=row["source"],

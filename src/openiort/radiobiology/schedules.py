@@ -5,22 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
-from numpy.typing import ArrayLike
-
 from openiort.radiobiology import _validate
 from openiort.radiobiology.errors import RadiobiologyError
+from openiort.radiobiology.inputs import LQ, RBE_ONE, ModelChoice, Rbe, Timing
 from openiort.radiobiology.lq import reference_bed_per_gy
 from openiort.radiobiology.parameters import (
     ParameterRecord,
     Tissue,
-    USCSet,
     data_rows,
     get_tissue,
 )
-from openiort.radiobiology.repopulation import (
-    repopulation_bed_loss_gy,
-    weekday_overall_time_days,
-)
+from openiort.radiobiology.repopulation import weekday_overall_time_days
 from openiort.radiobiology.response import TissueResponse, tissue_response
 
 NOMINAL_TARGIT_DOSE_GY = 20.0  # TARGIT-A prescription at the applicator surface (Vaidya 2010)
@@ -261,10 +256,8 @@ def evaluate_schedule(
     schedule: str | Schedule,
     tissue: str | Tissue,
     *,
-    model: str = "lq",
-    transition_dose_gy: float | None = None,
-    usc: str | USCSet | None = None,
-    rbe: ArrayLike = 1.0,
+    model: ModelChoice = LQ,
+    rbe: Rbe = RBE_ONE,
     repopulation: bool = False,
     applicator_diameter_cm: float | None = None,
     dose_water_gy: float | None = None,
@@ -277,7 +270,7 @@ def evaluate_schedule(
     ----------
     schedule, tissue:
         Ids (or objects) from the schedule and tissue libraries.
-    model, transition_dose_gy, usc, rbe:
+    model, rbe:
         As in :func:`~openiort.radiobiology.response.tissue_response`.
     repopulation:
         Subtract the tissue's repopulation over the overall time (tumours).
@@ -296,9 +289,7 @@ def evaluate_schedule(
                 f"{s.schedule_id} is a regimen of several schedules; evaluate its components "
                 "to override their doses or times"
             )
-        return _evaluate_composite(
-            s, t, model, transition_dose_gy, usc, rbe, repopulation, overall_time_days
-        )
+        return _evaluate_composite(s, t, model, rbe, repopulation, overall_time_days)
     assert s.total_dose_gy is not None and s.n_fractions is not None
     records: list[ParameterRecord] = [ParameterRecord("schedule", s.label, "", s.source, s.status)]
     warnings: list[str] = []
@@ -332,18 +323,8 @@ def evaluate_schedule(
     t_days = s.overall_time_days if overall_time_days is None else overall_time_days
     if t_days is None:
         t_days = float(weekday_overall_time_days(s.n_fractions))
-    resp = tissue_response(
-        dose,
-        s.n_fractions,
-        t,
-        model=model,
-        transition_dose_gy=transition_dose_gy,
-        usc=usc,
-        delivery_time_min=t_min,
-        rbe=rbe,
-        overall_time_days=t_days,
-        repopulation=repopulation,
-    )
+    timing = Timing(s.n_fractions, t_min, t_days)
+    resp = tissue_response(dose, t, timing, model=model, rbe=rbe, repopulation=repopulation)
     return _result(s, t, dose, s.n_fractions, resp, t_days, records, warnings)
 
 
@@ -383,25 +364,12 @@ def _record_warnings(records: list[ParameterRecord]) -> list[str]:
 def _evaluate_composite(
     s: Schedule,
     t: Tissue,
-    model: str,
-    transition_dose_gy: float | None,
-    usc: str | USCSet | None,
-    rbe: ArrayLike,
+    model: ModelChoice,
+    rbe: Rbe,
     repopulation: bool,
     overall_time_days: float | None,
 ) -> ScheduleResult:
-    parts = tuple(
-        evaluate_schedule(
-            c,
-            t,
-            model=model,
-            transition_dose_gy=transition_dose_gy,
-            usc=usc,
-            rbe=rbe,
-            repopulation=False,
-        )
-        for c in s.components
-    )
+    parts = tuple(evaluate_schedule(c, t, model=model, rbe=rbe) for c in s.components)
     n_total = sum(p.n_fractions for p in parts)
     t_days = overall_time_days if overall_time_days is not None else s.overall_time_days
     if t_days is None:
@@ -412,13 +380,7 @@ def _evaluate_composite(
         rp = t.repopulation
         if rp is None:
             raise RadiobiologyError(f"no repopulation parameters for {t.label}")
-        bed_total = max(
-            0.0,
-            bed_total
-            - repopulation_bed_loss_gy(
-                t_days, rp.alpha_per_gy, rp.doubling_time_days, rp.kickoff_days
-            ),
-        )
+        bed_total = max(0.0, bed_total - rp.parameters.bed_loss_gy(t_days))
         records.append(ParameterRecord("overall time", float(t_days), "d", "schedule", "INPUT"))
         records.extend(rp.records())
     # every component uses the same tissue and model, so the same reference 2 Gy BED per Gy

@@ -27,6 +27,7 @@ from openiort.radiobiology.figures import (
     Series,
     line_chart_svg,
 )
+from openiort.radiobiology.inputs import LQ, ModelChoice, Rbe, Timing
 from openiort.radiobiology.maps import DepthEQD2, depth_profile, eqd2_versus_depth, rbe_at_depth
 from openiort.radiobiology.parameters import (
     ParameterRecord,
@@ -164,12 +165,9 @@ def _table(
     dose: np.ndarray,
     table_depths_mm: Sequence[float] | None,
     rbe: float | tuple[Sequence[float], Sequence[float]],
-    t_tum: Tissue,
-    t_late: Tissue,
-    model: str,
-    late_model: str,
-    transition_dose_gy: float | None,
-    t_min: float,
+    tissues: tuple[Tissue, Tissue],
+    model: ModelChoice,
+    timing: Timing,
     wb: tuple[ScheduleResult, ScheduleResult],
 ) -> tuple[dict[str, float], ...]:
     if table_depths_mm is None:
@@ -189,16 +187,8 @@ def _table(
     r, _ = _rbe_values(rbe, z)
     rows = []
     tum, lat = (
-        eqd2_versus_depth(
-            z,
-            d,
-            tissue=t,
-            model=m,
-            rbe=r,
-            transition_dose_gy=transition_dose_gy,
-            delivery_time_min=t_min,
-        )
-        for t, m in ((t_tum, model), (t_late, late_model))
+        eqd2_versus_depth(z, d, t, timing, model=model.for_tissue_kind(t.kind), rbe=r)
+        for t in tissues
     )
     for i in range(z.size):
         rows.append(
@@ -218,32 +208,32 @@ def _table(
 
 def _rbe_values(
     rbe: float | tuple[Sequence[float], Sequence[float]], depth: np.ndarray
-) -> tuple[ArrayLike, str]:
+) -> tuple[Rbe, str]:
     if isinstance(rbe, tuple):
         table_depth, table_rbe = rbe
         values = rbe_at_depth(depth, table_depth, table_rbe)
-        return values, (
+        return Rbe(values), (
             f"user table, {float(values.min()):.3g} to {float(values.max()):.3g} "
             "over the depths shown"
         )
     r = _validate.positive(rbe, "rbe", "")
-    return r, f"{r:g}" + (" (default)" if r == 1.0 else " (user)")
+    return Rbe(r), f"{r:g}" + (" (default)" if r == 1.0 else " (user)")
 
 
 def _sensitivity(
     depth: float,
     dose: float,
     tissue: Tissue,
-    model: str,
-    transition_dose_gy: float | None,
-    delivery_time_min: float,
-    rbe: ArrayLike,
+    model: ModelChoice,
+    timing: Timing,
+    rbe: Rbe,
 ) -> list[dict[str, object]]:
     """EQD2 at one depth when alpha/beta or the repair half-time moves across its range."""
     rows: list[dict[str, object]] = []
-    rbe0 = rbe if np.ndim(rbe) == 0 else float(np.asarray(rbe).ravel()[0])
+    rbe0 = rbe if rbe.array.ndim == 0 else Rbe(float(rbe.array.ravel()[0]))
+    model = model.for_tissue_kind(tissue.kind)
     variants: list[tuple[str, str, Tissue]] = []
-    if tissue.ci95_gy is not None and model != "usc":
+    if tissue.ci95_gy is not None and model.kind != "usc":
         for bound, v in zip(("low", "high"), tissue.ci95_gy, strict=True):
             if v > 0:
                 variants.append(
@@ -259,15 +249,7 @@ def _sensitivity(
                 (f"repair half-time range {bound}", f"{v:g} h", replace(tissue, repair=repair))
             )
     for name, value, t in variants:
-        resp = tissue_response(
-            dose,
-            1,
-            t,
-            model=model,
-            transition_dose_gy=transition_dose_gy,
-            delivery_time_min=delivery_time_min,
-            rbe=rbe0,
-        )
+        resp = tissue_response(dose, t, timing, model=model, rbe=rbe0)
         rows.append(
             {
                 "tissue": tissue.label,
@@ -288,8 +270,7 @@ def build_radiobiology_section(
     *,
     tumour: str | Tissue = "tumour",
     late: str | Tissue = "late",
-    model: str = "lq",
-    transition_dose_gy: float | None = None,
+    model: ModelChoice = LQ,
     rbe: float | tuple[Sequence[float], Sequence[float]] = 1.0,
     ebrt_reference: Sequence[str] = DEFAULT_EBRT_REFERENCE,
     whole_breast_schedule: str = DEFAULT_WHOLE_BREAST,
@@ -312,9 +293,9 @@ def build_radiobiology_section(
         ``"xray"``, ``"electron"`` or ``"hdr"``.
     tumour, late:
         Tissue ids or objects (library defaults when omitted).
-    model, transition_dose_gy:
-        ``"lq"``, ``"lq-l"`` (with ``transition_dose_gy``) or ``"usc"`` (applied to the
-        tumour with the published lung-line set; the late tissue then stays LQ).
+    model:
+        LQ (default), LQ-L with its transition dose, or USC (applied to the tumour with the
+        published lung-line set unless it names another; the late tissue then stays LQ).
     rbe:
         A number (1.0 default, always shown) or a (depth_mm, rbe) table interpolated at the
         depths.
@@ -332,42 +313,30 @@ def build_radiobiology_section(
     if technique not in TECHNIQUES:
         raise RadiobiologyError(f"unknown technique {technique!r}; use {', '.join(TECHNIQUES)}")
     depth, dose = depth_profile(depth_mm, dose_water_gy)
-    t_min = _validate.non_negative(delivery_time_min, "delivery_time_min", "min")
-    t_tum, t_late = get_tissue(tumour), get_tissue(late)
-    if t_tum.kind != "tumour" or t_late.kind != "late":
+    timing = Timing(1, delivery_time_min)
+    t_min = timing.delivery_time_min
+    tissues = get_tissue(tumour), get_tissue(late)
+    if tissues[0].kind != "tumour" or tissues[1].kind != "late":
         raise RadiobiologyError("tumour must be a tumour tissue and late a late-responding one")
     rbe_values, rbe_text = _rbe_values(rbe, depth)
-    late_model = "lq" if model == "usc" else model
-    tum = eqd2_versus_depth(
-        depth,
-        dose,
-        tissue=t_tum,
-        model=model,
-        transition_dose_gy=transition_dose_gy,
-        delivery_time_min=t_min,
-        rbe=rbe_values,
-    )
-    lat = eqd2_versus_depth(
-        depth,
-        dose,
-        tissue=t_late,
-        model=late_model,
-        transition_dose_gy=transition_dose_gy,
-        delivery_time_min=t_min,
-        rbe=rbe_values,
+    tum, lat = (
+        eqd2_versus_depth(
+            depth, dose, t, timing, model=model.for_tissue_kind(t.kind), rbe=rbe_values
+        )
+        for t in tissues
     )
 
     def reference(sid: str | Schedule) -> tuple[ScheduleResult, ScheduleResult]:
-        return (
+        tum_res, late_res = (
             evaluate_schedule(
                 sid,
-                t_tum,
-                model=model,
-                transition_dose_gy=transition_dose_gy,
-                repopulation=repopulation,
-            ),
-            evaluate_schedule(sid, t_late, model=late_model, transition_dose_gy=transition_dose_gy),
+                t,
+                model=model.for_tissue_kind(t.kind),
+                repopulation=repopulation and t.kind == "tumour",
+            )
+            for t in tissues
         )
+        return tum_res, late_res
 
     refs = tuple(reference(sid) for sid in ebrt_reference)
     wb_schedule = get_schedule(whole_breast_schedule)
@@ -376,21 +345,9 @@ def build_radiobiology_section(
     wb = reference(wb_schedule)
     sum_t = tuple(float(v) + wb[0].eqd2_gy for v in tum.eqd2_gy)
     sum_l = tuple(float(v) + wb[1].eqd2_gy for v in lat.eqd2_gy)
-    table = _table(
-        depth,
-        dose,
-        table_depths_mm,
-        rbe,
-        t_tum,
-        t_late,
-        model,
-        late_model,
-        transition_dose_gy,
-        t_min,
-        wb,
-    )
+    table = _table(depth, dose, table_depths_mm, rbe, tissues, model, timing, wb)
     warnings: list[str] = []
-    if model == "usc":
+    if model.kind == "usc":
         warnings.append("USC applies to the tumour only; late-responding tissue uses LQ")
     if depth.size < 3:
         warnings.append(f"only {depth.size} depth point(s): the curves join them straight")
@@ -404,25 +361,16 @@ def build_radiobiology_section(
         for res in pair:
             warnings += [w for w in res.warnings if w != RBE_DEFAULT_NOTE]
     sens = [
-        *_sensitivity(
-            float(depth[0]), float(dose[0]), t_tum, model, transition_dose_gy, t_min, rbe_values
-        ),
-        *_sensitivity(
-            float(depth[0]),
-            float(dose[0]),
-            t_late,
-            late_model,
-            transition_dose_gy,
-            t_min,
-            rbe_values,
-        ),
+        row
+        for t in tissues
+        for row in _sensitivity(float(depth[0]), float(dose[0]), t, model, timing, rbe_values)
     ]
     figure = _figure(tum, lat, refs, technique, t_min)
     sum_figure = _summation_figure(tum, sum_t, sum_l, wb, refs, technique)
     return RadiobiologySection(
         technique=technique,
         delivery_time_min=t_min,
-        model=model,
+        model=model.kind,
         rbe_description=rbe_text,
         tumour=tum,
         late=lat,

@@ -11,6 +11,7 @@ the user's role and write the audit log::
 """
 
 from openiort.records import guards as _guards
+from openiort.records.cases import case_model, create_case, get_case, list_cases, update_case
 from openiort.records.db import (
     data_dir,
     database_url,
@@ -29,6 +30,7 @@ from openiort.records.delivery import (
 from openiort.records.errors import (
     ConflictError,
     DeliveryCheckError,
+    ExampleDataError,
     LifecycleError,
     NotFoundError,
     PermissionDeniedError,
@@ -51,6 +53,21 @@ from openiort.records.models import (
     SourceOutputCheck,
     User,
 )
+from openiort.records.patients import (
+    create_patient,
+    find_patient,
+    get_patient,
+    list_patients,
+    update_patient,
+)
+from openiort.records.plans import (
+    approve_plan,
+    get_plan,
+    latest_plan,
+    list_plans,
+    review_plan,
+    store_plan,
+)
 from openiort.records.qa import (
     latest_output_check,
     list_qa_checks,
@@ -58,25 +75,9 @@ from openiort.records.qa import (
     record_output_check,
 )
 from openiort.records.roles import ROLES, allowed
-from openiort.records.service import (
-    approve_plan,
-    case_model,
-    create_case,
-    create_patient,
-    find_patient,
-    get_case,
-    get_patient,
-    get_plan,
-    latest_plan,
-    list_cases,
-    list_patients,
-    list_plans,
+from openiort.records.sealed_plans import (
     load_plan,
-    review_plan,
     sealed_plan_json,
-    store_plan,
-    update_case,
-    update_patient,
     verify_all_plans,
     verify_plan,
     verify_plan_json,
@@ -103,6 +104,7 @@ __all__ = [
     "ConflictError",
     "Delivery",
     "DeliveryCheckError",
+    "ExampleDataError",
     "InVivoReading",
     "IsotropyCheck",
     "LifecycleError",

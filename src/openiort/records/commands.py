@@ -36,7 +36,7 @@ from openiort.records.db import (
 )
 from openiort.records.errors import RecordsError
 from openiort.records.roles import ROLES
-from openiort.records.service import verify_all_plans
+from openiort.records.sealed_plans import verify_all_plans
 from openiort.records.users import create_user, list_users, set_active, set_password, set_role
 
 EXIT_TAMPERED = 1

@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from openiort.records import audit, roles
+from openiort.records import audit
+from openiort.records.common import get_row, require_role
 from openiort.records.errors import (
     ConflictError,
     DeliveryCheckError,
@@ -38,7 +39,7 @@ from openiort.records.plan_data import (
     technique_label,
 )
 from openiort.records.qa import deviation_pct, get_output_check, within
-from openiort.records.service import _get, load_plan
+from openiort.records.sealed_plans import load_plan
 
 # Consoles set treatment time to the second and monitor units to the unit: an entry matches
 # the plan when it rounds to the same console value, i.e. lies within half a step of it.
@@ -294,8 +295,8 @@ def record_delivery(
     TamperedPlanError
         If the plan fails its seal check.
     """
-    roles.require(actor.username, actor.role, actor.active, "delivery.record")
-    _get(session, Plan, plan_id, "plan", lock=True)
+    require_role(actor, "delivery.record")
+    get_row(session, Plan, plan_id, "plan", lock=True)
     plan = load_plan(session, plan_id, actor=actor, key=key)
     if plan.status != "approved":
         why = "it has already been delivered" if plan.status == "delivered" else "approve it first"
@@ -511,7 +512,7 @@ def record_invivo_reading(
     tolerance_pct:
         The department's action limit for this detector and position, in percent.
     """
-    roles.require(actor.username, actor.role, actor.active, "delivery.record")
+    require_role(actor, "delivery.record")
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
         raise NotFoundError(f"delivery {delivery_id} does not exist")

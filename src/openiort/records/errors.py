@@ -34,6 +34,10 @@ class LifecycleError(RecordsError, ValueError):
     """An illegal plan status transition (for example approving a draft)."""
 
 
+class ExampleDataError(LifecycleError):
+    """A plan computed with example device data: it may be shown, never approved."""
+
+
 class ConflictError(RecordsError):
     """A record changed since the user loaded it: their edit would overwrite another's.
 

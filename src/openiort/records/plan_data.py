@@ -119,6 +119,45 @@ def _from_typed(plan: Mapping[str, Any]) -> PlannedDelivery:
     )
 
 
+# What to load instead of the example data, per technique.
+_DEPARTMENT_DATA = {
+    "xray": "your source's commissioning data (iort plan --source-data; in the web app, the "
+    "server's --xray-source-data)",
+    "electron": "your machine's measured beam data",
+    "hdr": "your source's calibrated air-kerma strength (the department's source record)",
+}
+
+
+def example_data_problem(plan: Mapping[str, Any]) -> str | None:
+    """Why a plan cannot be approved for treatment because it used example device data, or
+    None when its device data are the department's."""
+    technique = str(plan.get("technique"))
+    delivery = plan.get("delivery")
+    if isinstance(delivery, Mapping) and isinstance(delivery.get("device"), Mapping):
+        device = delivery["device"]
+        example = device.get("status") != "department"
+        name = str(device.get("name") or "unnamed device data")
+    else:  # plans stored before deliveries named their device data
+        legacy_device = plan.get("device")
+        name = "the built-in example data"
+        if isinstance(legacy_device, Mapping) and "status" in legacy_device:
+            example = legacy_device["status"] != "department"
+        elif technique == "xray":
+            example = not isinstance(legacy_device, Mapping) or bool(
+                legacy_device.get("example_source", True)
+            )
+        elif technique == "hdr":
+            example = bool(plan.get("air_kerma_strength_is_example", True))
+        else:
+            example = True  # only the built-in example machine existed
+    if not example:
+        return None
+    return (
+        f"it was computed with example device data ({name}), which are for demonstration "
+        f"only: load {_DEPARTMENT_DATA.get(technique, 'your own device data')} and plan again"
+    )
+
+
 def technique_label(technique: str) -> str:
     """How users write the technique: ``x-ray``, ``electron``, ``HDR``."""
     return _TECHNIQUE_LABELS.get(technique, technique)

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openiort.records import audit, roles
+from openiort.records import audit
+from openiort.records.common import require_role
 from openiort.records.errors import NotFoundError, RecordsValueError
 from openiort.records.models import TECHNIQUES, IsotropyCheck, SourceOutputCheck, User, utcnow
 
@@ -106,7 +107,7 @@ def record_output_check(
     SourceOutputCheck
         With ``deviation_pct`` and ``passed``; a failing check is recorded too.
     """
-    roles.require(actor.username, actor.role, actor.active, "qa.record")
+    require_role(actor, "qa.record")
     if technique not in TECHNIQUES:
         raise RecordsValueError(f"technique: one of {', '.join(TECHNIQUES)}, got {technique!r}")
     measured = _positive("measured_value", measured_value)
@@ -173,7 +174,7 @@ def record_isotropy_check(
         With ``mean_value``, ``max_deviation_pct`` (signed, the largest in magnitude) and
         ``passed``.
     """
-    roles.require(actor.username, actor.role, actor.active, "qa.record")
+    require_role(actor, "qa.record")
     if not isinstance(readings, Mapping) or len(readings) < 2:
         raise RecordsValueError("readings: at least two directions are needed")
     values = {

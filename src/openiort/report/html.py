@@ -9,6 +9,7 @@ import jinja2
 
 from openiort import RESEARCH_NOTICE
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+from openiort.planning.mc_comparison import McComparisonSection
 from openiort.report import figures
 
 TECHNIQUE_LABELS = {
@@ -101,6 +102,18 @@ def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
     return rows
 
 
+def _section_figures(plan: PlanResult) -> dict[str, dict[str, str]]:
+    """The figures of the plan's sections, as inline SVG by section and figure name."""
+    out: dict[str, dict[str, str]] = {}
+    mc = plan.sections.get("mc_comparison")
+    if isinstance(mc, McComparisonSection):
+        out["mc_comparison"] = {
+            "difference_map_svg": figures.mc_difference_figure(mc.difference_slice),
+            "dvh_svg": figures.mc_dvh_figure(mc.dvh_pairs, mc.dvh_max_dose_gy),
+        }
+    return out
+
+
 def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
     env = _environment()
     depth_keys = [depth_key(z) for z in REPORT_DEPTHS_MM]
@@ -113,6 +126,7 @@ def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
         if resources.files("openiort.report").joinpath(f"templates/sections/{name}.html").is_file()
     }
     isodoses = tuple(v for v in ISODOSES_GY if v < plan.dose.dose_gy.max())
+    section_figures = _section_figures(plan)
     return env.get_template("plan_report.html").render(
         plan=plan,
         json=plan_json,
@@ -142,4 +156,5 @@ def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
             plan.phantom, plan.dose, isodoses, plan.phantom.applicator_centre_mm or (0.0, 0.0, 0.0)
         ),
         section_templates=section_templates,
+        section_figures=section_figures,
     )

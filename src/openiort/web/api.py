@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from openiort.records import service
 from openiort.records.roles import Role
-from openiort.records.service import sealed_plan_json
+from openiort.records.sealed_plans import sealed_plan_json
 from openiort.records.users import authenticate
 from openiort.web import downloads, operations
 from openiort.web.api_models import (

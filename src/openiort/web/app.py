@@ -48,6 +48,7 @@ def create_app(
     require_second_person: bool = False,
     login_max_failures: int = 5,
     login_window_s: float = 300.0,
+    xray_source_data: str | Path | None = None,
     config: WebConfig | None = None,
     planner: Planner = compute_plan_files,
 ) -> FastAPI:
@@ -73,6 +74,8 @@ def create_app(
         Four-eyes rule at approval.
     login_max_failures, login_window_s:
         Login throttling (see :mod:`openiort.web.ratelimit`).
+    xray_source_data:
+        The department's 50 kV source commissioning file (see :class:`WebConfig`).
     config:
         A complete :class:`WebConfig` instead of the keyword settings above.
     planner:
@@ -90,6 +93,7 @@ def create_app(
             require_second_person=require_second_person,
             login_max_failures=login_max_failures,
             login_window_s=login_window_s,
+            xray_source_data=Path(xray_source_data) if xray_source_data is not None else None,
         )
     engine = prepare_database(database_url)
     key = seal_key if seal_key is not None else records_seal_key()

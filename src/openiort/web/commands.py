@@ -95,6 +95,13 @@ def serve(
         typer.Option(help="Proxy addresses trusted for X-Forwarded-Proto/For (comma-separated)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    xray_source_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="The department's 50 kV source commissioning file (without it x-ray plans "
+            "use the example source and cannot be approved)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the web app (case entry, verdicts, plans, approval, downloads) with uvicorn."""
     import uvicorn
@@ -123,6 +130,7 @@ def serve(
             plan_workers=plan_workers,
             max_pending_plans=max_pending_plans,
             require_second_person=four_eyes,
+            xray_source_data=xray_source_data,
         )
     except (RecordsError, WebConfigError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

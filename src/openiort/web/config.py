@@ -50,6 +50,10 @@ class WebConfig:
         ``process`` (default: planning cannot slow the event loop) or ``thread``.
     require_second_person:
         Four-eyes rule: the author or reviewer of a plan may not approve it.
+    xray_source_data:
+        The department's 50 kV source commissioning file (format of
+        :func:`openiort.devices.xray.load_commissioning`); without it x-ray plans use the
+        built-in example source and cannot be approved.
     """
 
     files_dir: Path
@@ -63,6 +67,7 @@ class WebConfig:
     max_pending_plans: int = 4
     executor: Literal["process", "thread"] = "process"
     require_second_person: bool = False
+    xray_source_data: Path | None = None
 
     def __post_init__(self) -> None:
         if len(self.session_secret) < SECRET_BYTES:
@@ -78,6 +83,10 @@ class WebConfig:
             raise WebConfigError("login rate limit: max failures >= 1 and a positive window")
         if self.executor not in ("process", "thread"):
             raise WebConfigError(f"executor: 'process' or 'thread', got {self.executor!r}")
+        if self.xray_source_data is not None:
+            from openiort.devices.xray import load_commissioning
+
+            load_commissioning(self.xray_source_data)  # refuse bad data at start, not per plan
 
 
 def _read_secret_file(path: Path) -> bytes:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from openiort.io.dicom_export import export_plan
 from openiort.io.plan_dir import read_plan_dir
 from openiort.records.models import Plan, User
-from openiort.records.service import sealed_plan_json
+from openiort.records.sealed_plans import sealed_plan_json
 from openiort.report.pdf import RecordStamp, html_report_to_pdf
 from openiort.web.artifacts import PlanFiles
 from openiort.web.operations import load_plan

@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,9 @@ class WebApp:
         self.limiter = LoginRateLimiter(config.login_max_failures, config.login_window_s)
         self.files = PlanFiles(config.files_dir)
         self.files.clean_staging()
+        if planner is compute_plan_files and config.xray_source_data is not None:
+            # A module-level function with bound data: picklable for the planning processes.
+            planner = partial(compute_plan_files, source_data=str(config.xray_source_data))
         self.jobs = PlanQueue(
             self.files,
             self._store_plan,

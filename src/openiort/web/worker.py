@@ -95,9 +95,12 @@ def write_plan_files(plan: PlanResult, case: Case, out_dir: str | Path) -> dict[
     return plan_json
 
 
-def compute_plan_files(case_data: dict[str, Any], out_dir: str) -> WorkerOutcome:
+def compute_plan_files(
+    case_data: dict[str, Any], out_dir: str, source_data: str | None = None
+) -> WorkerOutcome:
     """Plan ``case_data`` and write plan.json, report.html, plan_arrays.npz, the patient
     summary and the viewer arrays into ``out_dir`` (created; nothing is left on failure).
+    ``source_data`` is the department's x-ray source commissioning file.
     """
     from openiort.pipeline import plan_case
     from openiort.web.safelog import code_locations
@@ -105,7 +108,7 @@ def compute_plan_files(case_data: dict[str, Any], out_dir: str) -> WorkerOutcome
     started = time.perf_counter()
     try:
         case = parse_case(case_data)
-        plan = plan_case(case)
+        plan = plan_case(case, Path(source_data) if source_data else None)
         plan_json = write_plan_files(plan, case, out_dir)
         return WorkerOutcome("ok", plan_json, seconds=time.perf_counter() - started)
     except OpenIortInputError as exc:  # the case, or what it asks of the devices, cannot be used

@@ -1,4 +1,4 @@
-"""CT import: a DICOM CT series (and RTSTRUCT) -> Phantom, through a replaceable HU calibration.
+"""The HU calibration: CT numbers <-> (material, mass density), replaceable by a department's file.
 
 The calibration (``data/hu_calibration.csv``, documented in its header) maps CT numbers to a
 material of the library and a mass density, and the materials back to CT numbers for export:
@@ -10,16 +10,14 @@ material of the library and a mass density, and the materials back to CT numbers
 - a row with a ``structure`` assigns its material to the voxels of that RTSTRUCT structure
   whatever their HU (the applicator).
 
-``load_ct_phantom`` accepts any patient position (HFS, FFS, HFP, FFP), axial, coronal or sagittal
-slices in any file order; corrupt or unsupported input raises one ``DicomImportError`` naming
-the file, and nothing is returned half-built.
+The DICOM export (``openiort.io.dicom_export``) writes CT numbers through :func:`phantom_hu`;
+the CT import (``openiort.inputs.ct``) assigns materials through :meth:`HuCalibration.assign`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +28,6 @@ from openiort.anatomy.materials import get_material
 from openiort.anatomy.phantom import Phantom
 from openiort.datafiles import parse_commented_csv, read_data, read_path
 from openiort.errors import OpenIortInputError
-from openiort.io.dicom_read import read_ct_series, read_rtstruct_masks
-from openiort.io.errors import DicomImportError
 
 MIXTURE = "breast_gNN"
 DENSITY_RULES = ("nominal", "proportional", "mixture")
@@ -293,7 +289,8 @@ def load_calibration(path: str | Path | None = None) -> HuCalibration:
     )
 
 
-def _calibration(calibration: HuCalibration | str | Path | None) -> HuCalibration:
+def as_calibration(calibration: HuCalibration | str | Path | None) -> HuCalibration:
+    """The calibration itself, or the one read from a CSV path (the packaged one for None)."""
     if isinstance(calibration, HuCalibration):
         return calibration
     return load_calibration(calibration)
@@ -303,7 +300,7 @@ def phantom_hu(
     phantom: Phantom, calibration: HuCalibration | str | Path | None = None
 ) -> NDArray[np.float64]:
     """CT numbers of every voxel of ``phantom`` through the calibration (for CT export)."""
-    cal = _calibration(calibration)
+    cal = as_calibration(calibration)
     hu = np.zeros(phantom.grid.shape, dtype=np.float64)
     for material_id in np.unique(phantom.material_ids):
         if int(material_id) >= len(phantom.materials):
@@ -311,180 +308,3 @@ def phantom_hu(
         sel = phantom.material_ids == material_id
         hu[sel] = cal.material_hu(phantom.materials[int(material_id)], phantom.density_g_cm3[sel])
     return hu
-
-
-def _sphere_from_mask(
-    mask: NDArray[np.bool_], phantom_grid_centres: Sequence[NDArray[np.float64]], voxel_cc: float
-) -> tuple[tuple[float, float, float], float]:
-    z, y, x = phantom_grid_centres
-    idx = np.nonzero(mask)
-    centre = (float(x[idx[2]].mean()), float(y[idx[1]].mean()), float(z[idx[0]].mean()))
-    volume_mm3 = float(mask.sum()) * voxel_cc * 1000.0
-    return centre, (3.0 * volume_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0)
-
-
-def load_ct_phantom(
-    ct_dir: str | Path,
-    rtstruct: str | Path | None = None,
-    calibration: HuCalibration | str | Path | None = None,
-    *,
-    roi_names: Mapping[str, str] | None = None,
-    series_instance_uid: str | None = None,
-) -> Phantom:
-    """Phantom from a DICOM CT series and, optionally, an RTSTRUCT on it.
-
-    Parameters
-    ----------
-    ct_dir:
-        Directory holding one CT series (files in any order, any of HFS, FFS, HFP, FFP).
-        RT objects (RTSTRUCT, RTDOSE, RTPLAN, ...) and ``DICOMDIR`` in it are skipped.
-    rtstruct:
-        RTSTRUCT file whose ROIs become ``structures`` (rasterised on the CT voxels; nested
-        contours are holes). It must share the CT's Frame of Reference.
-    calibration:
-        HU calibration (object or CSV path); the packaged ``hu_calibration.csv`` when None.
-    roi_names:
-        Optional renaming of ROI names to structure names (e.g. ``{"Heart": "heart"}``).
-    series_instance_uid:
-        Which series to read when the directory holds several CT series.
-
-    Returns
-    -------
-    Phantom
-        With ``description`` recording the calibration, the patient position and the series
-        size (never patient identifiers). When an ``applicator`` structure is present,
-        ``applicator_centre_mm`` and ``applicator_radius_mm`` are its centroid and equal-volume
-        sphere radius (``cavity_radius_mm`` likewise from ``cavity``). A CT taken before
-        surgery has no applicator: place one with ``place_applicator``.
-
-    Raises
-    ------
-    DicomImportError
-        Corrupt, inconsistent or unsupported input; the message names the file.
-    CalibrationError
-        A malformed calibration file.
-    """
-    cal = _calibration(calibration)
-    series = read_ct_series(Path(ct_dir), series_instance_uid=series_instance_uid)
-    structures: dict[str, NDArray[np.bool_]] = {}
-    empty_rois: list[str] = []
-    if rtstruct is not None:
-        masks = read_rtstruct_masks(Path(rtstruct), series)
-        rename = dict(roi_names or {})
-        for name, mask in masks.items():
-            target = rename.get(name, name)
-            if target in structures:
-                raise DicomImportError(f"{rtstruct}: two ROIs map to the structure name {target!r}")
-            if mask.any():
-                structures[target] = mask
-            else:
-                empty_rois.append(target)
-    codes, names, density = cal.assign(series.hu)
-    for structure, material in cal.structure_overrides.items():
-        if structure in structures:
-            sel = structures[structure]
-            if material not in names:
-                names.append(material)
-            codes[sel] = names.index(material)
-            density[sel] = cal.material_density(material, series.hu[sel])
-    # keep only materials present, in first-seen order
-    present = [i for i in range(len(names)) if np.any(codes == i)]
-    if len(present) > 256:
-        raise DicomImportError(f"{ct_dir}: more than 256 materials after calibration")
-    lut = np.zeros(len(names), dtype=np.uint8)
-    for new, old in enumerate(present):
-        lut[old] = new
-    material_ids = lut[codes].astype(np.uint8)
-    materials = tuple(names[i] for i in present)
-    grid = series.grid
-    centres = grid.axes_mm()
-    app_centre: tuple[float, float, float] | None = None
-    app_radius: float | None = None
-    cav_radius: float | None = None
-    if "applicator" in structures:
-        app_centre, app_radius = _sphere_from_mask(
-            structures["applicator"], centres, grid.voxel_volume_cc
-        )
-    if "cavity" in structures:
-        _, cav_radius = _sphere_from_mask(structures["cavity"], centres, grid.voxel_volume_cc)
-    return Phantom(
-        grid=grid,
-        material_ids=material_ids,
-        density_g_cm3=density.astype(np.float32),
-        materials=materials,
-        structures=structures,
-        applicator_centre_mm=app_centre,
-        applicator_radius_mm=app_radius,
-        cavity_radius_mm=cav_radius,
-        description={
-            "source": "DICOM CT",
-            "patient_position": series.patient_position,
-            "slices": series.n_slices,
-            "hu_calibration": cal.source,
-            "hu_calibration_sha256": cal.sha256,
-            "empty_rois": empty_rois,
-        },
-    )
-
-
-def structure_centre_mm(phantom: Phantom, name: str) -> tuple[float, float, float]:
-    """Centroid (x, y, z) in mm of a structure (e.g. the ``cavity`` drawn on the CT)."""
-    if name not in phantom.structures or not phantom.structures[name].any():
-        raise ValueError(f"structure {name!r} is missing or empty in the CT phantom")
-    centre, _ = _sphere_from_mask(
-        phantom.structures[name], phantom.grid.axes_mm(), phantom.grid.voxel_volume_cc
-    )
-    return centre
-
-
-def place_applicator(
-    phantom: Phantom,
-    radius_mm: float,
-    centre_mm: tuple[float, float, float] | None = None,
-    cavity_structure: str = "cavity",
-    material: str = "applicator_pei",
-) -> Phantom:
-    """A copy of a CT phantom with a spherical applicator placed in the cavity.
-
-    The centre is ``centre_mm`` (a point from the case file) or, when None, the centroid of
-    ``cavity_structure``. Voxels whose centres lie within ``radius_mm`` become ``material`` at
-    its nominal density and the ``applicator`` structure; ``cavity`` is kept when drawn, else
-    it is the applicator sphere. Raises ValueError when the sphere leaves the CT.
-    """
-    if not radius_mm > 0:
-        raise ValueError(f"applicator radius must be positive, got {radius_mm} mm")
-    centre = centre_mm if centre_mm is not None else structure_centre_mm(phantom, cavity_structure)
-    grid = phantom.grid
-    lo = np.asarray(grid.origin_mm)
-    hi = lo + (np.asarray(grid.shape[::-1]) - 1) * np.asarray(grid.spacing_mm)
-    if np.any(np.asarray(centre) - radius_mm < lo) or np.any(np.asarray(centre) + radius_mm > hi):
-        raise ValueError(
-            f"the applicator sphere (centre {tuple(round(c, 1) for c in centre)} mm, radius "
-            f"{radius_mm} mm) does not fit inside the CT"
-        )
-    sphere = grid.distance_from_mm(centre) <= radius_mm
-    materials = (
-        phantom.materials if material in phantom.materials else (*phantom.materials, material)
-    )
-    if len(materials) > 256:
-        raise ValueError("too many materials to add the applicator")
-    material_ids = phantom.material_ids.copy()
-    material_ids[sphere] = materials.index(material)
-    density = phantom.density_g_cm3.copy()
-    density[sphere] = np.float32(get_material(material).density_g_cm3)
-    structures = dict(phantom.structures)
-    structures["applicator"] = sphere
-    cavity = structures.setdefault(cavity_structure, sphere)
-    _, cavity_radius = _sphere_from_mask(cavity, grid.axes_mm(), grid.voxel_volume_cc)
-    return Phantom(
-        grid=grid,
-        material_ids=material_ids,
-        density_g_cm3=density,
-        materials=materials,
-        structures=structures,
-        applicator_centre_mm=(float(centre[0]), float(centre[1]), float(centre[2])),
-        applicator_radius_mm=float(radius_mm),
-        cavity_radius_mm=cavity_radius,
-        shaft_direction=phantom.shaft_direction,
-        description={**phantom.description, "applicator_placed_mm": list(centre)},
-    )

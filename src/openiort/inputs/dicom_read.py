@@ -3,29 +3,26 @@
 Every problem with the input (not DICOM, truncated, missing or malformed attributes, pixel data
 that cannot be decoded, a non-CT image in the series, several series, oblique or tilted slices,
 missing or uneven slices, contours off the slices or from another Frame of Reference) raises
-one ``DicomImportError`` that names the file; nothing is returned half-read.
+one ``DicomImportError`` that names the file; nothing is returned half-read. The guarded file
+read itself (``read_dataset``) is in :mod:`openiort.io.dataset`, which the writers share.
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import CTImageStorage, RTDoseStorage, RTStructureSetStorage
 
 from openiort.grid import Grid
 from openiort.io.contours import rasterise_plane
+from openiort.io.dataset import guarded, import_error, quiet_pydicom, read_dataset
 from openiort.io.errors import DicomImportError
 from openiort.io.geometry import AxisMap, grid_from_planes
 
@@ -37,73 +34,25 @@ POSITION_TOL_MM = 0.01  # positions written with DS precision agree far better t
 ORIENTATION_TOL = 1e-4
 SLICE_SNAP_TOL = 0.1  # contour planes must lie within 0.1 slice spacing of a CT slice
 
-T = TypeVar("T")
-
-
-@contextmanager
-def quiet_pydicom() -> Iterator[None]:
-    """Silence pydicom's warnings and log records while reading: they can quote attribute
-    values (patient data must not reach logs), and every real problem becomes an error."""
-    logger = logging.getLogger("pydicom")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
-def _fail(path: Path, message: str) -> DicomImportError:
-    return DicomImportError(f"{path}: {message}")
-
-
-def _guard(path: Path, what: str, func: Callable[[], T]) -> T:
-    """Run ``func``; turn any failure other than DicomImportError into one naming ``path``."""
-    try:
-        return func()
-    except DicomImportError:
-        raise
-    except Exception as exc:  # malformed input can fail anywhere inside pydicom or numpy
-        raise _fail(path, f"{what}: {type(exc).__name__}: {exc}") from exc
-
-
-def read_dataset(path: Path) -> Dataset:
-    """Read a DICOM Part 10 file; any failure is a DicomImportError naming the file."""
-    with quiet_pydicom():
-        return _read_dataset(path)
-
-
-def _read_dataset(path: Path) -> Dataset:
-
-    def load() -> Dataset:
-        try:
-            return pydicom.dcmread(path)
-        except InvalidDicomError as exc:
-            raise _fail(path, f"not a DICOM file ({exc})") from exc
-
-    return _guard(path, "cannot read", load)
-
 
 def _floats(ds: Dataset, keyword: str, count: int, path: Path) -> NDArray[np.float64]:
     if keyword not in ds or ds[keyword].value in (None, ""):
-        raise _fail(path, f"missing {keyword}")
+        raise import_error(path, f"missing {keyword}")
     value = ds[keyword].value
     values = (
         list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
     )
     if len(values) != count:
-        raise _fail(path, f"{keyword} has {len(values)} values, expected {count}")
+        raise import_error(path, f"{keyword} has {len(values)} values, expected {count}")
     out = np.array([float(v) for v in values], dtype=np.float64)
     if not np.all(np.isfinite(out)):
-        raise _fail(path, f"{keyword} is not finite")
+        raise import_error(path, f"{keyword} is not finite")
     return out
 
 
 def _int(ds: Dataset, keyword: str, path: Path) -> int:
     if keyword not in ds or ds[keyword].value in (None, ""):
-        raise _fail(path, f"missing {keyword}")
+        raise import_error(path, f"missing {keyword}")
     return int(ds[keyword].value)
 
 
@@ -138,23 +87,25 @@ class _Slice:
 
 def _ct_slice(path: Path, ds: Dataset) -> _Slice:
     if ds.get("SOPClassUID") != CTImageStorage:
-        raise _fail(
+        raise import_error(
             path,
             f"unsupported CT object (SOP class {ds.get('SOPClassUID')}); "
             "only single-frame CT Image Storage is read",
         )
     if "PixelData" not in ds:
-        raise _fail(path, "missing pixel data")
+        raise import_error(path, "missing pixel data")
     if int(ds.get("SamplesPerPixel", 1)) != 1:
-        raise _fail(path, "CT with more than one sample per pixel")
+        raise import_error(path, "CT with more than one sample per pixel")
     for keyword in ("FrameOfReferenceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         if not ds.get(keyword):
-            raise _fail(path, f"missing {keyword}")
+            raise import_error(path, f"missing {keyword}")
     iop = _floats(ds, "ImageOrientationPatient", 6, path)
     row_dir, col_dir = iop[:3], iop[3:]
     for name, vec in (("row", row_dir), ("column", col_dir)):
         if abs(np.linalg.norm(vec) - 1.0) > 1e-3:
-            raise _fail(path, f"ImageOrientationPatient {name} direction is not a unit vector")
+            raise import_error(
+                path, f"ImageOrientationPatient {name} direction is not a unit vector"
+            )
     return _Slice(
         path=path,
         ds=ds,
@@ -169,39 +120,39 @@ def _ct_slice(path: Path, ds: Dataset) -> _Slice:
 def _hu_plane(sl: _Slice) -> NDArray[np.float64]:
     ds = sl.ds
     if "RescaleSlope" not in ds or "RescaleIntercept" not in ds:
-        raise _fail(sl.path, "missing RescaleSlope/RescaleIntercept")
+        raise import_error(sl.path, "missing RescaleSlope/RescaleIntercept")
     slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
     if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0:
-        raise _fail(sl.path, "invalid RescaleSlope/RescaleIntercept")
+        raise import_error(sl.path, "invalid RescaleSlope/RescaleIntercept")
     syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
 
     def decode() -> NDArray[Any]:
         try:
             return np.asarray(ds.pixel_array)
         except Exception as exc:
-            raise _fail(
+            raise import_error(
                 sl.path, f"cannot decode pixel data (transfer syntax {syntax}): {exc}"
             ) from exc
 
     pixels = decode()
     if pixels.shape != sl.shape:
-        raise _fail(sl.path, f"pixel data shape {pixels.shape} != Rows x Columns {sl.shape}")
+        raise import_error(sl.path, f"pixel data shape {pixels.shape} != Rows x Columns {sl.shape}")
     return pixels.astype(np.float64) * slope + intercept
 
 
 def _check_same(first: _Slice, other: _Slice) -> None:
     if other.shape != first.shape:
-        raise _fail(
+        raise import_error(
             other.path, f"image size {other.shape} differs from {first.path.name} {first.shape}"
         )
     if np.any(np.abs(other.spacing - first.spacing) > 1e-4):
-        raise _fail(other.path, f"PixelSpacing differs from {first.path.name}")
+        raise import_error(other.path, f"PixelSpacing differs from {first.path.name}")
     if np.any(np.abs(other.row_dir - first.row_dir) > ORIENTATION_TOL) or np.any(
         np.abs(other.col_dir - first.col_dir) > ORIENTATION_TOL
     ):
-        raise _fail(other.path, f"ImageOrientationPatient differs from {first.path.name}")
+        raise import_error(other.path, f"ImageOrientationPatient differs from {first.path.name}")
     if other.ds.FrameOfReferenceUID != first.ds.FrameOfReferenceUID:
-        raise _fail(other.path, f"FrameOfReferenceUID differs from {first.path.name}")
+        raise import_error(other.path, f"FrameOfReferenceUID differs from {first.path.name}")
 
 
 def _list_files(directory: Path) -> list[Path]:
@@ -226,12 +177,12 @@ def _read_ct_series(directory: Path, series_instance_uid: str | None) -> CtSerie
         ds = read_dataset(path)
         modality = str(ds.get("Modality", "") or "")
         if not modality:
-            raise _fail(path, "missing Modality")
+            raise import_error(path, "missing Modality")
         if modality != "CT":
             if modality in SKIPPED_MODALITIES or "PixelData" not in ds:
                 continue
-            raise _fail(path, f"non-CT modality {modality} in the CT series")
-        sl = _guard(path, "malformed CT header", partial(_ct_slice, path, ds))
+            raise import_error(path, f"non-CT modality {modality} in the CT series")
+        sl = guarded(path, "malformed CT header", partial(_ct_slice, path, ds))
         by_series.setdefault(str(ds.SeriesInstanceUID), []).append(sl)
     if series_instance_uid is not None:
         if series_instance_uid not in by_series:
@@ -258,7 +209,7 @@ def _read_ct_series(directory: Path, series_instance_uid: str | None) -> CtSerie
         offset = sl.position - slices[0].position
         in_plane = np.array([offset @ first.row_dir, offset @ first.col_dir])
         if np.any(np.abs(in_plane) > POSITION_TOL_MM):
-            raise _fail(
+            raise import_error(
                 sl.path,
                 "slice is shifted in its plane from the first slice "
                 "(gantry tilt or misaligned series are not supported)",
@@ -266,25 +217,25 @@ def _read_ct_series(directory: Path, series_instance_uid: str | None) -> CtSerie
     if len(slices) == 1:
         thickness = float(first.ds.get("SliceThickness", 0) or 0)
         if thickness <= 0:
-            raise _fail(first.path, "single slice without SliceThickness")
+            raise import_error(first.path, "single slice without SliceThickness")
         spacing = thickness
     else:
         gaps = np.diff(along)
         for i, gap in enumerate(gaps):
             if gap < POSITION_TOL_MM:
-                raise _fail(
+                raise import_error(
                     slices[i + 1].path, f"duplicate slice position (same as {slices[i].path.name})"
                 )
         spacing = float(np.median(gaps))
         tol = max(POSITION_TOL_MM, 1e-3 * spacing)
         for i, gap in enumerate(gaps):
             if abs(gap - spacing) > tol:
-                raise _fail(
+                raise import_error(
                     slices[i + 1].path,
                     f"inconsistent slice spacing: {gap:.3f} mm after "
                     f"{slices[i].path.name}, series spacing {spacing:.3f} mm",
                 )
-    planes = [_guard(s.path, "bad pixel data", partial(_hu_plane, s)) for s in slices]
+    planes = [guarded(s.path, "bad pixel data", partial(_hu_plane, s)) for s in slices]
     volume = np.stack(planes, axis=0)
     try:
         grid, axis_map = grid_from_planes(
@@ -296,7 +247,7 @@ def _read_ct_series(directory: Path, series_instance_uid: str | None) -> CtSerie
             (volume.shape[0], volume.shape[1], volume.shape[2]),
         )
     except ValueError as exc:
-        raise _fail(first.path, str(exc)) from exc
+        raise import_error(first.path, str(exc)) from exc
     return CtSeries(
         grid=grid,
         hu=axis_map.to_grid_order(volume).astype(np.float64),
@@ -325,7 +276,7 @@ def read_rtstruct_contours(
 def _read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[NDArray[np.float64]]]]:
     ds = read_dataset(path)
     if ds.get("Modality") != "RTSTRUCT" or ds.get("SOPClassUID") != RTStructureSetStorage:
-        raise _fail(path, f"not an RT Structure Set (Modality {ds.get('Modality')})")
+        raise import_error(path, f"not an RT Structure Set (Modality {ds.get('Modality')})")
 
     def parse() -> tuple[str, dict[str, list[NDArray[np.float64]]]]:
         refs = ds.get("ReferencedFrameOfReferenceSequence") or []
@@ -336,28 +287,30 @@ def _read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[NDArray[np.
         for roi in ds.get("StructureSetROISequence") or []:
             number, name = int(roi.ROINumber), str(roi.ROIName).strip()
             if name in names.values():
-                raise _fail(path, f"ROI name {name!r} appears twice")
+                raise import_error(path, f"ROI name {name!r} appears twice")
             names[number] = name
             if roi.get("ReferencedFrameOfReferenceUID"):
                 frames.add(str(roi.ReferencedFrameOfReferenceUID))
         if len(frames) != 1:
-            raise _fail(path, f"expected one Frame of Reference, found {len(frames)}")
+            raise import_error(path, f"expected one Frame of Reference, found {len(frames)}")
         contours: dict[str, list[NDArray[np.float64]]] = {n: [] for n in names.values()}
         for item in ds.get("ROIContourSequence") or []:
             number = int(item.ReferencedROINumber)
             if number not in names:
-                raise _fail(path, f"ROIContourSequence refers to unknown ROI number {number}")
+                raise import_error(
+                    path, f"ROIContourSequence refers to unknown ROI number {number}"
+                )
             for contour in item.get("ContourSequence") or []:
                 if str(contour.get("ContourGeometricType", "")) not in CLOSED_TYPES:
                     continue  # points and open contours carry no volume
                 data = np.array([float(v) for v in contour.ContourData], dtype=np.float64)
                 if data.size % 3 or data.size < 9 or not np.all(np.isfinite(data)):
-                    raise _fail(
+                    raise import_error(
                         path, f"ROI {names[number]!r}: malformed ContourData ({data.size} values)"
                     )
                 declared = contour.get("NumberOfContourPoints")
                 if declared is not None and int(declared) * 3 != data.size:
-                    raise _fail(
+                    raise import_error(
                         path,
                         f"ROI {names[number]!r}: NumberOfContourPoints {declared} "
                         f"does not match ContourData ({data.size // 3} points)",
@@ -365,7 +318,7 @@ def _read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[NDArray[np.
                 contours[names[number]].append(data.reshape(-1, 3))
         return frames.pop(), contours
 
-    return _guard(path, "malformed RT Structure Set", parse)
+    return guarded(path, "malformed RT Structure Set", parse)
 
 
 def read_rtstruct_masks(path: Path, series: CtSeries) -> dict[str, NDArray[np.bool_]]:
@@ -377,7 +330,9 @@ def read_rtstruct_masks(path: Path, series: CtSeries) -> dict[str, NDArray[np.bo
 def _read_rtstruct_masks(path: Path, series: CtSeries) -> dict[str, NDArray[np.bool_]]:
     frame, contours = _read_rtstruct_contours(path)
     if frame != series.frame_of_reference_uid:
-        raise _fail(path, "the structure set belongs to another Frame of Reference than the CT")
+        raise import_error(
+            path, "the structure set belongs to another Frame of Reference than the CT"
+        )
     grid = series.grid
     normal_dim = 2 - series.axis_map.normal_axis  # array dim of the slice normal
     plane_dims = [d for d in range(3) if d != normal_dim]
@@ -392,13 +347,13 @@ def _read_rtstruct_masks(path: Path, series: CtSeries) -> dict[str, NDArray[np.b
                 index = grid.position_to_index(points)  # (N, 3) continuous (z, y, x)
                 plane = index[:, normal_dim]
                 if np.ptp(plane) > SLICE_SNAP_TOL:
-                    raise _fail(
+                    raise import_error(
                         path, f"ROI {name!r}: a contour is not in the plane of the CT slices"
                     )
                 k = round(float(plane.mean()))
                 if abs(plane.mean() - k) > SLICE_SNAP_TOL or not 0 <= k < n_planes:
                     coord = float(points[0, series.axis_map.normal_axis])
-                    raise _fail(
+                    raise import_error(
                         path, f"ROI {name!r}: contour at {coord:.2f} mm does not lie on a CT slice"
                     )
                 per_plane.setdefault(k, []).append(index[:, [plane_dims[1], plane_dims[0]]])
@@ -410,7 +365,7 @@ def _read_rtstruct_masks(path: Path, series: CtSeries) -> dict[str, NDArray[np.b
                 mask[tuple(index_k)] = filled
             masks[name] = mask
 
-    _guard(path, "cannot rasterise contours", rasterise)
+    guarded(path, "cannot rasterise contours", rasterise)
     return masks
 
 
@@ -442,7 +397,7 @@ def read_rtdose(path: Path) -> RtDoseVolume:
 def _read_rtdose(path: Path) -> RtDoseVolume:
     ds = read_dataset(path)
     if ds.get("SOPClassUID") != RTDoseStorage:
-        raise _fail(path, "not an RT Dose object")
+        raise import_error(path, "not an RT Dose object")
 
     def parse() -> RtDoseVolume:
         iop = _floats(ds, "ImageOrientationPatient", 6, path)
@@ -453,7 +408,7 @@ def _read_rtdose(path: Path) -> RtDoseVolume:
         if pixels.ndim == 2:
             pixels = pixels[None]
         if pixels.shape[0] != n_frames:
-            raise _fail(path, "NumberOfFrames does not match the pixel data")
+            raise import_error(path, "NumberOfFrames does not match the pixel data")
         normal = np.cross(iop[:3], iop[3:])
         if n_frames > 1:
             offsets = _floats(ds, "GridFrameOffsetVector", n_frames, path)
@@ -468,7 +423,7 @@ def _read_rtdose(path: Path) -> RtDoseVolume:
             gaps = np.diff(offsets)
             step = float(np.median(gaps))
             if step <= 0 or np.any(np.abs(gaps - step) > max(POSITION_TOL_MM, 1e-3 * step)):
-                raise _fail(path, "GridFrameOffsetVector is not evenly spaced")
+                raise import_error(path, "GridFrameOffsetVector is not evenly spaced")
         else:
             step = float(ds.get("SliceThickness", 1.0) or 1.0)
         first = ipp + offsets[0] * normal
@@ -499,4 +454,4 @@ def _read_rtdose(path: Path) -> RtDoseVolume:
             medium=medium,
         )
 
-    return _guard(path, "malformed RT Dose", parse)
+    return guarded(path, "malformed RT Dose", parse)
