@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/iort demo --out demo-output
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -m "not validate" -n 2 -q
+	$(BIN)/python -m pytest -m "not validate" -n 2 --dist loadgroup -q
 
 validate: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m validate -q

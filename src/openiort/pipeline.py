@@ -58,7 +58,7 @@ def plan_case(
     plan.sections["radiobiology"] = build_radiobiology_section(
         plan.depth_profile_mm,
         plan.depth_profile_water_gy,
-        plan.details["treatment_time_min"],
+        plan.details.treatment_time_min,
         plan.technique,
     )
     return plan

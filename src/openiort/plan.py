@@ -13,6 +13,7 @@ from openiort.dosegrid import DoseGrid
 from openiort.evaluation.dvh import Dvh
 from openiort.evaluation.metrics import ConstraintCheck, StructureMetrics
 from openiort.plan_document import validated_plan_json
+from openiort.plan_figures import FIGURES_OF, Figures, figures_json
 
 Delivery = XrayDelivery | ElectronDelivery | HdrDelivery
 PlanStatus = Literal["draft", "reviewed", "approved", "delivered"]
@@ -33,7 +34,7 @@ class PlanResult:
     prescription_gy: float
     prescription_definition: str | None
     prescription_point: str
-    details: dict[str, Any]  # the technique's plan figures, top-level keys of plan.json
+    details: Figures  # the technique's plan figures (openiort.plan_figures), top-level in plan.json
     dose_at_depth_gy: dict[str, float]
     dose_at_depth_water_gy: dict[str, float]
     depth_profile_mm: list[float]
@@ -54,7 +55,20 @@ class PlanResult:
         default_factory=lambda: dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     )
 
+    def __post_init__(self) -> None:
+        expected = FIGURES_OF[self.technique]
+        if not isinstance(self.details, expected):
+            raise TypeError(
+                f"a {self.technique} plan's details are {expected.__name__}, "
+                f"got {type(self.details).__name__}"
+            )
+
     def to_json_dict(self) -> dict[str, Any]:
+        """plan.json, checked against :data:`openiort.plan_document.PlanDocument`.
+
+        Raises pydantic's ValidationError when a key is missing, unknown or of the wrong type
+        (a key renamed in a planner or a section of an unknown name fails here, at the source).
+        """
         d = self.dose
         out: dict[str, Any] = {
             "notice": RESEARCH_NOTICE,
@@ -70,7 +84,7 @@ class PlanResult:
                 "point": self.prescription_point,
             },
             "delivery": self.delivery.model_dump(mode="json"),
-            **self.details,
+            **figures_json(self.details),
             "dose_at_depth_gy": self.dose_at_depth_gy,
             "dose_at_depth_water_gy": self.dose_at_depth_water_gy,
             "dose": {

@@ -1,20 +1,27 @@
 """plan.json as a typed document with a published JSON Schema (`iort schema --plan`).
 
-:meth:`openiort.plan.PlanResult.to_json_dict` validates what it writes against
-:class:`PlanDocument`, so a key renamed in one place fails at the source, not in a reader.
-The blocks every plan has are typed here; each technique's own figures (the x-ray second check,
-the electron beam characteristics, the HDR dwell table summary, ...) are further top-level keys
-documented with the technique, and the report sections (``clinical``, ``radiobiology``,
-``mc_comparison``) keep their own shapes.
+One model per technique (:class:`XrayPlanDocument`, :class:`ElectronPlanDocument`,
+:class:`HdrPlanDocument`), told apart by ``technique``: the blocks every plan has
+(:class:`PlanDocumentBase`), the technique's typed delivery, and the technique's plan figures
+(:mod:`openiort.plan_figures`) as top-level keys: each document is a subclass of its
+technique's figures model, so a reader takes the figures from the document itself. Only the
+report sections (``clinical``, ``radiobiology``, ``mc_comparison``) keep their own shapes; any
+other top-level key is refused.
+
+:meth:`openiort.plan.PlanResult.to_json_dict` validates what it writes, so a key renamed in one
+place fails at the source, not in a reader; readers take :func:`parse_plan_document`'s typed
+result instead of looking keys up by name.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from openiort.delivery import Delivery
+from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery
+from openiort.plan_figures import ElectronFigures, HdrFigures, XrayFigures
 
 Number = float
 
@@ -77,20 +84,18 @@ class Uncertainty(_Block):
     components: list[dict[str, str]]
 
 
-class PlanDocument(BaseModel):
-    """plan.json: every number the report shows, and the delivery that approval seals."""
+class PlanDocumentBase(BaseModel):
+    """What every plan.json holds, whatever its technique."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     notice: str = Field(description="research software, not a medical device")
     software: Software
     case_id: str
-    technique: Literal["xray", "electron", "hdr"]
     status: Literal["draft", "reviewed", "approved", "delivered"]
     created_utc: str
     device: dict[str, Any] = Field(description="the device data used, as the technique states it")
     prescription: Prescription
-    delivery: Delivery
     dose_at_depth_gy: dict[str, Number] = Field(
         description="keyed by the depth in whole mm from the applicator surface, in the "
         "prescription's dose definition"
@@ -103,14 +108,72 @@ class PlanDocument(BaseModel):
     provenance: Provenance
     uncertainty: Uncertainty
     phantom: dict[str, Any] = Field(description="what the phantom or CT was built from")
+    # The report sections, each in its own shape (documented with the section).
+    clinical: dict[str, Any] | None = Field(
+        None, description="guideline verdicts and the patient's choices (openiort.clinical)"
+    )
+    radiobiology: dict[str, Any] | None = Field(
+        None, description="BED/EQD2 at depth and its sensitivity (openiort.radiobiology)"
+    )
+    mc_comparison: dict[str, Any] | None = Field(
+        None, description="x-ray Monte Carlo plans: the table engine's dose beside it"
+    )
+
+
+class XrayPlanDocument(PlanDocumentBase, XrayFigures):
+    """plan.json of a 50 kV x-ray plan."""
+
+    technique: Literal["xray"]
+    delivery: XrayDelivery
+
+
+class ElectronPlanDocument(PlanDocumentBase, ElectronFigures):
+    """plan.json of an electron plan."""
+
+    technique: Literal["electron"]
+    delivery: ElectronDelivery
+
+
+class HdrPlanDocument(PlanDocumentBase, HdrFigures):
+    """plan.json of an HDR plan."""
+
+    technique: Literal["hdr"]
+    delivery: HdrDelivery
+
+
+AnyPlanDocument = XrayPlanDocument | ElectronPlanDocument | HdrPlanDocument
+PlanDocument = Annotated[AnyPlanDocument, Field(discriminator="technique")]
+"""plan.json: every number the report shows, and the delivery that approval seals."""
+
+_DOCUMENT: TypeAdapter[AnyPlanDocument] = TypeAdapter(PlanDocument)
+SECTION_KEYS = ("clinical", "radiobiology", "mc_comparison")
+
+
+def parse_plan_document(data: Mapping[str, Any]) -> AnyPlanDocument:
+    """plan.json as its technique's typed document (raises pydantic's ValidationError).
+
+    ``data`` is the document alone: a store that keeps other keys beside it (the treatment
+    record's file hashes, an export's approval and seal block) leaves them out first.
+    """
+    return _DOCUMENT.validate_python(data)
 
 
 def plan_json_schema() -> dict[str, Any]:
-    """The JSON Schema of plan.json."""
-    return PlanDocument.model_json_schema()
+    """The JSON Schema of plan.json (one branch per technique, chosen by ``technique``)."""
+    schema = _DOCUMENT.json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "openiort plan.json",
+        "description": (
+            "A plan as openiort writes it: the blocks every plan has, the technique's delivery "
+            "(what the console needs, what approval seals) and plan figures, and the report "
+            "sections. Research software, not a medical device."
+        ),
+        **schema,
+    }
 
 
 def validated_plan_json(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` checked against :class:`PlanDocument` (raises pydantic's ValidationError)."""
-    PlanDocument.model_validate(data)
+    """``data`` checked against :data:`PlanDocument` (raises pydantic's ValidationError)."""
+    parse_plan_document(data)
     return data

@@ -27,7 +27,7 @@ import datetime as dt
 import math
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery
 from openiort.errors import OpenIortInputError
@@ -38,6 +38,7 @@ KELVIN_OFFSET = 273.15
 PRESSURE_RANGE_HPA = (600.0, 1100.0)
 TEMPERATURE_RANGE_C = (10.0, 40.0)
 OUTPUT_FACTOR_RANGE = (0.8, 1.2)  # a daily output this far off stops treatment anyway
+MIN_SOURCE_DECAY = 1e-3  # about ten half-lives: a date this far from the calibration is a slip
 
 
 class SessionError(OpenIortInputError):
@@ -96,6 +97,12 @@ class ConsoleValues(BaseModel):
     settings: list[ConsoleSetting]
     factors: list[ConsoleFactor]
     warnings: list[str]
+    scale: float = Field(
+        1.0,
+        description="today's time or monitor units per planned (reference) time or monitor "
+        "units, before the console's rounding: what the remainder of an interrupted session "
+        "is multiplied by",
+    )
 
 
 def _in_range(value: float, bounds: tuple[float, float], what: str, unit: str) -> float:
@@ -139,6 +146,7 @@ def _xray(delivery: XrayDelivery, session: TreatmentSession) -> ConsoleValues:
         ],
         factors=[output],
         warnings=warnings,
+        scale=1.0 / output.value,
     )
 
 
@@ -205,6 +213,7 @@ def _electron(delivery: ElectronDelivery, session: TreatmentSession) -> ConsoleV
     reference_mu = delivery.monitor_units_exact / delivery.chamber_correction_factor
     exact = reference_mu * air.value / (output.value if output else 1.0)
     factors = [air] + ([output] if output else [])
+    scale = exact / delivery.monitor_units_exact
     return ConsoleValues(
         technique="electron",
         session=session,
@@ -218,6 +227,7 @@ def _electron(delivery: ElectronDelivery, session: TreatmentSession) -> ConsoleV
         ],
         factors=factors,
         warnings=warnings,
+        scale=scale,
     )
 
 
@@ -243,6 +253,12 @@ def _hdr(delivery: HdrDelivery, session: TreatmentSession, half_life_d: float) -
                 "the treatment is before the source's calibration date", source="session"
             )
         remaining = math.exp(-math.log(2.0) * days / half_life_d)
+        if remaining < MIN_SOURCE_DECAY:
+            raise SessionError(
+                f"the treatment is {days:.0f} d after the source's calibration date: no "
+                "source in use decays this far; load the current source's record",
+                source="session",
+            )
         decay = ConsoleFactor(
             name="source decay",
             value=remaining,
@@ -266,7 +282,12 @@ def _hdr(delivery: HdrDelivery, session: TreatmentSession, half_life_d: float) -
         )
     )
     return ConsoleValues(
-        technique="hdr", session=session, settings=settings, factors=[decay], warnings=warnings
+        technique="hdr",
+        session=session,
+        settings=settings,
+        factors=[decay],
+        warnings=warnings,
+        scale=1.0 / decay.value,
     )
 
 
@@ -284,3 +305,39 @@ def console_values(
     if half_life_d is None:
         raise SessionError("the source's half-life is needed for an HDR session")
     return _hdr(delivery, session, half_life_d)
+
+
+def make_session(
+    at_utc: dt.datetime,
+    *,
+    output_factor: float | None = None,
+    pressure_hpa: float | None = None,
+    temperature_c: float | None = None,
+    fraction: int = 1,
+) -> TreatmentSession:
+    """A :class:`TreatmentSession`; every value it refuses is one problem of a SessionError."""
+    try:
+        return TreatmentSession(
+            at_utc=at_utc,
+            output_factor=output_factor,
+            pressure_hpa=pressure_hpa,
+            temperature_c=temperature_c,
+            fraction=fraction,
+        )
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise SessionError(*problems, source="session") from None
+    except OverflowError:  # a time at the calendar's ends, moved into UTC
+        raise SessionError("at_utc: outside the calendar in UTC", source="session") from None
+
+
+def session_console_values(
+    delivery: XrayDelivery | ElectronDelivery | HdrDelivery, session: TreatmentSession
+) -> ConsoleValues:
+    """:func:`console_values` with the half-life of the delivery's source (Ir-192 for HDR)."""
+    half_life = None
+    if isinstance(delivery, HdrDelivery):
+        from openiort.devices.hdr import ir192_half_life_d
+
+        half_life = ir192_half_life_d()
+    return console_values(delivery, session, half_life_d=half_life)

@@ -163,9 +163,71 @@ def test_pathology_command(tmp_path):
         "TARGIT-A-risk-adapted",
         "Mannheim-2019",
     ]
+    assert data["supplemental_ebrt"]["safe_default"] is False
+    assert data["supplemental_ebrt"]["safe_default_decision"] == "discuss"
     table = runner.invoke(app, ["pathology", str(path)])
     assert table.exit_code == 0
-    assert "Supplemental whole-breast EBRT: iort-alone" in table.stdout
+    flat = " ".join(table.stdout.split())
+    # no policy chosen: the margin of 5 mm is under the 1 cm of the published TARGIT policies
+    assert "Supplemental whole-breast EBRT: discuss" in flat
+    assert (
+        "openiort-safe-default (openiort's safe default: a project default, not a published" in flat
+    )
+
+
+ISSUE_CASE = variant(
+    INVASIVE,
+    {
+        "pathology.grade": 3,
+        "pathology.margin_mm": 0,
+        "pathology.eic": True,
+        "pathology.eic_size_mm": 25,
+        "pathology.lvsi": "extensive",
+        "preoperative.biopsy_grade": 3,
+    },
+)
+
+
+def test_pathology_command_on_the_issue_case_adds_ebrt_by_default(tmp_path):
+    path = write_case(tmp_path, ISSUE_CASE)
+    table = runner.invoke(app, ["pathology", str(path)])
+    assert table.exit_code == 0, table.output
+    flat = " ".join(table.stdout.split())
+    assert "Supplemental whole-breast EBRT: add-ebrt" in flat
+    assert "add whole-breast EBRT (without boost)" in flat
+    assert "iort-alone" not in flat.split("Supplemental whole-breast EBRT:")[1]
+    assert "project default, not a published policy" in flat
+    data = json.loads(runner.invoke(app, ["pathology", str(path), "--json"]).stdout)
+    ebrt = data["supplemental_ebrt"]
+    assert ebrt["decision"] == "add-ebrt" and ebrt["safe_default"] is True
+    assert ebrt["decided_by"][0]["policy_type"] == "project-default"
+    met = {r["rule_id"] for r in ebrt["reasons"] if r["status"] == "met"}
+    assert {"safe-margin-positive", "safe-eic", "safe-lvsi"} <= met
+    groups = {v["guideline"]: v["group"] for v in data["verdicts"]}
+    assert groups["ASTRO-2017"] == "unsuitable" and groups["GEC-ESTRO-2010"] == "high-risk"
+    mannheim = runner.invoke(app, ["pathology", str(path), "--json", "--policy", "Mannheim-2019"])
+    assert json.loads(mannheim.stdout)["supplemental_ebrt"]["decision"] == "add-ebrt"
+
+
+def test_a_malformed_department_policy_exits_2_with_one_line_per_problem(tmp_path):
+    case = write_case(tmp_path, INVASIVE)
+    policy = yaml.safe_load(
+        (Path(openiort.__file__).parent / "clinical/policies/mannheim-2019.yaml").read_text()
+    )
+    policy["id"] = "Our-Centre"
+    policy["rules"][0]["operator"] = "=>"
+    policy["rules"][1]["value"] = "ten"
+    policy["kind"] = "apbi"
+    path = tmp_path / "ours.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    result = runner.invoke(app, ["pathology", str(case), "--policy", str(path)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 4, lines  # kind, policy_type with kind apbi, operator, value
+    assert all(line.startswith(f"error: {path}: ") for line in lines)
+    assert any("needs kind: ebrt_policy" in line for line in lines)
+    assert any("unknown operator '=>'" in line for line in lines)
+    assert any("must be a number" in line for line in lines)
 
 
 def test_evidence_command_writes_the_summary_and_json(tmp_path):

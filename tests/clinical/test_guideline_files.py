@@ -106,6 +106,36 @@ def test_bad_rule_fails_at_load_naming_file_and_rule(tmp_path, change, message):
     assert message in text
 
 
+def test_every_problem_of_a_file_is_reported_once(tmp_path):
+    data = with_rule_change(operator="=>")
+    data["rules"][1].update(variable="tumour_size", verification="checked")
+    data["decision"][0]["group"] = "maybe"
+    data["colour"] = "red"
+    with pytest.raises(GuidelineError) as err:
+        load_guideline(write(tmp_path, data))
+    problems = err.value.problems
+    assert len(problems) == 5, problems
+    assert all(p.startswith(str(tmp_path)) for p in problems)
+    expected = [
+        "unknown key(s) ['colour']",
+        "rule 't-age': unknown operator '=>'",
+        "rule 't-margin': unknown verification level 'checked'",
+        "rule 't-margin': unknown variable 'tumour_size'",
+        "decision group 'maybe'",
+    ]
+    for text in expected:
+        assert sum(text in p for p in problems) == 1, text
+
+
+def test_a_rule_names_the_techniques_it_applies_to(tmp_path):
+    data = with_rule_change(techniques=["xray", "laser"])
+    with pytest.raises(GuidelineError, match=r"rule 't-age': techniques must be"):
+        load_guideline(write(tmp_path, data))
+    data = with_rule_change(techniques=["electron"])
+    g = load_guideline(write(tmp_path, data))
+    assert g.rule("t-age").techniques == ("electron",)
+
+
 def test_duplicate_rule_id_is_rejected(tmp_path):
     data = with_rule_change()
     data["rules"][1]["id"] = "t-age"
@@ -173,10 +203,11 @@ def test_bundled_files_cover_the_issue_guidelines_once_each():
             "ELIOT",
         ]
     )
-    assert {p.id for p in bundled_policies()} == {
-        "TARGIT-A-risk-adapted",
-        "Mannheim-2019",
-        "TARGIT-E-risk-adapted",
+    assert {p.id: p.policy_type for p in bundled_policies()} == {
+        "openiort-safe-default": "project-default",
+        "TARGIT-A-risk-adapted": "trial-protocol",
+        "Mannheim-2019": "centre-policy",
+        "TARGIT-E-risk-adapted": "trial-protocol",
     }
 
 
@@ -198,6 +229,8 @@ def test_bundled_rules_keep_the_compiled_sources_and_verification_levels():
     compiled = {r["id"]: r for r in yaml.safe_load(REFERENCE.read_text())["rules"]}
     used: set[str] = set()
     for g in bundled_guidelines() + bundled_policies():
+        if g.policy_type == "project-default":
+            continue  # openiort's own default cites its sources rule by rule (test_safe_default)
         for rule in g.rules:
             origin = rule.compiled.get("id", rule.id)
             assert origin in compiled, f"{g.path}: {rule.id} has no compiled origin"

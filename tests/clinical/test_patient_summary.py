@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 
@@ -110,7 +109,6 @@ def test_written_page_is_self_contained_and_carries_the_notice(tmp_path):
     assert "@media print" in html
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
 def test_page_renders_in_a_real_browser(tmp_path):
     page = tmp_path / "page.html"
     page.write_text(render_patient_summary(build_patient_summary(make_case(INVASIVE))))

@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     # 3 planning: the results object, the engines, the techniques
     "openiort.plan": 3,
     "openiort.plan_document": 3,
+    "openiort.plan_figures": 3,
     "openiort.planning": 3,
     "openiort.engines": 3,
     # 4 output: report and export writers

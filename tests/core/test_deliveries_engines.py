@@ -103,8 +103,8 @@ def test_xray_delivery_matches_the_plan(plans: dict[str, PlanResult]) -> None:
     plan = plans["xray"]
     d = plan.delivery
     assert isinstance(d, XrayDelivery)
-    assert d.applicator_diameter_cm == plan.details["applicator_diameter_cm"]
-    assert round(d.treatment_time_min, 3) == plan.details["treatment_time_min"]
+    assert d.applicator_diameter_cm == plan.details.applicator_diameter_cm
+    assert round(d.treatment_time_min, 3) == plan.details.treatment_time_min
 
 
 def test_xray_session_divides_the_time_by_the_days_output(plans: dict[str, PlanResult]) -> None:

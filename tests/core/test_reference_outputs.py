@@ -75,3 +75,30 @@ def test_the_schema_refuses_a_renamed_delivery_key() -> None:
     delivery["applicator_cm"] = delivery.pop("applicator_diameter_cm")  # the old export bug
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(plan, plan_json_schema())
+
+
+@pytest.mark.parametrize(
+    "name", ["left_upper_outer_30mm", "left_electron_eliot", "left_hdr_balloon_30mm"]
+)
+def test_the_schema_refuses_a_misspelt_top_level_key(name: str) -> None:
+    import jsonschema
+
+    from openiort.plan_document import plan_json_schema
+
+    schema = plan_json_schema()
+    plan = copy.deepcopy(stored_json(name))
+    plan["treatment_time_mins"] = plan.pop("treatment_time_min")  # a technique's figure
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plan, schema)
+    plan = copy.deepcopy(stored_json(name))
+    plan["warning"] = plan.pop("warnings")  # a block every plan has
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plan, schema)
+    plan = copy.deepcopy(stored_json(name))
+    plan["radiobiolgy"] = plan.pop("radiobiology")  # a report section
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plan, schema)
+    plan = copy.deepcopy(stored_json(name))
+    plan["technique"] = {"xray": "hdr", "electron": "xray", "hdr": "electron"}[plan["technique"]]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plan, schema)  # the figures and the delivery of another technique

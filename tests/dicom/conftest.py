@@ -133,7 +133,7 @@ def make_plan(technique: str) -> dict[str, Any]:
             prescription={"dose_gy": 21.0, "dose_definition": "90% isodose"},
             monitor_units=2345.6,
             energy_mev=9.0,
-            applicator_cm=5.0,
+            applicator_diameter_cm=5.0,
             bevel_deg=15.0,
         )
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import distributed  # noqa: F401  (a dependency: missing fails, never skips)
 import numpy as np
 import pytest
 
@@ -10,8 +11,6 @@ from openiort.dose.mc.box_phantoms import box_phantom
 from openiort.dose.mc.runner import RunSettingsError
 from openiort.dose.mc.voxel import build_problem, run_problem
 from openiort.dose.mc.xray_source import xray50_source
-
-pytest.importorskip("distributed")
 
 
 def test_dask_and_local_runs_are_identical():

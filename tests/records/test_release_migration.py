@@ -16,26 +16,52 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from openiort.records import service
-from openiort.records.db import current_revision, head_revision, make_engine
-from openiort.records.errors import TamperedPlanError
-from openiort.records.models import Plan
+from openiort.records.db import (
+    check_schema,
+    current_revision,
+    head_revision,
+    make_engine,
+    upgrade,
+)
+from openiort.records.delivery import remaining
+from openiort.records.errors import SchemaError, TamperedPlanError
+from openiort.records.models import Delivery, Plan
 from openiort.records.plan_data import planned_delivery
 
 RELEASE_DB = Path(__file__).parent / "data" / "release-0.1.0.sqlite"
+RELEASE_REVISION = "0001"  # the schema the release made it with
 
 
 @pytest.fixture
 def release_db(tmp_path: Path) -> sa.Engine:
+    """A copy of the release's database, upgraded to this version's schema (as an
+    administrator does with ``iort db upgrade``)."""
     copy = tmp_path / "release.sqlite"
     shutil.copyfile(RELEASE_DB, copy)  # a missing file fails here, never skips
     engine = make_engine(f"sqlite:///{copy}")
+    upgrade(engine)
     yield engine
     engine.dispose()
 
 
-def test_release_database_is_at_the_current_schema(release_db: sa.Engine) -> None:
-    # When a migration is added, this test becomes: upgrade, then verify as below.
-    assert current_revision(release_db) == head_revision()
+def test_release_database_upgrades_to_the_current_schema(tmp_path: Path) -> None:
+    copy = tmp_path / "release.sqlite"
+    shutil.copyfile(RELEASE_DB, copy)
+    engine = make_engine(f"sqlite:///{copy}")
+    try:
+        assert current_revision(engine) == RELEASE_REVISION
+        with pytest.raises(SchemaError, match="iort db upgrade"):
+            check_schema(engine)  # the web app and the commands refuse it until upgraded
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        check_schema(engine)
+        with Session(engine) as s:
+            # The delivery recorded by the release keeps its values; it had no session of the day.
+            (delivery,) = s.scalars(sa.select(Delivery)).all()
+            assert delivery.treatment_session is None and delivery.session_scale is None
+            assert delivery.plan.status == "delivered" and remaining(delivery.plan).complete
+    finally:
+        engine.dispose()
 
 
 def test_plans_sealed_by_the_release_verify(release_db: sa.Engine) -> None:

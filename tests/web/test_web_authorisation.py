@@ -166,6 +166,14 @@ API_ROUTES = [
         _ids_approved,
         json=_console,
     ),
+    # The day's console values: any logged-in user who can see the plan; nothing is stored.
+    Route(
+        "POST",
+        "/api/plans/{plan_id}/console",
+        None,
+        200,
+        json=lambda w, i: {"output_factor": 1.0},
+    ),
     Route("GET", "/api/plans/{plan_id}/report.pdf", None, 200),
     Route("GET", "/api/plans/{plan_id}/dicom.zip", None, 200),
     Route("GET", "/api/plans/{plan_id}/plan.json", None, 200),
@@ -223,6 +231,7 @@ PAGE_ROUTES = [
         form={"password": PASSWORD},
     ),
     Route("POST", "/plans/{plan_id}/deliveries", "delivery.record", 303, _ids_approved, form={}),
+    Route("POST", "/plans/{plan_id}/console", None, 200, form={"session_output_factor": "1.0"}),
     Route("GET", "/plans/{plan_id}/report.html", None, 200),
     Route("GET", "/plans/{plan_id}/report.pdf", None, 200),
     Route("GET", "/plans/{plan_id}/dicom.zip", None, 200),

@@ -3,8 +3,9 @@
 
 Log in, enter a case (first with a wrong value, shown beside its field), see the verdicts,
 compute the plan, scroll the dose slices, review, approve, download the PDF and the DICOM
-files; a viewer cannot approve; a logged-out user is sent to the login page. The server's
-log is then checked for patient data.
+files, compute the console values of the day and record the delivery against them; a viewer
+cannot approve; a logged-out user is sent to the login page. The server's log is then checked
+for patient data.
 
 Set ``OPENIORT_WEB_SCREENSHOTS=<folder>`` to save screenshots of the main pages there.
 """
@@ -44,7 +45,11 @@ from openiort.records import users as users_module
 from openiort.records.db import prepare_database, session_scope
 from openiort.web.caseform import FIELDS, case_data_to_form
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+# One worker runs the whole module in order: one server, and the last test reads its whole log
+# (make test runs xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("browser-e2e")
+import playwright.sync_api as playwright_api  # noqa: E402  (missing fails, never skips)
+
 expect = playwright_api.expect
 
 CHROMIUM = os.environ.get("OPENIORT_CHROMIUM", "/usr/bin/chromium")
@@ -146,6 +151,14 @@ def _shoot(page: object, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / name), full_page=True)  # type: ignore[attr-defined]
+
+
+def _shoot_section(locator: object, name: str) -> None:
+    """A screenshot of one part of a page (the screenshot folder as for :func:`_shoot`)."""
+    folder = os.environ.get("OPENIORT_WEB_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        locator.screenshot(path=str(Path(folder) / name))  # type: ignore[attr-defined]
 
 
 def _until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
@@ -295,18 +308,32 @@ def test_enter_plan_approve_download(
         page.click('[data-testid="download-json"]')
     assert '"seal"' in Path(info.value.path()).read_text("utf-8")
 
-    # Delivery: a console time that does not match is refused, the right one is recorded.
-    planned = float(page.locator('[data-testid="treatment-time"]').inner_text().split()[0])
+    # The conditions of the day: today's output factor 1.02 divides the time (`iort console`).
+    planned_text = page.locator('[data-testid="treatment-time"]').inner_text()
+    planned = float(planned_text.split()[0])
+    planned_s = float(re.search(r"\(([\d.]+) s\)", planned_text).group(1))  # type: ignore[union-attr]
+    today_section = page.locator('[data-testid="console-today"]')
+    page.fill("#c-output", "1.02")
+    page.fill("#c-fraction", "1")
+    page.click('[data-testid="console-compute"]')
+    today_text = today_section.locator('[data-testid="console-today-value"]').inner_text()
+    today_s = float(re.search(r"\(([\d.]+) s\)", today_text).group(1))  # type: ignore[union-attr]
+    assert today_s == pytest.approx(planned_s / 1.02, abs=0.1)
+    factors = today_section.locator('[data-testid="console-factors"]').inner_text()
+    assert "daily output: 1.02000 (day's QA record)" in factors
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d$", page.input_value("#c-at"))  # now, UTC
+    _shoot_section(today_section, "web-console-today.png")
+
+    # Delivery: the reference time no longer matches and is refused; the day's is recorded.
     page.fill("#d-applicator", "3")
-    page.fill("#d-time", f"{planned + 0.5:.2f}")
+    page.fill("#d-time", f"{planned:.2f}")
     page.click('[data-testid="delivery-button"]')
     refused = page.locator('[data-testid="delivery-errors"]')
     assert "treatment time: entered" in refused.inner_text()
-    assert page.input_value("#d-time") == f"{planned + 0.5:.2f}"  # the entry is kept
+    assert "for the conditions of the day" in refused.inner_text()
+    assert page.input_value("#d-time") == f"{planned:.2f}"  # the entry is kept
     _shoot(page, "web-delivery-refused.png")
-    exact_min = page.locator('[data-testid="treatment-time"]').inner_text()
-    seconds = float(re.search(r"\(([\d.]+) s\)", exact_min).group(1))  # type: ignore[union-attr]
-    minutes, rest = divmod(seconds, 60.0)
+    minutes, rest = divmod(today_s, 60.0)
     page.fill("#d-time", f"{int(minutes)}:{rest:04.1f}")  # as the console shows it, mm:ss.s
     page.click('[data-testid="delivery-button"]')
     page.wait_for_url(re.compile(r".*msg=delivered$"))

@@ -23,6 +23,8 @@ from openiort.clinical.facts import consistency_problems, parse_fact
 from openiort.clinical.outcomes import match_evidence
 from openiort.clinical.pathology import (
     EXAMPLE_CENTRE_POLICY_ID,
+    SAFE_DEFAULT_POLICY_ID,
+    EbrtDecision,
     load_policy,
     review_pathology,
 )
@@ -143,7 +145,9 @@ PolicyOpt = Annotated[
     typer.Option(
         "--policy",
         help="Centre policy for supplemental EBRT: a YAML file or a bundled id "
-        f"(example: {EXAMPLE_CENTRE_POLICY_ID}). Default: TARGIT-A trial-wide triggers only.",
+        f"(example: {EXAMPLE_CENTRE_POLICY_ID}). Default: openiort's safe default "
+        f"({SAFE_DEFAULT_POLICY_ID}), a project default, not a published policy: any adverse "
+        "feature gives add-ebrt or discuss, never iort-alone.",
     ),
 ]
 
@@ -167,12 +171,30 @@ def pathology(
     console = Console()
     console.print(_verdict_table(review.verdicts, f"Final pathology: case {case.patient.id}"))
     _print_provisional(console, review.verdicts)
-    e = review.ebrt
+    _print_ebrt(console, review.ebrt)
+    console.print(openiort.RESEARCH_NOTICE, style="italic", highlight=False)
+
+
+def _decided_by(e: EbrtDecision) -> str:
+    names = []
+    for p in e.decided_by:
+        if p["policy_type"] == "project-default":
+            names.append(
+                f"{p['id']} (openiort's safe default: a project default, not a published policy)"
+            )
+        else:
+            names.append(f"{p['id']} ({p['policy_type']})")
+    return ", ".join(names)
+
+
+def _print_ebrt(console: Console, e: EbrtDecision) -> None:
     console.print(
         f"\n[bold]Supplemental whole-breast EBRT: {e.decision}[/]"
         + (" (provisional)" if e.provisional else ""),
         highlight=False,
     )
+    console.print(f"  {e.action}", highlight=False)
+    console.print(f"  decided by: {_decided_by(e)}", highlight=False)
     for r in e.reasons:
         observed = f" ({r.observed})" if r.observed else ""
         console.print(f"  {r.rule_id}: {r.text}: {r.status}{observed}", highlight=False)
@@ -182,7 +204,6 @@ def pathology(
         console.print(f"  provisional: {why}", highlight=False)
     for note in e.notes:
         console.print(f"  note: {note}", highlight=False)
-    console.print(openiort.RESEARCH_NOTICE, style="italic", highlight=False)
 
 
 OutOpt = Annotated[

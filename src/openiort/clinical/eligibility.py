@@ -217,9 +217,21 @@ def _value_statuses(rule: Rule, derived: Derived) -> frozenset[Status]:
 
 
 def evaluate_rule(
-    rule: Rule, facts: Facts, params: Mapping[str, Any], groups: frozenset[str] | None = None
+    rule: Rule,
+    facts: Facts,
+    params: Mapping[str, Any],
+    groups: frozenset[str] | None = None,
+    technique: str | None = None,
 ) -> RuleResult:
-    """Apply one rule to one case (``groups``: possible verdict groups, for ``group`` rules)."""
+    """Apply one rule to one case (``groups``: possible verdict groups, for ``group`` rules).
+
+    A rule that names its ``techniques`` does not apply (``na``) to a case of another IORT
+    technique (``technique``, default: the case's intent).
+    """
+    if rule.techniques:
+        tech = technique if technique is not None else facts.case.intent.technique
+        if tech not in rule.techniques:
+            return RuleResult(rule, frozenset({"na"}), None, (), (f"intent.technique = {tech}",))
     if rule.variable == GROUP_VARIABLE:
         possible = groups or frozenset()
         derived = Derived(possible)
@@ -398,7 +410,12 @@ def evaluate(guideline: Guideline, facts: Facts, technique: str | None = None) -
     """
     params = guideline.parameters
     rules = guideline.rules
-    results = {r.id: evaluate_rule(r, facts, params) for r in rules if r.variable != GROUP_VARIABLE}
+    tech = technique if technique is not None else facts.case.intent.technique
+    results = {
+        r.id: evaluate_rule(r, facts, params, technique=tech)
+        for r in rules
+        if r.variable != GROUP_VARIABLE
+    }
     possible: list[str] = []
     open_results: list[RuleResult] = []
     decided: tuple[Outcome, _Eval] | None = None
@@ -426,7 +443,6 @@ def evaluate(guideline: Guideline, facts: Facts, technique: str | None = None) -
     groups = frozenset(possible)
     results = _with_group_rules(results, rules, facts, params, groups, missing)
 
-    tech = technique if technique is not None else facts.case.intent.technique
     iort_supported: bool | None = None
     iort_deciding: list[RuleResult] = []
     iort_missing: tuple[str, ...] = ()

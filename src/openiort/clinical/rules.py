@@ -8,16 +8,23 @@ optional ``iort`` block says, per technique, when the guideline supports IORT. T
 file and no guideline logic lives in code.
 
 Any problem in a file (an unknown key, operator, variable, group or rule reference, a value of
-the wrong type) raises :class:`GuidelineError` naming the file and the rule.
+the wrong type) raises :class:`GuidelineError` naming the file and the rule; its ``problems``
+list every problem found, one message each.
+
+A rule may name the IORT ``techniques`` it applies to (xray, electron, hdr); for a case of
+another technique it does not apply. A supplemental-EBRT policy (``kind: ebrt_policy``) may say
+what it is with ``policy_type``: ``project-default`` (openiort's own safe default, not a
+published policy), ``trial-protocol``, ``centre-policy`` (a published centre's policy) or
+``department`` (a department's own file).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -41,6 +48,17 @@ VERIFICATION_LEVELS = {
 
 Kind = Literal["apbi", "trial", "ebrt_policy"]
 Pathway = Literal["any", "invasive", "dcis"]
+
+TECHNIQUES = ("xray", "electron", "hdr")
+
+POLICY_TYPES = {
+    "project-default": "openiort's own safe default; not a published policy",
+    "trial-protocol": "a published trial protocol's triggers",
+    "centre-policy": "a published centre's policy",
+    "department": "a department's own policy",
+}
+
+_T = TypeVar("_T")
 
 GROUP_VARIABLE = "group"  # reserved: the verdict group this file has just decided
 
@@ -67,6 +85,7 @@ class Rule:
     reading: str = ""  # how this file reads an ambiguous or adapted criterion
     ambiguous_values: tuple[Any, ...] = ()  # values on a boundary the source states unclearly
     compiled: dict[str, Any] = field(default_factory=dict)  # compiled form, where adapted
+    techniques: tuple[str, ...] = ()  # IORT techniques the rule applies to; () = every one
 
     @property
     def verified(self) -> bool:
@@ -134,6 +153,7 @@ class Guideline:
     path: str
     sha256: str
     provisional_groups: dict[str, str] = field(default_factory=dict)  # group -> why
+    policy_type: str = ""  # ebrt_policy files: a key of POLICY_TYPES ("" when not stated)
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
@@ -162,6 +182,7 @@ _TOP_KEYS = {
     "readings": False,
     "provisional_groups": False,
     "description": False,
+    "policy_type": False,
 }
 _RULE_KEYS = {
     "id": True,
@@ -173,6 +194,7 @@ _RULE_KEYS = {
     "source": True,
     "verification": True,
     "pathway": False,
+    "techniques": False,
     "note": False,
     "reading": False,
     "ambiguous_values": False,
@@ -183,25 +205,40 @@ _COMBINE_OPS = ("all_of", "any_of")
 
 
 class _Ctx:
+    """The file being read, and every problem found in it so far."""
+
     def __init__(self, path: str):
         self.path = path
+        self.problems: list[str] = []
+
+    def message(self, problem: str, rule_id: str | None = None) -> str:
+        where = f"{self.path}: rule {rule_id!r}: " if rule_id else f"{self.path}: "
+        return where + problem
 
     def fail(self, problem: str, rule_id: str | None = None) -> GuidelineError:
-        where = f"{self.path}: rule {rule_id!r}: " if rule_id else f"{self.path}: "
-        return GuidelineError(where + problem)
+        return GuidelineError(self.message(problem, rule_id))
+
+    def add(self, problem: str, rule_id: str | None = None) -> None:
+        self.problems.append(self.message(problem, rule_id))
+
+    def attempt(self, parse: Callable[..., _T], *args: Any) -> _T | None:
+        """``parse(*args)``, or None with its problems recorded."""
+        try:
+            return parse(*args)
+        except GuidelineError as exc:
+            self.problems.extend(exc.problems)
+            return None
 
 
-def _check_keys(
-    ctx: _Ctx, data: Any, spec: dict[str, bool], what: str, rule_id: str | None = None
-) -> None:
-    if not isinstance(data, dict):
-        raise ctx.fail(f"{what} must be a mapping, got {type(data).__name__}", rule_id)
+def _key_problems(data: dict[str, Any], spec: dict[str, bool], what: str) -> list[str]:
+    problems: list[str] = []
     unknown = sorted(set(data) - set(spec))
     if unknown:
-        raise ctx.fail(f"unknown key(s) {unknown} in {what}; allowed: {sorted(spec)}", rule_id)
+        problems.append(f"unknown key(s) {unknown} in {what}; allowed: {sorted(spec)}")
     missing = sorted(k for k, required in spec.items() if required and k not in data)
     if missing:
-        raise ctx.fail(f"missing key(s) {missing} in {what}", rule_id)
+        problems.append(f"missing key(s) {missing} in {what}")
+    return problems
 
 
 def _is_number(x: Any) -> bool:
@@ -239,54 +276,81 @@ def _check_rule_value(ctx: _Ctx, var: Variable, operator: str, value: Any, rule_
     return value
 
 
+def _rule_variable(ctx: _Ctx, name: Any, verdict_groups: tuple[str, ...], rule_id: str) -> Variable:
+    if name == GROUP_VARIABLE:
+        return group_variable(verdict_groups)
+    try:
+        return get_variable(name)
+    except (KeyError, TypeError):
+        raise ctx.fail(
+            f"unknown variable {name!r} (see openiort.clinical.variables.variable_names())",
+            rule_id,
+        ) from None
+
+
 def _parse_rule(
     ctx: _Ctx, raw: Any, rule_groups: tuple[str, ...], verdict_groups: tuple[str, ...]
-) -> Rule:
-    rule_id = raw.get("id") if isinstance(raw, dict) else None
-    _check_keys(ctx, raw, _RULE_KEYS, "rule", rule_id)
-    rule_id = str(raw["id"])
+) -> Rule | None:
+    """One rule, or None with each of its problems recorded (one message per problem)."""
+    if not isinstance(raw, dict):
+        ctx.add(f"a rule must be a mapping, got {type(raw).__name__}")
+        return None
+    rule_id = str(raw["id"]) if "id" in raw else None
+    before = len(ctx.problems)
+    for problem in _key_problems(raw, _RULE_KEYS, "rule"):
+        ctx.add(problem, rule_id)
     for key in ("text", "source"):
-        if not isinstance(raw[key], str) or not raw[key].strip():
-            raise ctx.fail(f"{key} must be a non-empty string", rule_id)
-    if raw["group"] not in rule_groups:
-        raise ctx.fail(f"group {raw['group']!r} is not in rule_groups {list(rule_groups)}", rule_id)
-    if raw["verification"] not in VERIFICATION_LEVELS:
-        raise ctx.fail(
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
+            ctx.add(f"{key} must be a non-empty string", rule_id)
+    if "group" in raw and raw["group"] not in rule_groups:
+        ctx.add(f"group {raw['group']!r} is not in rule_groups {list(rule_groups)}", rule_id)
+    if "verification" in raw and raw["verification"] not in VERIFICATION_LEVELS:
+        ctx.add(
             f"unknown verification level {raw['verification']!r} "
             f"(allowed: {sorted(VERIFICATION_LEVELS)})",
             rule_id,
         )
     pathway = raw.get("pathway", "any")
     if pathway not in ("any", "invasive", "dcis"):
-        raise ctx.fail(f"pathway must be any, invasive or dcis, got {pathway!r}", rule_id)
-    operator = raw["operator"]
-    if operator not in OPERATORS:
-        raise ctx.fail(f"unknown operator {operator!r} (allowed: {list(OPERATORS)})", rule_id)
-    name = raw["variable"]
-    if name == GROUP_VARIABLE:
-        var = group_variable(verdict_groups)
-    else:
-        try:
-            var = get_variable(name)
-        except KeyError:
-            raise ctx.fail(
-                f"unknown variable {name!r} (see openiort.clinical.variables.variable_names())",
-                rule_id,
-            ) from None
-    value = _check_rule_value(ctx, var, operator, raw["value"], rule_id)
-    ambiguous = raw.get("ambiguous_values", [])
-    if not isinstance(ambiguous, list):
-        raise ctx.fail("ambiguous_values must be a list", rule_id)
-    for item in ambiguous:
-        _check_scalar(ctx, var, item, rule_id)
+        ctx.add(f"pathway must be any, invasive or dcis, got {pathway!r}", rule_id)
+    techniques = raw.get("techniques", [])
+    if (
+        not isinstance(techniques, list)
+        or ("techniques" in raw and not techniques)
+        or not set(techniques) <= set(TECHNIQUES)
+        or len(set(techniques)) != len(techniques)
+    ):
+        ctx.add(
+            f"techniques must be a non-empty list of distinct {list(TECHNIQUES)}, "
+            f"got {techniques!r}",
+            rule_id,
+        )
+        techniques = []
+    operator = raw.get("operator")
+    if "operator" in raw and operator not in OPERATORS:
+        ctx.add(f"unknown operator {operator!r} (allowed: {list(OPERATORS)})", rule_id)
+    value: Any = None
+    if "variable" in raw:
+        var = ctx.attempt(_rule_variable, ctx, raw["variable"], verdict_groups, rule_id)
+        if var is not None and operator in OPERATORS and "value" in raw:
+            checked = ctx.attempt(_check_rule_value, ctx, var, operator, raw["value"], rule_id)
+            value = checked
+        ambiguous = raw.get("ambiguous_values", [])
+        if not isinstance(ambiguous, list):
+            ctx.add("ambiguous_values must be a list", rule_id)
+        elif var is not None:
+            for item in ambiguous:
+                ctx.attempt(_check_scalar, ctx, var, item, rule_id)
     compiled = raw.get("compiled", {})
     if not isinstance(compiled, dict):
-        raise ctx.fail("compiled must be a mapping", rule_id)
+        ctx.add("compiled must be a mapping", rule_id)
+    if len(ctx.problems) > before or rule_id is None:
+        return None
     return Rule(
         id=rule_id,
         group=raw["group"],
-        variable=name,
-        operator=operator,
+        variable=raw["variable"],
+        operator=raw["operator"],
         value=value,
         text=raw["text"].strip(),
         source=raw["source"].strip(),
@@ -294,13 +358,14 @@ def _parse_rule(
         pathway=pathway,
         note=str(raw.get("note", "") or "").strip(),
         reading=str(raw.get("reading", "") or "").strip(),
-        ambiguous_values=tuple(ambiguous),
+        ambiguous_values=tuple(raw.get("ambiguous_values", [])),
         compiled=compiled,
+        techniques=tuple(techniques),
     )
 
 
 def _parse_selector(
-    ctx: _Ctx, raw: Any, rules: dict[str, Rule], groups: tuple[str, ...]
+    ctx: _Ctx, raw: Any, rule_ids: Collection[str], groups: tuple[str, ...]
 ) -> Selector:
     if isinstance(raw, str):
         raw = {"group": raw}
@@ -320,13 +385,13 @@ def _parse_selector(
     ids = tuple(raw.get("rules", []))
     exclude = tuple(raw.get("except", []))
     for rid in ids + exclude:
-        if rid not in rules:
+        if rid not in rule_ids:
             raise ctx.fail(f"selector names unknown rule {rid!r}")
     return Selector(sel_groups, ids, exclude)
 
 
 def _parse_condition(
-    ctx: _Ctx, raw: Any, rules: dict[str, Rule], groups: tuple[str, ...]
+    ctx: _Ctx, raw: Any, rule_ids: Collection[str], groups: tuple[str, ...]
 ) -> Condition:
     if raw == "always":
         return Condition("always")
@@ -337,27 +402,25 @@ def _parse_condition(
         )
     op, arg = next(iter(raw.items()))
     if op in _CONDITION_OPS:
-        return Condition(op, selector=_parse_selector(ctx, arg, rules, groups))
+        return Condition(op, selector=_parse_selector(ctx, arg, rule_ids, groups))
     if op in _COMBINE_OPS:
         if not isinstance(arg, list) or not arg:
             raise ctx.fail(f"{op} needs a non-empty list of conditions")
-        return Condition(op, parts=tuple(_parse_condition(ctx, a, rules, groups) for a in arg))
+        return Condition(op, parts=tuple(_parse_condition(ctx, a, rule_ids, groups) for a in arg))
     raise ctx.fail(f"unknown condition {op!r} (allowed: {list(_CONDITION_OPS + _COMBINE_OPS)})")
 
 
 def _parse_outcome(
-    ctx: _Ctx, raw: Any, rules: dict[str, Rule], groups: tuple[str, ...], verdicts: tuple[str, ...]
+    ctx: _Ctx,
+    raw: Any,
+    rule_ids: Collection[str],
+    groups: tuple[str, ...],
+    verdicts: tuple[str, ...],
 ) -> Outcome:
     if (
         not isinstance(raw, dict)
         or not {"group", "when"} <= set(raw)
-        or not set(raw)
-        <= {
-            "group",
-            "when",
-            "explain",
-            "text",
-        }
+        or not set(raw) <= {"group", "when", "explain", "text"}
     ):
         raise ctx.fail(f"a decision outcome is {{group, when, explain?, text?}}, got {raw!r}")
     if raw["group"] not in verdicts:
@@ -367,20 +430,16 @@ def _parse_outcome(
         if (
             not isinstance(item, dict)
             or len(item) != 1
-            or next(iter(item))
-            not in (
-                "holding",
-                "failing",
-            )
+            or next(iter(item)) not in ("holding", "failing")
         ):
             raise ctx.fail(
                 f"an explain item is {{holding: SELECTOR}} or {{failing: SELECTOR}}, got {item!r}"
             )
         status, sel = next(iter(item.items()))
-        explain.append(Explain(status, _parse_selector(ctx, sel, rules, groups)))
+        explain.append(Explain(status, _parse_selector(ctx, sel, rule_ids, groups)))
     return Outcome(
         raw["group"],
-        _parse_condition(ctx, raw["when"], rules, groups),
+        _parse_condition(ctx, raw["when"], rule_ids, groups),
         tuple(explain),
         str(raw.get("text", "")),
     )
@@ -394,75 +453,134 @@ def _string_tuple(ctx: _Ctx, data: Any, key: str) -> tuple[str, ...]:
     return tuple(data)
 
 
+def _parse_iort(
+    ctx: _Ctx, technique: Any, spec: Any, rule_ids: Collection[str], groups: tuple[str, ...]
+) -> tuple[str, Condition, str]:
+    if technique not in TECHNIQUES:
+        raise ctx.fail(f"iort technique must be xray, electron or hdr, got {technique!r}")
+    if not isinstance(spec, dict) or set(spec) != {"supported_when", "text"}:
+        raise ctx.fail(f"iort.{technique} is {{supported_when: CONDITION, text: ...}}")
+    condition = _parse_condition(ctx, spec["supported_when"], rule_ids, groups)
+    return technique, condition, str(spec["text"]).strip()
+
+
+def _check_header(ctx: _Ctx, data: dict[str, Any]) -> None:
+    """The file's scalar keys, each problem recorded."""
+    if "schema_version" in data and data["schema_version"] != SCHEMA_VERSION:
+        ctx.add(f"schema_version {data['schema_version']!r} is not {SCHEMA_VERSION}")
+    if "kind" in data and data["kind"] not in ("apbi", "trial", "ebrt_policy"):
+        ctx.add(f"kind must be apbi, trial or ebrt_policy, got {data['kind']!r}")
+    if "reads" in data and data["reads"] not in ("pathology", "preoperative"):
+        ctx.add(f"reads must be pathology or preoperative, got {data['reads']!r}")
+    if "file_version" in data and (
+        not isinstance(data["file_version"], int)
+        or isinstance(data["file_version"], bool)
+        or data["file_version"] < 1
+    ):
+        ctx.add("file_version must be a positive integer")
+    for key in ("id", "title", "citation"):
+        if key in data and (not isinstance(data[key], str) or not data[key].strip()):
+            ctx.add(f"{key} must be a non-empty string")
+    if "policy_type" in data:
+        if data.get("kind") != "ebrt_policy":
+            ctx.add("policy_type is a key of ebrt_policy files only")
+        elif data["policy_type"] not in POLICY_TYPES:
+            ctx.add(f"policy_type must be one of {list(POLICY_TYPES)}, got {data['policy_type']!r}")
+
+
 def parse_guideline(data: Any, path: str, sha256: str = "") -> Guideline:
     """Validate the parsed YAML of one guideline file.
+
+    Every problem found is reported, one message each (naming ``path`` and, for a rule
+    problem, the rule id); a problem that makes the rest unreadable (no rule groups, no rule
+    list) ends the reading there.
 
     Raises
     ------
     GuidelineError
-        Naming ``path`` and, for a rule problem, the rule id.
+        With ``problems`` listing what is wrong.
     """
     ctx = _Ctx(path)
-    _check_keys(ctx, data, _TOP_KEYS, "the file")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise ctx.fail(f"schema_version {data['schema_version']!r} is not {SCHEMA_VERSION}")
-    if data["kind"] not in ("apbi", "trial", "ebrt_policy"):
-        raise ctx.fail(f"kind must be apbi, trial or ebrt_policy, got {data['kind']!r}")
-    if data["reads"] not in ("pathology", "preoperative"):
-        raise ctx.fail(f"reads must be pathology or preoperative, got {data['reads']!r}")
-    if not isinstance(data["file_version"], int) or data["file_version"] < 1:
-        raise ctx.fail("file_version must be a positive integer")
-    verdicts = _string_tuple(ctx, data["verdict_groups"], "verdict_groups")
-    if "insufficient-data" in verdicts:
-        raise ctx.fail("insufficient-data is added by the evaluator; do not list it")
-    groups = _string_tuple(ctx, data["rule_groups"], "rule_groups")
-    if not isinstance(data["rules"], list) or not data["rules"]:
-        raise ctx.fail("rules must be a non-empty list")
+    if not isinstance(data, dict):
+        raise ctx.fail(f"the file must be a mapping, got {type(data).__name__}")
+    for problem in _key_problems(data, _TOP_KEYS, "the file"):
+        ctx.add(problem)
+    _check_header(ctx, data)
+    verdicts = groups = None
+    if "verdict_groups" in data:
+        verdicts = ctx.attempt(_string_tuple, ctx, data["verdict_groups"], "verdict_groups")
+        if verdicts is not None and "insufficient-data" in verdicts:
+            ctx.add("insufficient-data is added by the evaluator; do not list it")
+    if "rule_groups" in data:
+        groups = ctx.attempt(_string_tuple, ctx, data["rule_groups"], "rule_groups")
+    raw_rules = data.get("rules")
+    if "rules" in data and (not isinstance(raw_rules, list) or not raw_rules):
+        ctx.add("rules must be a non-empty list")
+    if verdicts is None or groups is None or not isinstance(raw_rules, list) or not raw_rules:
+        raise GuidelineError(*ctx.problems)
+
     rules: dict[str, Rule] = {}
-    for raw in data["rules"]:
+    declared: set[str] = set()
+    for raw in raw_rules:
+        if isinstance(raw, dict) and "id" in raw:
+            if str(raw["id"]) in declared:
+                ctx.add("duplicate rule id", str(raw["id"]))
+            declared.add(str(raw["id"]))
         rule = _parse_rule(ctx, raw, groups, verdicts)
-        if rule.id in rules:
-            raise ctx.fail("duplicate rule id", rule.id)
-        rules[rule.id] = rule
+        if rule is not None and rule.id not in rules:
+            rules[rule.id] = rule
     parameters = data.get("parameters", {}) or {}
     if not isinstance(parameters, dict):
-        raise ctx.fail("parameters must be a mapping")
+        ctx.add("parameters must be a mapping")
+        parameters = {}
     for rule in rules.values():
         if rule.variable == GROUP_VARIABLE:
             continue
         for needed in get_variable(rule.variable).parameters:
             if not _is_number(parameters.get(needed)):
-                raise ctx.fail(
+                ctx.add(
                     f"variable {rule.variable!r} needs the numeric parameter {needed!r}", rule.id
                 )
-    if not isinstance(data["decision"], list) or not data["decision"]:
-        raise ctx.fail("decision must be a non-empty list of outcomes")
-    decision = tuple(_parse_outcome(ctx, o, rules, groups, verdicts) for o in data["decision"])
-    if decision[-1].when.op != "always":
-        raise ctx.fail("the last decision outcome must have `when: always`")
+
+    decision: list[Outcome | None] = []
+    raw_decision = data.get("decision")
+    if "decision" in data and (not isinstance(raw_decision, list) or not raw_decision):
+        ctx.add("decision must be a non-empty list of outcomes")
+    elif isinstance(raw_decision, list):
+        decision = [
+            ctx.attempt(_parse_outcome, ctx, o, declared, groups, verdicts) for o in raw_decision
+        ]
+        last = decision[-1]
+        if last is not None and last.when.op != "always":
+            ctx.add("the last decision outcome must have `when: always`")
     iort: dict[str, Condition] = {}
     iort_text: dict[str, str] = {}
-    for technique, spec in (data.get("iort") or {}).items():
-        if technique not in ("xray", "electron", "hdr"):
-            raise ctx.fail(f"iort technique must be xray, electron or hdr, got {technique!r}")
-        if not isinstance(spec, dict) or set(spec) != {"supported_when", "text"}:
-            raise ctx.fail(f"iort.{technique} is {{supported_when: CONDITION, text: ...}}")
-        iort[technique] = _parse_condition(ctx, spec["supported_when"], rules, groups)
-        iort_text[technique] = str(spec["text"]).strip()
+    raw_iort = data.get("iort") or {}
+    if not isinstance(raw_iort, dict):
+        ctx.add("iort must be a mapping of technique to {supported_when, text}")
+        raw_iort = {}
+    for technique, spec in raw_iort.items():
+        parsed = ctx.attempt(_parse_iort, ctx, technique, spec, declared, groups)
+        if parsed is not None:
+            iort[parsed[0]] = parsed[1]
+            iort_text[parsed[0]] = parsed[2]
     advice = data.get("advice")
-    advice_sel = _parse_selector(ctx, advice, rules, groups) if advice is not None else None
+    advice_sel = (
+        ctx.attempt(_parse_selector, ctx, advice, declared, groups) if advice is not None else None
+    )
     readings = data.get("readings", []) or []
     if not isinstance(readings, list) or not all(isinstance(x, str) for x in readings):
-        raise ctx.fail("readings must be a list of strings")
-    for key in ("id", "title", "citation"):
-        if not isinstance(data[key], str) or not data[key].strip():
-            raise ctx.fail(f"{key} must be a non-empty string")
+        ctx.add("readings must be a list of strings")
+        readings = []
     provisional_groups = data.get("provisional_groups", {}) or {}
     if not isinstance(provisional_groups, dict) or not all(
         g in verdicts and isinstance(why, str) and why.strip()
         for g, why in provisional_groups.items()
     ):
-        raise ctx.fail("provisional_groups maps verdict groups to a reason (non-empty text)")
+        ctx.add("provisional_groups maps verdict groups to a reason (non-empty text)")
+        provisional_groups = {}
+    if ctx.problems:
+        raise GuidelineError(*ctx.problems)
     return Guideline(
         id=data["id"],
         title=data["title"].strip(),
@@ -472,7 +590,7 @@ def parse_guideline(data: Any, path: str, sha256: str = "") -> Guideline:
         reads=data["reads"],
         verdict_groups=verdicts,
         rule_groups=groups,
-        decision=decision,
+        decision=tuple(o for o in decision if o is not None),
         rules=tuple(rules.values()),
         parameters=dict(parameters),
         iort=iort,
@@ -482,6 +600,7 @@ def parse_guideline(data: Any, path: str, sha256: str = "") -> Guideline:
         path=path,
         sha256=sha256,
         provisional_groups={g: " ".join(w.split()) for g, w in provisional_groups.items()},
+        policy_type=str(data.get("policy_type", "")),
     )
 
 

@@ -76,7 +76,8 @@ def build_clinical_section(
     extra
         Values for pending fields the case model does not hold yet.
     centre_policy
-        A supplemental-EBRT centre policy (see :func:`openiort.clinical.pathology.load_policy`).
+        A supplemental-EBRT centre policy (see :func:`openiort.clinical.pathology.load_policy`);
+        ``None``: openiort's safe default decides (a project default, not a published policy).
     one_way_km
         Home-to-radiotherapy distance for the travel figures.
     """

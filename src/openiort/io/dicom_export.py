@@ -34,25 +34,22 @@ from openiort.io.dicom_common import StudyInfo, save
 from openiort.io.errors import DicomExportError
 from openiort.io.geometry import PATIENT_POSITIONS, plane_geometry
 from openiort.io.rtdose_writer import build_rtdose
-from openiort.io.rtplan_writer import TECHNIQUES, build_rtplan
+from openiort.io.rtplan_writer import ExportPlan, build_rtplan, read_export_plan
 from openiort.io.rtstruct_writer import INTERPRETED_TYPES, build_rtstruct
 
 
 def build_plan_datasets(
     phantom: Phantom,
     dose: DoseGrid,
-    plan: Mapping[str, Any],
+    plan: Mapping[str, Any] | ExportPlan,
     study: StudyInfo,
     patient_position: str = "HFS",
     calibration: HuCalibration | str | Path | None = None,
     dose_bits: int = 32,
 ) -> list[tuple[str, Dataset]]:
     """(file name, dataset) of every object of the export, without writing anything."""
-    technique = plan.get("technique")
-    if technique not in TECHNIQUES:
-        raise DicomExportError(
-            f"plan.json: technique must be one of {TECHNIQUES}, got {technique!r}"
-        )
+    export = plan if isinstance(plan, ExportPlan) else read_export_plan(plan)
+    technique = export.technique
     if patient_position not in PATIENT_POSITIONS:
         raise DicomExportError(
             f"patient position {patient_position!r} not one of {', '.join(PATIENT_POSITIONS)}"
@@ -106,7 +103,7 @@ def build_plan_datasets(
         (
             "RP.dcm",
             build_rtplan(
-                plan,
+                export,
                 study,
                 rp_series,
                 rp_uid,
@@ -164,7 +161,8 @@ def export_plan(
         Dose per session in Gy, on its own grid (written as RTDOSE, uint32 x DoseGridScaling
         by default, so exact to half a scaling step, ~1e-10 of the maximum dose).
     plan:
-        The ``plan.json`` dict (keys in ``openiort.io.rtplan_writer``).
+        The ``plan.json`` dict: its typed delivery is read, or the top-level keys of a plan.json
+        written before deliveries were typed (``openiort.io.rtplan_writer``).
     out_dir:
         Created if missing; must be empty unless ``overwrite`` (which replaces ``*.dcm`` only).
     patient_name, patient_id:
@@ -201,14 +199,15 @@ def export_plan(
     """
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
-    case_id = str(plan.get("case_id") or "UNKNOWN")
+    export = read_export_plan(plan)  # every plan key is checked before anything is built
+    case_id = export.options.case_id or "UNKNOWN"
     if anonymise:  # the identifiers never enter a dataset
         name, pid = pseudonym or "ANONYMOUS", ""
     else:
         name, pid = patient_name or case_id, patient_id or case_id
     study = StudyInfo.create(name, pid, when=when, uid_prefix=uid_prefix)
     objects = build_plan_datasets(
-        phantom, dose, plan, study, patient_position, calibration, dose_bits
+        phantom, dose, export, study, patient_position, calibration, dose_bits
     )
     if anonymise:
         anonymise_datasets(

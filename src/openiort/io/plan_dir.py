@@ -1,11 +1,15 @@
 """The plan directory: what ``iort plan`` leaves behind and ``iort export`` reads.
 
 ``PLAN_DIR/plan.json``
-    The plan dict (keys used by the export are listed in ``openiort.io.rtplan_writer``) plus:
-    ``dose_medium`` (``water_in_water``, ``medium_in_medium`` or ``water_in_medium``; a label
-    such as ``"water_in_water (TG-43)"`` is read by its first word; ``dose.medium`` is also
-    accepted), optional ``dose_normalisation`` (text), ``dose_per`` (``session``, default, or
-    ``total``) and ``provenance`` (the ``Provenance`` fields: engine, engine_version,
+    The plan document (:mod:`openiort.plan_document`; what the export reads of it is listed in
+    ``openiort.io.rtplan_writer``): the dose grid's medium, normalisation and whether it is per
+    session come from its ``dose`` block and the provenance from ``provenance``. A plan dict
+    that is not a plan document (plan.json of an earlier release, or one made by hand) gives
+    them as top-level keys (:data:`PLAN_DIR_KEYS`, which :func:`write_plan_dir` adds to such a
+    dict): ``dose_medium`` (``water_in_water``, ``medium_in_medium`` or ``water_in_medium``; a
+    label such as ``"water_in_water (TG-43)"`` is read by its first word; ``dose.medium`` is
+    also accepted), optional ``dose_normalisation`` (text), ``dose_per`` (``session``, default,
+    or ``total``) and ``provenance`` (the ``Provenance`` fields: engine, engine_version,
     device_data, device_data_sha256, inputs_sha256, calibration).
 
 ``PLAN_DIR/plan_arrays.npz`` (``numpy.savez_compressed``; read without pickle)
@@ -36,15 +40,20 @@ from typing import Any, cast, get_args
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid, DoseMedium, Provenance
 from openiort.grid import Grid
 from openiort.io.errors import PlanDirError
+from openiort.plan_document import AnyPlanDocument, parse_plan_document
 
 PLAN_JSON = "plan.json"
 PLAN_ARRAYS = "plan_arrays.npz"
 STRUCTURE_PREFIX = "structure_"
+# What a plan dict that is not a plan document gives beside it (plan.json of earlier releases
+# held them beside the document too).
+PLAN_DIR_KEYS = ("dose_medium", "dose_normalisation", "dose_per")
 PROVENANCE_FIELDS = (
     "engine",
     "engine_version",
@@ -60,6 +69,50 @@ class PlanDir:
     plan: dict[str, Any]
     phantom: Phantom
     dose: DoseGrid
+
+
+@dataclass(frozen=True)
+class _DoseFacts:
+    medium: DoseMedium
+    normalisation: str
+    per_session: bool
+    provenance: Provenance
+
+
+def plan_document_of(plan: Mapping[str, Any]) -> AnyPlanDocument | None:
+    """``plan`` as its typed plan document, or None for a plan dict that is not one (plan.json
+    of a release before the typed deliveries, or a dict made by hand)."""
+    content = {k: v for k, v in plan.items() if k not in PLAN_DIR_KEYS}
+    try:
+        return parse_plan_document(content)
+    except ValidationError:
+        return None
+
+
+def _dose_facts(plan: Mapping[str, Any]) -> _DoseFacts:
+    document = plan_document_of(plan)
+    if document is None:
+        return _DoseFacts(
+            medium=_medium(plan),
+            normalisation=_legacy_dose_value(plan, "dose_normalisation", "normalisation")
+            or "not recorded in plan.json",
+            per_session=_legacy_dose_value(plan, "dose_per", "per_session") not in ("total", False),
+            provenance=_provenance(plan),
+        )
+    return _DoseFacts(
+        medium=_medium({"dose_medium": document.dose.medium}),
+        normalisation=document.dose.normalisation,
+        per_session=document.dose.per_session,
+        provenance=Provenance(**document.provenance.model_dump()),
+    )
+
+
+def _legacy_dose_value(plan: Mapping[str, Any], key: str, dose_key: str) -> Any:
+    """A top-level dose key of an older plan dict, else the same fact in its ``dose`` block."""
+    if plan.get(key) is not None:
+        return plan[key]
+    dose = plan.get("dose")
+    return dose.get(dose_key) if isinstance(dose, Mapping) else None
 
 
 def _medium(plan: Mapping[str, Any]) -> DoseMedium:
@@ -163,14 +216,15 @@ def read_plan_dir(plan_dir: str | Path) -> PlanDir:
             cavity_radius_mm=optional_float("cavity_radius_mm"),
         )
         uncertainty = arrays.get("dose_rel_uncertainty")
+        facts = _dose_facts(plan)
         dose = DoseGrid(
             grid=dose_grid,
             dose_gy=dose_gy,
-            medium=_medium(plan),
-            normalisation=str(plan.get("dose_normalisation") or "not recorded in plan.json"),
-            provenance=_provenance(plan),
+            medium=facts.medium,
+            normalisation=str(facts.normalisation),
+            provenance=facts.provenance,
             rel_uncertainty=None if uncertainty is None else np.asarray(uncertainty, np.float64),
-            per_session=str(plan.get("dose_per", "session")) != "total",
+            per_session=facts.per_session,
         )
     except PlanDirError:
         raise
@@ -182,14 +236,19 @@ def read_plan_dir(plan_dir: str | Path) -> PlanDir:
 def write_plan_dir(
     plan_dir: str | Path, plan: Mapping[str, Any], phantom: Phantom, dose: DoseGrid
 ) -> None:
-    """Write ``plan.json`` (with ``dose_medium`` set from ``dose``) and ``plan_arrays.npz``."""
+    """Write ``plan.json`` and ``plan_arrays.npz``.
+
+    A plan document is written as it is; another plan dict gets :data:`PLAN_DIR_KEYS` and
+    ``provenance`` from ``dose`` where it lacks them.
+    """
     root = Path(plan_dir)
     root.mkdir(parents=True, exist_ok=True)
     content = dict(plan)
-    content.setdefault("dose_medium", dose.medium)
-    content.setdefault("dose_normalisation", dose.normalisation)
-    content.setdefault("dose_per", "session" if dose.per_session else "total")
-    content.setdefault("provenance", dose.provenance.to_dict())
+    if plan_document_of(content) is None:
+        content.setdefault("dose_medium", dose.medium)
+        content.setdefault("dose_normalisation", dose.normalisation)
+        content.setdefault("dose_per", "session" if dose.per_session else "total")
+        content.setdefault("provenance", dose.provenance.to_dict())
     arrays: dict[str, NDArray[Any]] = {
         "material_ids": phantom.material_ids.astype(np.uint8),
         "density_g_cm3": phantom.density_g_cm3.astype(np.float32),

@@ -14,39 +14,58 @@
 Every plan carries the prescription (RT Prescription), one fraction (RT Fraction Scheme), the
 patient position (RT Patient Setup) and its approval status (Approval).
 
-Plan keys read (top level, or under ``delivery``): ``technique``, ``prescription.dose_gy`` (or
-``prescription_gy``), ``prescription.dose_definition`` (or ``prescription_definition``),
-``status``; x-ray:
-``applicator_diameter_cm``, ``treatment_time_min``; electron: ``monitor_units``,
-``energy_mev``, ``applicator_cm``, ``bevel_deg``; HDR: ``dwell_positions_mm`` (N x 3, LPS),
-``dwell_times_s`` (N), ``dwell_catheters`` (N, optional, channel per dwell), ``source_id``,
-``air_kerma_strength_u`` (U = uGy m^2/h, the strength the dwell times were computed with),
-``source_isotope`` (default Ir-192), ``applicator`` (name). Optional everywhere:
-``treatment_machine``, ``approved_by``, ``approved_at`` (ISO 8601), ``applicator_length_mm``
-(connector to distal-most source position; the Source Applicator attributes, which DICOM ties to
-it, are written only when it is given), ``applicator_centre_mm`` (x-ray, when the phantom has
-none).
+What is read of the plan (:func:`read_export_plan`): ``technique``, ``case_id``, ``status``
+and the typed ``delivery`` block (:mod:`openiort.delivery`: what approval seals, at reference
+conditions), with the prescription's dose definition from ``prescription``. plan.json written
+before deliveries were typed has no ``delivery`` block; its top-level keys are read instead:
+``prescription.dose_gy`` (or ``prescription_gy``), ``prescription.dose_definition`` (or
+``prescription_definition``); x-ray: ``applicator_diameter_cm``, ``treatment_time_min``;
+electron: ``monitor_units``, ``energy_mev``, ``applicator_diameter_cm``, ``bevel_deg``; HDR:
+``dwell_positions_mm`` (N x 3, LPS), ``dwell_times_s`` (N), ``dwell_catheters`` (N, optional,
+channel per dwell), ``source_id``, ``air_kerma_strength_u`` (U = uGy m^2/h, the strength the
+dwell times were computed with), ``applicator`` (name).
+
+Export options, beside the plan (:class:`ExportOptions`), all optional: ``treatment_machine``,
+``approved_by``, ``approved_at`` (ISO 8601), ``applicator_length_mm`` (connector to distal-most
+source position; the Source Applicator attributes, which DICOM ties to it, are written only when
+it is given), ``applicator_centre_mm`` (x-ray, when the phantom has none), ``source_isotope``
+(HDR, default Ir-192).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import RTPlanStorage, RTStructureSetStorage
 
 from openiort.datafiles import read_data
+from openiort.delivery import (
+    ElectronDelivery,
+    HdrDelivery,
+    XrayDelivery,
+    parse_delivery,
+)
 from openiort.io.dicom_common import StudyInfo, base_dataset, da, ds, research_comment, tm
 from openiort.io.errors import DicomExportError
+from openiort.plan_document import Prescription
 
 TECHNIQUES = ("xray", "electron", "hdr")
+Technique = Literal["xray", "electron", "hdr"]
 S_PER_H = 3600.0
 APPROVED = {"approved": "APPROVED", "delivered": "APPROVED"}
+DEFAULT_ISOTOPE = "Ir-192"
+XRAY_SOURCE_MODEL = "50 kV x-ray"
+
+FloatArray = NDArray[np.float64]
 
 
 @cache
@@ -55,38 +74,146 @@ def isotope_half_lives_days() -> dict[str, float]:
     return {row["isotope"]: float(row["half_life_days"]) for row in rows}
 
 
-def plan_value(plan: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """``plan[key]``, else ``plan['delivery'][key]``, else ``default``."""
-    if key in plan and plan[key] is not None:
-        return plan[key]
-    delivery = plan.get("delivery")
-    if isinstance(delivery, Mapping) and delivery.get(key) is not None:
-        return delivery[key]
-    return default
+class ExportOptions(BaseModel):
+    """What the export reads beside the plan itself (none of it is in plan.json as openiort
+    writes it: the treatment record and the caller add it)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    case_id: str | None = None
+    status: str | None = None
+    treatment_machine: str | None = None
+    approved_by: str | None = None
+    approved_at: str | None = None
+    applicator_length_mm: float | None = None
+    applicator_centre_mm: tuple[float, float, float] | None = None
+    source_isotope: str | None = None
+
+
+@dataclass(frozen=True)
+class XraySettings:
+    applicator_diameter_cm: float
+    treatment_time_s: float
+    source_model: str
+
+
+@dataclass(frozen=True)
+class ElectronSettings:
+    monitor_units: float
+    energy_mev: float
+    applicator_diameter_cm: float
+    bevel_deg: float
+
+
+@dataclass(frozen=True)
+class HdrSettings:
+    positions_mm: FloatArray  # N x 3, LPS
+    times_s: FloatArray  # N
+    channels: NDArray[np.int64]  # N, catheter of each dwell
+    air_kerma_strength_u: float
+    source_id: str
+    applicator: str
+
+
+Settings = XraySettings | ElectronSettings | HdrSettings
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What the RT Plan is made of, read once from a plan's JSON (:func:`read_export_plan`)."""
+
+    technique: Technique
+    prescription_gy: float
+    dose_definition: str
+    settings: Settings
+    options: ExportOptions
+    typed: bool  # from the typed delivery block (False: top-level keys of an older plan.json)
+
+
+def _fail_validation(exc: ValidationError, block: str | None = None) -> DicomExportError:
+    """The first error, named by its key (under ``block``, when given)."""
+    first = exc.errors()[0]
+    where = ".".join([*([block] if block else []), *(str(p) for p in first["loc"])])
+    return DicomExportError(f"plan.json: {where or 'plan'}: {first['msg']}")
+
+
+def _fail_delivery(exc: ValidationError) -> DicomExportError:
+    """The first error of a delivery block, named by its key under ``delivery``."""
+    first = exc.errors()[0]
+    parts = [str(p) for p in first["loc"][1:]]  # without parse_delivery's own wrapper
+    if parts and parts[0] in TECHNIQUES:  # the union's branch
+        parts = parts[1:]
+    return DicomExportError(f"plan.json: {'.'.join(['delivery', *parts])}: {first['msg']}")
+
+
+def _positive(value: float, key: str) -> float:
+    if not np.isfinite(value) or value <= 0:
+        raise DicomExportError(f"plan.json: {key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _bevel(value: float, key: str) -> float:
+    if not 0 <= value < 90:
+        raise DicomExportError(f"plan.json: {key} must be in [0, 90), got {value}")
+    return float(value)
+
+
+def _settings_of(delivery: XrayDelivery | ElectronDelivery | HdrDelivery) -> Settings:
+    """The console settings of a typed delivery (validated by its model)."""
+    if isinstance(delivery, XrayDelivery):
+        return XraySettings(
+            applicator_diameter_cm=delivery.applicator_diameter_cm,
+            treatment_time_s=delivery.treatment_time_min * 60.0,
+            source_model=XRAY_SOURCE_MODEL,
+        )
+    if isinstance(delivery, ElectronDelivery):
+        return ElectronSettings(
+            monitor_units=float(delivery.monitor_units),
+            energy_mev=delivery.energy_mev,
+            applicator_diameter_cm=delivery.applicator_diameter_cm,
+            bevel_deg=delivery.bevel_deg,
+        )
+    return HdrSettings(
+        positions_mm=np.array([d.position_mm for d in delivery.dwells], dtype=np.float64),
+        times_s=np.array([d.time_s for d in delivery.dwells], dtype=np.float64),
+        channels=np.array([d.channel for d in delivery.dwells], dtype=np.int64),
+        air_kerma_strength_u=delivery.air_kerma_strength_u,
+        source_id=delivery.source_id,
+        applicator=delivery.applicator,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# plan.json written before deliveries were typed: its top-level keys
+
+
+def _legacy_value(plan: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    value = plan.get(key)
+    return default if value is None else value
 
 
 def _number(plan: Mapping[str, Any], key: str, positive: bool = True) -> float:
-    value = plan_value(plan, key)
+    value = _legacy_value(plan, key)
     if value is None:
         raise DicomExportError(f"plan.json: {key} is required for a {plan.get('technique')} plan")
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
         raise DicomExportError(f"plan.json: {key} must be a number, got {value!r}") from exc
-    if not np.isfinite(number) or (positive and number <= 0):
-        raise DicomExportError(f"plan.json: {key} must be a positive number, got {value!r}")
-    return number
+    if not np.isfinite(number):
+        raise DicomExportError(f"plan.json: {key} must be a finite number, got {value!r}")
+    return _positive(number, key) if positive else number
 
 
 def prescription(plan: Mapping[str, Any]) -> tuple[float, str]:
-    """(prescribed dose in Gy, dose definition text)."""
+    """(prescribed dose in Gy, dose definition text) of an older plan.json."""
     rx = plan.get("prescription")
     if isinstance(rx, Mapping) and rx.get("dose_gy") is not None:
         dose, definition = rx["dose_gy"], rx.get("dose_definition") or ""
     else:
-        dose, definition = (
-            plan_value(plan, "prescription_gy"),
-            plan_value(plan, "prescription_definition", plan_value(plan, "dose_definition", "")),
+        dose = _legacy_value(plan, "prescription_gy")
+        definition = _legacy_value(
+            plan, "prescription_definition", _legacy_value(plan, "dose_definition", "")
         )
     if dose is None:
         raise DicomExportError("plan.json: prescription.dose_gy is required")
@@ -99,6 +226,93 @@ def prescription(plan: Mapping[str, Any]) -> tuple[float, str]:
     if not np.isfinite(value) or value <= 0:
         raise DicomExportError(f"plan.json: prescription dose must be positive, got {dose!r}")
     return value, str(definition or "")
+
+
+def _legacy_settings(plan: Mapping[str, Any], technique: Technique) -> Settings:
+    if technique == "xray":
+        return XraySettings(
+            applicator_diameter_cm=_number(plan, "applicator_diameter_cm"),
+            treatment_time_s=_number(plan, "treatment_time_min") * 60.0,
+            source_model=str(
+                _legacy_value(plan, "source_id", _legacy_value(plan, "source", XRAY_SOURCE_MODEL))
+            ),
+        )
+    if technique == "electron":
+        return ElectronSettings(
+            monitor_units=_number(plan, "monitor_units"),
+            energy_mev=_number(plan, "energy_mev"),
+            applicator_diameter_cm=_number(plan, "applicator_diameter_cm"),
+            bevel_deg=_bevel(_number(plan, "bevel_deg", positive=False), "bevel_deg"),
+        )
+    positions = np.asarray(_legacy_value(plan, "dwell_positions_mm", []), dtype=np.float64)
+    times = np.asarray(_legacy_value(plan, "dwell_times_s", []), dtype=np.float64)
+    if positions.ndim != 2 or positions.shape[1:] != (3,) or len(positions) == 0:
+        raise DicomExportError("plan.json: dwell_positions_mm must be a non-empty N x 3 list (mm)")
+    if times.shape != (len(positions),) or np.any(~np.isfinite(times)) or np.any(times < 0):
+        raise DicomExportError("plan.json: dwell_times_s must hold one non-negative time per dwell")
+    channels = np.asarray(
+        _legacy_value(plan, "dwell_catheters", np.ones(len(positions))), dtype=np.int64
+    )
+    if channels.shape != (len(positions),):
+        raise DicomExportError("plan.json: dwell_catheters must hold one channel per dwell")
+    rakr = _number(plan, "air_kerma_strength_u")  # 1 U = 1 uGy m^2/h = RAKR in uGy/h at 1 m
+    source_id = str(_legacy_value(plan, "source_id", ""))
+    if not source_id:
+        raise DicomExportError("plan.json: source_id is required for an HDR plan")
+    return HdrSettings(
+        positions_mm=positions,
+        times_s=times,
+        channels=channels,
+        air_kerma_strength_u=rakr,
+        source_id=source_id,
+        applicator=str(_legacy_value(plan, "applicator", "surface/balloon applicator")),
+    )
+
+
+def read_export_plan(plan: Mapping[str, Any]) -> ExportPlan:
+    """What the RT Plan needs of ``plan``: its typed delivery, or for a plan.json written
+    before deliveries were typed, its top-level keys (raises DicomExportError naming the key)."""
+    technique = plan.get("technique")
+    if technique not in TECHNIQUES:
+        raise DicomExportError(
+            f"plan.json: technique must be one of {TECHNIQUES}, got {technique!r}"
+        )
+    try:
+        options = ExportOptions.model_validate(plan)
+    except ValidationError as exc:
+        raise _fail_validation(exc) from None
+    if options.applicator_length_mm is not None:
+        _positive(options.applicator_length_mm, "applicator_length_mm")
+    if plan.get("delivery") is None:
+        dose_gy, legacy_definition = prescription(plan)
+        settings = _legacy_settings(plan, cast(Technique, technique))
+        return ExportPlan(
+            cast(Technique, technique), dose_gy, legacy_definition, settings, options, typed=False
+        )
+    try:
+        delivery = parse_delivery(plan["delivery"])
+    except ValidationError as exc:
+        raise _fail_delivery(exc) from None
+    if delivery.technique != technique:
+        raise DicomExportError(
+            f"plan.json: technique {technique!r} differs from the delivery's {delivery.technique!r}"
+        )
+    definition: str | None
+    if isinstance(delivery, XrayDelivery):
+        definition = delivery.dose_definition
+    else:
+        try:
+            definition = Prescription.model_validate(plan.get("prescription")).dose_definition
+        except ValidationError as exc:
+            raise _fail_validation(exc, "prescription") from None
+    return ExportPlan(
+        delivery.technique,
+        delivery.prescription_gy,
+        definition or "",
+        _settings_of(delivery),
+        options,
+        typed=True,
+    )
 
 
 def _ref(sop_class: str, sop_instance: str) -> Dataset:
@@ -165,31 +379,28 @@ def _brachy_channel(
 
 def _brachy_modules(
     out: Dataset,
-    plan: Mapping[str, Any],
+    plan: ExportPlan,
     when: datetime,
     applicator_centre_mm: tuple[float, float, float] | None,
     applicator_roi_number: int | None,
 ) -> None:
-    technique = plan["technique"]
+    settings, options = plan.settings, plan.options
     machine = Dataset()
     source = Dataset()
     source.SourceNumber = 1
-    if technique == "xray":
-        diameter_cm = _number(plan, "applicator_diameter_cm")
-        time_s = _number(plan, "treatment_time_min") * 60.0
-        centre = plan_value(plan, "applicator_centre_mm", applicator_centre_mm)
+    if isinstance(settings, XraySettings):
+        diameter_cm = settings.applicator_diameter_cm
+        centre = options.applicator_centre_mm or applicator_centre_mm
         if centre is None:
             raise DicomExportError(
                 "x-ray plan: the applicator centre is unknown (phantom.applicator_centre_mm or "
                 "plan.json applicator_centre_mm)"
             )
         positions = np.asarray([centre], dtype=np.float64).reshape(1, 3)
-        times = np.array([time_s])
+        times = np.array([settings.treatment_time_s])
         catheters = np.array([1])
-        machine.TreatmentMachineName = str(
-            plan_value(plan, "treatment_machine", "50 kV x-ray IORT")
-        )[:16]
-        source_model = str(plan_value(plan, "source_id", plan_value(plan, "source", "50 kV x-ray")))
+        machine.TreatmentMachineName = (options.treatment_machine or "50 kV x-ray IORT")[:16]
+        source_model = settings.source_model
         source.SourceType = "POINT"
         source.SourceIsotopeName = "NONE (50 kV x-ray)"
         source.SourceIsotopeHalfLife = "0"
@@ -202,45 +413,29 @@ def _brachy_modules(
         applicator_name = f"spherical applicator {diameter_cm:g} cm diameter"
         applicator_type = "RIGID"
         movement = "FIXED"
-    else:
-        positions = np.asarray(plan_value(plan, "dwell_positions_mm", []), dtype=np.float64)
-        times = np.asarray(plan_value(plan, "dwell_times_s", []), dtype=np.float64)
-        if positions.ndim != 2 or positions.shape[1:] != (3,) or len(positions) == 0:
-            raise DicomExportError(
-                "plan.json: dwell_positions_mm must be a non-empty N x 3 list (mm)"
-            )
-        if times.shape != (len(positions),) or np.any(~np.isfinite(times)) or np.any(times < 0):
-            raise DicomExportError(
-                "plan.json: dwell_times_s must hold one non-negative time per dwell"
-            )
-        catheters = np.asarray(
-            plan_value(plan, "dwell_catheters", np.ones(len(positions))), dtype=np.int64
-        )
-        if catheters.shape != (len(positions),):
-            raise DicomExportError("plan.json: dwell_catheters must hold one channel per dwell")
-        rakr = _number(plan, "air_kerma_strength_u")  # 1 U = 1 uGy m^2/h = RAKR in uGy/h at 1 m
-        isotope = str(plan_value(plan, "source_isotope", "Ir-192"))
+    elif isinstance(settings, HdrSettings):
+        positions, times, catheters = settings.positions_mm, settings.times_s, settings.channels
+        rakr = settings.air_kerma_strength_u  # 1 U = 1 uGy m^2/h = RAKR in uGy/h at 1 m
+        isotope = options.source_isotope or DEFAULT_ISOTOPE
         half_lives = isotope_half_lives_days()
         if isotope not in half_lives:
             raise DicomExportError(
                 f"plan.json: source isotope {isotope!r} not one of {sorted(half_lives)}"
             )
-        machine.TreatmentMachineName = str(
-            plan_value(plan, "treatment_machine", "HDR afterloader")
-        )[:16]
-        source_model = str(plan_value(plan, "source_id", ""))
-        if not source_model:
-            raise DicomExportError("plan.json: source_id is required for an HDR plan")
+        machine.TreatmentMachineName = (options.treatment_machine or "HDR afterloader")[:16]
+        source_model = settings.source_id
         source.SourceType = "LINE"
         source.SourceIsotopeName = isotope
         source.SourceIsotopeHalfLife = ds(half_lives[isotope])
         source.ReferenceAirKermaRate = ds(rakr)
         source.SourceDescription = "RAKR used for the dwell times, at plan time"
         source.SourceStrengthUnits = "AIR_KERMA_RATE"
-        applicator_name = str(plan_value(plan, "applicator", "surface/balloon applicator"))
+        applicator_name = settings.applicator
         applicator_id = applicator_name
         applicator_type = "FLEXIBLE"
         movement = "STEPWISE"
+    else:  # pragma: no cover - build_rtplan sends electron plans to _electron_modules
+        raise TypeError(f"not a brachytherapy plan: {plan.technique}")
     source.SourceModelID = source_model[:16]
     source.SourceStrengthReferenceDate = da(when)
     source.SourceStrengthReferenceTime = tm(when)
@@ -249,14 +444,13 @@ def _brachy_modules(
     out.TreatmentMachineSequence = Sequence([machine])
     out.SourceSequence = Sequence([source])
 
-    length_mm = plan_value(plan, "applicator_length_mm")
     applicator = None
-    if length_mm is not None:
+    if options.applicator_length_mm is not None:
         applicator = {
             "id": applicator_id,
             "type": applicator_type,
             "name": applicator_name,
-            "length_mm": _number(plan, "applicator_length_mm"),
+            "length_mm": options.applicator_length_mm,
             "roi_number": applicator_roi_number,
         }
     channels = []
@@ -267,22 +461,23 @@ def _brachy_modules(
     setup = Dataset()
     setup.ApplicationSetupType = "INTRAOPERATIVE"
     setup.ApplicationSetupNumber = 1
-    setup.ApplicationSetupName = f"IORT {technique}: {applicator_name}"[:64]
+    setup.ApplicationSetupName = f"IORT {plan.technique}: {applicator_name}"[:64]
     setup.TotalReferenceAirKerma = ds(rakr * total_s / S_PER_H)
     setup.ChannelSequence = Sequence(channels)
     out.ApplicationSetupSequence = Sequence([setup])
 
 
 def _electron_modules(
-    out: Dataset, plan: Mapping[str, Any], isocentre_mm: tuple[float, float, float] | None
+    out: Dataset,
+    settings: ElectronSettings,
+    options: ExportOptions,
+    isocentre_mm: tuple[float, float, float] | None,
 ) -> Dataset:
     """RT Beams module; returns the Referenced Beam item for the fraction group."""
-    mu = _number(plan, "monitor_units")
-    energy = _number(plan, "energy_mev")
-    diameter_cm = _number(plan, "applicator_cm")
-    bevel = _number(plan, "bevel_deg", positive=False)
-    if not 0 <= bevel < 90:
-        raise DicomExportError(f"plan.json: bevel_deg must be in [0, 90), got {bevel}")
+    mu = settings.monitor_units
+    energy = settings.energy_mev
+    diameter_cm = settings.applicator_diameter_cm
+    bevel = settings.bevel_deg
     applicator = Dataset()
     applicator.ApplicatorID = f"C{diameter_cm:g}B{bevel:g}"[:16]
     applicator.ApplicatorType = "INTRAOPERATIVE"
@@ -331,7 +526,7 @@ def _electron_modules(
     )
     beam.BeamType = "STATIC"
     beam.RadiationType = "ELECTRON"
-    beam.TreatmentMachineName = str(plan_value(plan, "treatment_machine", "IORT linac"))[:16]
+    beam.TreatmentMachineName = (options.treatment_machine or "IORT linac")[:16]
     beam.PrimaryDosimeterUnit = "MU"
     beam.TreatmentDeliveryType = "TREATMENT"
     beam.NumberOfWedges = 0
@@ -360,7 +555,7 @@ def _electron_modules(
 
 
 def build_rtplan(
-    plan: Mapping[str, Any],
+    plan: Mapping[str, Any] | ExportPlan,
     study: StudyInfo,
     series_instance_uid: str,
     sop_instance_uid: str,
@@ -370,13 +565,11 @@ def build_rtplan(
     applicator_roi_number: int | None = None,
     series_number: int = 4,
 ) -> Dataset:
-    """RTPLAN dataset for an openiort plan dict (see the module docstring for the keys)."""
-    technique = plan.get("technique")
-    if technique not in TECHNIQUES:
-        raise DicomExportError(
-            f"plan.json: technique must be one of {TECHNIQUES}, got {technique!r}"
-        )
-    dose_gy, definition = prescription(plan)
+    """RTPLAN dataset for an openiort plan (its JSON, or what :func:`read_export_plan` read
+    of it; see the module docstring)."""
+    export = plan if isinstance(plan, ExportPlan) else read_export_plan(plan)
+    technique, options = export.technique, export.options
+    dose_gy, definition = export.prescription_gy, export.dose_definition
     out = base_dataset(
         study,
         RTPlanStorage,
@@ -417,11 +610,11 @@ def build_rtplan(
     group = Dataset()
     group.FractionGroupNumber = 1
     group.NumberOfFractionsPlanned = 1
-    if technique == "electron":
+    if isinstance(export.settings, ElectronSettings):
         group.NumberOfBeams = 1
         group.NumberOfBrachyApplicationSetups = 0
         group.ReferencedBeamSequence = Sequence(
-            [_electron_modules(out, plan, applicator_centre_mm)]
+            [_electron_modules(out, export.settings, options, applicator_centre_mm)]
         )
     else:
         group.NumberOfBeams = 0
@@ -429,21 +622,20 @@ def build_rtplan(
         ref = Dataset()
         ref.ReferencedBrachyApplicationSetupNumber = 1
         group.ReferencedBrachyApplicationSetupSequence = Sequence([ref])
-        _brachy_modules(out, plan, study.when, applicator_centre_mm, applicator_roi_number)
+        _brachy_modules(out, export, study.when, applicator_centre_mm, applicator_roi_number)
     out.FractionGroupSequence = Sequence([group])
 
-    status = str(plan.get("status") or "draft")
-    out.ApprovalStatus = APPROVED.get(status, "UNAPPROVED")
+    out.ApprovalStatus = APPROVED.get(options.status or "draft", "UNAPPROVED")
     if out.ApprovalStatus == "APPROVED":
         reviewed = study.when
-        if plan.get("approved_at"):
+        if options.approved_at:
             try:
-                reviewed = datetime.fromisoformat(str(plan["approved_at"]))
+                reviewed = datetime.fromisoformat(options.approved_at)
             except ValueError as exc:
                 raise DicomExportError(
-                    f"plan.json: approved_at {plan['approved_at']!r} is not ISO 8601"
+                    f"plan.json: approved_at {options.approved_at!r} is not ISO 8601"
                 ) from exc
         out.ReviewDate = da(reviewed)
         out.ReviewTime = tm(reviewed)
-        out.ReviewerName = str(plan.get("approved_by") or "")
+        out.ReviewerName = options.approved_by or ""
     return out

@@ -11,28 +11,6 @@ from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 from openiort.planning.electron import ElectronPlanSettings, plan_electron
 
-_DELIVERY_KEYS = (
-    "applicator_diameter_cm",
-    "bevel_deg",
-    "energy_mev",
-    "isodose_pct",
-    "pressure_hpa",
-    "temperature_c",
-    "chamber_correction",
-    "rescale",
-    "output_factor_cgy_per_mu",
-    "monitor_units",
-    "monitor_units_exact",
-    "second_check",
-    "beam",
-    "r90_measured_mm",
-    "target",
-    "surface_inclination_deg",
-    "bolus_mm",
-    "disc",
-    "rejected_alternatives",
-)
-
 
 def plan_electron_case(case: Case, pressure_hpa: float | None = None) -> PlanResult:
     """ELIOT-style plan: the gland layer over the shielding disc, on the case's phantom."""
@@ -45,15 +23,15 @@ def plan_electron_case(case: Case, pressure_hpa: float | None = None) -> PlanRes
         raise ValueError("the electron planner returned no dose on the phantom")
     phantom.structures["target"] = result.target_mask
     dvhs, metrics, constraints = evaluate(phantom, result.dose)
-    summary = result.to_dict()
-    delivery = {k: summary[k] for k in _DELIVERY_KEYS if k in summary}
     # The beam data hold no dose rate: the beam-on time is the device's typical figure (cited in
     # its data), used for the radiobiological protraction factor only.
     beam_on = device.typical_beam_on_time
     if beam_on is None:
         raise ElectronDataError(f"{device.name}: the device data give no typical beam-on time")
-    delivery["treatment_time_min"] = beam_on.minutes
-    delivery["treatment_time_label"] = f"typical beam-on time ({beam_on.status}; {beam_on.source})"
+    figures = result.figures(
+        treatment_time_min=beam_on.minutes,
+        treatment_time_label=f"typical beam-on time ({beam_on.status}; {beam_on.source})",
+    )
     depth = np.asarray(result.depth_mm, dtype=float)
     profile = np.asarray(result.depth_dose_gy, dtype=float)
     at_depth = {
@@ -67,7 +45,7 @@ def plan_electron_case(case: Case, pressure_hpa: float | None = None) -> PlanRes
         prescription_gy=result.prescription_gy,
         prescription_definition=None,
         prescription_point=f"{result.isodose_pct:g} % isodose",
-        details=delivery,
+        details=figures,
         dose_at_depth_gy=at_depth,
         dose_at_depth_water_gy=at_depth,
         depth_profile_mm=depth.tolist(),

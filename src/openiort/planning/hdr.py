@@ -52,6 +52,7 @@ from openiort.dose.tg43 import (
 from openiort.dosegrid import DoseGrid, Provenance
 from openiort.engines import HdrTg43Engine
 from openiort.grid import Grid
+from openiort.plan_figures import HdrFigures
 
 # HdrPlanError lives with the optimiser (which raises it too) and is imported from here.
 from openiort.planning.dwell_optimisation import (
@@ -134,6 +135,11 @@ class HdrPlanResult:
             provenance=self.provenance,
             notes=tuple(self.notes),
         )
+
+    def figures(self) -> HdrFigures:
+        """The plan figures of ``plan.json``, rounded as :meth:`to_dict` rounds them."""
+        summary = self.to_dict()
+        return HdrFigures.model_validate({k: summary[k] for k in HdrFigures.model_fields})
 
     def to_dict(self) -> dict[str, Any]:
         """Plan summary for ``plan.json`` and the report (no dose array)."""

@@ -10,28 +10,6 @@ from openiort.evaluation.metrics import evaluate, exceeded_limits, radial_profil
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 from openiort.planning.hdr import plan_hdr_from_case
 
-_DELIVERY_KEYS = (
-    "applicator",
-    "applicator_geometry",
-    "source_id",
-    "source_title",
-    "source_data_status",
-    "air_kerma_strength_u",
-    "air_kerma_strength_is_example",
-    "dwell_positions_mm",
-    "dwell_directions",
-    "dwell_catheters",
-    "dwell_times_s",
-    "total_time_s",
-    "treatment_time_min",
-    "trak_ugy_at_1m",
-    "optimisation",
-    "prescription_points_gy",
-    "target_definition",
-    "coverage",
-    "hot_spots",
-)
-
 
 def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
     """Balloon (or surface) HDR plan on the phantom built from the case's measurements."""
@@ -46,7 +24,6 @@ def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
     result = plan_hdr_from_case(case, phantom, applicator=applicator)  # type: ignore[arg-type]
     dose = result.to_dose_grid()
     dvhs, metrics, constraints = evaluate(phantom, dose)
-    summary = result.to_dict()
     depths = np.arange(0.0, 40.5, 1.0)
     tissue = phantom.material_ids != phantom.materials.index("air")
     tissue &= ~phantom.structures["applicator"]
@@ -64,7 +41,7 @@ def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
         prescription_gy=result.prescription_gy,
         prescription_definition=None,
         prescription_point=f"{result.prescription_depth_mm:g} mm from the {result.prescription_reference}",
-        details={k: summary[k] for k in _DELIVERY_KEYS},
+        details=result.figures(),
         dose_at_depth_gy=at_depth,
         dose_at_depth_water_gy=at_depth,
         depth_profile_mm=depths.tolist(),

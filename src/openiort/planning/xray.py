@@ -20,6 +20,7 @@ from openiort.devices.xray import (
 from openiort.engines import McSettings, make_engine, resolve_engine_name
 from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+from openiort.plan_figures import OtherDefinitionDose, XrayFigures, XraySecondCheck
 
 DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAPM TG-292)
 # openiort's choice, not a published limit: applicator sizes step by 5 mm and the largest that
@@ -168,22 +169,21 @@ def plan_xray(
         prescription_gy=rx_gy,
         prescription_definition=definition,
         prescription_point="applicator surface",
-        details={
-            "applicator_diameter_cm": diameter,
-            "treatment_time_min": round(time.time_min, 3),
-            "treatment_time_label": EXAMPLE_SOURCE_LABEL if src.is_example_source else src.name,
-            "second_check": {
-                "treatment_time_min": round(time.second_check_time_min, 3),
-                "difference_pct": round(time.difference_pct, 3),
-                "primary_path": time.primary_path,
-                "second_path": time.second_path,
-                "agrees_within_5_pct": time.agrees,
-            },
-            "prescription_other_definition": {
-                "dose_definition": other,
-                "dose_gy": round(other_surface, 3),
-            },
-        },
+        details=XrayFigures(
+            applicator_diameter_cm=diameter,
+            treatment_time_min=round(time.time_min, 3),
+            treatment_time_label=EXAMPLE_SOURCE_LABEL if src.is_example_source else src.name,
+            second_check=XraySecondCheck(
+                treatment_time_min=round(time.second_check_time_min, 3),
+                difference_pct=round(time.difference_pct, 3),
+                primary_path=time.primary_path,
+                second_path=time.second_path,
+                agrees_within_5_pct=time.agrees,
+            ),
+            prescription_other_definition=OtherDefinitionDose(
+                dose_definition=other, dose_gy=round(other_surface, 3)
+            ),
+        ),
         dose_at_depth_gy={
             depth_key(z): round(float(np.interp(z, depth_profile, in_definition)), 4)
             for z in REPORT_DEPTHS_MM

@@ -7,6 +7,12 @@ approved, seal-checked plan; any mismatch refuses the record with a message nami
 setting. An interrupted delivery records what was given; the plan then expects the remainder
 (time or monitor units, and the share of the prescription it carries) in a further session,
 and is marked delivered once nothing remains.
+
+When the conditions of the day are given (a :class:`openiort.session.TreatmentSession`: daily
+output factor, air pressure and temperature, date and time), the entries are checked against
+the day's console values (:func:`day_settings`) instead of the reference values, and the
+delivery records the session, the factors applied and the corrected time or monitor units it
+was checked against. The remaining time and monitor units stay at the reference conditions.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery, parse_delivery
 from openiort.records import audit
 from openiort.records.common import get_row, require_role
 from openiort.records.errors import (
@@ -40,6 +48,7 @@ from openiort.records.plan_data import (
 )
 from openiort.records.qa import deviation_pct, get_output_check, within
 from openiort.records.sealed_plans import load_plan
+from openiort.session import ConsoleValues, TreatmentSession, session_console_values
 
 # Consoles set treatment time to the second and monitor units to the unit: an entry matches
 # the plan when it rounds to the same console value, i.e. lies within half a step of it.
@@ -49,6 +58,8 @@ CONSOLE_MU_STEP = 1.0
 DAILY_CHECK_VALIDITY = dt.timedelta(hours=24)
 # Settings that must match exactly (energy, applicator size, bevel) are compared to this.
 _SETTING_EPS = 1e-6
+# Console values computed for a time this far from the delivery get a warning on the record.
+SESSION_DATE_TOLERANCE = dt.timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -68,24 +79,102 @@ def format_time_s(time_s: float) -> str:
     return f"{int(minutes)}:{seconds:04.1f} ({time_s:.1f} s)"
 
 
+@dataclass(frozen=True)
+class DaySettings:
+    """What the console must be set to under the conditions of one treatment day.
+
+    ``values`` are the day's console values of the whole plan (every factor with its reason);
+    ``time_s`` or ``monitor_units`` is the setting due now: the whole plan's today, or after an
+    interrupted session the remainder times ``values.scale``.
+    """
+
+    values: ConsoleValues
+    time_s: float | None
+    monitor_units: float | None
+    reference_time_s: float | None
+    reference_monitor_units: float | None
+    after_interruption: bool
+
+    @property
+    def scale(self) -> float:
+        return self.values.scale
+
+
+def typed_delivery(plan: Plan) -> XrayDelivery | ElectronDelivery | HdrDelivery:
+    """The plan's sealed delivery at the reference conditions.
+
+    Raises
+    ------
+    RecordsValueError
+        If the plan was stored before deliveries were typed (no ``delivery`` block).
+    """
+    data = plan.plan_json.get("delivery")
+    if data is None:
+        raise RecordsValueError(
+            f"plan {plan.id} was stored by an earlier release of openiort, without a typed "
+            "delivery: the conditions of the day cannot be applied to it; its console settings "
+            "are those computed at planning"
+        )
+    try:
+        return parse_delivery(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:])
+        raise RecordsValueError(f"plan JSON: delivery.{where}: {first['msg']}") from None
+
+
+def day_settings(plan: Plan, session: TreatmentSession) -> DaySettings:
+    """The console values of ``plan`` under the conditions of ``session``, and the setting due.
+
+    Raises
+    ------
+    openiort.session.SessionError
+        If the conditions cannot be used with the plan's delivery (one problem per line).
+    RecordsValueError
+        If the plan has no typed delivery (see :func:`typed_delivery`).
+    """
+    values = session_console_values(typed_delivery(plan), session)
+    planned = planned_delivery(plan.plan_json)
+    left = _remaining(planned, plan.deliveries)
+    main = values.settings[-1] if values.technique == "hdr" else values.settings[0]
+    if planned.time_s is not None:
+        assert left.time_s is not None
+        if plan.deliveries:
+            time_s = left.time_s * values.scale
+        else:
+            time_s = main.today * (SECONDS_PER_MINUTE if main.unit == "min" else 1.0)
+        return DaySettings(values, time_s, None, left.time_s, None, bool(plan.deliveries))
+    assert left.monitor_units is not None
+    # The console sets whole monitor units (the day's values are rounded the same way).
+    mu = float(round(left.monitor_units * values.scale)) if plan.deliveries else main.today
+    return DaySettings(values, None, mu, None, left.monitor_units, bool(plan.deliveries))
+
+
 def remaining(plan: Plan) -> Remaining:
     """The time, monitor units and prescribed dose not yet delivered for ``plan``."""
     planned = planned_delivery(plan.plan_json)
     return _remaining(planned, plan.deliveries)
 
 
+def _at_reference(value: float | None, delivery: Delivery) -> float:
+    """A time or MU given in a session, at the plan's reference conditions."""
+    return (value or 0.0) / (delivery.session_scale or 1.0)
+
+
 def _remaining(planned: PlannedDelivery, deliveries: list[Delivery]) -> Remaining:
     fraction = math.fsum(d.delivered_fraction for d in deliveries)
     time_s = mu = None
+    # A session that was not interrupted gave the whole remainder as set (it was checked).
+    whole = any(not d.interrupted for d in deliveries)
     if planned.time_s is not None:
-        given = math.fsum(d.given_time_s or 0.0 for d in deliveries)
+        given = math.fsum(_at_reference(d.given_time_s, d) for d in deliveries)
         time_s = max(planned.time_s - given, 0.0)
-        complete = time_s <= CONSOLE_TIME_STEP_S / 2
+        complete = whole or time_s <= CONSOLE_TIME_STEP_S / 2
     else:
         assert planned.monitor_units is not None
-        given = math.fsum(d.given_monitor_units or 0.0 for d in deliveries)
+        given = math.fsum(_at_reference(d.given_monitor_units, d) for d in deliveries)
         mu = max(planned.monitor_units - given, 0.0)
-        complete = mu <= CONSOLE_MU_STEP / 2
+        complete = whole or mu <= CONSOLE_MU_STEP / 2
     if complete:
         fraction = 1.0
         time_s = 0.0 if time_s is not None else None
@@ -128,6 +217,7 @@ def check_console(
     monitor_units: float | None = None,
     energy_mev: float | None = None,
     bevel_deg: float | None = None,
+    day: DaySettings | None = None,
 ) -> list[str]:
     """Mismatches between console entries and what ``plan`` requires next.
 
@@ -142,6 +232,9 @@ def check_console(
         Treatment time set, in minutes (x-ray and HDR plans).
     monitor_units, energy_mev, bevel_deg:
         Electron plans; the bevel is compared when entered.
+    day:
+        The conditions of the day (:func:`day_settings`): the time or monitor units are then
+        checked against the day's values instead of the reference values.
 
     Returns
     -------
@@ -152,6 +245,16 @@ def check_console(
     planned = planned_delivery(plan.plan_json)
     left = _remaining(planned, plan.deliveries)
     after_interruption = " (the remainder after the interrupted session)" if plan.deliveries else ""
+    required_time_s, required_mu = left.time_s, left.monitor_units
+    if day is not None:
+        required_time_s, required_mu = day.time_s, day.monitor_units
+        reference = (
+            format_time_s(left.time_s) if left.time_s is not None else f"{left.monitor_units:g} MU"
+        )
+        after_interruption = (
+            f" today ({reference} at the reference conditions x {day.scale:.5f} for the "
+            "conditions of the day)" + after_interruption
+        )
     problems: list[str] = []
     bad_applicator = _applicator_mismatch(planned, applicator)
     if bad_applicator:
@@ -161,7 +264,7 @@ def check_console(
     energy = _number("energy_mev", energy_mev)
     bevel = _number("bevel_deg", bevel_deg)
     if planned.time_s is not None:
-        assert left.time_s is not None
+        assert required_time_s is not None
         if mu is not None:
             problems.append(
                 f"monitor units: {technique_label(planned.technique)} plans are delivered by time, "
@@ -169,34 +272,33 @@ def check_console(
             )
         if time_s is None:
             problems.append(
-                f"treatment time: not entered; plan requires {format_time_s(left.time_s)}"
+                f"treatment time: not entered; plan requires {format_time_s(required_time_s)}"
                 + after_interruption
             )
         else:
             time_s *= SECONDS_PER_MINUTE
-            if abs(time_s - left.time_s) > CONSOLE_TIME_STEP_S / 2:
+            if abs(time_s - required_time_s) > CONSOLE_TIME_STEP_S / 2:
                 problems.append(
                     f"treatment time: entered {format_time_s(time_s)}, plan requires "
-                    f"{format_time_s(left.time_s)}" + after_interruption
+                    f"{format_time_s(required_time_s)}" + after_interruption
                 )
         if energy is not None:
             problems.append(
                 f"energy: {technique_label(planned.technique)} plans have no energy setting"
             )
     else:
-        assert left.monitor_units is not None
+        assert required_mu is not None
         if time_s is not None:
             problems.append(
                 "treatment time: electron plans are delivered by monitor units, not time"
             )
         if mu is None:
             problems.append(
-                f"monitor units: not entered; plan requires {left.monitor_units:g} MU"
-                + after_interruption
+                f"monitor units: not entered; plan requires {required_mu:g} MU" + after_interruption
             )
-        elif abs(mu - left.monitor_units) > CONSOLE_MU_STEP / 2:
+        elif abs(mu - required_mu) > CONSOLE_MU_STEP / 2:
             problems.append(
-                f"monitor units: entered {mu:g} MU, plan requires {left.monitor_units:g} MU"
+                f"monitor units: entered {mu:g} MU, plan requires {required_mu:g} MU"
                 + after_interruption
             )
         assert planned.energy_mev is not None
@@ -258,6 +360,7 @@ def record_delivery(
     note: str | None = None,
     delivered_at: dt.datetime | None = None,
     key: bytes | None = None,
+    conditions: TreatmentSession | None = None,
 ) -> Delivery:
     """Record a delivery of an approved plan after checking the console entries against it.
 
@@ -278,6 +381,12 @@ def record_delivery(
         When the beam was on (default now).
     key:
         Seal key (default the server's).
+    conditions:
+        The conditions of the day, the treatment session (date, daily output factor,
+        pressure, temperature, fraction). When given, the time or monitor units entered are
+        checked against the day's console values (:func:`day_settings`), and the delivery
+        records the session, the factors applied and the value it was checked against;
+        without it, against the plan's reference values.
 
     Returns
     -------
@@ -290,6 +399,10 @@ def record_delivery(
     DeliveryCheckError
         If a console entry or the output check does not match; nothing is recorded except a
         ``delivery_refused`` audit entry.
+    openiort.session.SessionError
+        If the conditions of the day cannot be used with the plan's delivery.
+    RecordsValueError
+        If conditions are given for a plan stored without a typed delivery.
     LifecycleError
         If the plan is not approved, or a newer version of it has been approved.
     TamperedPlanError
@@ -328,6 +441,7 @@ def record_delivery(
     planned = planned_delivery(plan.plan_json)
     previous = list(plan.deliveries)
     left = _remaining(planned, previous)
+    day = day_settings(plan, conditions) if conditions is not None else None
 
     problems = check_console(
         plan,
@@ -336,6 +450,7 @@ def record_delivery(
         monitor_units=monitor_units,
         energy_mev=energy_mev,
         bevel_deg=bevel_deg,
+        day=day,
     )
     check: SourceOutputCheck | None = None
     if output_check_id is not None:
@@ -385,7 +500,8 @@ def record_delivery(
 
     total = planned.time_s if by_time else planned.monitor_units
     assert total is not None
-    fraction = given_value / total
+    scale = day.scale if day is not None else 1.0
+    fraction = given_value / scale / total
     if not interrupted:
         # The whole remainder was set and given: the plan is complete.
         fraction = max(1.0 - left.fraction_delivered, 0.0)
@@ -407,6 +523,12 @@ def record_delivery(
         output_check_id=check.id if check is not None else None,
         warnings={},
         note=note,
+        treatment_session=_session_record(day) if day is not None else None,
+        session_scale=day.scale if day is not None else None,
+        checked_time_s=(day.time_s if day is not None else left.time_s) if by_time else None,
+        checked_monitor_units=None
+        if by_time
+        else (day.monitor_units if day is not None else left.monitor_units),
     )
     after = _remaining(planned, [*previous, delivery])
     delivery.cumulative_fraction = after.fraction_delivered
@@ -414,6 +536,13 @@ def record_delivery(
     delivery.remaining_time_s = after.time_s
     delivery.remaining_monitor_units = after.monitor_units
     delivery.warnings = _warnings(plan, planned, check, after)
+    if day is not None and abs(when - day.values.session.at_utc) > SESSION_DATE_TOLERANCE:
+        delivery.warnings["session_date"] = (
+            "the console values were computed for "
+            f"{day.values.session.at_utc.strftime('%Y-%m-%d %H:%M')} UTC, "
+            f"{abs(when - day.values.session.at_utc).total_seconds() / 3600:.1f} h from the "
+            "delivery: check that the conditions entered are this day's"
+        )
     # Attached last: a pending Delivery must not be flushed half-filled by an autoflush.
     delivery.plan = plan
     session.add(delivery)
@@ -450,9 +579,22 @@ def record_delivery(
             "remaining_dose_gy": round(after.dose_gy, 4),
             "status": plan.status,
             "output_check_id": delivery.output_check_id,
+            **({} if day is None else {"session_scale": round(day.scale, 6)}),
         },
     )
     return delivery
+
+
+def _session_record(day: DaySettings) -> dict[str, Any]:
+    """What a delivery keeps of the conditions of the day: the session and every factor."""
+    values = day.values.model_dump(mode="json")
+    return {
+        **values["session"],
+        "technique": values["technique"],
+        "factors": values["factors"],
+        "warnings": values["warnings"],
+        "scale": values["scale"],
+    }
 
 
 def _warnings(

@@ -299,7 +299,13 @@ class Delivery(Base):
 
     Times are in seconds; ``set_*`` is what was entered at the console and ``given_*`` what was
     actually delivered (less than set when ``interrupted``). The remaining values are for the
-    whole plan after this session.
+    whole plan after this session, at the plan's reference conditions.
+
+    When the conditions of the day were entered (:class:`openiort.session.TreatmentSession`),
+    ``treatment_session`` holds them with the factors applied, ``session_scale`` the day's
+    setting per reference setting (the set and given values are the day's; divided by it they
+    are the plan's), and ``checked_*`` the value the console entry was checked against (the
+    day's; without a session the plan's reference value).
     """
 
     __tablename__ = "deliveries"
@@ -326,6 +332,10 @@ class Delivery(Base):
     output_check_id: Mapped[int | None] = mapped_column(ForeignKey("qa_output_checks.id"))
     warnings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     note: Mapped[str | None] = mapped_column(Text)
+    treatment_session: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    session_scale: Mapped[float | None] = mapped_column(Float)
+    checked_time_s: Mapped[float | None] = mapped_column(Float)
+    checked_monitor_units: Mapped[float | None] = mapped_column(Float)
 
     plan: Mapped[Plan] = relationship(back_populates="deliveries")
     delivered_by: Mapped[User] = relationship()

@@ -9,6 +9,8 @@ import jinja2
 
 from openiort import RESEARCH_NOTICE
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+from openiort.plan_document import parse_plan_document
+from openiort.plan_figures import ElectronFigures, Figures, XrayFigures
 from openiort.planning.mc_comparison import McComparisonSection
 from openiort.report import figures
 
@@ -30,71 +32,70 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(loader=loader, autoescape=jinja2.select_autoescape(["html"]))
 
 
-def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
-    d = plan.details
-    rows = [
-        (
-            "prescription",
-            f"{plan.prescription_gy:g} Gy at the {plan.prescription_point}"
-            + (
-                f" ({plan.prescription_definition} definition)"
-                if plan.prescription_definition
-                else ""
-            ),
-        )
-    ]
-    if "prescription_other_definition" in d:
-        o = d["prescription_other_definition"]
-        rows.append(
+def _prescription_row(plan: PlanResult) -> tuple[str, str]:
+    definition = (
+        f" ({plan.prescription_definition} definition)" if plan.prescription_definition else ""
+    )
+    return (
+        "prescription",
+        f"{plan.prescription_gy:g} Gy at the {plan.prescription_point}{definition}",
+    )
+
+
+def _technique_rows(details: Figures) -> list[tuple[str, str]]:
+    """The rows of the technique's own figures, up to and including the treatment time."""
+    if isinstance(details, XrayFigures):
+        o = details.prescription_other_definition
+        return [
             (
                 "same prescription in the other definition",
-                f"{o['dose_gy']:.2f} Gy ({o['dose_definition']})",
-            )
-        )
-    if plan.technique == "xray":
-        rows.append(("applicator", f"spherical, {d['applicator_diameter_cm']:g} cm diameter"))
-    elif plan.technique == "electron":
-        rows.append(
-            (
-                "beam",
-                f"{d['energy_mev']} MeV, applicator {d['applicator_diameter_cm']} cm, bevel {d['bevel_deg']} deg",
-            )
-        )
-        s = d["second_check"]
-        rows.append(
-            (
-                "monitor units",
-                f"{d['monitor_units']} MU at {d['pressure_hpa']:g} hPa (second check {s.get('monitor_units', '')} MU, {s.get('difference_pct', 0):+.1f} %)",
-            )
-        )
-    else:
-        rows.append(
-            (
-                "applicator and source",
-                f"{d['applicator']}; {d['source_title']}, S_K {d['air_kerma_strength_u']:g} U",
-            )
-        )
-        rows.append(
-            (
-                "dwell positions",
-                f"{len(d['dwell_times_s'])}, total {d['total_time_s']:.1f} s, TRAK {d['trak_ugy_at_1m']:.1f} uGy at 1 m",
-            )
-        )
-    if "treatment_time_min" in d:
-        rows.append(
+                f"{o.dose_gy:.2f} Gy ({o.dose_definition})",
+            ),
+            ("applicator", f"spherical, {details.applicator_diameter_cm:g} cm diameter"),
             (
                 "treatment time",
-                f"{d['treatment_time_min']:.2f} min — {d.get('treatment_time_label', '')}",
-            )
-        )
-    if plan.technique == "xray":
-        s = d["second_check"]
-        rows.append(
+                f"{details.treatment_time_min:.2f} min — {details.treatment_time_label}",
+            ),
             (
                 "independent second check",
-                f"{s['treatment_time_min']:.2f} min ({s['difference_pct']:+.2f} %; {s['second_path']})",
-            )
-        )
+                f"{details.second_check.treatment_time_min:.2f} min "
+                f"({details.second_check.difference_pct:+.2f} %; {details.second_check.second_path})",
+            ),
+        ]
+    if isinstance(details, ElectronFigures):
+        s = details.second_check
+        return [
+            (
+                "beam",
+                f"{details.energy_mev} MeV, applicator {details.applicator_diameter_cm} cm, "
+                f"bevel {details.bevel_deg} deg",
+            ),
+            (
+                "monitor units",
+                f"{details.monitor_units} MU at {details.pressure_hpa:g} hPa (second check "
+                f"{s.monitor_units} MU, {s.difference_pct:+.1f} %)",
+            ),
+            (
+                "treatment time",
+                f"{details.treatment_time_min:.2f} min — {details.treatment_time_label}",
+            ),
+        ]
+    return [
+        (
+            "applicator and source",
+            f"{details.applicator}; {details.source_title}, S_K {details.air_kerma_strength_u:g} U",
+        ),
+        (
+            "dwell positions",
+            f"{len(details.dwell_times_s)}, total {details.total_time_s:.1f} s, "
+            f"TRAK {details.trak_ugy_at_1m:.1f} uGy at 1 m",
+        ),
+        ("treatment time", f"{details.treatment_time_min:.2f} min — "),
+    ]
+
+
+def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
+    rows = [_prescription_row(plan), *_technique_rows(plan.details)]
     device = ", ".join(
         f"{k}: {v}" for k, v in plan.device.items() if isinstance(v, str | bool | int | float)
     )
@@ -115,7 +116,9 @@ def _section_figures(plan: PlanResult) -> dict[str, dict[str, str]]:
 
 
 def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
+    """The report of ``plan``; ``plan_json`` is its :meth:`PlanResult.to_json_dict`."""
     env = _environment()
+    document = parse_plan_document(plan_json)
     depth_keys = [depth_key(z) for z in REPORT_DEPTHS_MM]
     max_dose = max(
         plan.prescription_gy * 1.6, *(m.max_gy for n, m in plan.metrics.items() if n != "breast")
@@ -129,7 +132,7 @@ def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
     section_figures = _section_figures(plan)
     return env.get_template("plan_report.html").render(
         plan=plan,
-        json=plan_json,
+        document=document,
         notice=RESEARCH_NOTICE,
         technique_label=TECHNIQUE_LABELS[plan.technique],
         summary_rows=_summary_rows(plan),

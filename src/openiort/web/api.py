@@ -30,11 +30,13 @@ from openiort.web.api_models import (
     CaseOut,
     CaseSummaryOut,
     CaseUpdateIn,
+    ConsoleIn,
     DeliveryIn,
     DeliveryOut,
     ErrorOut,
     JobOut,
     LoginIn,
+    PlanConsoleOut,
     PlanOut,
     PlanRequestIn,
     PlanSummaryOut,
@@ -337,8 +339,33 @@ def record_delivery(request: Request, plan_id: PlanId, body: DeliveryIn) -> dict
     web = web_of(request)
     with web.db() as s:
         user = api_user(request, s)
-        delivery = operations.record_delivery(web, s, user, plan_id, body.model_dump())
+        entry = body.model_dump(exclude={"conditions"})
+        if body.conditions is not None:
+            entry["conditions"] = operations.conditions_of(body.conditions.model_dump())
+        delivery = operations.record_delivery(web, s, user, plan_id, entry)
         return operations.delivery_summary(delivery)
+
+
+@router.post(
+    "/plans/{plan_id}/console",
+    response_model=PlanConsoleOut,
+    summary="The day's console values of an approved plan (any logged-in user)",
+    description="What `iort console` prints: the sealed plan's console settings at the "
+    "device's reference conditions and under the conditions of the day, every factor with "
+    "its reason, and the warnings; nothing is stored. Conditions the plan's device does not "
+    "take, or values outside their plausible range, are refused with 422 (one problem per "
+    "line); a plan not approved, or stored by an earlier release without a typed delivery, "
+    "with 409.",
+    dependencies=[Depends(check_csrf)],
+    responses={**ERRORS, **CONFLICT},
+)
+def plan_console(request: Request, plan_id: PlanId, body: ConsoleIn) -> dict[str, Any]:
+    web = web_of(request)
+    with web.db() as s:
+        user = api_user(request, s)
+        plan = operations.load_plan(web, s, user, plan_id)
+        day = operations.day_console(plan, operations.conditions_of(body.model_dump()))
+        return operations.console_summary(plan, day)
 
 
 @router.get(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openiort.case import Case as CaseModel
 from openiort.records.roles import Role
+from openiort.session import ConsoleValues
 from openiort.web.routing import CaseId, PlanId, Version
 
 
@@ -156,6 +157,51 @@ class ApproveIn(BaseModel):
     comment: str | None = Field(default=None, max_length=4000)
 
 
+class ConsoleIn(BaseModel):
+    """The conditions of one treatment day (as ``iort console`` takes them).
+
+    Which apply depends on the plan: the daily output factor for x-rays and electrons, the air
+    pressure (and temperature) for electron machines whose monitor chamber is open to air, the
+    date and time alone for HDR (the source's decay). A value the plan's device does not take
+    is refused with 422, one problem per line.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    at_utc: dt.datetime | None = Field(
+        default=None,
+        description="date and time of the treatment with its time zone (default: now)",
+    )
+    output_factor: float | None = Field(
+        default=None, description="day's output / reference output, from that day's QA record"
+    )
+    pressure_hpa: float | None = Field(
+        default=None, description="air pressure today, hPa (electron monitor chamber open to air)"
+    )
+    temperature_c: float | None = Field(
+        default=None, description="temperature today, degrees C (chamber corrected for it)"
+    )
+    fraction: int = Field(default=1, description="fraction number")
+
+
+class ConsoleDueOut(BaseModel):
+    setting: Literal["treatment time", "monitor units"]
+    unit: Literal["s", "MU"]
+    reference: float = Field(description="due at the plan's reference conditions")
+    today: float = Field(description="due under the conditions of the day")
+    after_interruption: bool = Field(description="the remainder after an interrupted session")
+
+
+class PlanConsoleOut(ConsoleValues):
+    """The day's console values (as ``iort console --json``): each setting planned and today,
+    each factor with its reason, the warnings; and the setting due now."""
+
+    plan_id: PlanId
+    plan_status: Literal["approved", "delivered"]
+    device: str = Field(description="the device data the plan was computed with")
+    example_device_data: bool
+    due: ConsoleDueOut
+
+
 class DeliveryIn(BaseModel):
     """Values as set at the console; checked against the approved plan before recording."""
 
@@ -170,6 +216,12 @@ class DeliveryIn(BaseModel):
     given_monitor_units: float | None = None
     output_check_id: Version | None = None
     note: str | None = Field(default=None, max_length=4000)
+    conditions: ConsoleIn | None = Field(
+        default=None,
+        description="the conditions of the day: the time or monitor units are then checked "
+        "against the day's console values (POST /api/plans/{plan_id}/console), not the "
+        "reference values, and the delivery records them",
+    )
 
 
 class DeliveryOut(BaseModel):
@@ -193,6 +245,18 @@ class DeliveryOut(BaseModel):
     output_check_id: int | None
     warnings: dict[str, Any]
     note: str | None
+    treatment_session: dict[str, Any] | None = Field(
+        default=None, description="the conditions of the day and the factors applied"
+    )
+    session_scale: float | None = Field(
+        default=None, description="the day's setting per reference setting"
+    )
+    checked_time_s: float | None = Field(
+        default=None, description="the time the console entry was checked against"
+    )
+    checked_monitor_units: float | None = Field(
+        default=None, description="the monitor units the console entry was checked against"
+    )
 
 
 class VerifyOut(BaseModel):

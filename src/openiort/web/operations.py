@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 from openiort.case import parse_case
 from openiort.clinical.section import ClinicalSection, build_clinical_section
 from openiort.records import service
-from openiort.records.errors import ConflictError, RecordsValueError
+from openiort.records.delivery import DaySettings, day_settings
+from openiort.records.errors import ConflictError, LifecycleError, RecordsValueError
 from openiort.records.models import Case, Plan, User
 from openiort.records.users import verify_password
+from openiort.session import TreatmentSession, make_session
 from openiort.web.auth import may, require_role
 from openiort.web.jobs import Job
 from openiort.web.state import WebApp
@@ -177,7 +179,7 @@ def record_delivery(
 
     ``entry`` holds :func:`openiort.records.delivery.record_delivery`'s keyword values
     (applicator, time_min or monitor_units, energy_mev, bevel_deg, interrupted, given_*,
-    output_check_id, note).
+    output_check_id, note, and the conditions of the day when they were computed).
 
     Raises
     ------
@@ -188,6 +190,69 @@ def record_delivery(
 
     require_role(user, "delivery.record")
     return records_record_delivery(s, user, plan_id, key=web.seal_key, **entry)
+
+
+def conditions_of(fields: dict[str, Any]) -> TreatmentSession:
+    """The treatment session of the API's session fields (``at_utc`` default now).
+
+    Raises
+    ------
+    openiort.session.SessionError
+        Listing every value it refuses.
+    """
+    at = fields.get("at_utc") or dt.datetime.now(dt.UTC)
+    return make_session(
+        at,
+        output_factor=fields.get("output_factor"),
+        pressure_hpa=fields.get("pressure_hpa"),
+        temperature_c=fields.get("temperature_c"),
+        fraction=fields.get("fraction", 1),
+    )
+
+
+def day_console(plan: Plan, conditions: TreatmentSession) -> DaySettings:
+    """The day's console values of an approved (or delivered) plan.
+
+    Raises
+    ------
+    LifecycleError
+        If the plan is not approved, or was stored without a typed delivery (older releases).
+    openiort.session.SessionError
+        If the conditions cannot be used with the plan's delivery (one problem per line).
+    """
+    if plan.status not in ("approved", "delivered"):
+        raise LifecycleError(
+            f"plan {plan.id} (version {plan.version_number}) is {plan.status}: the console "
+            "values of the day are computed for approved plans only"
+        )
+    if "delivery" not in plan.plan_json:
+        raise LifecycleError(
+            f"plan {plan.id} was stored by an earlier release of openiort, without a typed "
+            "delivery: the conditions of the day cannot be applied to it; its console settings "
+            "are those computed at planning"
+        )
+    return day_settings(plan, conditions)
+
+
+def console_summary(plan: Plan, day: DaySettings) -> dict[str, Any]:
+    """The day's console values as the API shows them (``iort console --json``'s values and
+    the plan's record: its status, the device data and the setting due now)."""
+    device = plan.plan_json["delivery"]["device"]
+    by_time = day.time_s is not None
+    return {
+        **day.values.model_dump(mode="json"),
+        "plan_id": plan.id,
+        "plan_status": plan.status,
+        "device": str(device.get("name", "")),
+        "example_device_data": device.get("status") != "department",
+        "due": {
+            "setting": "treatment time" if by_time else "monitor units",
+            "unit": "s" if by_time else "MU",
+            "reference": day.reference_time_s if by_time else day.reference_monitor_units,
+            "today": day.time_s if by_time else day.monitor_units,
+            "after_interruption": day.after_interruption,
+        },
+    }
 
 
 def delivery_summary(d: Any) -> dict[str, Any]:
@@ -212,6 +277,10 @@ def delivery_summary(d: Any) -> dict[str, Any]:
         "output_check_id": d.output_check_id,
         "warnings": d.warnings or {},
         "note": d.note,
+        "treatment_session": d.treatment_session,
+        "session_scale": d.session_scale,
+        "checked_time_s": d.checked_time_s,
+        "checked_monitor_units": d.checked_monitor_units,
     }
 
 

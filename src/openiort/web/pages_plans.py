@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import select
 
+from openiort.io.plan_dir import PLAN_DIR_KEYS
 from openiort.plan import REPORT_DEPTHS_MM, depth_key
+from openiort.plan_document import AnyPlanDocument, parse_plan_document
+from openiort.plan_figures import FIGURES_OF, ElectronFigures, Figures, HdrFigures, XrayFigures
 from openiort.records.delivery import remaining
 from openiort.records.errors import NotFoundError
 from openiort.records.models import Plan
 from openiort.records.plan_data import planned_delivery
 from openiort.records.qa import list_qa_checks
+from openiort.records.seal import UNSEALED_KEYS
 from openiort.web import downloads, operations
 from openiort.web.auth import check_csrf, page_user
 from openiort.web.dvhplot import dvh_legend, dvh_svg
 from openiort.web.routing import CaseId, PlanId, message, redirect
 from openiort.web.slices import AXES, ViewerError, legend, render_slice_png
 from openiort.web.state import web_of
+from openiort.web.worker import OUTPUTS_KEY
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,45 +66,71 @@ def job_page(request: Request, job_id: str) -> Response:
     )
 
 
-def _summary_rows(pj: dict[str, Any]) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    if "treatment_time_label" in pj:
-        rows.append(("treatment time basis", str(pj["treatment_time_label"])))
-    other = pj.get("prescription_other_definition")
-    if isinstance(other, dict) and "dose_gy" in other:
-        rows.append(
+# What the record keeps beside plan.json's content: the web worker's file hashes and the
+# applicator position for the DICOM export, an export's approval and seal, and the dose keys
+# that plan directories of earlier releases added.
+_BESIDE_THE_DOCUMENT = frozenset(
+    {OUTPUTS_KEY, "applicator_centre_mm", *(UNSEALED_KEYS - {"status"}), *PLAN_DIR_KEYS}
+)
+
+
+def stored_plan_document(pj: Mapping[str, Any]) -> AnyPlanDocument | None:
+    """A stored plan's JSON as its typed plan document, or None for a plan stored by a
+    release before the typed deliveries (its JSON has no ``delivery`` block)."""
+    try:
+        return parse_plan_document({k: v for k, v in pj.items() if k not in _BESIDE_THE_DOCUMENT})
+    except ValidationError:
+        return None
+
+
+def stored_plan_figures(pj: Mapping[str, Any], document: AnyPlanDocument | None) -> Figures | None:
+    """The technique's plan figures of a stored plan: its document's, or for a plan stored by
+    an earlier release, the same figures read from its top-level keys (None if they do not
+    read as the technique's figures)."""
+    if document is not None:
+        return document  # a plan document is also its technique's figures
+    figures = FIGURES_OF.get(str(pj.get("technique")))
+    if figures is None:
+        return None
+    try:
+        return figures.model_validate({k: pj[k] for k in figures.model_fields if k in pj})
+    except ValidationError:
+        return None
+
+
+def _summary_rows(figures: Figures | None) -> list[tuple[str, str]]:
+    if isinstance(figures, XrayFigures):
+        other = figures.prescription_other_definition
+        check = figures.second_check
+        return [
+            ("treatment time basis", figures.treatment_time_label),
             (
                 "same prescription in the other definition",
-                f"{other['dose_gy']:.2f} Gy ({other.get('dose_definition', '')})",
-            )
-        )
-    check = pj.get("second_check")
-    if isinstance(check, dict):
-        if "treatment_time_min" in check:
-            rows.append(
-                (
-                    "independent second check",
-                    f"{check['treatment_time_min']:.2f} min ({check.get('difference_pct', 0):+.2f} %)",
-                )
-            )
-        elif "monitor_units" in check:
-            rows.append(
-                (
-                    "independent second check",
-                    f"{check['monitor_units']} MU ({check.get('difference_pct', 0):+.1f} %)",
-                )
-            )
-    for key, label in (
-        ("pressure_hpa", "pressure (hPa)"),
-        ("source_title", "source"),
-        ("air_kerma_strength_u", "air-kerma strength (U)"),
-        ("trak_ugy_at_1m", "TRAK (uGy at 1 m)"),
-    ):
-        if key in pj and isinstance(pj[key], int | float | str):
-            rows.append((label, str(pj[key])))
-    if isinstance(pj.get("dwell_times_s"), list):
-        rows.append(("dwell positions", str(len(pj["dwell_times_s"]))))
-    return rows
+                f"{other.dose_gy:.2f} Gy ({other.dose_definition})",
+            ),
+            (
+                "independent second check",
+                f"{check.treatment_time_min:.2f} min ({check.difference_pct:+.2f} %)",
+            ),
+        ]
+    if isinstance(figures, ElectronFigures):
+        mu_check = figures.second_check
+        return [
+            ("treatment time basis", figures.treatment_time_label),
+            (
+                "independent second check",
+                f"{mu_check.monitor_units} MU ({mu_check.difference_pct:+.1f} %)",
+            ),
+            ("pressure (hPa)", str(figures.pressure_hpa)),
+        ]
+    if isinstance(figures, HdrFigures):
+        return [
+            ("source", figures.source_title),
+            ("air-kerma strength (U)", str(figures.air_kerma_strength_u)),
+            ("TRAK (uGy at 1 m)", str(figures.trak_ugy_at_1m)),
+            ("dwell positions", str(len(figures.dwell_times_s))),
+        ]
+    return []
 
 
 def _axes(volume: Any) -> list[dict[str, Any]]:
@@ -133,10 +166,14 @@ def plan_context(request: Request, s: Any, user: Any, plan_id: PlanId) -> dict[s
     web = web_of(request)
     plan = operations.load_plan(web, s, user, plan_id)
     pj = plan.plan_json
+    document = stored_plan_document(pj)
     folder = web.files.existing_dir(plan.id)
     volume = web.viewer.get(folder)
     curves = volume.meta["dvh"]["curves"]
-    clinical = pj.get("clinical") if isinstance(pj.get("clinical"), dict) else None
+    if document is not None:
+        clinical = document.clinical
+    else:  # a plan stored by an earlier release
+        clinical = pj.get("clinical") if isinstance(pj.get("clinical"), dict) else None
     approver_role = (
         plan.approval.approver_role
         if plan.approval
@@ -151,8 +188,9 @@ def plan_context(request: Request, s: Any, user: Any, plan_id: PlanId) -> dict[s
         "case": plan.case,
         "patient": plan.case.patient,
         "pj": pj,
+        "document": document,
         "console": planned_delivery(pj),
-        "summary_rows": _summary_rows(pj),
+        "summary_rows": _summary_rows(stored_plan_figures(pj, document)),
         "reviews": plan.reviews,
         "approver_role": approver_role,
         "deliveries": plan.deliveries,

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 
 from openiort.delivery import ElectronDelivery
 from openiort.dosegrid import DoseGrid
+from openiort.plan_figures import ElectronFigures
 from openiort.planning.electron.mu import SecondCheck
 from openiort.planning.electron.selection import RejectedAlternative
 
@@ -69,6 +70,18 @@ class ElectronPlanResult:
     @property
     def technique(self) -> str:
         return "electron"
+
+    def figures(self, treatment_time_min: float, treatment_time_label: str) -> ElectronFigures:
+        """The plan figures of ``plan.json`` (rounded as :meth:`to_dict` rounds them), with the
+        beam-on time the plan reports (the beam data hold no dose rate)."""
+        summary = self.to_dict()
+        return ElectronFigures.model_validate(
+            {
+                **{k: summary[k] for k in ElectronFigures.model_fields if k in summary},
+                "treatment_time_min": treatment_time_min,
+                "treatment_time_label": treatment_time_label,
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary for ``plan.json`` (the 3D dose is summarised, not included)."""
