@@ -169,12 +169,12 @@ def demo_case() -> None:
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         subprocess.run(
-            [str(iort), "plan", str(demo_case_path()), "--engine", "mc", "--out", out],
+            [str(iort), "plan", str(demo_case_path()), "--engine", "xray.mc", "--out", out],
             check=True,
             capture_output=True,
         )
         wall = time.perf_counter() - t0
-        mc = json.loads((Path(out) / "plan.json").read_text())["mc_comparison"]
+        mc = json.loads((Path(out) / "plan.json").read_text())["engine_comparison"]
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     print(
         f"`iort plan DEMO --engine mc` end to end: {wall:.1f} s for {mc['histories']:.2e} "

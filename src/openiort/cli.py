@@ -47,10 +47,11 @@ def run_plan(
     rtstruct: Path | None = None,
     engine: str | None = None,
     mc_options: McSettings | None = None,
+    compare_with: str | None = None,
 ) -> None:
     started = time.perf_counter()
     interrupted: tuple[type[BaseException], ...] = ()
-    if engine in ("mc", "xray.mc"):
+    if {"mc", "xray.mc"} & {engine, compare_with}:
         from openiort.dose.mc.runner import SimulationInterruptedError
 
         interrupted = (SimulationInterruptedError,)
@@ -64,7 +65,12 @@ def run_plan(
         engine_name = resolve_engine_name(case.intent.technique, engine)
         console.print(f"planning {case_path.name} ({engine_name} engine)...")
         plan = plan_case(
-            case, source_data, ct_phantom=ct_phantom, engine=engine_name, mc_options=mc_options
+            case,
+            source_data,
+            ct_phantom=ct_phantom,
+            engine=engine_name,
+            mc_options=mc_options,
+            compare_with=compare_with,
         )
         with console.status("writing the report..."):
             writers: list[Callable[[Path], object]] = [lambda d: write_patient_summary(case, d)]
@@ -114,6 +120,14 @@ def plan(
             "x-rays, electron.beamdata, hdr.tg43; `table` and `mc` are kept for x-rays"
         ),
     ] = None,
+    compare_with: Annotated[
+        str | None,
+        typer.Option(
+            "--compare-with",
+            help="another engine of the technique whose dose the report shows beside the "
+            "plan's (an xray.mc plan is compared with xray.table by default)",
+        ),
+    ] = None,
     histories: Annotated[int, typer.Option(help="Monte Carlo photon histories")] = 30_000_000,
     seed: Annotated[int, typer.Option(help="Monte Carlo random seed")] = 1,
     scheduler: Annotated[
@@ -126,7 +140,15 @@ def plan(
     """Plan a case: phantom or CT, applicator, time, 3D dose, DVH, report and plan.json."""
     mc = McSettings(histories=histories, seed=seed, scheduler_address=scheduler, use_dask=parallel)
     run_plan(
-        case, out, source_data, dicom=dicom, ct=ct, rtstruct=rtstruct, engine=engine, mc_options=mc
+        case,
+        out,
+        source_data,
+        dicom=dicom,
+        ct=ct,
+        rtstruct=rtstruct,
+        engine=engine,
+        mc_options=mc,
+        compare_with=compare_with,
     )
 
 

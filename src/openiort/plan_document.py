@@ -5,7 +5,7 @@ One model per technique (:class:`XrayPlanDocument`, :class:`ElectronPlanDocument
 (:class:`PlanDocumentBase`), the technique's typed delivery, and the technique's plan figures
 (:mod:`openiort.plan_figures`) as top-level keys: each document is a subclass of its
 technique's figures model, so a reader takes the figures from the document itself. Only the
-report sections (``clinical``, ``radiobiology``, ``mc_comparison``) keep their own shapes; any
+report sections (``clinical``, ``radiobiology``, ``engine_comparison``) keep their own shapes; any
 other top-level key is refused.
 
 :meth:`openiort.plan.PlanResult.to_json_dict` validates what it writes, so a key renamed in one
@@ -115,8 +115,13 @@ class PlanDocumentBase(BaseModel):
     radiobiology: dict[str, Any] | None = Field(
         None, description="BED/EQD2 at depth and its sensitivity (openiort.radiobiology)"
     )
+    engine_comparison: dict[str, Any] | None = Field(
+        None,
+        description="another engine's dose for the same delivery beside the plan's "
+        "(iort plan --compare-with; x-ray Monte Carlo plans: the water table)",
+    )
     mc_comparison: dict[str, Any] | None = Field(
-        None, description="x-ray Monte Carlo plans: the table engine's dose beside it"
+        None, description="x-ray Monte Carlo plans made before engine_comparison (older plans)"
     )
 
 
@@ -146,7 +151,7 @@ PlanDocument = Annotated[AnyPlanDocument, Field(discriminator="technique")]
 """plan.json: every number the report shows, and the delivery that approval seals."""
 
 _DOCUMENT: TypeAdapter[AnyPlanDocument] = TypeAdapter(PlanDocument)
-SECTION_KEYS = ("clinical", "radiobiology", "mc_comparison")
+SECTION_KEYS = ("clinical", "radiobiology", "engine_comparison", "mc_comparison")
 
 
 def parse_plan_document(data: Mapping[str, Any]) -> AnyPlanDocument:

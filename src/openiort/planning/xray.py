@@ -121,19 +121,12 @@ def plan_xray(
     )
     dose = make_engine("xray.table", src).compute(delivery, phantom)
     dvhs, metrics, constraints = evaluate(phantom, dose)
-    sections: dict[str, object] = {}
     if engine_name == "xray.mc":
-        # Dose to medium in medium is the plan's dose (TG-186); the water table stays beside it.
-        from openiort.planning.mc_comparison import build_mc_comparison
-
+        # Dose to medium in medium is the plan's dose (TG-186); the pipeline puts the water
+        # table's dose beside it (openiort.planning.engine_comparison).
         opts = mc_options or McSettings()
-        mc_dose = make_engine(engine_name, src, settings=opts).compute(delivery, phantom)
-        table_dose, table_dvhs = dose, dvhs
-        dose = mc_dose
+        dose = make_engine(engine_name, src, settings=opts).compute(delivery, phantom)
         dvhs, metrics, constraints = evaluate(phantom, dose)
-        sections["mc_comparison"] = build_mc_comparison(
-            phantom, dose, table_dose, dvhs, table_dvhs, opts.histories, rx_gy
-        )
 
     depth_profile = np.arange(0.0, 40.5, 0.5)
     water_rate = src.dose_rate_gy_min(diameter, depth_profile, "V4.0")
@@ -209,5 +202,5 @@ def plan_xray(
             "applicator_diameters_available_cm": src.diameters_cm,
         },
     )
-    plan.sections.update(sections)
+
     return plan

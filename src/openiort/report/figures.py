@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid
 from openiort.evaluation.dvh import Dvh
-from openiort.planning.mc_comparison import DifferenceSlice, DvhPair
+from openiort.planning.engine_comparison import DifferenceSlice, DvhPair
 
 STRUCTURE_COLOURS = {
     "target": "#d62728",
@@ -164,8 +164,8 @@ def dose_slices_figure(
     return svg_of(fig)
 
 
-def mc_difference_figure(diff: DifferenceSlice) -> str:
-    """Map of (MC - table) / table on the axial slice of the Monte Carlo comparison."""
+def comparison_difference_figure(diff: DifferenceSlice, plan: str, reference: str) -> str:
+    """Map of (plan - reference) / reference on the axial slice of an engine comparison."""
     x, y = diff.x_mm, diff.y_mm
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
     im = ax.imshow(
@@ -176,23 +176,25 @@ def mc_difference_figure(diff: DifferenceSlice) -> str:
         extent=(x[0], x[-1], y[-1], y[0]),
         interpolation="nearest",
     )
-    fig.colorbar(im, ax=ax, label="(MC - table) / table (%)")
-    ax.set_title(f"axial z = {diff.z_mm:.0f} mm: Monte Carlo vs water table", fontsize=10)
+    fig.colorbar(im, ax=ax, label=f"({plan} - {reference}) / {reference} (%)")
+    ax.set_title(f"axial z = {diff.z_mm:.0f} mm: {plan} vs {reference}", fontsize=10)
     ax.set_xlabel("x (mm)")
     ax.set_ylabel("y (mm, posterior +)")
     return svg_of(fig)
 
 
-def mc_dvh_figure(pairs: tuple[DvhPair, ...], max_dose_gy: float) -> str:
-    """DVHs of the Monte Carlo (solid) and the table engine (dashed), structure by structure."""
+def comparison_dvh_figure(
+    pairs: tuple[DvhPair, ...], max_dose_gy: float, plan: str, reference: str
+) -> str:
+    """DVHs of the plan's engine (solid) and the compared engine (dashed), by structure."""
     fig, ax = plt.subplots(figsize=(6.2, 3.6))
     for pair in pairs:
         colour = STRUCTURE_COLOURS.get(pair.structure)
-        ax.plot(*pair.table.curve(300, max_dose_gy), color=colour, ls="--", lw=1)
-        ax.plot(*pair.mc.curve(300, max_dose_gy), color=colour, label=pair.structure)
+        ax.plot(*pair.reference.curve(300, max_dose_gy), color=colour, ls="--", lw=1)
+        ax.plot(*pair.plan.curve(300, max_dose_gy), color=colour, label=pair.structure)
     ax.set_xlabel("dose (Gy)")
     ax.set_ylabel("volume (%)")
-    ax.set_title("solid: Monte Carlo (tissue); dashed: table engine (water)", fontsize=9)
+    ax.set_title(f"solid: {plan}; dashed: {reference}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     return svg_of(fig)

@@ -11,7 +11,7 @@ from openiort import RESEARCH_NOTICE
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 from openiort.plan_document import parse_plan_document
 from openiort.plan_figures import ElectronFigures, Figures, XrayFigures
-from openiort.planning.mc_comparison import McComparisonSection
+from openiort.planning.engine_comparison import EngineComparisonSection
 from openiort.report import figures
 
 TECHNIQUE_LABELS = {
@@ -106,11 +106,16 @@ def _summary_rows(plan: PlanResult) -> list[tuple[str, str]]:
 def _section_figures(plan: PlanResult) -> dict[str, dict[str, str]]:
     """The figures of the plan's sections, as inline SVG by section and figure name."""
     out: dict[str, dict[str, str]] = {}
-    mc = plan.sections.get("mc_comparison")
-    if isinstance(mc, McComparisonSection):
-        out["mc_comparison"] = {
-            "difference_map_svg": figures.mc_difference_figure(mc.difference_slice),
-            "dvh_svg": figures.mc_dvh_figure(mc.dvh_pairs, mc.dvh_max_dose_gy),
+    comparison = plan.sections.get("engine_comparison")
+    if isinstance(comparison, EngineComparisonSection):
+        names = (comparison.plan_engine, comparison.reference_engine)
+        out["engine_comparison"] = {
+            "difference_map_svg": figures.comparison_difference_figure(
+                comparison.difference_slice, *names
+            ),
+            "dvh_svg": figures.comparison_dvh_figure(
+                comparison.dvh_pairs, comparison.dvh_max_dose_gy, *names
+            ),
         }
     return out
 
