@@ -12,9 +12,14 @@ from pydantic import ValidationError
 
 from openiort import RESEARCH_NOTICE
 from openiort.command_errors import reported_input_errors
-from openiort.delivery import HdrDelivery, parse_delivery
+from openiort.delivery import parse_delivery
 from openiort.errors import OpenIortInputError
-from openiort.session import ConsoleValues, TreatmentSession, console_values
+from openiort.session import (
+    ConsoleValues,
+    TreatmentSession,
+    make_session,
+    session_console_values,
+)
 
 
 class PlanFileError(OpenIortInputError):
@@ -51,18 +56,15 @@ def _session(
 ) -> TreatmentSession:
     try:
         at = dt.datetime.now(dt.UTC) if date is None else dt.datetime.fromisoformat(date)
-        return TreatmentSession(
-            at_utc=at,
-            output_factor=output_factor,
-            pressure_hpa=pressure_hpa,
-            temperature_c=temperature_c,
-            fraction=fraction,
-        )
-    except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise OpenIortInputError(*problems, source="session") from None
     except ValueError as exc:
         raise OpenIortInputError(f"--date: {exc}", source="session") from None
+    return make_session(
+        at,
+        output_factor=output_factor,
+        pressure_hpa=pressure_hpa,
+        temperature_c=temperature_c,
+        fraction=fraction,
+    )
 
 
 def _print(values: ConsoleValues, device: str, example: bool) -> None:
@@ -106,12 +108,7 @@ def console(
     with reported_input_errors():
         delivery = read_delivery(plan_dir)
         session = _session(date, output_factor, pressure_hpa, temperature_c, fraction)
-        half_life = None
-        if isinstance(delivery, HdrDelivery):
-            from openiort.devices.hdr import ir192_half_life_d
-
-            half_life = ir192_half_life_d()
-        values = console_values(delivery, session, half_life_d=half_life)
+        values = session_console_values(delivery, session)
     if as_json:
         out = {"delivery": delivery.model_dump(mode="json"), **values.model_dump(mode="json")}
         typer.echo(json.dumps(out, indent=2))
