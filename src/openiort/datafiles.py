@@ -152,8 +152,8 @@ class DataFile:
     def label(self) -> str:
         """Where the file is, as messages and results name it (``devices/data/tg43/sources.csv``)."""
         if not self.package:
-            return _label(Path(self.path))
-        return _label(package_dir(self.package) / self.path)
+            return path_label(Path(self.path))
+        return path_label(package_dir(self.package) / self.path)
 
     @property
     def text(self) -> str:
@@ -187,7 +187,7 @@ def package_dir(package: str) -> Path:
     return Path(str(resources.files("openiort"))).joinpath(*subs)
 
 
-def _label(path: Path) -> str:
+def path_label(path: Path) -> str:
     """A path inside the package relative to the package root, else the path as given."""
     try:
         return path.resolve().relative_to(package_dir("openiort").resolve()).as_posix()
@@ -220,18 +220,18 @@ def read_manifest(folder: Path) -> dict[str, str]:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError):
         raise DataFileError(
-            f"data folder {_label(folder)} has no readable manifest {MANIFEST}: restore it, or "
+            f"data folder {path_label(folder)} has no readable manifest {MANIFEST}: restore it, or "
             "make it with `python -m openiort.datafiles` once the folder's files are reviewed",
-            source=_label(path),
+            source=path_label(path),
         ) from None
     recorded: dict[str, str] = {}
     for row in parse_commented_csv(text):
         name, digest = (row.get("file") or "").strip(), (row.get("sha256") or "").strip().lower()
         if not name or len(digest) != 64 or name in recorded:
             raise DataFileError(
-                f"manifest {_label(path)} is malformed (row {row}): restore it, or re-make it "
+                f"manifest {path_label(path)} is malformed (row {row}): restore it, or re-make it "
                 "with `python -m openiort.datafiles`",
-                source=_label(path),
+                source=path_label(path),
             )
         recorded[name] = digest
     return recorded
@@ -252,9 +252,9 @@ def verify(
         If the folder has no manifest, the manifest does not list the file, or records another
         hash; the message names the file and how to put it right.
     """
-    label = _label(folder / name)
+    label = path_label(folder / name)
     expected = (read_manifest if fresh else recorded_manifest)(folder).get(name)
-    manifest = _label(folder / MANIFEST)
+    manifest = path_label(folder / MANIFEST)
     if expected is None:
         raise DataFileError(
             f"data file {label} is not listed in {manifest}: remove the file, or, once its "
@@ -279,9 +279,9 @@ def read_checked(
         data = path.read_bytes()
     except OSError as exc:
         raise DataFileError(
-            f"data file {_label(path)} cannot be read ({exc.strerror or exc}): restore it "
+            f"data file {path_label(path)} cannot be read ({exc.strerror or exc}): restore it "
             "(reinstall openiort)",
-            source=_label(path),
+            source=path_label(path),
         ) from None
     digest = sha256_bytes(data)
     verify(folder, name, digest, fresh=fresh, fix=fix)
@@ -306,8 +306,8 @@ def data_path(package: str, path: str) -> Path:
     file = folder / rel.name
     if not file.is_file():
         raise DataFileError(
-            f"data file {_label(file)} is missing: restore it (reinstall openiort)",
-            source=_label(file),
+            f"data file {path_label(file)} is missing: restore it (reinstall openiort)",
+            source=path_label(file),
         )
     verify(folder, rel.name, sha256_file(file))
     return file
@@ -354,7 +354,7 @@ PACKAGE_REMAKE = "python -m openiort.datafiles"
 
 
 def _manifest_text(folder: Path, entries: dict[str, str], remake: str) -> str:
-    where = f"openiort/{_label(folder)}/" if remake == PACKAGE_REMAKE else str(folder)
+    where = f"openiort/{path_label(folder)}/" if remake == PACKAGE_REMAKE else str(folder)
     lines = [
         f"# SHA-256 of every file in {where} (this manifest excepted), checked",
         "# when openiort reads them (openiort.datafiles). Re-make it only with a reviewed change of a",
@@ -411,7 +411,7 @@ def manifest_problems(folder: Path) -> list[str]:
     actual = compute_manifest(folder)
     problems = []
     for name in sorted(set(recorded) | set(actual)):
-        label = _label(folder / name)
+        label = path_label(folder / name)
         if name not in actual:
             problems.append(f"{label}: listed in the manifest but missing")
         elif name not in recorded:
@@ -453,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except DataFileError:
             old = {}
         changes = list(_changes(old, write_manifest(folder)))
-        print(f"{_label(folder)}: {' '.join(changes) if changes else 'unchanged'}")
+        print(f"{path_label(folder)}: {' '.join(changes) if changes else 'unchanged'}")
     return 1 if stale else 0
 
 

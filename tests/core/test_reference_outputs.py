@@ -102,3 +102,11 @@ def test_the_schema_refuses_a_misspelt_top_level_key(name: str) -> None:
     plan["technique"] = {"xray": "hdr", "electron": "xray", "hdr": "electron"}[plan["technique"]]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(plan, schema)  # the figures and the delivery of another technique
+
+
+@pytest.mark.parametrize("name", case_names())
+def test_plan_json_holds_no_path_of_this_installation(name: str) -> None:
+    # A plan made on one machine must compare equal on another (CI clones elsewhere).
+    from reference_plans import REPO, STORED
+
+    assert str(REPO) not in (STORED / f"{name}.plan.json").read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from openiort.datafiles import parse_commented_csv
+from openiort.datafiles import parse_commented_csv, path_label
 from openiort.devices.electron.beam_data import BeamSource, load_beam, resolve_source
 from openiort.devices.electron.beams import ElectronBeam, beam_key
 from openiort.devices.electron.errors import ElectronDataError, ElectronSettingError
@@ -171,7 +171,8 @@ class ElectronDevice:
             "manufacturer": self.manufacturer,
             "data_version": self.data_version,
             "citations": list(self.citations),
-            "beam_data_path": self.beam_data_path,
+            # Package data by their place in the package, not this installation's path.
+            "beam_data_path": path_label(Path(self.beam_data_path)),
             "beam_data_kind": self.beam_data_kind,
             "beam_data_sha256": self.beam_data_sha256,
             "beam_data_matches_release": self.beam_data_matches_release,
