@@ -162,3 +162,21 @@ def test_list() -> None:
     data = json.loads(result.output)
     assert any(s["schedule_id"] == "START-B" for s in data["schedules"])
     assert any(t["default_for"] == "tumour" for t in data["tissues"])
+
+
+def test_plan_profile_is_read_from_the_typed_plan_document(tmp_path):
+    from pathlib import Path
+
+    from openiort.radiobiology.commands import read_plan_profile
+
+    stored = Path(__file__).resolve().parents[1] / "reference_outputs" / "demo_case.plan.json"
+    data = json.loads(stored.read_text())
+    depth, dose, minutes, technique = read_plan_profile(stored)
+    assert technique == "xray" and minutes == data["treatment_time_min"]
+    assert depth == [0.0, 5.0, 10.0, 20.0]
+    assert dose == [data["dose_at_depth_water_gy"][k] for k in ("0", "5", "10", "20")]
+    data["dose_at_depth_water_gy"] = "none"  # a typed document refuses it, naming the key
+    bad = tmp_path / "plan.json"
+    bad.write_text(json.dumps(data))
+    result = runner.invoke(app, ["radiobio", "--plan", str(bad)])
+    assert result.exit_code == 2 and "dose_at_depth_water_gy" in result.output

@@ -48,6 +48,8 @@ def read_plan_profile(plan: Path) -> tuple[list[float], list[float], float, str]
         raise RadiobiologyError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
     if not isinstance(data, dict):
         raise RadiobiologyError(f"{path}: expected a JSON object")
+    if "delivery" in data:  # a typed plan document (plans made before it: the keys below)
+        return _profile_of_document(path, data)
     if PLAN_DOSE_KEY not in data:
         hint = (
             (
@@ -77,6 +79,28 @@ def read_plan_profile(plan: Path) -> tuple[list[float], list[float], float, str]
             f"{path}: technique {technique!r} is not one of {', '.join(TECHNIQUES)}"
         )
     return [p[0] for p in pairs], [p[1] for p in pairs], float(t_min), technique
+
+
+def _profile_of_document(
+    path: Path, data: dict[str, Any]
+) -> tuple[list[float], list[float], float, str]:
+    from pydantic import ValidationError
+
+    from openiort.plan_document import parse_plan_document
+
+    try:
+        document = parse_plan_document(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:])
+        raise RadiobiologyError(f"{path}: {where}: {first['msg']}") from None
+    pairs = sorted((float(k), v) for k, v in document.dose_at_depth_water_gy.items())
+    return (
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        document.treatment_time_min,
+        document.technique,
+    )
 
 
 def _tissues(
