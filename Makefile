@@ -21,7 +21,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 demo: $(STAMP)
-	$(BIN)/iort demo --out demo-output
+	$(BIN)/iort demo --out demo-output --overwrite
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m "not validate" -n 2 --dist loadgroup -q

@@ -8,6 +8,7 @@ Unknown keys are rejected so that a misspelt field cannot be silently ignored.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -139,6 +140,61 @@ class Case(_Strict):
         return self.preoperative.laterality
 
 
+@dataclass(frozen=True)
+class ImplausibleLimit:
+    """A value the model accepts but that is more likely a slip than a measurement."""
+
+    path: str  # block.field
+    below: float  # values under this are implausible
+    unit: str
+    hint: str
+
+
+# Values that usually mean centimetres were typed as millimetres. They are valid in the model
+# (a real value may lie there) but are used only once confirmed: `iort plan --accept-implausible`,
+# the web form's confirmation box. Values under a field's hard minimum (a cavity under 10 mm,
+# say) are refused outright by the model, with the same hint (see _describe).
+IMPLAUSIBLE_LIMITS: tuple[ImplausibleLimit, ...] = (
+    ImplausibleLimit(
+        "anatomy.skin_distance_mm",
+        1.0,
+        "mm",
+        "a cavity edge less than 1 mm under the skin is more likely a slip, such as a "
+        "distance in centimetres",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ImplausibleValue:
+    """One value of a case that :data:`IMPLAUSIBLE_LIMITS` flags."""
+
+    path: str
+    value: float
+    message: str
+
+
+def implausible_values(case: Case) -> list[ImplausibleValue]:
+    """The case's values that look like a unit slip and need a confirmation to be used."""
+    found: list[ImplausibleValue] = []
+    for limit in IMPLAUSIBLE_LIMITS:
+        block_name, _, name = limit.path.partition(".")
+        block = getattr(case, block_name)
+        value = None if block is None else getattr(block, name)
+        if value is None or value >= limit.below:
+            continue
+        slip = f" ({value:g} cm = {value * 10:g} mm)" if value > 0 else ""
+        found.append(
+            ImplausibleValue(
+                limit.path,
+                float(value),
+                f"{limit.path}: value {value:g} {limit.unit} is under {limit.below:g} "
+                f"{limit.unit}, implausible: {limit.hint}{slip}",
+            )
+        )
+    return found
+
+
 class CaseError(OpenIortInputError):
     """A case file that cannot be used; ``problems`` holds one message per problem."""
 
@@ -156,7 +212,20 @@ def _describe(error: Any) -> str:
         return f"{loc}: required field is missing"
     shown = value if not isinstance(value, dict) else "{...}"
     msg = error["msg"].removeprefix("Value error, ")
-    return f"{loc}: value {shown!r} rejected: {msg}"
+    return f"{loc}: value {shown!r} rejected: {msg}{_unit_hint(loc, error)}"
+
+
+def _unit_hint(loc: str, error: Any) -> str:
+    """For a length under its field's minimum that fits once read as centimetres: the hint."""
+    if not loc.endswith("_mm") or error["type"] not in ("greater_than_equal", "greater_than"):
+        return ""
+    value = error.get("input")
+    bound = (error.get("ctx") or {}).get("ge", (error.get("ctx") or {}).get("gt"))
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return ""
+    if not isinstance(bound, int | float) or value * 10 < bound:
+        return ""
+    return f" (centimetres typed as millimetres? {value:g} cm = {value * 10:g} mm)"
 
 
 def parse_case(data: Any, source: str = "case") -> Case:

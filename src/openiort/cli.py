@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from openiort import RESEARCH_NOTICE
-from openiort.case import case_json_schema, load_case
+from openiort.case import Case, CaseError, case_json_schema, implausible_values, load_case
 from openiort.clinical.commands import eligibility, evidence, pathology
 from openiort.clinical.summary import write_patient_summary
 from openiort.command_errors import input_error_exit
@@ -23,8 +23,9 @@ from openiort.datafiles import data_path
 from openiort.engines import McSettings, resolve_engine_name
 from openiort.errors import OpenIortInputError
 from openiort.pipeline import plan_case
+from openiort.plan_document import AppliedDefault
 from openiort.radiobiology.commands import radiobio
-from openiort.report.outputs import REPORT_HTML, write_plan_outputs
+from openiort.report.outputs import REPORT_HTML, check_output_folder, write_plan_outputs
 
 app = typer.Typer(
     add_completion=False,
@@ -48,6 +49,8 @@ def run_plan(
     engine: str | None = None,
     mc_options: McSettings | None = None,
     compare_with: str | None = None,
+    overwrite: bool = False,
+    accept_implausible: bool = False,
 ) -> None:
     started = time.perf_counter()
     interrupted: tuple[type[BaseException], ...] = ()
@@ -57,6 +60,8 @@ def run_plan(
         interrupted = (SimulationInterruptedError,)
     try:
         case = load_case(case_path)
+        check_plausible(case_path, case, accept_implausible)
+        check_output_folder(out, overwrite)  # before minutes of planning, not after
         ct_phantom = None
         if ct is not None:
             from openiort.inputs.ct import load_ct_phantom
@@ -72,6 +77,7 @@ def run_plan(
             mc_options=mc_options,
             compare_with=compare_with,
         )
+        print_defaults(plan.defaults_applied)
         with console.status("writing the report..."):
             writers: list[Callable[[Path], object]] = [lambda d: write_patient_summary(case, d)]
             if dicom:
@@ -80,7 +86,9 @@ def run_plan(
                 writers.append(
                     lambda d: export_plan(plan.phantom, plan.dose, plan.to_json_dict(), d / "dicom")
                 )
-            written = write_plan_outputs(plan, out, extra_writers=tuple(writers))
+            written = write_plan_outputs(
+                plan, out, extra_writers=tuple(writers), overwrite=overwrite
+            )
     except OpenIortInputError as exc:
         raise input_error_exit(exc, wrote_nothing=True) from None
     except interrupted:
@@ -95,6 +103,40 @@ def run_plan(
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     console.print(f"Open the report: {written[REPORT_HTML].resolve()}")
     console.print(RESEARCH_NOTICE, style="bold")
+
+
+def check_plausible(case_path: Path, case: Case, accept: bool) -> None:
+    """Refuse values that look like a unit slip unless ``accept`` (--accept-implausible)."""
+    found = implausible_values(case)
+    if found and not accept:
+        raise CaseError(
+            str(case_path),
+            [
+                f"{v.message}; correct the case, or pass --accept-implausible if the value is right"
+                for v in found
+            ],
+        )
+    for v in found:
+        console.print(
+            f"[yellow]accepted (--accept-implausible):[/] {v.message}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def print_defaults(defaults: list[AppliedDefault]) -> None:
+    """One line per value the case did not give that planning supplied (plan.json lists them
+    too, under defaults_applied)."""
+    for d in defaults:
+        value = f"{d.value:g}" if isinstance(d.value, float) else d.value
+        console.print(
+            f"[cyan]default applied:[/] {d.field} = {value} ({d.why})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+OVERWRITE_HELP = "replace an existing output folder's plan (all or nothing)"
 
 
 @app.command()
@@ -136,6 +178,15 @@ def plan(
     parallel: Annotated[
         bool, typer.Option("--parallel", help="Monte Carlo batches on a local Dask cluster")
     ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
+    accept_implausible: Annotated[
+        bool,
+        typer.Option(
+            "--accept-implausible",
+            help="plan with values that look like a unit slip (a skin distance under 1 mm): "
+            "only when they are right",
+        ),
+    ] = False,
 ) -> None:
     """Plan a case: phantom or CT, applicator, time, 3D dose, DVH, report and plan.json."""
     mc = McSettings(histories=histories, seed=seed, scheduler_address=scheduler, use_dask=parallel)
@@ -149,15 +200,18 @@ def plan(
         engine=engine,
         mc_options=mc,
         compare_with=compare_with,
+        overwrite=overwrite,
+        accept_implausible=accept_implausible,
     )
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("demo-output"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Plan the built-in demo case (left breast, 50 kV x-ray IORT)."""
-    run_plan(demo_case_path(), out, None)
+    run_plan(demo_case_path(), out, None, overwrite=overwrite)
 
 
 @app.command()

@@ -4,14 +4,62 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openiort.anatomy.breast_phantom import gland_fraction
 from openiort.anatomy.phantom import Phantom
-from openiort.case import Case, CaseError
+from openiort.case import Case, CaseError, implausible_values
 from openiort.clinical.section import build_clinical_section
 from openiort.devices.xray import load_commissioning, load_example_source
 from openiort.engines import McSettings, resolve_engine_name
 from openiort.plan import PlanResult
+from openiort.plan_document import AppliedDefault
 from openiort.planning.xray import plan_xray
 from openiort.radiobiology import build_radiobiology_section
+
+
+def phantom_defaults(case: Case) -> list[AppliedDefault]:
+    """What the breast phantom (:mod:`openiort.anatomy.breast_phantom`) assumes for the case
+    fields it needs that the case leaves out; none when planning on a CT."""
+    a, pre = case.anatomy, case.preoperative
+    defaults: list[AppliedDefault] = []
+    if pre.laterality is None:
+        defaults.append(
+            AppliedDefault(
+                field="preoperative.laterality",
+                value="left",
+                why="not in the case: the phantom is a left breast, with the heart modelled "
+                "(the side where the heart can receive dose)",
+            )
+        )
+    measured_shape = a.breast_base_diameter_mm is not None and a.breast_projection_mm is not None
+    if a.breast_cup is None and not measured_shape:
+        defaults.append(
+            AppliedDefault(
+                field="anatomy.breast_cup",
+                value="C",
+                why="not in the case (nor the measured breast dimensions): the cup C breast "
+                "dimensions of anatomy/data/breast_cup_dimensions.csv",
+            )
+        )
+    if a.breast_density is None:
+        defaults.append(
+            AppliedDefault(
+                field="anatomy.breast_density",
+                value="unknown",
+                why=f"not in the case: breast tissue of {gland_fraction(case) * 100:g} % gland by "
+                "mass, as TG-186 recommends when nothing is known "
+                "(anatomy/data/breast_density_gland_fraction.csv)",
+            )
+        )
+    if pre.clock_position is None and pre.quadrant is None:
+        defaults.append(
+            AppliedDefault(
+                field="preoperative.clock_position",
+                value="central",
+                why="neither the clock position nor the quadrant is in the case: the cavity is "
+                "placed behind the nipple",
+            )
+        )
+    return defaults
 
 
 def plan_case(
@@ -29,6 +77,11 @@ def plan_case(
     (:mod:`openiort.engines`; None: the technique's default). ``compare_with`` names another
     engine of the technique whose dose the report shows beside the plan's (an x-ray Monte Carlo
     plan is compared with the water table unless told otherwise).
+
+    Every value the case leaves out that planning supplies is listed in the plan's
+    ``defaults_applied``; values that look like a unit slip
+    (:func:`openiort.case.implausible_values`) are planned as given, with a warning: the
+    command line and the web form ask for their confirmation before planning.
     """
     technique = case.intent.technique
     engine_name = resolve_engine_name(technique, engine)
@@ -79,6 +132,11 @@ def plan_case(
             histories=settings.histories if uses_mc else None,
             settings=settings,
         )
+    if ct_phantom is None:
+        plan.defaults_applied += phantom_defaults(case)
+    # A value that looks like a unit slip reaches planning only once confirmed (`iort plan
+    # --accept-implausible`, the web form's confirmation); the plan keeps it in view.
+    plan.warnings += [f"{v.message}: planned as given" for v in implausible_values(case)]
     plan.sections["clinical"] = build_clinical_section(case)
     plan.sections["radiobiology"] = build_radiobiology_section(
         plan.depth_profile_mm,

@@ -12,7 +12,7 @@ from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery
 from openiort.dosegrid import DoseGrid
 from openiort.evaluation.dvh import Dvh
 from openiort.evaluation.metrics import ConstraintCheck, StructureMetrics
-from openiort.plan_document import validated_plan_json
+from openiort.plan_document import AppliedDefault, validated_plan_json
 from openiort.plan_figures import FIGURES_OF, Figures, figures_json
 
 Delivery = XrayDelivery | ElectronDelivery | HdrDelivery
@@ -50,6 +50,8 @@ class PlanResult:
     device: dict[str, Any]
     delivery: Delivery  # what the console needs, at reference conditions: what approval seals
     status: PlanStatus = "draft"
+    # Values the case did not give that the planner supplied (plan.json "defaults_applied").
+    defaults_applied: list[AppliedDefault] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)  # clinical, radiobiology, ...
     created_utc: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
@@ -99,6 +101,7 @@ class PlanResult:
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "constraints": [c.to_dict() for c in self.constraints],
             "warnings": self.warnings,
+            "defaults_applied": [d.model_dump(mode="json") for d in self.defaults_applied],
             "provenance": d.provenance.to_dict(),
             "uncertainty": {
                 "statement": (

@@ -69,14 +69,52 @@ class Provenance(_Block):
 
 
 class Constraint(_Block):
+    """One organ-at-risk limit checked on the plan (openiort.evaluation.limits).
+
+    The fields after ``verification`` are absent in plans made before limits named their
+    metric and dose definition (those plans' "Dmax" was D0.03cc, checked on the plan's dose).
+    """
+
     structure: str
-    metric: str
+    metric: str = Field(
+        description="named exactly: Dmax (hottest voxel), Dmean, D<v>cc (D0.03cc, D0.1cc, "
+        "D1cc), V<d>Gy, V<p>%Rx"
+    )
     limit_value: Number
-    limit_unit: str
-    value: Number
-    passed: bool
+    limit_unit: str = Field(
+        description="Gy, %Rx (percent of the prescription), cc, or % (of the structure)"
+    )
+    value: Number | None = Field(description="in limit_unit; null when not checked")
+    passed: bool | None = Field(description="null when not checked (see note)")
     source: str
-    verification: str
+    verification: str = Field(description="verified: <where>, secondary, recalled, ...")
+    metric_label: str | None = Field(None, description="what the metric is, in words")
+    dose_definition: str | None = Field(
+        None, description="the dose the value is computed from: TARGIT, V4.0, water or medium"
+    )
+    dose_label: str | None = Field(None, description="the dose definition in words, per fraction")
+    published_as: str | None = Field(
+        None, description="the dose the limit was published in, when not dose_definition"
+    )
+    evidence: str | None = Field(
+        None, description="consensus, trial protocol, single series, adopted, department, ..."
+    )
+    limit_set: str | None = Field(
+        None, description="which set the limit is from (IORT defaults, a department file)"
+    )
+    note: str | None = Field(None, description="why a limit was not checked, if it was not")
+
+
+class AppliedDefault(_Block):
+    """A value the case did not give that the planner supplied: never silent (plan.json and
+    the command line list every one)."""
+
+    field: str = Field(
+        description="the case field (e.g. intent.prescription_gy) or planner setting "
+        "(e.g. electron.isodose_pct) that was not given"
+    )
+    value: float | str = Field(description="the value used in its place")
+    why: str = Field(description="where the value comes from (its source or the project rule)")
 
 
 class Uncertainty(_Block):
@@ -105,6 +143,12 @@ class PlanDocumentBase(BaseModel):
     metrics: dict[str, dict[str, Number]] = Field(description="per structure (Gy, cc, %)")
     constraints: list[Constraint]
     warnings: list[str]
+    defaults_applied: list[AppliedDefault] = Field(
+        default_factory=list,
+        description="every value the case did not give that the planner supplied (the "
+        "prescription, the dose definition, phantom dimensions, ...), with where it comes "
+        "from; empty when the case gave everything (absent in plans made before it)",
+    )
     provenance: Provenance
     uncertainty: Uncertainty
     phantom: dict[str, Any] = Field(description="what the phantom or CT was built from")

@@ -95,15 +95,36 @@ def test_schema_is_json_schema() -> None:
 
 def test_every_technique_plans_end_to_end(tmp_path: Path) -> None:
     """HDR and electron cases go through the same pipeline and outputs as x-ray."""
-    for name, technique, key in (
-        ("left_hdr_balloon_30mm.yaml", "hdr", "dwell_times_s"),
-        ("left_electron_eliot.yaml", "electron", "monitor_units"),
+    for name, technique, key, defaults in (
+        (
+            "left_hdr_balloon_30mm.yaml",
+            "hdr",
+            "dwell_times_s",
+            {"hdr.applicator": "balloon", "hdr.prescription_depth_mm": 10.0},
+        ),
+        (
+            "left_electron_eliot.yaml",
+            "electron",
+            "monitor_units",
+            {
+                "electron.isodose_pct": 90.0,
+                "electron.lateral_margin_mm": 0.0,
+                "electron.pressure_hpa": 934.7,
+                "electron.disc": "al_pb",
+            },
+        ),
     ):
         out = tmp_path / technique
         result = runner.invoke(app, ["plan", str(EXAMPLES / name), "--out", str(out)])
         assert result.exit_code == 0, result.output
         plan = json.loads((out / "plan.json").read_text())
         assert plan["technique"] == technique and plan[key]
+        # The planner's own defaults (the case has no field for them) are listed and printed.
+        assert {d["field"]: d["value"] for d in plan["defaults_applied"]} == defaults
+        assert all(d["why"] for d in plan["defaults_applied"])
+        flat = " ".join(result.output.split())
+        for field in defaults:
+            assert f"default applied: {field} = " in flat
         assert set(plan["dose_at_depth_gy"]) == {"0", "5", "10", "20"}
         assert {"target", "skin", "lung", "heart"} <= set(plan["metrics"])
         assert "radiobiology" in plan and "clinical" in plan

@@ -12,6 +12,7 @@ import pytest
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid, Provenance
 from openiort.evaluation.dvh import compute_dvh
+from openiort.evaluation.limits import sbrt_reference_limits
 from openiort.evaluation.metrics import (
     check_constraints,
     evaluate,
@@ -61,8 +62,11 @@ def test_uniform_dose_in_a_sphere() -> None:
         0.0,
     )
     assert metric_value(dvh, "Dmean") == pytest.approx(12.5, rel=1e-12)
-    assert metric_value(dvh, "V12.5Gy_cc") == pytest.approx(m.volume_cc, rel=1e-12)
-    assert metric_value(dvh, "V12.6Gy_cc") == 0.0
+    assert metric_value(dvh, "V12.5Gy") == pytest.approx(m.volume_cc, rel=1e-12)
+    assert metric_value(dvh, "V12.6Gy") == 0.0
+    # V<p>%Rx: the volume at p % of the prescription (12.5 Gy is 125 % of 10 Gy)
+    assert metric_value(dvh, "V125%Rx", prescription_gy=10.0) == pytest.approx(m.volume_cc)
+    assert metric_value(dvh, "V126%Rx", prescription_gy=10.0) == 0.0
 
 
 # ------------------------------------------------------------ linear gradient across a box
@@ -115,10 +119,13 @@ def test_linear_gradient_mean_median_and_dose_at_volume(
     assert dvh.max_gy == pytest.approx(24.0, abs=G_GY_PER_MM * h / 2 + 1e-9)
     assert dvh.min_gy == pytest.approx(16.0, abs=G_GY_PER_MM * h / 2 + 1e-9)
     assert dvh.max_gy < 24.0 and dvh.min_gy > 16.0
-    # Near-point maximum D0.03cc (the constraints' Dmax) and D1cc: the hottest 0.03 cc and 1 cc
-    # are slabs 0.075 mm and 2.5 mm thick at the +x face; within one voxel of gradient.
-    assert metric_value(dvh, "Dmax") == pytest.approx(24.0 - 0.2 * 0.075, abs=G_GY_PER_MM * h)
+    # Near-point maximum D0.03cc and D1cc: the hottest 0.03 cc and 1 cc are slabs 0.075 mm and
+    # 2.5 mm thick at the +x face; within one voxel of gradient. Dmax is the hottest sample
+    # itself, the metrics' max, not D0.03cc.
+    assert metric_value(dvh, "D0.03cc") == pytest.approx(24.0 - 0.2 * 0.075, abs=G_GY_PER_MM * h)
     assert metric_value(dvh, "D1cc") == pytest.approx(24.0 - 0.2 * 2.5, abs=G_GY_PER_MM * h)
+    assert metric_value(dvh, "Dmax") == dvh.max_gy
+    assert metric_value(dvh, "Dmax") >= metric_value(dvh, "D0.03cc")
 
 
 def test_linear_gradient_volume_at_dose(gradient_box: tuple[Grid, np.ndarray, np.ndarray]) -> None:
@@ -131,7 +138,7 @@ def test_linear_gradient_volume_at_dose(gradient_box: tuple[Grid, np.ndarray, np
         analytic_pct = 100.0 * (HALF_LENGTH_MM - x_d) / (2 * HALF_LENGTH_MM)
         # the DVH resolves the isodose plane to one voxel slab
         assert dvh.volume_at_dose_pct(d) == pytest.approx(analytic_pct, abs=slab_pct), d
-        assert metric_value(dvh, f"V{d:g}Gy_cc") == pytest.approx(
+        assert metric_value(dvh, f"V{d:g}Gy") == pytest.approx(
             16.0 * analytic_pct / 100.0, abs=16.0 * slab_pct / 100.0
         ), d
     assert dvh.volume_at_dose_pct(15.0) == pytest.approx(100.0, rel=1e-12)
@@ -226,16 +233,17 @@ def test_radial_profile_is_bracketed_by_the_shell_edges() -> None:
 
 # -------------------------------------------------------------- organ-at-risk constraints
 
-# Published single-fraction limits the constraints file carries: SAFRON II, Siva S et al.
-# BMC Cancer 2016;16:183 Table 2 (skin, heart, lungs; 28 Gy in 1 fraction) and AAPM TG-101,
-# Benedict SH et al. Med Phys 2010;37:4078 Table III (rib, 1 fraction).
+# The SBRT single-fraction reference set (evaluation/data/sbrt_single_fraction_reference.csv):
+# SAFRON II, Siva S et al. BMC Cancer 2016;16:183 Table 2 (skin, heart, lungs; 28 Gy in 1
+# fraction) and AAPM TG-101, Benedict SH et al. Med Phys 2010;37:4078 Table III (rib, 1
+# fraction). Their "max point" (<= 0.035 cc) is D0.03cc.
 PUBLISHED_LIMITS = {
-    ("skin", "Dmax"): 26.0,
+    ("skin", "D0.03cc"): 26.0,
     ("skin", "D10cc"): 23.0,
-    ("heart", "Dmax"): 22.0,
+    ("heart", "D0.03cc"): 22.0,
     ("heart", "D15cc"): 16.0,
-    ("lung", "V7.4Gy_cc"): 1000.0,
-    ("ribs", "Dmax"): 30.0,
+    ("lung", "V7.4Gy"): 1000.0,
+    ("ribs", "D0.03cc"): 30.0,
     ("ribs", "D1cc"): 22.0,
 }
 # Uniform dose per structure: skin exactly at its D10cc limit (a limit reached is not
@@ -266,9 +274,10 @@ def blocks() -> tuple[Phantom, DoseGrid]:
     return phantom, _dose_grid(grid, dose)
 
 
-def test_constraints_within_and_exceeded(blocks: tuple[Phantom, DoseGrid]) -> None:
+def test_sbrt_reference_limits_within_and_exceeded(blocks: tuple[Phantom, DoseGrid]) -> None:
     phantom, dose = blocks
-    dvhs, metrics, checks = evaluate(phantom, dose)
+    reference = sbrt_reference_limits()
+    dvhs, metrics, checks = evaluate(phantom, dose, technique="hdr", limits=reference)
     assert set(dvhs) == set(BLOCK_DOSE_GY)  # not the empty chest wall, not the cavity
     for name, gy in BLOCK_DOSE_GY.items():
         assert metrics[name].mean_gy == pytest.approx(gy, rel=1e-12)
@@ -278,8 +287,9 @@ def test_constraints_within_and_exceeded(blocks: tuple[Phantom, DoseGrid]) -> No
     for key, limit in PUBLISHED_LIMITS.items():
         check = by_key[key]
         assert check.limit_value == limit, key
+        assert check.dose_definition == "water" and check.limit_set == reference.label
         structure, metric = key
-        # A uniform dose gives every dose metric that dose, and V<d>Gy_cc the whole volume
+        # A uniform dose gives every dose metric that dose, and V<d>Gy the whole volume
         # when d is below it.
         if metric.startswith("V"):
             expected = phantom.volume_cc(structure)
@@ -288,22 +298,32 @@ def test_constraints_within_and_exceeded(blocks: tuple[Phantom, DoseGrid]) -> No
         assert check.value == pytest.approx(expected, rel=1e-12), key
         assert check.passed is (expected <= limit), key
     assert by_key[("skin", "D10cc")].passed  # equal to the limit: within it
-    assert by_key[("ribs", "Dmax")].verification == "recalled"
+    assert by_key[("ribs", "D0.03cc")].verification == "recalled"
     failed = {(c.structure, c.metric) for c in checks if not c.passed}
-    assert failed == {("heart", "Dmax"), ("heart", "D15cc"), ("ribs", "Dmax"), ("ribs", "D1cc")}
+    assert failed == {
+        ("heart", "D0.03cc"),
+        ("heart", "D15cc"),
+        ("ribs", "D0.03cc"),
+        ("ribs", "D1cc"),
+    }
     lines = exceeded_limits(checks)
     assert len(lines) == 4
-    assert any(line.startswith("heart Dmax = 25.00 Gy exceeds 22 Gy (Siva") for line in lines)
+    assert any(line.startswith("heart D0.03cc = 25.00 Gy exceeds 22 Gy (water") for line in lines)
     assert not any(line.startswith(("skin", "lung")) for line in lines)
 
 
 def test_check_constraints_directly_and_unknown_metric(blocks: tuple[Phantom, DoseGrid]) -> None:
     phantom, dose = blocks
     lung = compute_dvh(dose.dose_gy, phantom.structures["lung"], dose.grid)
-    (check,) = check_constraints({"lung": lung})
-    assert (check.structure, check.metric, check.limit_unit) == ("lung", "V7.4Gy_cc", "cc")
+    (check,) = check_constraints(
+        {"lung": lung}, technique="electron", limits=sbrt_reference_limits()
+    )
+    assert (check.structure, check.metric, check.limit_unit) == ("lung", "V7.4Gy", "cc")
     assert check.value == pytest.approx(phantom.volume_cc("lung"), rel=1e-12) and check.passed
-    assert metric_value(lung, "V10Gy_cc") == pytest.approx(phantom.volume_cc("lung"), rel=1e-12)
-    assert metric_value(lung, "V10.01Gy_cc") == 0.0
-    with pytest.raises(ValueError, match="unknown metric 'D95'"):
-        metric_value(lung, "D95")
+    assert metric_value(lung, "V10Gy") == pytest.approx(phantom.volume_cc("lung"), rel=1e-12)
+    assert metric_value(lung, "V10.01Gy") == 0.0
+    for wrong in ("D95", "V7.4Gy_cc", "DMax", "D0cc"):
+        with pytest.raises(ValueError, match=f"unknown metric '{wrong}'"):
+            metric_value(lung, wrong)
+    with pytest.raises(ValueError, match="needs the prescription"):
+        metric_value(lung, "V150%Rx")

@@ -294,6 +294,8 @@ def test_enter_plan_approve_download(
     info.value.save_as(pdf_path)
     text = pypdf.PdfReader(pdf_path).pages[0].extract_text()
     assert "Treatment record: approved" in text and f"IORT plan report: {PATIENT_ID}" in text
+    # The chart on the first page names the patient as entered in the web app.
+    assert PATIENT_NAME in text and "Medical physicist" in text and "Radiation oncologist" in text
     with page.expect_download(timeout=DOWNLOAD_TIMEOUT_MS) as info:
         page.click('[data-testid="download-dicom"]')
     zip_path = tmp_path / "dicom.zip"

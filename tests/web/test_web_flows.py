@@ -5,6 +5,7 @@ tampering, downloads, error pages and logs."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import io
 import json
@@ -39,14 +40,19 @@ from web_testkit import (
 
 from openiort.records import audit
 from openiort.records.db import session_scope
+from openiort.records.models import Plan
+from openiort.records.patients import update_patient
 from openiort.records.seal import canonical_json
 from openiort.records.service import verify_plan_json
 from openiort.records.users import set_password
+from openiort.report.pdf import TreatmentChart, print_html
+from openiort.web import downloads
 from openiort.web.caseform import case_data_to_form
 from openiort.web.operations import edit_case
 from openiort.web.worker import WorkerOutcome
 
 PATIENT_NAME = "Jane Testpatient"
+BIRTH = dt.date(1963, 4, 2)
 
 
 def login_form(client: TestClient, username: str, password: str = PASSWORD) -> Any:
@@ -247,6 +253,47 @@ def test_case_entry_registers_patient_and_shows_verdicts(app: FastAPI, demo_plan
     assert summary.status_code == 200 and "<html" in summary.text
 
 
+def test_implausible_values_need_the_confirmation_box(app: FastAPI, demo_plan: DemoPlan) -> None:
+    client = api_client(app, "surg")
+    form = case_data_to_form(demo_plan.case_data)
+    form.update(
+        {
+            "csrf_token": page_csrf(client, "/cases/new"),
+            "anatomy.skin_distance_mm": "0.8",  # 0.8 cm typed as mm
+            "anatomy.chest_wall_distance_mm": "0",  # excised to the fascia: not asked about
+        }
+    )
+    r = client.post("/cases/new", data=form)
+    assert r.status_code == 422
+    assert 'data-testid="confirm-implausible"' in r.text and "I confirm these values" in r.text
+    errors = dict(re.findall(r'data-field="([^"]+)">([^<]+)<', r.text))
+    assert set(errors) == {"anatomy.skin_distance_mm"}
+    assert "under 1 mm" in errors["anatomy.skin_distance_mm"]
+    assert 'value="0.8"' in r.text  # the entry is kept
+    assert client.get("/api/cases").json() == []
+    token = re.search(r'name="confirm_implausible" value="([^"]+)"', r.text).group(1)  # type: ignore[union-attr]
+    # A confirmation given for one value does not cover another typed afterwards.
+    form.update({"confirm_implausible": token, "anatomy.skin_distance_mm": "0.5"})
+    r = client.post("/cases/new", data=form)
+    assert r.status_code == 422 and "value 0.5 mm is under 1 mm" in r.text
+    form["anatomy.skin_distance_mm"] = "0.8"
+    r = client.post("/cases/new", data=form, follow_redirects=False)
+    assert r.status_code == 303
+    case_id = _case_id(r)
+    stored = client.get(f"/api/cases/{case_id}").json()["case"]["anatomy"]
+    assert (stored["skin_distance_mm"], stored["chest_wall_distance_mm"]) == (0.8, 0)
+    # Editing asks again: the box is never ticked in advance.
+    edit = client.get(f"/cases/{case_id}/edit").text
+    assert "I confirm these values" not in edit
+    form = case_data_to_form(client.get(f"/api/cases/{case_id}").json()["case"])
+    form.update({"csrf_token": page_csrf(client, f"/cases/{case_id}/edit"), "version": "1"})
+    r = client.post(f"/cases/{case_id}/edit", data=form)
+    assert r.status_code == 422 and "I confirm these values" in r.text
+    form["confirm_implausible"] = token
+    r = client.post(f"/cases/{case_id}/edit", data=form, follow_redirects=False)
+    assert r.status_code == 303
+
+
 def _case_id(redirect: Any) -> int:
     return int(redirect.headers["location"].split("/")[2].split("?")[0])
 
@@ -389,10 +436,33 @@ def test_queue_full_is_refused_with_retry_after(tmp_path: Path, demo_plan: DemoP
 # ------------------------------------------------------------------------ lifecycle
 
 
-def test_review_approve_seal_and_pdf(app: FastAPI, demo_plan: DemoPlan) -> None:
-    case_id = seed_case(app, demo_plan.case_data)
+def _pdf_first_page(client: TestClient, plan_id: int) -> str:
+    r = client.get(f"/plans/{plan_id}/report.pdf")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    reader = pypdf.PdfReader(io.BytesIO(r.content))
+    assert len(reader.pages) >= 5
+    return reader.pages[0].extract_text()
+
+
+def _utc_minute(iso: str) -> str:
+    return dt.datetime.fromisoformat(iso).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def test_review_approve_seal_and_pdf(
+    app: FastAPI, demo_plan: DemoPlan, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    case_id = seed_case(app, demo_plan.case_data, patient_name=PATIENT_NAME, birth_date=BIRTH)
     plan_id = seed_plan(app, demo_plan, case_id, "draft")
     onc, phys = api_client(app, "onc"), api_client(app, "phys")
+    # The draft's PDF: the chart names the patient and says the plan is neither reviewed
+    # nor approved.
+    first = _pdf_first_page(phys, plan_id)
+    assert "IORT treatment chart" in first and "Treatment record: draft" in first
+    assert "DRAFT · not reviewed · not approved" in first
+    assert "not reviewed" in first and "not approved: not for treatment" in first
+    assert "do not sign for treatment" in first
+    assert PATIENT_NAME in first and BIRTH.isoformat() in first
     token = page_csrf(onc, f"/plans/{plan_id}")
     r = onc.post(
         f"/plans/{plan_id}/review",
@@ -419,18 +489,62 @@ def test_review_approve_seal_and_pdf(app: FastAPI, demo_plan: DemoPlan) -> None:
     info = phys.get(f"/api/plans/{plan_id}").json()
     assert info["status"] == "approved" and info["approved_by"] == "phys"
     assert info["plan"]["seal"]["canonical_sha256"] == info["canonical_sha256"]
-    # The approved plan's PDF names its standing in the record.
-    r = phys.get(f"/plans/{plan_id}/report.pdf")
-    assert r.headers["content-type"] == "application/pdf"
-    reader = pypdf.PdfReader(io.BytesIO(r.content))
-    first = reader.pages[0].extract_text()
-    assert "Treatment record: approved" in first
+    # The approved plan's PDF: a chart with the patient (from the record), the device and its
+    # serial (from the sealed plan), the version, who reviewed and approved it and when, and
+    # lines for the physicist's and the oncologist's signatures.
+    first = _pdf_first_page(phys, plan_id)
+    assert "Treatment record: approved" in first and "APPROVED" in first
     assert "IORT plan report: DEMO-001" in first and "status approved" in first
     assert info["canonical_sha256"] in first.replace("\n", "")
-    assert len(reader.pages) >= 5
+    assert f"Name {PATIENT_NAME}" in first
+    assert f"Date of birth {BIRTH.isoformat()}" in first and "Patient id DEMO-001" in first
+    assert "serial TEST-XRS-0001" in first and "department data" in first
+    assert f"Version {info['version_number']}" in first
+    assert "Example data" not in first and "not approved" not in first
+    review = info["reviews"][-1]
+    assert f"reviewed onc oncologist {_utc_minute(review['at'])} checked" in first
+    assert f"approved and sealed phys physicist {_utc_minute(info['approved_at'])}" in first
+    assert "By signing" in first and "name date signature" in first
+    assert "Medical physicist" in first and "Radiation oncologist" in first
+    # One PDF of the plan is kept: the draft's, which also names the patient, is gone.
+    cache = web_of(app).files.plan_dir(plan_id) / "cache"
+    assert len(list(cache.glob("report-*.pdf"))) == 1
+    # The patient's name and birth date go into the PDF, never into a log.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert PATIENT_NAME not in logged and BIRTH.isoformat() not in logged
     # A second approval is a lifecycle error, not a new seal.
     r = phys.post(f"/api/plans/{plan_id}/approve", json={"password": PASSWORD})
     assert r.status_code == 409
+
+
+def test_cached_pdf_follows_the_record(
+    app: FastAPI, demo_plan: DemoPlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An approved plan's PDF is made once, and again when its chart changes (a corrected
+    name, a delivery): the cached PDF always has the chart of the record as it is."""
+    printed: list[str] = []
+
+    def fake_print(report_html: str, chart: TreatmentChart | None = None) -> bytes:
+        printed.append(chart.status if chart else "")
+        return print_html(report_html, chart).encode("utf-8")
+
+    monkeypatch.setattr(downloads, "html_report_to_pdf", fake_print)
+    case_id = seed_case(app, demo_plan.case_data, patient_name="Jane Misspelt", birth_date=BIRTH)
+    plan_id = seed_plan(app, demo_plan, case_id, "approved")
+    client = api_client(app, "view")
+    first = client.get(f"/plans/{plan_id}/report.pdf").content
+    assert b"Jane Misspelt" in first and b"serial" in first and b"TEST-XRS-0001" in first
+    assert client.get(f"/plans/{plan_id}/report.pdf").content == first
+    assert printed == ["approved"]  # the second download came from the cache
+    with session_scope(web_of(app).engine) as s:
+        patient_id = s.get(Plan, plan_id).case.patient_id  # type: ignore[union-attr]
+        update_patient(s, user(s, "phys"), patient_id, name=PATIENT_NAME)
+    second = client.get(f"/plans/{plan_id}/report.pdf").content
+    assert PATIENT_NAME.encode() in second and b"Jane Misspelt" not in second
+    assert printed == ["approved", "approved"]
+    cache = web_of(app).files.plan_dir(plan_id) / "cache"
+    assert [p.read_bytes() for p in cache.glob("report-*.pdf")] == [second]
+    assert "Misspelt" not in " ".join(p.name for p in cache.iterdir())
 
 
 def test_four_eyes_rule(tmp_path: Path, demo_plan: DemoPlan) -> None:

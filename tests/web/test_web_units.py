@@ -3,8 +3,12 @@ dose slices, PDF printing, and the ``serve`` command."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import datetime as dt
 import io
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +20,15 @@ from PIL import Image
 from typer.testing import CliRunner
 from web_testkit import DemoPlan
 
-from openiort.case import Case, parse_case
+from openiort.case import Case, implausible_values, parse_case
+from openiort.delivery import HdrDelivery, HdrDwell, XrayDelivery
 from openiort.report.html import render_report
 from openiort.report.pdf import (
+    ChartPatient,
+    ChartStep,
     PdfError,
-    RecordStamp,
+    TreatmentChart,
+    case_chart,
     html_report_to_pdf,
     print_html,
     report_pdf,
@@ -82,6 +90,22 @@ def test_case_form_unreadable_values(name: str, raw: str, message: str) -> None:
     assert len(problems) == 1 and problems[0].startswith(f"{name}: ") and message in problems[0]
     block, key = name.split(".")
     assert key not in data.get(block, {})
+
+
+def test_confirmation_of_implausible_values(demo_plan: DemoPlan) -> None:
+    data = copy.deepcopy(demo_plan.case_data)
+    data["anatomy"]["skin_distance_mm"] = 0.5
+    found = implausible_values(parse_case(data))
+    assert caseform.confirmation([]) is None
+    box = caseform.confirmation(found)
+    assert box is not None and box["token"] == "anatomy.skin_distance_mm=0.5"
+    assert not caseform.confirmed({}, found)
+    assert not caseform.confirmed({caseform.CONFIRM_FIELD: "anatomy.skin_distance_mm=0.4"}, found)
+    assert caseform.confirmed({caseform.CONFIRM_FIELD: box["token"]}, found)
+    assert not caseform.confirmed({caseform.CONFIRM_FIELD: ""}, [])
+    problem = caseform.unconfirmed_problem(found[0])
+    by_field, general = caseform.problems_by_field([problem])
+    assert set(by_field) == {"anatomy.skin_distance_mm"} and general == []
 
 
 def test_problems_by_field() -> None:
@@ -282,31 +306,115 @@ MINIMAL_REPORT = (
 )
 
 
-def test_print_html_inserts_the_stamp_and_status() -> None:
-    stamp = RecordStamp("approved", (("approved", "2026-01-01 by phys (physicist)"),))
-    out = print_html(MINIMAL_REPORT, stamp)
+APPROVED_AT = dt.datetime(2026, 3, 1, 14, 5, tzinfo=dt.UTC)
+
+
+def _chart(status: str = "approved", **kwargs: Any) -> TreatmentChart:
+    sealed = status in ("approved", "delivered")
+    options: dict[str, Any] = {
+        "status": status,
+        "patient": ChartPatient("P-17", "Ann <b>O'Brien</b> & Co", dt.date(1950, 1, 31)),
+        "plan_label": "plan 4 of case 2",
+        "version": "3",
+        "delivery": None,
+        "example_data": False,
+        "steps": (
+            ChartStep("computed", "phys", "physicist", APPROVED_AT - dt.timedelta(hours=2)),
+            ChartStep("reviewed", "onc", "oncologist", APPROVED_AT - dt.timedelta(hours=1)),
+        )
+        + (
+            (ChartStep("approved and sealed", "phys2", "physicist", APPROVED_AT),) if sealed else ()
+        ),
+        "seal_sha256": "ab" * 32 if sealed else None,
+    }
+    options.update(kwargs)
+    return TreatmentChart(**options)
+
+
+def test_print_html_inserts_the_chart_and_status() -> None:
+    out = print_html(MINIMAL_REPORT, _chart())
+    assert out.index("IORT treatment chart") < out.index("IORT plan report")
     assert out.index("Treatment record: approved") < out.index("IORT plan report")
     assert "status <b>approved</b>" in out and "status <b>draft</b>" not in out
     assert "@page" in out
+    # Record text is escaped, never markup.
+    assert "Ann &lt;b&gt;O&#39;Brien&lt;/b&gt; &amp; Co" in out and "<b>O'Brien" not in out
+    assert "1950-01-31" in out and "2026-03-01 14:05 UTC" in out
     with pytest.raises(PdfError, match="not a plan status"):
-        print_html(MINIMAL_REPORT, RecordStamp("sealed"))
+        print_html(MINIMAL_REPORT, _chart("sealed"))
     with pytest.raises(PdfError, match="</head>"):
         print_html("<html><body></body></html>")
 
 
+def test_chart_repr_holds_no_patient_details() -> None:
+    chart = _chart()
+    for secret in ("O'Brien", "1950", "P-17"):
+        assert secret not in repr(chart) and secret not in repr(chart.patient)
+
+
+def test_chart_of_an_unreviewed_plan_says_so() -> None:
+    chart = _chart("draft", steps=(ChartStep("computed", "phys", "physicist", APPROVED_AT),))
+    text = _visible_text(chart.html())
+    assert "DRAFT · not reviewed · not approved" in text
+    assert "not reviewed" in text and "not approved: not for treatment" in text
+    assert "do not sign for treatment" in text and "By signing" not in text
+    assert "Seal" not in text
+    reviewed = _visible_text(_chart("reviewed").html())
+    assert "REVIEWED · not approved" in reviewed and "not reviewed" not in reviewed
+
+
+def _visible_text(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_chart_names_the_device_and_the_delivery_of_each_technique(demo_plan: DemoPlan) -> None:
+    xray = demo_plan.result.delivery
+    assert isinstance(xray, XrayDelivery)
+    text = _visible_text(case_chart(demo_plan.result).html())
+    assert "serial TEST-XRS-0001" in text and "department data" in text
+    assert f"{xray.treatment_time_min:.2f} min" in text and "Example data" not in text
+    # The case file names the patient by id only: lines to write in name and date of birth.
+    assert "Patient id DEMO-001" in text and "names the patient by id only" in text
+    assert "NOT IN A TREATMENT RECORD" in text
+    example = xray.device.model_copy(update={"status": "example", "serial": None})
+    plan = dataclasses.replace(
+        demo_plan.result, delivery=xray.model_copy(update={"device": example})
+    )
+    text = _visible_text(case_chart(plan).html())
+    assert "Example data — not for treatment" in text and "EXAMPLE data built into openiort" in text
+    assert "serial not stated in the device data" in text
+    hdr = HdrDelivery(
+        device=example.model_copy(update={"name": "Ir-192 test source", "serial": "IR-9"}),
+        source_id="GammaMed_HDR_Plus",
+        applicator="balloon 30 mm",
+        air_kerma_strength_u=40700.0,
+        strength_reference_utc="2026-02-01T08:00:00Z",
+        prescription_gy=10.0,
+        dwells=(HdrDwell(channel=0, position_mm=(0, 0, 0), direction=(0, 0, 1), time_s=95.5),),
+    )
+    text = _visible_text(_chart(delivery=hdr, technique="hdr").html())
+    assert "serial IR-9" in text and "source GammaMed_HDR_Plus" in text
+    assert "95.5 s in 1 dwell" in text and "40700 U at 2026-02-01T08:00:00Z" in text
+
+
 def test_pdf_prints_offline(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
-    pdf = html_report_to_pdf(MINIMAL_REPORT, RecordStamp("reviewed", (("reviewed", "by onc"),)))
+    caplog.set_level(logging.DEBUG)
+    pdf = html_report_to_pdf(MINIMAL_REPORT, _chart("reviewed"))
     reader = pypdf.PdfReader(io.BytesIO(pdf))
     text = reader.pages[0].extract_text()
     assert "Treatment record: reviewed" in text and "status reviewed" in text
+    assert "Ann <b>O'Brien</b>" in text and "Medical physicist" in text
     assert "page 1 of 1" in text  # the print style sheet's footer
     # The external image is refused, never fetched.
     assert any("203.0.113.1" in r.getMessage() for r in caplog.records)
+    # Printing logs nothing of the patient.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "O'Brien" not in logged and "1950-01-31" not in logged
 
 
 def test_report_pdf_from_the_results_object(demo_plan: DemoPlan) -> None:
-    """The PDF comes from the same PlanResult (and HTML) as the HTML report."""
+    """The PDF comes from the same PlanResult (and HTML) as the HTML report, with the case's
+    chart on its first page."""
     plan = demo_plan.result
     html = render_report(plan, plan.to_json_dict())
     pdf = report_pdf(plan)
@@ -323,8 +431,15 @@ def test_report_pdf_from_the_results_object(demo_plan: DemoPlan) -> None:
         "Uncertainty",
     ):
         assert heading in html and heading in text
+    assert isinstance(plan.delivery, XrayDelivery)
     assert f"{plan.delivery.treatment_time_min:.2f} min" in text
     assert "Research software, not a medical device" in text
+    first = reader.pages[0].extract_text()
+    assert "IORT treatment chart" in first and "Patient id DEMO-001" in first
+    assert "serial TEST-XRS-0001" in first and "not approved: not for treatment" in first
+    assert "Medical physicist" in first and "Radiation oncologist" in first
+    # Later pages name the patient (by id: the case file has no name) in their header.
+    assert "Patient id DEMO-001" in reader.pages[1].extract_text()
 
 
 # ------------------------------------------------------------------------ serve command

@@ -10,6 +10,7 @@ returns the session's plan at once; only the browser test runs the real planning
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import os
 import re
 import shutil
@@ -121,12 +122,18 @@ def user(s: Any, username: str) -> User:
     return users_module.get_user(s, username)
 
 
-def seed_case(app: FastAPI, data: dict[str, Any], username: str = "phys") -> int:
-    """File a case (and its patient on first sight); the case's record id."""
+def seed_case(
+    app: FastAPI,
+    data: dict[str, Any],
+    username: str = "phys",
+    patient_name: str | None = None,
+    birth_date: dt.date | None = None,
+) -> int:
+    """File a case (and its patient, with name and birth date, on first sight); its record id."""
     from openiort.web.operations import new_case
 
     with session_scope(web_of(app).engine) as s:
-        return new_case(s, user(s, username), copy.deepcopy(data)).id
+        return new_case(s, user(s, username), copy.deepcopy(data), patient_name, birth_date).id
 
 
 def seed_plan(

@@ -6,23 +6,102 @@ import numpy as np
 
 from openiort.anatomy.breast_phantom import build_breast_phantom
 from openiort.case import Case
-from openiort.devices.electron import ElectronDataError, load_electron_device
+from openiort.devices.electron import (
+    ElectronDataError,
+    ElectronDevice,
+    load_electron_device,
+    planning_defaults,
+    planning_value,
+)
+from openiort.evaluation.limits import LimitSet
 from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+from openiort.plan_document import AppliedDefault
 from openiort.planning.electron import ElectronPlanSettings, plan_electron
+from openiort.planning.electron.result import ElectronPlanResult
 
 
-def plan_electron_case(case: Case, pressure_hpa: float | None = None) -> PlanResult:
-    """ELIOT-style plan: the gland layer over the shielding disc, on the case's phantom."""
+def _source(name: str) -> str:
+    entry = planning_defaults()[name]
+    return str(entry.get("source", "")) if isinstance(entry, dict) else ""
+
+
+def electron_defaults(
+    case: Case,
+    settings: ElectronPlanSettings,
+    result: ElectronPlanResult,
+    device: ElectronDevice,
+) -> list[AppliedDefault]:
+    """The values the case and ``settings`` did not give that the electron planner supplied
+    (taken from the plan's results where they hold them)."""
+    defaults: list[AppliedDefault] = []
+    if settings.prescription_gy is None and case.intent.prescription_gy is None:
+        defaults.append(
+            AppliedDefault(
+                field="intent.prescription_gy",
+                value=result.prescription_gy,
+                why=f"not in the case: {_source('prescription_gy')}",
+            )
+        )
+    if settings.isodose_pct is None:
+        defaults.append(
+            AppliedDefault(
+                field="electron.isodose_pct",
+                value=result.isodose_pct,
+                why=f"prescription isodose (the case has no field for it): {_source('isodose_pct')}",
+            )
+        )
+    if settings.lateral_margin_mm is None:
+        defaults.append(
+            AppliedDefault(
+                field="electron.lateral_margin_mm",
+                value=float(planning_value("lateral_margin_mm")),
+                why=_source("lateral_margin_mm"),
+            )
+        )
+    if settings.pressure_hpa is None:
+        defaults.append(
+            AppliedDefault(
+                field="electron.pressure_hpa",
+                value=result.pressure_hpa,
+                why=f"today's air pressure not given: the reference pressure of {device.name}'s "
+                "beam data; recompute the monitor units with today's pressure before treatment",
+            )
+        )
+    if settings.disc == ElectronPlanSettings().disc and result.disc is not None:
+        defaults.append(
+            AppliedDefault(
+                field="electron.disc",
+                value=str(settings.disc),
+                why="shielding disc type not given: the planner's default (aluminium facing the beam, "
+                "lead behind; devices/data/electron/shielding_discs.yaml)",
+            )
+        )
+    return defaults
+
+
+def plan_electron_case(
+    case: Case, pressure_hpa: float | None = None, limits: LimitSet | None = None
+) -> PlanResult:
+    """ELIOT-style plan: the gland layer over the shielding disc, on the case's phantom.
+
+    ``limits``: the organ-at-risk limits to check (a department's set); by default openiort's
+    IORT limits for electrons (:mod:`openiort.evaluation.limits`).
+    """
     phantom = build_breast_phantom(case, applicator_radius_mm=0.0)
     device = load_electron_device()
-    result = plan_electron(
-        case, ElectronPlanSettings(pressure_hpa=pressure_hpa), phantom=phantom, device=device
-    )
+    settings = ElectronPlanSettings(pressure_hpa=pressure_hpa)
+    result = plan_electron(case, settings, phantom=phantom, device=device)
     if result.dose is None or result.target_mask is None or result.delivery is None:
         raise ValueError("the electron planner returned no dose on the phantom")
     phantom.structures["target"] = result.target_mask
-    dvhs, metrics, constraints = evaluate(phantom, result.dose)
+    dvhs, metrics, constraints = evaluate(
+        phantom,
+        result.dose,
+        technique="electron",
+        limits=limits,
+        prescription_gy=result.prescription_gy,
+    )
     # The beam data hold no dose rate: the beam-on time is the device's typical figure (cited in
     # its data), used for the radiobiological protraction factor only.
     beam_on = device.typical_beam_on_time
@@ -70,4 +149,5 @@ def plan_electron_case(case: Case, pressure_hpa: float | None = None) -> PlanRes
         phantom=phantom,
         dvhs=dvhs,
         device=result.device,
+        defaults_applied=electron_defaults(case, settings, result, device),
     )

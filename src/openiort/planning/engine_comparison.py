@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from openiort.anatomy.phantom import Phantom
 from openiort.dosegrid import DoseGrid
 from openiort.evaluation.dvh import Dvh
-from openiort.evaluation.metrics import evaluate
+from openiort.evaluation.metrics import evaluate_structures
 from openiort.plan import PlanResult
 
 COMPARED = ("target", "skin", "breast", "chest_wall", "ribs", "lung", "heart")
@@ -186,7 +186,7 @@ def compare_engines(
             source="--compare-with",
         )
     reference = engine.compute(plan.delivery, plan.phantom)
-    reference_dvhs, _, _ = evaluate(plan.phantom, reference)
+    reference_dvhs = evaluate_structures(plan.phantom, reference)
     return build_engine_comparison(
         plan.phantom,
         plan_engine,

@@ -6,13 +6,34 @@ import numpy as np
 
 from openiort.anatomy.breast_phantom import build_breast_phantom
 from openiort.case import Case, CaseError
+from openiort.evaluation.limits import LimitSet
 from openiort.evaluation.metrics import evaluate, exceeded_limits, radial_profile_gy
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+from openiort.plan_document import AppliedDefault
 from openiort.planning.hdr import plan_hdr_from_case
 
+DEFAULT_APPLICATOR = "balloon"
 
-def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
-    """Balloon (or surface) HDR plan on the phantom built from the case's measurements."""
+
+def plan_hdr_case(
+    case: Case, applicator: str | None = None, limits: LimitSet | None = None
+) -> PlanResult:
+    """Balloon (or surface) HDR plan on the phantom built from the case's measurements.
+
+    ``applicator`` None: the balloon (the case has no field for it), listed among the plan's
+    defaults with the prescription depth, which is always the applicator's default here.
+    """
+    defaults: list[AppliedDefault] = []
+    if applicator is None:
+        applicator = DEFAULT_APPLICATOR
+        defaults.append(
+            AppliedDefault(
+                field="hdr.applicator",
+                value=applicator,
+                why="HDR applicator not given (the case has no field for it): a balloon "
+                "filling the cavity",
+            )
+        )
     if case.anatomy.cavity_diameter_mm is None:
         raise CaseError("case", ["anatomy.cavity_diameter_mm: required for HDR planning, got null"])
     if case.intent.prescription_gy is None:
@@ -23,7 +44,9 @@ def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
     )
     result = plan_hdr_from_case(case, phantom, applicator=applicator)  # type: ignore[arg-type]
     dose = result.to_dose_grid()
-    dvhs, metrics, constraints = evaluate(phantom, dose)
+    dvhs, metrics, constraints = evaluate(
+        phantom, dose, technique="hdr", limits=limits, prescription_gy=result.prescription_gy
+    )
     depths = np.arange(0.0, 40.5, 1.0)
     tissue = phantom.material_ids != phantom.materials.index("air")
     tissue &= ~phantom.structures["applicator"]
@@ -34,6 +57,15 @@ def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
         depth_key(z): round(float(np.interp(z, depths, profile)), 4) for z in REPORT_DEPTHS_MM
     }
     warnings = list(result.warnings) + exceeded_limits(constraints)
+    defaults.append(
+        AppliedDefault(
+            field="hdr.prescription_depth_mm",
+            value=result.prescription_depth_mm,
+            why=f"prescription depth (the case has no field for it): the {applicator} "
+            "applicator's default in devices/data/tg43/hdr_applicators.yaml, from the "
+            f"{result.prescription_reference}",
+        )
+    )
     return PlanResult(
         case_id=case.patient.id,
         technique="hdr",
@@ -65,4 +97,5 @@ def plan_hdr_case(case: Case, applicator: str = "balloon") -> PlanResult:
             "source_id": result.source_id,
             "depth_dose_origin": "TG-43U1 consensus data",
         },
+        defaults_applied=defaults,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from openiort.anatomy.breast_phantom import anatomy_parameters, build_breast_phantom
@@ -17,12 +19,17 @@ from openiort.devices.xray import (
     load_example_source,
     treatment_time,
 )
+from openiort.dose.table import radial_depth_mm
+from openiort.dosegrid import DoseGrid
 from openiort.engines import McSettings, make_engine, resolve_engine_name
+from openiort.evaluation.limits import LimitSet
 from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
+from openiort.plan_document import AppliedDefault
 from openiort.plan_figures import OtherDefinitionDose, XrayFigures, XraySecondCheck
 
 DEFAULT_PRESCRIPTION_GY = 20.0  # TARGIT-A: 20 Gy at the applicator surface (AAPM TG-292)
+DEFAULT_DOSE_DEFINITION: DoseDefinition = "TARGIT"
 # openiort's choice, not a published limit: applicator sizes step by 5 mm and the largest that
 # fits is chosen, so a wider gap arises only when the cavity exceeds the 5 cm applicator by more
 # than 5 mm, and the tissue must then be drawn in further than usual.
@@ -31,6 +38,48 @@ CAVITY_GAP_WARNING_MM = 5.0
 
 def _devices_csv(name: str) -> list[dict[str, str]]:
     return read_data("openiort.devices", f"data/{name}").rows()
+
+
+def xray_prescription(case: Case) -> tuple[float, DoseDefinition, list[AppliedDefault]]:
+    """The case's prescription and dose definition, and a record of each default applied."""
+    defaults: list[AppliedDefault] = []
+    rx_gy = case.intent.prescription_gy
+    if rx_gy is None:
+        rx_gy = DEFAULT_PRESCRIPTION_GY
+        defaults.append(
+            AppliedDefault(
+                field="intent.prescription_gy",
+                value=rx_gy,
+                why="not in the case: 20 Gy at the applicator surface, the TARGIT-A "
+                "prescription (AAPM TG-292)",
+            )
+        )
+    definition = case.intent.dose_definition
+    if definition is None:
+        definition = DEFAULT_DOSE_DEFINITION
+        defaults.append(
+            AppliedDefault(
+                field="intent.dose_definition",
+                value=definition,
+                why="not in the case: the TARGIT definition, in which TARGIT-A's 20 Gy was "
+                "prescribed (AAPM TG-292); V4.0 gives a different dose for the same time",
+            )
+        )
+    return float(rx_gy), definition, defaults
+
+
+def targit_dose(water: DoseGrid, src: XraySource, diameter_cm: float, phantom: Phantom) -> DoseGrid:
+    """The table engine's dose to water (V4.0) restated in the nominal TARGIT definition: each
+    voxel divided by the source's V4.0/TARGIT ratio at its depth below the applicator surface
+    (for organ-at-risk limits stated in the TARGIT definition)."""
+    depth = np.maximum(radial_depth_mm(phantom), 0.0)
+    ratio = src.ratio_v40_over_targit(diameter_cm, depth)
+    return replace(
+        water,
+        dose_gy=water.dose_gy / ratio,
+        normalisation=water.normalisation + "; divided by the V4.0/TARGIT ratio at each depth",
+        notes=(*water.notes, "nominal TARGIT dose: V4.0 dose / (V4.0/TARGIT ratio at depth)"),
+    )
 
 
 def placement_warnings(case: Case) -> list[str]:
@@ -86,11 +135,15 @@ def plan_xray(
     ct_phantom: Phantom | None = None,
     engine: str = "xray.table",
     mc_options: McSettings | None = None,
+    limits: LimitSet | None = None,
 ) -> PlanResult:
     """Plan an x-ray IORT case on the phantom built from its measurements, or on a CT.
 
     With ``ct_phantom`` (from :func:`openiort.inputs.ct.load_ct_phantom`) the applicator is
     placed at ``anatomy.cavity_centre_mm`` or the centroid of the "cavity" structure.
+    ``limits``: the organ-at-risk limits to check (a department's set); by default openiort's
+    IORT limits for x-ray (:mod:`openiort.evaluation.limits`), checked in the dose definition
+    each limit names (TARGIT or V4.0, from the water table's dose; medium from Monte Carlo).
     """
     if case.intent.technique != "xray":
         raise CaseError(
@@ -101,8 +154,7 @@ def plan_xray(
             "case", ["anatomy.cavity_diameter_mm: required for x-ray planning, got null"]
         )
     src = source or load_example_source()
-    rx_gy = case.intent.prescription_gy or DEFAULT_PRESCRIPTION_GY
-    definition: DoseDefinition = case.intent.dose_definition or "TARGIT"
+    rx_gy, definition, defaults = xray_prescription(case)
     diameter = choose_applicator(src, case.anatomy.cavity_diameter_mm)
     time = treatment_time(src, diameter, rx_gy, definition)
     if ct_phantom is None:
@@ -119,14 +171,24 @@ def plan_xray(
         prescription_gy=rx_gy,
         dose_definition=definition,
     )
-    dose = make_engine("xray.table", src).compute(delivery, phantom)
-    dvhs, metrics, constraints = evaluate(phantom, dose)
+    water_dose = make_engine("xray.table", src).compute(delivery, phantom)
+    dose = water_dose
     if engine_name == "xray.mc":
         # Dose to medium in medium is the plan's dose (TG-186); the pipeline puts the water
         # table's dose beside it (openiort.planning.engine_comparison).
         opts = mc_options or McSettings()
         dose = make_engine(engine_name, src, settings=opts).compute(delivery, phantom)
-        dvhs, metrics, constraints = evaluate(phantom, dose)
+    dvhs, metrics, constraints = evaluate(
+        phantom,
+        dose,
+        technique="xray",
+        limits=limits,
+        prescription_gy=rx_gy,
+        definitions={
+            "V4.0": water_dose,
+            "TARGIT": targit_dose(water_dose, src, diameter, phantom),
+        },
+    )
 
     depth_profile = np.arange(0.0, 40.5, 0.5)
     water_rate = src.dose_rate_gy_min(diameter, depth_profile, "V4.0")
@@ -201,6 +263,7 @@ def plan_xray(
             "depth_dose_origin": src.depth_dose_origin,
             "applicator_diameters_available_cm": src.diameters_cm,
         },
+        defaults_applied=defaults,
     )
 
     return plan

@@ -17,7 +17,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from openiort.case import Case
+from openiort.case import Case, ImplausibleValue
 from openiort.errors import OpenIortInputError
 
 BLOCKS: tuple[tuple[str, str, str], ...] = (
@@ -278,3 +278,35 @@ def problems_by_field(problems: list[str]) -> tuple[dict[str, list[str]], list[s
         else:
             general.append(p)
     return by_field, general
+
+
+# Values that look like a unit slip (openiort.case.implausible_values) are saved only once the
+# user ticks "I confirm these values". The box carries the values it confirms, so that a
+# confirmation given for one value does not cover another typed afterwards.
+CONFIRM_FIELD = "confirm_implausible"
+
+
+def confirmation_token(found: list[ImplausibleValue]) -> str:
+    """What the confirmation box submits for these values (field=value, ';'-separated)."""
+    return ";".join(f"{v.path}={v.value:g}" for v in found)
+
+
+def confirmed(form: Mapping[str, str], found: list[ImplausibleValue]) -> bool:
+    """Whether the submitted form confirms exactly these implausible values."""
+    return bool(found) and form.get(CONFIRM_FIELD, "") == confirmation_token(found)
+
+
+def unconfirmed_problem(value: ImplausibleValue) -> str:
+    """The message shown beside an implausible value until it is corrected or confirmed."""
+    return f'{value.message}; correct it, or tick "I confirm these values" if it is right'
+
+
+def confirmation(found: list[ImplausibleValue]) -> dict[str, Any] | None:
+    """What the form's confirmation box shows (None: no box)."""
+    if not found:
+        return None
+    return {
+        "field": CONFIRM_FIELD,
+        "token": confirmation_token(found),
+        "messages": [v.message for v in found],
+    }

@@ -2,72 +2,143 @@
 
 Each is made from the plan's record (status, approval, seal) and its files, which are first
 checked against the hashes in the record. PDF and zip take several seconds; they are made
-once per plan and status and kept in the plan's ``cache/`` folder. The ``*_response``
+once per plan and status (the PDF: and chart) and kept in the plan's ``cache/`` folder. The
+PDF's first page is a treatment chart (patient name, date of birth and id, device and serial,
+version, review and approval, signature lines) rendered from the record and the sealed plan
+at download time: the sealed plan and its files never hold the patient's name or birth date,
+and the cached PDF is keyed by its chart, so that it shows the record as it is. The ``*_response``
 functions are the whole of a download route: the page and the API route differ only in how
 they find the user (``page_user`` or ``api_user``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import hashlib
 import json
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import FileResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from openiort.delivery import parse_delivery
 from openiort.io.dicom_export import export_plan
 from openiort.io.plan_dir import read_plan_dir
 from openiort.records.models import Plan, User
+from openiort.records.plan_data import example_data_problem
 from openiort.records.sealed_plans import sealed_plan_json
-from openiort.report.pdf import RecordStamp, html_report_to_pdf
+from openiort.report.pdf import (
+    AnyDelivery,
+    ChartPatient,
+    ChartStep,
+    TreatmentChart,
+    html_report_to_pdf,
+)
 from openiort.web.artifacts import PlanFiles
 from openiort.web.operations import load_plan
 from openiort.web.state import WebApp, web_of
 from openiort.web.worker import ARRAYS_NPZ, REPORT_HTML
 
+REPORT_PREFIX = "report-"
 DICOM_ZIP_LEVEL = 1  # DEFLATE level: CT slices compress well even at the fastest setting
 
 UserOf = Callable[[Request, Session], User]
 T = TypeVar("T")
 
 
-def _utc(when: dt.datetime | None) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if when else ""
+def _typed_delivery(plan_json: Mapping[str, Any]) -> AnyDelivery | None:
+    """The sealed plan's typed delivery, or None for a plan stored before deliveries were typed."""
+    if "delivery" not in plan_json:
+        return None
+    try:
+        return parse_delivery(plan_json["delivery"])
+    except ValidationError:
+        return None
 
 
-def record_stamp(plan: Plan) -> RecordStamp:
-    """What the PDF says about the plan's standing in the treatment record."""
-    rows: list[tuple[str, str]] = [
-        ("plan record", f"plan {plan.id}, version {plan.version_number} of case {plan.case_id}"),
-        (
+def record_chart(plan: Plan) -> TreatmentChart:
+    """The chart on the PDF's first page, from the treatment record and the sealed plan.
+
+    Patient name, date of birth and id come from the record (never from, nor into, the sealed
+    plan); the device and the console settings from the sealed plan's typed delivery; the
+    plan version, the reviews and the approval (user names, roles and times) from the record.
+    """
+    patient = plan.case.patient
+    steps = [
+        ChartStep(
             "computed",
-            f"{_utc(plan.created_at)} by {plan.created_by.username if plan.created_by else 'unknown'}",
-        ),
+            plan.created_by.username if plan.created_by else "unknown",
+            plan.created_by.role if plan.created_by else "",
+            plan.created_at,
+        )
     ]
-    accepted = [r for r in plan.reviews if r.decision == "accepted"]
-    if accepted:
-        r = accepted[-1]
-        rows.append(
-            ("reviewed", f"{_utc(r.created_at)} by {r.reviewer.username} ({r.reviewer_role})")
+    for review in plan.reviews:
+        steps.append(
+            ChartStep(
+                "reviewed" if review.decision == "accepted" else "changes requested",
+                review.reviewer.username,
+                review.reviewer_role,
+                review.created_at,
+                _short(review.comment),
+            )
         )
     if plan.sealed and plan.approved_by is not None:
-        role = plan.approval.approver_role if plan.approval else plan.approved_by.role
-        rows.append(
-            ("approved", f"{_utc(plan.approved_at)} by {plan.approved_by.username} ({role})")
+        approval = plan.approval
+        steps.append(
+            ChartStep(
+                "approved and sealed",
+                plan.approved_by.username,
+                approval.approver_role if approval else plan.approved_by.role,
+                plan.approved_at,
+                _short(approval.comment if approval else None),
+            )
         )
-        rows.append(("seal (SHA-256 of the canonical plan JSON)", plan.canonical_sha256 or ""))
-    else:
-        rows.append(("approval", "not approved: not for treatment"))
     if plan.delivered_at is not None:
-        rows.append(("delivered", _utc(plan.delivered_at)))
-    return RecordStamp(plan.status, tuple(rows))
+        last = plan.deliveries[-1] if plan.deliveries else None
+        steps.append(
+            ChartStep(
+                "delivered",
+                last.delivered_by.username if last else None,
+                last.delivered_by.role if last else None,
+                plan.delivered_at,
+                f"{len(plan.deliveries)} session(s)" if plan.deliveries else "",
+            )
+        )
+    software = plan.plan_json.get("software")
+    version = software.get("version") if isinstance(software, Mapping) else None
+    return TreatmentChart(
+        status=plan.status,
+        patient=ChartPatient(patient.external_id, patient.name, patient.birth_date),
+        plan_label=f"plan {plan.id} of case {plan.case_id}",
+        version=str(plan.version_number),
+        delivery=_typed_delivery(plan.plan_json),
+        example_data=example_data_problem(plan.plan_json) is not None,
+        steps=tuple(steps),
+        technique=plan.technique,
+        case_version=plan.case_version,
+        software=f"openiort {version}" if version else "openiort",
+        seal_sha256=plan.canonical_sha256 if plan.sealed else None,
+    )
+
+
+def _short(text: str | None, limit: int = 160) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _report_cache_name(plan: Plan, chart_html: str) -> str:
+    """The cached PDF's name: the plan's status and seal, and a digest of its chart, so that a
+    corrected patient name or a new review makes a new PDF (a cached approved PDF has the chart
+    of the record as it is)."""
+    seal = (plan.canonical_sha256 or "unsealed")[:16]
+    chart = hashlib.sha256(chart_html.encode("utf-8")).hexdigest()[:16]
+    return f"{REPORT_PREFIX}{plan.status}-{seal}-{chart}.pdf"
 
 
 def _cache_key(plan: Plan) -> str:
@@ -76,15 +147,23 @@ def _cache_key(plan: Plan) -> str:
 
 
 def report_pdf_path(files: PlanFiles, plan: Plan) -> Path:
-    """The plan's report as PDF (made on first request)."""
+    """The plan's report as PDF with the chart of the record (made on first request).
+
+    The PDF holds the patient's name and date of birth, so an earlier PDF of the plan (another
+    status or chart) is removed from the cache when a new one is made.
+    """
     folder = files.check(plan.id, plan.plan_json, (REPORT_HTML,))
-    stamp = record_stamp(plan)
+    chart = record_chart(plan)
+    name = _report_cache_name(plan, chart.html())
 
     def make(path: Path) -> None:
         html = (folder / REPORT_HTML).read_text("utf-8")
-        path.write_bytes(html_report_to_pdf(html, stamp))
+        path.write_bytes(html_report_to_pdf(html, chart))
+        for old in path.parent.glob(f"{REPORT_PREFIX}*.pdf"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
 
-    return files.cached(plan.id, f"report-{_cache_key(plan)}.pdf", make)
+    return files.cached(plan.id, name, make)
 
 
 def dicom_plan_dict(plan: Plan) -> dict[str, Any]:
@@ -140,9 +219,10 @@ def _from_plan(
 
 
 def report_pdf_response(request: Request, plan_id: int, user_of: UserOf) -> FileResponse:
-    """The report as PDF, stamped with the plan's standing in the record."""
+    """The report as PDF, with the chart of the plan's record on its first page."""
 
     def make(web: WebApp, plan: Plan) -> FileResponse:
+        # No patient details in the file name: it ends up in download folders and histories.
         name = f"openiort-plan{plan.id}-v{plan.version_number}-{plan.status}.pdf"
         path = report_pdf_path(web.files, plan)
         return FileResponse(path, media_type="application/pdf", filename=name)

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from openiort.case import CaseError, parse_case
+from openiort.case import CaseError, ImplausibleValue, implausible_values, parse_case
 from openiort.clinical.summary import build_patient_summary, render_patient_summary
 from openiort.records import audit, service
 from openiort.records.errors import ConflictError, RecordsValueError
@@ -78,6 +78,7 @@ def _form_context(
     extra: dict[str, str] | None = None,
     conflict: str | None = None,
     conflicts: dict[str, str] | None = None,
+    implausible: list[ImplausibleValue] | None = None,
 ) -> dict[str, Any]:
     by_field, general = caseform.problems_by_field(problems or [])
     block_errors: dict[str, list[str]] = {}
@@ -105,20 +106,30 @@ def _form_context(
         "extra": extra or {},
         "conflict": conflict,
         "conflicts": conflicts or {},
+        "confirm": caseform.confirmation(implausible or []),
         "nav": "new" if new else "",
     }
 
 
-def _case_data_from_form(values: dict[str, str]) -> tuple[dict[str, Any] | None, list[str]]:
-    """The case mapping and no problems, or ``None`` and every problem found."""
+def _case_data_from_form(
+    values: dict[str, str],
+) -> tuple[dict[str, Any] | None, list[str], list[ImplausibleValue]]:
+    """The case mapping and no problems, or ``None`` and every problem found, with the values
+    that look like a unit slip and are not confirmed (the form then asks for confirmation)."""
     data, problems = caseform.read_form(values)
     unreadable = {p.partition(": ")[0] for p in problems}
     try:
-        parse_case(data)
+        case = parse_case(data)
     except CaseError as exc:
         # A field left out because it was unreadable is reported as such, not as missing.
         problems += [p for p in exc.problems if p.partition(": ")[0] not in unreadable]
-    return (None, problems) if problems else (data, [])
+        return None, problems, []
+    if problems:
+        return None, problems, []
+    found = implausible_values(case)
+    if found and not caseform.confirmed(values, found):
+        return None, [caseform.unconfirmed_problem(v) for v in found], found
+    return data, [], []
 
 
 @router.get("/cases/new", response_class=HTMLResponse)
@@ -157,7 +168,7 @@ def _new_case_submit(request: Request, values: dict[str, str]) -> Response:
         "patient_birth_date": values.get("patient_birth_date", "").strip()[:20],
     }
 
-    def again(problems: list[str]) -> Response:
+    def again(problems: list[str], implausible: list[ImplausibleValue] | None = None) -> Response:
         return web.render(
             request,
             "case_form.html",
@@ -171,20 +182,21 @@ def _new_case_submit(request: Request, values: dict[str, str]) -> Response:
                 new=True,
                 problems=problems,
                 extra=extra,
+                implausible=implausible,
             ),
             status_code=422,
         )
 
     with web.db() as s:
         user = page_user(request, s)
-        data, problems = _case_data_from_form(values)
+        data, problems, implausible = _case_data_from_form(values)
         try:
             birth = operations.parse_birth_date(extra["patient_birth_date"])
         except RecordsValueError as exc:
             problems.append(str(exc))
             birth = None
         if data is None or problems:
-            return again(problems)
+            return again(problems, implausible)
         try:
             case = operations.new_case(s, user, data, extra["patient_name"] or None, birth)
         except CaseError as exc:
@@ -284,6 +296,7 @@ def _edit_case_submit(request: Request, case_id: CaseId, values: dict[str, str])
             conflict: str | None = None,
             conflicts: dict[str, str] | None = None,
             status: int = 422,
+            implausible: list[ImplausibleValue] | None = None,
         ) -> Response:
             return web.render(
                 request,
@@ -299,13 +312,14 @@ def _edit_case_submit(request: Request, case_id: CaseId, values: dict[str, str])
                     problems=problems,
                     conflict=conflict,
                     conflicts=conflicts,
+                    implausible=implausible,
                 ),
                 status_code=status,
             )
 
-        data, problems = _case_data_from_form(values)
+        data, problems, implausible = _case_data_from_form(values)
         if data is None:
-            return again(problems, expected)
+            return again(problems, expected, implausible=implausible)
         before = case.version
         try:
             updated = operations.edit_case(s, user, case_id, expected, data)
