@@ -51,6 +51,7 @@ def run_plan(
     compare_with: str | None = None,
     overwrite: bool = False,
     accept_implausible: bool = False,
+    limits: Path | None = None,
 ) -> None:
     started = time.perf_counter()
     interrupted: tuple[type[BaseException], ...] = ()
@@ -76,6 +77,7 @@ def run_plan(
             engine=engine_name,
             mc_options=mc_options,
             compare_with=compare_with,
+            limits_file=limits,
         )
         print_defaults(plan.defaults_applied)
         with console.status("writing the report..."):
@@ -179,6 +181,14 @@ def plan(
         bool, typer.Option("--parallel", help="Monte Carlo batches on a local Dask cluster")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
+    limits: Annotated[
+        Path | None,
+        typer.Option(
+            "--limits",
+            help="your department's organ-at-risk limits (CSV, format in "
+            "openiort.evaluation.limits) instead of openiort's IORT defaults",
+        ),
+    ] = None,
     accept_implausible: Annotated[
         bool,
         typer.Option(
@@ -200,6 +210,7 @@ def plan(
         engine=engine,
         mc_options=mc,
         compare_with=compare_with,
+        limits=limits,
         overwrite=overwrite,
         accept_implausible=accept_implausible,
     )

@@ -15,7 +15,9 @@ def input_error_exit(
 ) -> typer.Exit:
     """Print ``error``'s problems to standard error, one line each, and return the exit."""
     for problem in error.problems:
-        typer.echo(f"error: {error.source}: {problem}", err=True)
+        # A problem that already names its file or option is not prefixed with it again.
+        where = "" if problem.startswith(error.source) else f"{error.source}: "
+        typer.echo(f"error: {where}{problem}", err=True)
     if wrote_nothing:
         typer.echo("nothing was written", err=True)
     return typer.Exit(code)

@@ -10,6 +10,7 @@ from openiort.case import Case, CaseError, implausible_values
 from openiort.clinical.section import build_clinical_section
 from openiort.devices.xray import load_commissioning, load_example_source
 from openiort.engines import McSettings, resolve_engine_name
+from openiort.evaluation.limits import load_limits
 from openiort.plan import PlanResult
 from openiort.plan_document import AppliedDefault
 from openiort.planning.xray import plan_xray
@@ -69,6 +70,7 @@ def plan_case(
     engine: str | None = None,
     mc_options: McSettings | None = None,
     compare_with: str | None = None,
+    limits_file: Path | None = None,
 ) -> PlanResult:
     """Plan ``case`` with the planner of its technique and attach every report section.
 
@@ -82,6 +84,8 @@ def plan_case(
     ``defaults_applied``; values that look like a unit slip
     (:func:`openiort.case.implausible_values`) are planned as given, with a warning: the
     command line and the web form ask for their confirmation before planning.
+    ``limits_file`` is a department's organ-at-risk limits (format of
+    :mod:`openiort.evaluation.limits`) in place of openiort's IORT defaults.
     """
     technique = case.intent.technique
     engine_name = resolve_engine_name(technique, engine)
@@ -95,22 +99,28 @@ def plan_case(
             "case",
             [f"intent.technique: planning on a CT is available for 'xray' only, not {technique!r}"],
         )
+    limits = load_limits(limits_file) if limits_file is not None else None
     device_data: object = None  # what the engines compute with: the source, the machine
     if technique == "xray":
         source = load_commissioning(source_data) if source_data else load_example_source()
         device_data = source
         plan = plan_xray(
-            case, source=source, ct_phantom=ct_phantom, engine=engine_name, mc_options=mc_options
+            case,
+            source=source,
+            ct_phantom=ct_phantom,
+            engine=engine_name,
+            mc_options=mc_options,
+            limits=limits,
         )
     elif technique == "hdr":  # each technique's stack is imported only when it is planned
         from openiort.planning.hdr_case import plan_hdr_case
 
-        plan = plan_hdr_case(case)
+        plan = plan_hdr_case(case, limits=limits)
     else:
         from openiort.devices.electron import load_electron_device
         from openiort.planning.electron_case import plan_electron_case
 
-        plan = plan_electron_case(case)
+        plan = plan_electron_case(case, limits=limits)
         device_data = load_electron_device()
     device = plan.delivery.device
     if device.is_example:

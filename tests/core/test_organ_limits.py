@@ -345,3 +345,36 @@ def test_an_xray_plan_checks_a_targit_limit_on_the_targit_dose(tmp_path: Path) -
     assert targit.value is not None and v40.value is not None
     assert 1.15 < v40.value / targit.value < 1.25
     assert plan.to_json_dict()["constraints"][0]["dose_definition"] == "TARGIT"
+
+
+def test_iort_plan_checks_the_departments_limits_file(tmp_path: Path) -> None:
+    """`iort plan --limits FILE`: the department's set replaces openiort's IORT defaults."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from openiort.cli import app
+
+    repo = Path(__file__).resolve().parents[2]
+    limits = tmp_path / "limits.csv"
+    limits.write_text(
+        "# Our department's skin objective for 50 kV (test)\n"
+        "technique,structure,metric,limit_value,limit_unit,dose_definition,published_as,"
+        "evidence,verification,source\n"
+        "xray,skin,Dmax,8.0,Gy,TARGIT,nominal TARGIT dose,department protocol,department,"
+        "our department 2026\n"
+    )
+    out = tmp_path / "plan"
+    case = repo / "examples" / "left_upper_outer_30mm.yaml"
+    runner = CliRunner()
+    result = runner.invoke(app, ["plan", str(case), "--out", str(out), "--limits", str(limits)])
+    assert result.exit_code == 0, result.output
+    constraints = json.loads((out / "plan.json").read_text())["constraints"]
+    assert [(c["structure"], c["limit_value"], c["passed"]) for c in constraints] == [
+        ("skin", 8.0, True)
+    ]
+    limits.write_text(limits.read_text().replace("8.0,Gy", "-1,Gy"))
+    bad = runner.invoke(
+        app, ["plan", str(case), "--out", str(tmp_path / "bad"), "--limits", str(limits)]
+    )
+    assert bad.exit_code == 2 and not (tmp_path / "bad").exists()
