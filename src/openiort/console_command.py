@@ -14,6 +14,7 @@ from openiort import RESEARCH_NOTICE
 from openiort.command_errors import reported_input_errors
 from openiort.delivery import parse_delivery
 from openiort.errors import OpenIortInputError
+from openiort.io.errors import PlanDirError
 from openiort.session import (
     ConsoleValues,
     TreatmentSession,
@@ -22,19 +23,15 @@ from openiort.session import (
 )
 
 
-class PlanFileError(OpenIortInputError):
-    """A plan folder without a readable typed delivery."""
-
-
 def read_delivery(plan_dir: Path) -> Any:
     """The typed delivery of PLAN_DIR/plan.json (or of a plan.json path)."""
     path = plan_dir / "plan.json" if plan_dir.is_dir() else plan_dir
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise PlanFileError(f"cannot read {path}: {exc}", source=str(path)) from None
+        raise PlanDirError(f"cannot read {path}: {exc}", source=str(path)) from None
     if not isinstance(data, dict) or "delivery" not in data:
-        raise PlanFileError(
+        raise PlanDirError(
             f"{path} has no 'delivery' block: re-plan it with this version of openiort",
             source=str(path),
         )
@@ -44,7 +41,7 @@ def read_delivery(plan_dir: Path) -> Any:
         problems = [
             f"delivery.{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors()
         ]
-        raise PlanFileError(*problems, source=str(path)) from None
+        raise PlanDirError(*problems, source=str(path)) from None
 
 
 def _session(

@@ -170,37 +170,44 @@ class HdrTg43Engine:
 
     def dose_gy(self, delivery: HdrDelivery, phantom: Phantom) -> np.ndarray:
         """The dose array alone (Gy), for planners that describe the grid themselves."""
-        from openiort.dose.tg43 import Dwells, compute_dose
+        from openiort.dose.tg43 import compute_dose
 
         _expect(delivery, HdrDelivery, self.name)
-        dwells = Dwells(
-            np.array([d.position_mm for d in delivery.dwells], dtype=float),
-            np.array([d.direction for d in delivery.dwells], dtype=float),
-            np.array([d.time_s for d in delivery.dwells], dtype=float),
+        return compute_dose(
+            _dwells(delivery), delivery.source_id, delivery.air_kerma_strength_u, phantom.grid
         )
-        return compute_dose(dwells, delivery.source_id, delivery.air_kerma_strength_u, phantom.grid)
 
     def compute(self, delivery: HdrDelivery, phantom: Phantom) -> DoseGrid:
+        from openiort.dose.tg43 import dwells_sha256
         from openiort.dosegrid import Provenance
 
         dose = self.dose_gy(delivery, phantom)
+        strength_u = delivery.air_kerma_strength_u
         return DoseGrid(
             grid=phantom.grid,
             dose_gy=dose,
             medium="water_in_water",
-            normalisation=(
-                f"dwell times x S_K {delivery.air_kerma_strength_u:g} U (TG-43U1, "
-                f"{delivery.source_id})"
-            ),
+            normalisation=f"dwell times x S_K {strength_u:g} U (TG-43U1, {delivery.source_id})",
             provenance=Provenance(
                 engine=f"openiort {self.name} (AAPM TG-43U1 2D line source)",
                 engine_version=self.version,
                 device_data=delivery.device.name,
                 device_data_sha256=delivery.device.sha256,
-                inputs_sha256="",
-                calibration=f"S_K {delivery.air_kerma_strength_u:g} U",
+                inputs_sha256=dwells_sha256(_dwells(delivery), delivery.source_id, strength_u),
+                calibration=f"S_K {strength_u:g} U",
             ),
         )
+
+
+def _dwells(delivery: HdrDelivery) -> Any:
+    """The delivery's dwells in the TG-43 engine's form."""
+    from openiort.dose.tg43 import Dwells
+
+    return Dwells(
+        np.array([d.position_mm for d in delivery.dwells], dtype=float),
+        np.array([d.direction for d in delivery.dwells], dtype=float),
+        np.array([d.time_s for d in delivery.dwells], dtype=float),
+    )
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,3 @@ def _restore(
     error.args = args
     error.__dict__.update(state)
     return error
-
-
-def input_problems(error: BaseException) -> list[str]:
-    """The user-facing problem lines of an input error."""
-    if isinstance(error, OpenIortInputError):
-        return list(error.problems)
-    return [str(error)]

@@ -30,13 +30,14 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery
+from openiort.devices.monitor_chamber import air_density_factor
 from openiort.errors import OpenIortInputError
 
-KELVIN_OFFSET = 273.15
 # Plausible ranges of what is typed at the console; outside them a unit slip is likelier than
-# the weather (the highest operating theatres stand near 4000 m, about 620 hPa).
+# the weather. Station pressure, not sea-level equivalent: the highest operating theatres stand
+# near 4000 m, about 620 hPa.
 PRESSURE_RANGE_HPA = (600.0, 1100.0)
-TEMPERATURE_RANGE_C = (10.0, 40.0)
+TEMPERATURE_RANGE_C = (10.0, 40.0)  # an operating room (the example machine's data use the same)
 OUTPUT_FACTOR_RANGE = (0.8, 1.2)  # a daily output this far off stops treatment anyway
 MIN_SOURCE_DECAY = 1e-3  # about ten half-lives: a date this far from the calibration is a slip
 
@@ -184,8 +185,8 @@ def air_correction(delivery: ElectronDelivery, session: TreatmentSession) -> Con
     if reference_p is None:
         raise SessionError(f"{delivery.device.name}: no reference pressure in the machine data")
     p = _in_range(session.pressure_hpa, PRESSURE_RANGE_HPA, "air pressure", "hPa")
-    factor = p / reference_p
     reason = f"P / P_ref = {p:g} / {reference_p:g} hPa"
+    t: float | None = None
     if mode == "pressure_temperature":
         if session.temperature_c is None or delivery.reference_temperature_c is None:
             raise SessionError(
@@ -195,7 +196,6 @@ def air_correction(delivery: ElectronDelivery, session: TreatmentSession) -> Con
             )
         t = _in_range(session.temperature_c, TEMPERATURE_RANGE_C, "temperature", "degC")
         t_ref = delivery.reference_temperature_c
-        factor *= (t_ref + KELVIN_OFFSET) / (t + KELVIN_OFFSET)
         reason += f" x T_ref / T = ({t_ref:g} + 273.15) / ({t:g} + 273.15)"
     elif session.temperature_c is not None:
         raise SessionError(
@@ -203,6 +203,7 @@ def air_correction(delivery: ElectronDelivery, session: TreatmentSession) -> Con
             "leave out the temperature",
             source="session",
         )
+    factor = air_density_factor(p, reference_p, t, delivery.reference_temperature_c)
     return ConsoleFactor(name="air (monitor chamber)", value=factor, reason=reason)
 
 

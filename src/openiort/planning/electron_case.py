@@ -34,50 +34,46 @@ def electron_defaults(
 ) -> list[AppliedDefault]:
     """The values the case and ``settings`` did not give that the electron planner supplied
     (taken from the plan's results where they hold them)."""
-    defaults: list[AppliedDefault] = []
-    if settings.prescription_gy is None and case.intent.prescription_gy is None:
-        defaults.append(
-            AppliedDefault(
-                field="intent.prescription_gy",
-                value=result.prescription_gy,
-                why=f"not in the case: {_source('prescription_gy')}",
-            )
-        )
-    if settings.isodose_pct is None:
-        defaults.append(
-            AppliedDefault(
-                field="electron.isodose_pct",
-                value=result.isodose_pct,
-                why=f"prescription isodose (the case has no field for it): {_source('isodose_pct')}",
-            )
-        )
-    if settings.lateral_margin_mm is None:
-        defaults.append(
-            AppliedDefault(
-                field="electron.lateral_margin_mm",
-                value=float(planning_value("lateral_margin_mm")),
-                why=_source("lateral_margin_mm"),
-            )
-        )
-    if settings.pressure_hpa is None:
-        defaults.append(
-            AppliedDefault(
-                field="electron.pressure_hpa",
-                value=result.pressure_hpa,
-                why=f"today's air pressure not given: the reference pressure of {device.name}'s "
-                "beam data; recompute the monitor units with today's pressure before treatment",
-            )
-        )
-    if settings.disc == ElectronPlanSettings().disc and result.disc is not None:
-        defaults.append(
-            AppliedDefault(
-                field="electron.disc",
-                value=str(settings.disc),
-                why="shielding disc type not given: the planner's default (aluminium facing the beam, "
-                "lead behind; devices/data/electron/shielding_discs.yaml)",
-            )
-        )
-    return defaults
+    # (applied?, field, value, why) for each value the planner can supply
+    candidates = [
+        (
+            settings.prescription_gy is None and case.intent.prescription_gy is None,
+            "intent.prescription_gy",
+            result.prescription_gy,
+            f"not in the case: {_source('prescription_gy')}",
+        ),
+        (
+            settings.isodose_pct is None,
+            "electron.isodose_pct",
+            result.isodose_pct,
+            f"prescription isodose (the case has no field for it): {_source('isodose_pct')}",
+        ),
+        (
+            settings.lateral_margin_mm is None,
+            "electron.lateral_margin_mm",
+            float(planning_value("lateral_margin_mm")),
+            _source("lateral_margin_mm"),
+        ),
+        (
+            settings.pressure_hpa is None,
+            "electron.pressure_hpa",
+            result.pressure_hpa,
+            f"today's air pressure not given: the reference pressure of {device.name}'s "
+            "beam data; recompute the monitor units with today's pressure before treatment",
+        ),
+        (
+            settings.disc == ElectronPlanSettings().disc and result.disc is not None,
+            "electron.disc",
+            str(settings.disc),
+            "shielding disc type not given: the planner's default (aluminium facing the beam, "
+            "lead behind; devices/data/electron/shielding_discs.yaml)",
+        ),
+    ]
+    return [
+        AppliedDefault(field=field, value=value, why=why)
+        for applied, field, value, why in candidates
+        if applied
+    ]
 
 
 def plan_electron_case(

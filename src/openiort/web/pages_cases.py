@@ -20,7 +20,7 @@ from openiort.records.models import Plan
 from openiort.web import caseform, operations
 from openiort.web.auth import check_csrf, page_user
 from openiort.web.formatting import fmt_time
-from openiort.web.routing import CaseId, message, redirect
+from openiort.web.routing import CaseId, form_text, message, redirect
 from openiort.web.state import web_of
 
 router = APIRouter(include_in_schema=False)
@@ -156,8 +156,7 @@ def new_case_page(request: Request) -> Response:
 
 @router.post("/cases/new", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
 async def new_case_submit(request: Request) -> Response:
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    values = await form_text(request)
     return await run_in_threadpool(_new_case_submit, request, values)
 
 
@@ -274,8 +273,7 @@ def edit_case_page(request: Request, case_id: CaseId) -> Response:
     "/cases/{case_id}/edit", response_class=HTMLResponse, dependencies=[Depends(check_csrf)]
 )
 async def edit_case_submit(request: Request, case_id: CaseId) -> Response:
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    values = await form_text(request)
     return await run_in_threadpool(_edit_case_submit, request, case_id, values)
 
 

@@ -34,7 +34,7 @@ from openiort.session import (
 from openiort.web import operations
 from openiort.web.auth import check_csrf, page_user, require_role
 from openiort.web.pages_plans import plan_context
-from openiort.web.routing import PlanId, redirect
+from openiort.web.routing import PlanId, form_text, redirect
 from openiort.web.state import web_of
 
 router = APIRouter(include_in_schema=False)
@@ -215,8 +215,7 @@ def submitted_conditions(values: dict[str, str]) -> tuple[TreatmentSession | Non
     "/plans/{plan_id}/console", response_class=HTMLResponse, dependencies=[Depends(check_csrf)]
 )
 async def console_submit(request: Request, plan_id: PlanId) -> Response:
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    values = await form_text(request)
     return await run_in_threadpool(_console_submit, request, plan_id, values)
 
 
@@ -292,8 +291,7 @@ def _delivery_entry(values: dict[str, str], technique: str) -> tuple[dict[str, A
     "/plans/{plan_id}/deliveries", response_class=HTMLResponse, dependencies=[Depends(check_csrf)]
 )
 async def delivery_submit(request: Request, plan_id: PlanId) -> Response:
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    values = await form_text(request)
     return await run_in_threadpool(_delivery_submit, request, plan_id, values)
 
 

@@ -42,3 +42,9 @@ def message(request: Request) -> str | None:
 def redirect(url: str) -> RedirectResponse:
     """See other: the answer to every page form that succeeded."""
     return RedirectResponse(url, status_code=303)
+
+
+async def form_text(request: Request) -> dict[str, str]:
+    """The text fields of a posted form (the pages take no file uploads)."""
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}

@@ -159,12 +159,6 @@ class ElectronDevice:
         ref = self.beam(self.calibration_applicator_cm, self.calibration_bevel_deg, e)
         return self.calibration_cgy_per_mu * self.beam(a, b, e).mc_axis_max / ref.mc_axis_max
 
-    def provenance_label(self) -> str:
-        return (
-            f"{self.name} electron beam data {self.data_version} "
-            f"({self.beam_data_kind}: {self.beam_data_path})"
-        )
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

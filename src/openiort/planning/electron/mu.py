@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 
 from openiort.devices.electron import ElectronDevice, load_electron_device, planning_value
+from openiort.devices.monitor_chamber import air_density_factor
 from openiort.planning.electron.errors import ElectronPlanningError
-
-KELVIN_OFFSET = 273.15  # degrees Celsius to kelvin (definition of the Celsius scale)
 
 
 def chamber_correction(
@@ -27,7 +26,6 @@ def chamber_correction(
             f"air pressure {pressure_hpa} hPa is outside the plausible range {lo:g}-{hi:g} hPa "
             "(give the pressure measured today in hPa)"
         )
-    factor = pressure_hpa / device.reference_pressure_hpa
     if device.temperature_correction:
         if temperature_c is None:
             raise ElectronPlanningError(
@@ -44,13 +42,18 @@ def chamber_correction(
             raise ElectronPlanningError(
                 f"{device.name}: device data lack the reference temperature"
             )
-        factor *= (device.reference_temperature_c + KELVIN_OFFSET) / (temperature_c + KELVIN_OFFSET)
-    elif temperature_c is not None:
+        return air_density_factor(
+            pressure_hpa,
+            device.reference_pressure_hpa,
+            temperature_c,
+            device.reference_temperature_c,
+        )
+    if temperature_c is not None:
         raise ElectronPlanningError(
             f"{device.name}: the device worksheet applies no temperature correction; "
             "leave temperature_c unset"
         )
-    return float(factor)
+    return air_density_factor(pressure_hpa, device.reference_pressure_hpa)
 
 
 def check_dose_inputs(
