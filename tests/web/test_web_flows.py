@@ -5,6 +5,7 @@ tampering, downloads, error pages and logs."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -738,3 +739,23 @@ def test_delivery_checked_interrupted_and_completed(app: FastAPI, demo_plan: Dem
     assert [d["sequence"] for d in deliveries] == [1, 2]
     assert deliveries[-1]["cumulative_fraction"] == pytest.approx(1.0, abs=1e-9)
     assert "Delivered in full" in phys.get(f"/plans/{plan_id}").text
+
+
+def test_example_data_plan_cannot_be_approved_on_any_route(
+    app: FastAPI, demo_plan: DemoPlan
+) -> None:
+    """A plan computed with example device data is refused at approval by the API and by the
+    page, with why and what to load; it stays reviewed."""
+    plan_json = copy.deepcopy(demo_plan.plan_json)
+    plan_json["delivery"]["device"].update(status="example", name="TG-292 example XRS")
+    example = dataclasses.replace(demo_plan, plan_json=plan_json)
+    case_id = seed_case(app, demo_plan.case_data)
+    plan_id = seed_plan(app, example, case_id, "reviewed")
+    phys = api_client(app, "phys")
+    r = phys.post(f"/api/plans/{plan_id}/approve", json={"password": PASSWORD})
+    assert r.status_code == 409
+    assert "example device data" in r.text and "commissioning data" in r.text
+    token = page_csrf(phys, f"/plans/{plan_id}")
+    page = phys.post(f"/plans/{plan_id}/approve", data={"csrf_token": token, "password": PASSWORD})
+    assert page.status_code == 409 and "example device data" in page.text
+    assert phys.get(f"/api/plans/{plan_id}").json()["status"] == "reviewed"

@@ -375,6 +375,7 @@ def plan_hdr(
         device=DeviceDataRef(
             name=f"{source.source_id} ({source.title})",
             status="example" if sk_is_example else "department",
+            version=source.reference,  # the TG-43 consensus data set the dose comes from
             sha256=source.data_sha256,
         ),
         source_id=sid,
