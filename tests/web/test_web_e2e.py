@@ -4,8 +4,8 @@
 Log in, enter a case (first with a wrong value, shown beside its field), see the verdicts,
 compute the plan, scroll the dose slices, review, approve, download the PDF and the DICOM
 files, compute the console values of the day and record the delivery against them; a viewer
-cannot approve; a logged-out user is sent to the login page. The server's log is then checked
-for patient data.
+cannot approve; a logged-out user is sent to the login page. The server's log is checked for
+patient data at the end of each test that entered some.
 
 Set ``OPENIORT_WEB_SCREENSHOTS=<folder>`` to save screenshots of the main pages there.
 """
@@ -45,8 +45,8 @@ from openiort.records import users as users_module
 from openiort.records.db import prepare_database, session_scope
 from openiort.web.caseform import FIELDS, case_data_to_form
 
-# One worker runs the whole module in order: one server, and the last test reads its whole log
-# (make test runs xdist with --dist loadgroup).
+# One worker runs the whole module (make test runs xdist with --dist loadgroup), so the browser
+# tests do not start Chromium and a server on both workers at once.
 pytestmark = pytest.mark.xdist_group("browser-e2e")
 import playwright.sync_api as playwright_api  # noqa: E402  (missing fails, never skips)
 
@@ -342,6 +342,7 @@ def test_enter_plan_approve_download(
     assert page.locator('[data-testid="plan-status"]').inner_text() == "delivered"
     assert console_errors == []
     context.close()
+    _assert_log_holds_no_patient_data(server)
 
 
 def test_viewer_cannot_approve(server: Server, browser: object, demo_plan: DemoPlan) -> None:
@@ -380,10 +381,15 @@ def test_viewer_cannot_approve(server: Server, browser: object, demo_plan: DemoP
     page.reload()
     assert page.locator('[data-testid="plan-status"]').inner_text() == "reviewed"
     context.close()
+    _assert_log_holds_no_patient_data(server)
 
 
-def test_server_log_holds_no_patient_data(server: Server) -> None:
-    """Runs last in this module: the whole browser session's server log."""
+def _assert_log_holds_no_patient_data(server: Server) -> None:
+    """Called at the end of each test that entered and viewed a patient's plan.
+
+    Inside those tests, not a separate one, so it always reads the log of the server that saw
+    the patient: xdist may run another module between two of these tests, and the module's
+    server is then started again."""
     log = server.log.read_text(errors="replace")
     assert "GET /plans/{plan_id}" in log  # the access log names routes, not paths
     for secret in (PATIENT_ID, PATIENT_NAME, "Erika", "E2E-VIEW"):
