@@ -37,6 +37,7 @@ from openiort.case import parse_case
 from openiort.pipeline import plan_case
 from openiort.records import service
 from openiort.records import users as users_module
+from openiort.records.chain import bind_key
 from openiort.records.db import prepare_database, session_scope
 from openiort.web.operations import new_case
 from openiort.web.worker import write_plan_files
@@ -79,6 +80,7 @@ def _seed(root: Path) -> tuple[str, int, int, int]:
     print(f"  planned and written in {time.perf_counter() - t0:.1f} s", flush=True)
     url = f"sqlite:///{root / 'records.sqlite3'}"
     engine = prepare_database(url)
+    bind_key(engine, SEAL_KEY.encode())  # the server's key signs the record chains
     # Cheap argon2 parameters for the benchmark's own accounts only (logins are not measured).
     users_module.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     with session_scope(engine) as s:
@@ -90,9 +92,9 @@ def _seed(root: Path) -> tuple[str, int, int, int]:
         plan = service.store_plan(s, phys, case_id, plan_json)
         plan_id = plan.id
     with session_scope(engine) as s:
-        service.review_plan(s, users_module.get_user(s, "onc"), plan_id)
-    with session_scope(engine) as s:
-        service.approve_plan(s, users_module.get_user(s, "phys"), plan_id, key=SEAL_KEY.encode())
+        service.review_plan(s, users_module.get_user(s, "phys"), plan_id)
+    with session_scope(engine) as s:  # a second person approves (four-eyes rule)
+        service.approve_plan(s, users_module.get_user(s, "onc"), plan_id, key=SEAL_KEY.encode())
     engine.dispose()
     files.mkdir()
     os.replace(staging, files / str(plan_id))
@@ -112,7 +114,7 @@ def _start_server(root: Path, url: str, port: int) -> subprocess.Popen[bytes]:
         "from openiort.web.commands import serve\n"
         f"serve(host='127.0.0.1', port={port}, database_url={url!r}, "
         f"files_dir=Path({str(root / 'plans')!r}), plan_workers=1, max_pending_plans=4, "
-        "four_eyes=False, ssl_certfile=None, ssl_keyfile=None, forwarded_allow_ips=None, "
+        "four_eyes=None, ssl_certfile=None, ssl_keyfile=None, forwarded_allow_ips=None, "
         "log_level='warning')\n"
     )
     log = open(root / "server.log", "wb")  # noqa: SIM115 - closed with the process

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that the test suite drives for real (Chromium, DICOM validators,
-# PostgreSQL, and the Pango libraries WeasyPrint renders PDFs with). Idempotent: does nothing
+# Installs the Debian packages that the test suite drives for real (Chromium, DICOM validators
+# and readers (dicom3tools, dcmtk, plastimatch), the Orthanc PACS,
+# PostgreSQL, the Pango libraries WeasyPrint renders PDFs with, and nginx with openssl for
+# the TLS reverse-proxy test). Idempotent: does nothing
 # when every package is already there, so repeated `make test` runs stay fast.
 set -euo pipefail
-packages=(chromium dicom3tools dcmtk postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)
+packages=(chromium dicom3tools dcmtk plastimatch orthanc postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core nginx openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

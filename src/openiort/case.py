@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from openiort.errors import OpenIortInputError
 
@@ -29,10 +36,20 @@ Grade = Annotated[int, Field(ge=1, le=3)]
 Millimetres = Annotated[float, Field(ge=0, le=300)]
 BreastCup = Literal["AA", "A", "B", "C", "D", "DD", "E", "F", "G"]
 Technique = Literal["xray", "electron", "hdr"]
+HdrApplicatorModel = Literal[
+    "single_lumen_balloon", "multi_lumen_balloon_3", "multi_lumen_balloon_4", "surface"
+]
+
+
+# A CT's patient coordinates of a breast lie well within a metre of the scanner's origin; a
+# larger magnitude is a slip (metres or micrometres, a pasted number), never a measurement.
+COORDINATE_LIMIT_MM = 1000.0
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: NaN and +-inf (also "1e309", which reads as inf) are refused by
+    # every float field of the case, whether it came from a file, the form or the API.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Patient(_Strict):
@@ -108,13 +125,47 @@ class Anatomy(_Strict):
     # when null the centroid of the RTSTRUCT's "cavity" structure is used.
     cavity_centre_mm: tuple[float, float, float] | None = None
 
+    @field_validator("cavity_centre_mm")
+    @classmethod
+    def _centre_within_reach(
+        cls, value: tuple[float, float, float] | None
+    ) -> tuple[float, float, float] | None:
+        if value is not None:
+            for axis, v in zip("xyz", value, strict=True):
+                if abs(v) > COORDINATE_LIMIT_MM:
+                    raise ValueError(
+                        f"{axis} = {v:g} mm is outside +-{COORDINATE_LIMIT_MM:g} mm of the CT "
+                        "origin; give the cavity centre in millimetres"
+                    )
+        return value
+
+
+class XrayShield(_Strict):
+    """A flexible tungsten-loaded shield placed in the operation (x-ray): on the chest wall or
+    under the skin flap, its back face at the measured distance of that structure."""
+
+    location: Literal["chest_wall", "skin_flap"]
+    thickness_mm: Annotated[float, Field(ge=0.05, le=10)]
+    material: Literal["tungsten_silicone_80"] = "tungsten_silicone_80"
+    density_g_cm3: Annotated[float, Field(ge=0.5, le=19.3)] | None = None
+
 
 class Intent(_Strict):
     technique: Technique
     timing: Literal["during_lumpectomy", "second_procedure"] | None = None
     prescription_gy: Annotated[float, Field(gt=0, le=40)] | None = None
     dose_definition: Literal["TARGIT", "V4.0"] | None = None
+    # x-ray: where prescription_gy applies, mm below the applicator surface (null or 0: at it)
+    prescription_depth_mm: Annotated[float, Field(ge=0, le=30)] | None = None
+    # x-ray: the time the device's own console shows for this prescription, checked against
+    # the time from the loaded source tables
+    console_time_min: Annotated[float, Field(gt=0, le=600)] | None = None
+    xray_shield: XrayShield | None = None
     within_registry_or_trial: bool | None = None  # ASTRO-2017: x-ray IORT only within one
+    # A course (HDR): prescription_gy is per fraction; more than one fraction only for HDR.
+    fractions: Annotated[int, Field(ge=1, le=40)] = 1
+    min_interval_h: Annotated[float, Field(gt=0, le=168)] | None = None
+    hdr_applicator: HdrApplicatorModel | None = None
 
     @model_validator(mode="after")
     def _definition_only_for_xray(self) -> Intent:
@@ -123,7 +174,35 @@ class Intent(_Strict):
                 f"dose_definition {self.dose_definition!r} applies only to technique 'xray' "
                 f"(got technique {self.technique!r}); use null"
             )
+        for name in ("prescription_depth_mm", "console_time_min", "xray_shield"):
+            if self.technique != "xray" and getattr(self, name) is not None:
+                raise ValueError(f"{name} applies only to technique 'xray'; use null")
+        if self.technique != "hdr" and self.fractions != 1:
+            raise ValueError(
+                f"fractions {self.fractions}: {self.technique} IORT is one fraction; a course "
+                "of fractions is for technique 'hdr'"
+            )
+        if self.fractions == 1 and self.min_interval_h is not None:
+            raise ValueError("min_interval_h applies to a course of more than one fraction")
+        if self.technique != "hdr" and self.hdr_applicator is not None:
+            raise ValueError("hdr_applicator applies only to technique 'hdr'")
         return self
+
+
+class ElectronChoices(_Strict):
+    """What the electron planner would otherwise choose, set in the case (null: the planner's).
+
+    Each value is checked against the machine's data when the case is planned, and the plan
+    reports it beside the planner's own choice. ``disc: none`` plans without a shielding disc.
+    """
+
+    applicator_cm: Annotated[int, Field(gt=0, le=30)] | None = None
+    bevel_deg: Annotated[int, Field(ge=0, lt=90)] | None = None
+    energy_mev: Annotated[int, Field(gt=0, le=30)] | None = None
+    bolus_mm: Annotated[float, Field(ge=0, le=30)] | None = None
+    disc: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    disc_diameter_mm: Annotated[float, Field(gt=0, le=300)] | None = None
+    isodose_pct: Annotated[float, Field(ge=50, le=100)] | None = None
 
 
 class Case(_Strict):
@@ -134,6 +213,7 @@ class Case(_Strict):
     pathology: Pathology | None = None
     anatomy: Anatomy = Anatomy()
     intent: Intent
+    electron: ElectronChoices | None = None  # overrides of the electron planner's choices
 
     @property
     def laterality(self) -> Laterality | None:
@@ -226,6 +306,12 @@ def _unit_hint(loc: str, error: Any) -> str:
     if not isinstance(bound, int | float) or value * 10 < bound:
         return ""
     return f" (centimetres typed as millimetres? {value:g} cm = {value * 10:g} mm)"
+
+
+def describe_case_error(error: Any) -> str:
+    """One pydantic error of a case (``loc`` within the case) worded as the command line and
+    the form word it: the field, the value echoed, and the centimetre hint where it fits."""
+    return _describe(error)
 
 
 def parse_case(data: Any, source: str = "case") -> Case:

@@ -52,6 +52,9 @@ def run_plan(
     overwrite: bool = False,
     accept_implausible: bool = False,
     limits: Path | None = None,
+    roi_map: str | None = None,
+    machine_data: str | None = None,
+    dicom_settings: Path | None = None,
 ) -> None:
     started = time.perf_counter()
     interrupted: tuple[type[BaseException], ...] = ()
@@ -64,10 +67,24 @@ def run_plan(
         check_plausible(case_path, case, accept_implausible)
         check_output_folder(out, overwrite)  # before minutes of planning, not after
         ct_phantom = None
+        if ct is None and (rtstruct is not None or roi_map):
+            given = "--rtstruct" if rtstruct is not None else "--roi-map"
+            raise OpenIortInputError(
+                f"{given} needs --ct (the CT series it belongs to)", source=given
+            )
+        ct_reference = None
         if ct is not None:
-            from openiort.inputs.ct import load_ct_phantom
+            from openiort.inputs.ct import check_ct_patient, load_ct
+            from openiort.inputs.roi_names import parse_roi_map
 
-            ct_phantom = load_ct_phantom(ct, rtstruct)
+            ct_phantom, ct_reference = load_ct(
+                ct, rtstruct, roi_names=parse_roi_map(roi_map), laterality=case.laterality
+            )
+            check_ct_patient(ct_reference, case.patient.id, age_years=case.patient.age_years)
+        if dicom:
+            from openiort.io.dicom_settings import load_settings
+
+            settings = load_settings(dicom_settings)
         engine_name = resolve_engine_name(case.intent.technique, engine)
         console.print(f"planning {case_path.name} ({engine_name} engine)...")
         plan = plan_case(
@@ -78,6 +95,7 @@ def run_plan(
             mc_options=mc_options,
             compare_with=compare_with,
             limits_file=limits,
+            machine_data=machine_data,
         )
         print_defaults(plan.defaults_applied)
         with console.status("writing the report..."):
@@ -86,7 +104,14 @@ def run_plan(
                 from openiort.io.dicom_export import export_plan
 
                 writers.append(
-                    lambda d: export_plan(plan.phantom, plan.dose, plan.to_json_dict(), d / "dicom")
+                    lambda d: export_plan(
+                        plan.phantom,
+                        plan.dose,
+                        plan.to_json_dict(),
+                        d / "dicom",
+                        settings=settings,
+                        ct_reference=ct_reference,
+                    )
                 )
             written = write_plan_outputs(
                 plan, out, extra_writers=tuple(writers), overwrite=overwrite
@@ -146,16 +171,49 @@ def plan(
     case: Annotated[Path, typer.Argument(help="case file (YAML or JSON)")],
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("plan-output"),
     source_data: Annotated[
-        Path | None, typer.Option(help="your source's commissioning YAML (x-ray)")
+        Path | None,
+        typer.Option(
+            help="your source's data: the x-ray source's commissioning YAML, or the HDR "
+            "afterloader's source record (docs/hdr-console.md)"
+        ),
     ] = None,
     dicom: Annotated[
         bool, typer.Option("--dicom", help="also export DICOM RT into OUT/dicom")
     ] = False,
     ct: Annotated[
-        Path | None, typer.Option("--ct", help="plan on this CT series folder (x-ray)")
+        Path | None,
+        typer.Option(
+            "--ct",
+            help="plan on this CT series folder (x-ray: intraoperative CT; HDR: post-implant "
+            "CT with the balloon contoured)",
+        ),
     ] = None,
     rtstruct: Annotated[
         Path | None, typer.Option("--rtstruct", help="RTSTRUCT file for --ct")
+    ] = None,
+    machine_data: Annotated[
+        str | None,
+        typer.Option(
+            "--machine-data",
+            help="your electron machine's data (machine YAML, format in "
+            "docs/electron-machine-data.md), or an example's name: liac_hwl, mobetron_1000",
+        ),
+    ] = None,
+    roi_map: Annotated[
+        str | None,
+        typer.Option(
+            "--roi-map",
+            help='ROI names of --rtstruct -> openiort structures, e.g. "Lumpectomy cavity=cavity,'
+            'Heart=heart" (TG-263 names and common variants are recognised without it)',
+        ),
+    ] = None,
+    dicom_settings: Annotated[
+        Path | None,
+        typer.Option(
+            "--dicom-settings",
+            help="the department's DICOM settings for --dicom (YAML: UID root, institution, "
+            "department, machine names; default $OPENIORT_DICOM_SETTINGS)",
+        ),
     ] = None,
     engine: Annotated[
         str | None,
@@ -213,6 +271,9 @@ def plan(
         limits=limits,
         overwrite=overwrite,
         accept_implausible=accept_implausible,
+        roi_map=roi_map,
+        dicom_settings=dicom_settings,
+        machine_data=machine_data,
     )
 
 
@@ -230,8 +291,17 @@ def schema(
     plan: Annotated[
         bool, typer.Option("--plan", help="the schema of plan.json instead of the case file")
     ] = False,
+    machine: Annotated[
+        bool,
+        typer.Option("--machine", help="the schema of an electron machine-data file instead"),
+    ] = False,
 ) -> None:
-    """Print the JSON Schema of the case file (or, with --plan, of plan.json)."""
+    """Print the JSON Schema of the case file (or of plan.json, or of a machine-data file)."""
+    if machine:
+        from openiort.devices.electron.machine_format import machine_json_schema
+
+        sys.stdout.write(json.dumps(machine_json_schema(), indent=2) + "\n")
+        return
     if plan:
         from openiort.plan_document import plan_json_schema
 
@@ -282,12 +352,42 @@ lazy_command(
     "Send DICOM objects to a PACS or record-and-verify system (C-STORE).",
 )
 lazy_command(
+    "fetch",
+    "openiort.io.commands:fetch",
+    "Retrieve a patient's CT series from a PACS (C-FIND, C-GET).",
+)
+lazy_command(
     "user",
     "openiort.records.commands:user_app",
     "Manage the users of the records database and web app.",
 )
 lazy_command(
     "db", "openiort.records.commands:db_app", "Create, migrate and check the records database."
+)
+lazy_command(
+    "backup",
+    "openiort.records.commands:backup",
+    "Back up the records and plan files (keys excluded: back them up apart).",
+)
+lazy_command(
+    "restore",
+    "openiort.records.commands:restore",
+    "Restore a backup into an empty database, then check every seal and record chain.",
+)
+lazy_command(
+    "audit",
+    "openiort.records.commands:audit_app",
+    "Export the audit log (JSON lines) for the hospital's log system.",
+)
+lazy_command(
+    "key",
+    "openiort.records.commands:key_app",
+    "Make, show and rotate the seal key (kept outside the data folder).",
+)
+lazy_command(
+    "qa",
+    "openiort.records.qa_command:qa_app",
+    "Record and list the 50 kV source's daily output and isotropy checks.",
 )
 lazy_command(
     "serve",

@@ -20,6 +20,7 @@ from openiort.session import (
     TreatmentSession,
     make_session,
     session_console_values,
+    source_now,
 )
 
 
@@ -50,6 +51,8 @@ def _session(
     pressure_hpa: float | None,
     temperature_c: float | None,
     fraction: int,
+    check_pressure_hpa: float | None = None,
+    check_temperature_c: float | None = None,
 ) -> TreatmentSession:
     try:
         at = dt.datetime.now(dt.UTC) if date is None else dt.datetime.fromisoformat(date)
@@ -61,7 +64,16 @@ def _session(
         pressure_hpa=pressure_hpa,
         temperature_c=temperature_c,
         fraction=fraction,
+        output_check_pressure_hpa=check_pressure_hpa,
+        output_check_temperature_c=check_temperature_c,
     )
+
+
+def _example_note(technique: str) -> str:
+    return {
+        "electron": " (EXAMPLE DATA: example machine, not your machine)",
+        "xray": " (EXAMPLE DATA: example source, not your source)",
+    }.get(technique, " (EXAMPLE DATA, not your device)")
 
 
 def _print(values: ConsoleValues, device: str, example: bool) -> None:
@@ -69,12 +81,14 @@ def _print(values: ConsoleValues, device: str, example: bool) -> None:
     typer.echo(
         f"console values for {s.at_utc.isoformat(timespec='minutes')} (fraction {s.fraction})"
     )
-    typer.echo(f"device data: {device}{' (EXAMPLE DATA, not your device)' if example else ''}")
+    typer.echo(f"device data: {device}{_example_note(values.technique) if example else ''}")
     width = max(len(x.name) for x in values.settings)
     for x in values.settings:
         typer.echo(
             f"  {x.name:<{width}}  planned {x.planned:10.3f} {x.unit:<3}  today {x.today:10.3f} {x.unit}"
         )
+    if values.strength_today_u is not None:
+        typer.echo(f"source strength today: S_K {values.strength_today_u:.1f} U")
     typer.echo("factors applied:")
     for f in values.factors:
         typer.echo(f"  {f.name}: {f.value:.5f} ({f.reason})")
@@ -98,14 +112,47 @@ def console(
         float | None,
         typer.Option("--output-factor", help="day's output / reference output (daily QA)"),
     ] = None,
+    check_pressure_hpa: Annotated[
+        float | None,
+        typer.Option(
+            "--check-pressure-hpa",
+            help="air pressure at the day's output check (electron machines whose day's "
+            "output comes from the daily output check)",
+        ),
+    ] = None,
+    check_temperature_c: Annotated[
+        float | None,
+        typer.Option("--check-temperature-c", help="temperature at the day's output check"),
+    ] = None,
     fraction: Annotated[int, typer.Option("--fraction", help="fraction number")] = 1,
+    source_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--source-data",
+            help="HDR: the department's current source record, when the source was exchanged "
+            "since the plan (the dwell times are rescaled to it)",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """The day's console values of a plan: time, MU or dwell times, with every factor applied."""
     with reported_input_errors():
         delivery = read_delivery(plan_dir)
-        session = _session(date, output_factor, pressure_hpa, temperature_c, fraction)
-        values = session_console_values(delivery, session)
+        session = _session(
+            date,
+            output_factor,
+            pressure_hpa,
+            temperature_c,
+            fraction,
+            check_pressure_hpa,
+            check_temperature_c,
+        )
+        current = None
+        if source_data is not None:
+            from openiort.devices.hdr_source import load_hdr_source_record
+
+            current = source_now(load_hdr_source_record(source_data))
+        values = session_console_values(delivery, session, current)
     if as_json:
         out = {"delivery": delivery.model_dump(mode="json"), **values.model_dump(mode="json")}
         typer.echo(json.dumps(out, indent=2))

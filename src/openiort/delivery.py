@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Technique = Literal["xray", "electron", "hdr"]
 DataStatus = Literal["example", "department"]
-ChamberCorrection = Literal["sealed", "pressure", "pressure_temperature"]
+# How the electron monitor chamber's reading is corrected for the air of the day; with
+# "daily_output_check" the day's measured output carries it (openiort.session).
+ChamberCorrection = Literal["sealed", "pressure", "pressure_temperature", "daily_output_check"]
 Vector3 = tuple[float, float, float]
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -106,6 +108,9 @@ class HdrDwell(_Frozen):
     position_mm: Vector3
     direction: Vector3
     time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    from_tip_mm: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        None, description="position along the channel from its tip, as the afterloader counts"
+    )
 
 
 class HdrDelivery(_Frozen):
@@ -119,8 +124,27 @@ class HdrDelivery(_Frozen):
     strength_reference_utc: str | None = Field(
         None, description="date and time of S_K (the certificate's); None for the example source"
     )
-    prescription_gy: Positive
+    prescription_gy: Positive = Field(description="dose per fraction (Gy)")
     dwells: tuple[HdrDwell, ...] = Field(min_length=1)
+    fractions: Annotated[int, Field(ge=1)] = 1
+    min_interval_h: Positive | None = Field(
+        None, description="least time between two fractions of the course (h)"
+    )
+    afterloader_name: str | None = None
+    source_model_name: str | None = Field(None, description="the source model's real name")
+    channel_length_mm: Positive | None = Field(
+        None, description="afterloader channel length to the channel tip (mm)"
+    )
+    applicator_model: str | None = Field(
+        None, description="the applicator model of hdr_protocol.yaml (e.g. multi_lumen_balloon_4)"
+    )
+    applicator_length_mm: Positive | None = None
+    tip_offset_mm: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        None, description="channel tip to the most distal possible dwell position (mm)"
+    )
+    dose_reference_point_mm: Vector3 | None = Field(
+        None, description="a prescription point (LPS mm): the dose there is the prescription"
+    )
 
     @property
     def total_time_s(self) -> float:

@@ -126,7 +126,6 @@ class ElectronBeamDataEngine:
     technique: Technique = "electron"
 
     def compute(self, delivery: ElectronDelivery, phantom: Phantom) -> DoseGrid:
-        from openiort.devices.electron import get_disc
         from openiort.dose.electron import DiscPlacement, compute_dose
 
         _expect(delivery, ElectronDelivery, self.name)
@@ -137,7 +136,7 @@ class ElectronBeamDataEngine:
             if place.disc_depth_mm is None or place.disc_diameter_mm is None:
                 raise EngineError("a disc needs its depth and diameter", source=self.name)
             disc = DiscPlacement(
-                get_disc(place.disc_type),
+                self.device.disc(place.disc_type),  # the machine's own disc set
                 depth_mm=place.disc_depth_mm,
                 diameter_mm=place.disc_diameter_mm,
                 centre_xy_mm=place.disc_centre_xy_mm,

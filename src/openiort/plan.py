@@ -12,6 +12,7 @@ from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery
 from openiort.dosegrid import DoseGrid
 from openiort.evaluation.dvh import Dvh
 from openiort.evaluation.metrics import ConstraintCheck, StructureMetrics
+from openiort.evaluation.voxel_centre import DVH_METHOD, voxel_centre_figures
 from openiort.plan_document import AppliedDefault, validated_plan_json
 from openiort.plan_figures import FIGURES_OF, Figures, figures_json
 
@@ -97,6 +98,8 @@ class PlanResult:
                 "normalisation": d.normalisation,
                 "grid": d.grid.to_dict(),
                 "notes": list(d.notes),
+                "dvh_method": DVH_METHOD,
+                "voxel_centre": voxel_centre_figures(self.phantom, d, list(self.metrics)),
             },
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "constraints": [c.to_dict() for c in self.constraints],

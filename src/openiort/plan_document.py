@@ -49,6 +49,12 @@ class GridBlock(_Block):
     shape_zyx: tuple[int, int, int]
 
 
+class VoxelCentreFigures(_Block):
+    mean_gy: Number
+    max_gy: Number
+    voxels: int = Field(ge=1, description="dose voxels whose centre lies in the structure")
+
+
 class DoseBlock(_Block):
     unit: Literal["Gy"]
     medium: str = Field(description="water_in_water, medium_in_medium or water_in_medium")
@@ -57,6 +63,10 @@ class DoseBlock(_Block):
     normalisation: str
     grid: GridBlock
     notes: list[str]
+    dvh_method: str | None = Field(None, description="how metrics and voxel_centre are computed")
+    voxel_centre: dict[str, VoxelCentreFigures] | None = Field(
+        None, description="per structure, what a voxel-centre reader of the RT Dose gets"
+    )
 
 
 class Provenance(_Block):
@@ -158,6 +168,11 @@ class PlanDocumentBase(BaseModel):
     )
     radiobiology: dict[str, Any] | None = Field(
         None, description="BED/EQD2 at depth and its sensitivity (openiort.radiobiology)"
+    )
+    mu_worksheet: dict[str, Any] | None = Field(
+        None,
+        description="electron plans: the MU hand calculation line by line and the independent "
+        "check's own line (openiort.devices.electron.worksheet)",
     )
     engine_comparison: dict[str, Any] | None = Field(
         None,

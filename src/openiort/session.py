@@ -15,7 +15,9 @@ Which system applies what (nothing is corrected twice):
   own mode (sealed: none; pressure: P / P_ref; pressure and temperature: P / P_ref x T_ref / T in
   kelvin) and are divided by the day's output factor. When the day's output factor comes from
   an output check made at that day's air, enter the factor and no pressure: the check already
-  holds the air correction.
+  holds the air correction. A machine whose mode is ``daily_output_check`` always takes the
+  day's output factor; the air is corrected only for its change since that check (P / P_check,
+  T_check / T), never against the calibration's reference air.
 - HDR: the dwell times are those the afterloader shows after its own decay correction: planned
   time x S_K(reference) / S_K(today). The afterloader applies the decay itself; the values here
   are for checking its console, not for entering a second correction.
@@ -25,13 +27,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery
 from openiort.devices.monitor_chamber import air_density_factor
 from openiort.errors import OpenIortInputError
+
+if TYPE_CHECKING:
+    from openiort.devices.hdr_source import HdrSourceRecord
 
 # Plausible ranges of what is typed at the console; outside them a unit slip is likelier than
 # the weather. Station pressure, not sea-level equivalent: the highest operating theatres stand
@@ -57,6 +62,12 @@ class TreatmentSession(BaseModel):
     )
     pressure_hpa: Annotated[float, Field(allow_inf_nan=False)] | None = None
     temperature_c: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    output_check_pressure_hpa: Annotated[float, Field(allow_inf_nan=False)] | None = Field(
+        None,
+        description="air pressure when the day's output was measured (machines whose day's "
+        "output comes from the daily output check)",
+    )
+    output_check_temperature_c: Annotated[float, Field(allow_inf_nan=False)] | None = None
     fraction: Annotated[int, Field(ge=1)] = 1
 
     @field_validator("at_utc")
@@ -103,6 +114,9 @@ class ConsoleValues(BaseModel):
         description="today's time or monitor units per planned (reference) time or monitor "
         "units, before the console's rounding: what the remainder of an interrupted session "
         "is multiplied by",
+    )
+    strength_today_u: float | None = Field(
+        None, description="HDR: the source's air-kerma strength decayed to the session (U)"
     )
 
 
@@ -154,6 +168,18 @@ def _xray(delivery: XrayDelivery, session: TreatmentSession) -> ConsoleValues:
 def air_correction(delivery: ElectronDelivery, session: TreatmentSession) -> ConsoleFactor:
     """The monitor chamber's air correction of the day, in the machine's own mode."""
     mode = delivery.chamber_correction_mode
+    if mode != "daily_output_check" and (
+        session.output_check_pressure_hpa is not None
+        or session.output_check_temperature_c is not None
+    ):
+        raise SessionError(
+            f"{delivery.device.name}: the conditions of the output check apply to machines "
+            "whose day's output comes from the daily output check, not to this one "
+            f"({mode.replace('_', ' ')})",
+            source="session",
+        )
+    if mode == "daily_output_check":
+        return _since_output_check(delivery, session)
     if mode == "sealed":
         if session.pressure_hpa is not None or session.temperature_c is not None:
             raise SessionError(
@@ -207,6 +233,55 @@ def air_correction(delivery: ElectronDelivery, session: TreatmentSession) -> Con
     return ConsoleFactor(name="air (monitor chamber)", value=factor, reason=reason)
 
 
+def _since_output_check(delivery: ElectronDelivery, session: TreatmentSession) -> ConsoleFactor:
+    """The air correction of a machine whose day's output comes from the daily output check.
+
+    The day's output factor, measured before treatment, already holds the air of that moment;
+    only a change of air between the check and the treatment is corrected (P / P_check and,
+    when both temperatures are given, T_check / T in kelvin). Never the reference air again.
+    """
+    name = delivery.device.name
+    if session.output_factor is None:
+        raise SessionError(
+            f"{name}: the day's output comes from the daily output check; give its output factor "
+            "(--output-factor)",
+            source="session",
+        )
+    now_p, check_p = session.pressure_hpa, session.output_check_pressure_hpa
+    now_t, check_t = session.temperature_c, session.output_check_temperature_c
+    if now_p is None and check_p is None:
+        if now_t is not None or check_t is not None:
+            raise SessionError(
+                f"{name}: a temperature needs the pressures of the check and of now",
+                source="session",
+            )
+        return ConsoleFactor(
+            name="air (monitor chamber)",
+            value=1.0,
+            reason="as at the day's output check (its factor holds the air)",
+        )
+    if now_p is None or check_p is None:
+        raise SessionError(
+            f"{name}: give both the pressure now (--pressure-hpa) and at the day's output check "
+            "(--check-pressure-hpa), or neither",
+            source="session",
+        )
+    p = _in_range(now_p, PRESSURE_RANGE_HPA, "air pressure", "hPa")
+    p_check = _in_range(check_p, PRESSURE_RANGE_HPA, "air pressure at the output check", "hPa")
+    reason = f"P / P_check = {p:g} / {p_check:g} hPa"
+    if (now_t is None) != (check_t is None):
+        raise SessionError(
+            f"{name}: give the temperature now and at the output check, or neither",
+            source="session",
+        )
+    if now_t is not None and check_t is not None:
+        now_t = _in_range(now_t, TEMPERATURE_RANGE_C, "temperature", "degC")
+        check_t = _in_range(check_t, TEMPERATURE_RANGE_C, "temperature at the output check", "degC")
+        reason += f" x T_check / T = ({check_t:g} + 273.15) / ({now_t:g} + 273.15)"
+    factor = air_density_factor(p, p_check, now_t, check_t)
+    return ConsoleFactor(name="air since the output check", value=factor, reason=reason)
+
+
 def _electron(delivery: ElectronDelivery, session: TreatmentSession) -> ConsoleValues:
     warnings: list[str] = []
     air = air_correction(delivery, session)
@@ -232,7 +307,52 @@ def _electron(delivery: ElectronDelivery, session: TreatmentSession) -> ConsoleV
     )
 
 
-def _hdr(delivery: HdrDelivery, session: TreatmentSession, half_life_d: float) -> ConsoleValues:
+class SourceNow(BaseModel):
+    """The source in the afterloader on the day, from the department's current source record:
+    after a source exchange, the fractions of a course are rescaled to it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    serial: str
+    air_kerma_strength_u: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    reference_utc: dt.datetime
+
+
+def source_now(record: HdrSourceRecord) -> SourceNow:
+    """The department's current source record as the session's source (after an exchange)."""
+    return SourceNow(
+        serial=record.source_serial,
+        air_kerma_strength_u=record.certificate_sk_u,
+        reference_utc=record.certificate_reference_utc,
+    )
+
+
+def _exchange(
+    delivery: HdrDelivery, session: TreatmentSession, half_life_d: float, source: SourceNow
+) -> ConsoleFactor:
+    """S_K of the new source today over S_K of the plan's source at its reference."""
+    days = (session.at_utc - source.reference_utc.astimezone(dt.UTC)).total_seconds() / 86400.0
+    if days < 0:
+        raise SessionError(
+            f"the treatment is before the certificate reference of source {source.serial}",
+            source="session",
+        )
+    today = source.air_kerma_strength_u * math.exp(-math.log(2.0) * days / half_life_d)
+    return ConsoleFactor(
+        name="source exchange and decay",
+        value=today / delivery.air_kerma_strength_u,
+        reason=f"S_K today of source {source.serial} ({today:.1f} U, {days:.3f} d after its "
+        f"certificate) / S_K of the plan ({delivery.air_kerma_strength_u:g} U, source "
+        f"{delivery.device.serial or 'of the plan'})",
+    )
+
+
+def _hdr(
+    delivery: HdrDelivery,
+    session: TreatmentSession,
+    half_life_d: float,
+    source: SourceNow | None = None,
+) -> ConsoleValues:
     warnings: list[str] = []
     if session.output_factor is not None or session.pressure_hpa is not None:
         raise SessionError(
@@ -240,7 +360,13 @@ def _hdr(delivery: HdrDelivery, session: TreatmentSession, half_life_d: float) -
             "belong to the well-chamber check of the source",
             source="session",
         )
-    if delivery.strength_reference_utc is None:
+    if source is not None and source.serial != delivery.device.serial:
+        decay = _exchange(delivery, session, half_life_d, source)
+        warnings.append(
+            f"source exchanged since the plan (plan: {delivery.device.serial or 'example'}, "
+            f"now: {source.serial}): the dwell times are rescaled to the new source"
+        )
+    elif delivery.strength_reference_utc is None:
         warnings.append(
             "the source has no calibration date (example source): decay not applied; load the "
             "department's source record"
@@ -267,7 +393,9 @@ def _hdr(delivery: HdrDelivery, session: TreatmentSession, half_life_d: float) -
         )
     settings = [
         ConsoleSetting(
-            name=f"dwell {i + 1} (channel {d.channel})",
+            name=f"dwell {i + 1} (channel {d.channel}"
+            + ("" if d.from_tip_mm is None else f", {d.from_tip_mm:.1f} mm from tip")
+            + ")",
             unit="s",
             planned=d.time_s,
             today=d.time_s / decay.value,
@@ -289,6 +417,7 @@ def _hdr(delivery: HdrDelivery, session: TreatmentSession, half_life_d: float) -
         factors=[decay],
         warnings=warnings,
         scale=1.0 / decay.value,
+        strength_today_u=delivery.air_kerma_strength_u * decay.value,
     )
 
 
@@ -297,15 +426,17 @@ def console_values(
     session: TreatmentSession,
     *,
     half_life_d: float | None = None,
+    source: SourceNow | None = None,
 ) -> ConsoleValues:
-    """The day's console values of ``delivery`` under ``session`` (HDR needs the half-life)."""
+    """The day's console values of ``delivery`` under ``session`` (HDR needs the half-life;
+    ``source``: the afterloader's current source when it differs from the plan's)."""
     if isinstance(delivery, XrayDelivery):
         return _xray(delivery, session)
     if isinstance(delivery, ElectronDelivery):
         return _electron(delivery, session)
     if half_life_d is None:
         raise SessionError("the source's half-life is needed for an HDR session")
-    return _hdr(delivery, session, half_life_d)
+    return _hdr(delivery, session, half_life_d, source)
 
 
 def make_session(
@@ -315,6 +446,8 @@ def make_session(
     pressure_hpa: float | None = None,
     temperature_c: float | None = None,
     fraction: int = 1,
+    output_check_pressure_hpa: float | None = None,
+    output_check_temperature_c: float | None = None,
 ) -> TreatmentSession:
     """A :class:`TreatmentSession`; every value it refuses is one problem of a SessionError."""
     try:
@@ -324,6 +457,8 @@ def make_session(
             pressure_hpa=pressure_hpa,
             temperature_c=temperature_c,
             fraction=fraction,
+            output_check_pressure_hpa=output_check_pressure_hpa,
+            output_check_temperature_c=output_check_temperature_c,
         )
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
@@ -333,7 +468,9 @@ def make_session(
 
 
 def session_console_values(
-    delivery: XrayDelivery | ElectronDelivery | HdrDelivery, session: TreatmentSession
+    delivery: XrayDelivery | ElectronDelivery | HdrDelivery,
+    session: TreatmentSession,
+    source: SourceNow | None = None,
 ) -> ConsoleValues:
     """:func:`console_values` with the half-life of the delivery's source (Ir-192 for HDR)."""
     half_life = None
@@ -341,4 +478,4 @@ def session_console_values(
         from openiort.devices.hdr import ir192_half_life_d
 
         half_life = ir192_half_life_d()
-    return console_values(delivery, session, half_life_d=half_life)
+    return console_values(delivery, session, half_life_d=half_life, source=source)

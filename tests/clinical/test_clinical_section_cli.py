@@ -236,7 +236,7 @@ def test_evidence_command_writes_the_summary_and_json(tmp_path):
     result = runner.invoke(app, ["evidence", str(path), "--out", str(out), "--distance-km", "30"])
     assert result.exit_code == 0, result.output
     html = (out / "patient-summary.html").read_text()
-    assert openiort.RESEARCH_NOTICE in html
+    assert openiort.PATIENT_NOTICE in html
     data = json.loads((out / "evidence.json").read_text())
     assert data["evidence"]["trial"] == "TARGIT-A"
     assert data["burden"]["schedules"][0]["travel"]["trips"] == 31

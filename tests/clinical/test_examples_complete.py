@@ -1,12 +1,11 @@
 """The shipped example cases and the demo give every field the guideline engine asks for, and
 TARGIT-A's verdict names every criterion that excludes a patient (age below 45 included).
 
-Which verdicts must be decided: the trials read the preoperative findings, so every trial
-verdict must be decided for every example. The APBI guidelines read the final pathology: an
-example with a pathology block must get a verdict from each of them; an example planned during
-the lumpectomy, before the final pathology exists, may read insufficient-data, but only for
-want of pathology fields (margins, LVSI, nodes), never for a preoperative field. TARGIT-US's
-two surgical-pathology exclusions fall under the same rule (its file says so).
+Every shipped example carries its final pathology (for those planned during the lumpectomy,
+entered once it was back), so every guideline decides: the trials on the preoperative findings,
+the APBI guidelines and TARGIT-US's two surgical-pathology exclusions on the pathology. A case
+without a pathology block may read insufficient-data only for want of pathology fields (checked
+on the demo with its pathology removed).
 """
 
 from __future__ import annotations
@@ -37,25 +36,29 @@ def _eligibility(path: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_every_applicable_guideline_gives_a_verdict(path: Path) -> None:
-    has_pathology = yaml.safe_load(path.read_text()).get("pathology") is not None
+def test_every_guideline_gives_a_verdict(path: Path) -> None:
+    assert yaml.safe_load(path.read_text()).get("pathology") is not None, path.name
     data = _eligibility(path)
     assert len(data["verdicts"]) == 10
     for v in data["verdicts"]:
         name = f"{path.name} {v['guideline']}"
+        assert v["group"] != "insufficient-data", name
+        assert [*v["missing"], *v["iort_missing"]] == [], name
+    assert data["pending_fields"] == [], path.name
+
+
+def test_before_pathology_only_pathology_fields_are_missing(tmp_path: Path) -> None:
+    data = yaml.safe_load(DEMO.read_text())
+    del data["pathology"]
+    case = tmp_path / "no_pathology.yaml"
+    case.write_text(yaml.safe_dump(data))
+    result = _eligibility(case)
+    for v in result["verdicts"]:
         open_fields = [*v["missing"], *v["iort_missing"]]
         if v["kind"] == "trial" and v["guideline"] != "TARGIT-US":
-            assert v["group"] != "insufficient-data", name
-        if has_pathology:
-            assert v["group"] != "insufficient-data", name
-            assert open_fields == [], name
-        else:  # before final pathology: only pathology fields may be missing
-            assert all(f.startswith("pathology.") for f in open_fields), (name, open_fields)
-    pending = [p["field"] for p in data["pending_fields"]]
-    if has_pathology:
-        assert pending == [], path.name
-    else:
-        assert all(f.startswith("pathology.") for f in pending), (path.name, pending)
+            assert v["group"] != "insufficient-data", v["guideline"]
+        assert all(f.startswith("pathology.") for f in open_fields), (v["guideline"], open_fields)
+    assert all(p["field"].startswith("pathology.") for p in result["pending_fields"])
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -105,3 +108,75 @@ def test_age_below_45_is_a_reason_even_with_the_exclusion_fields_unknown() -> No
     v = verdict_of("TARGIT-A", INVASIVE, {"patient.age_years": 41})  # no TARGIT-A facts
     assert v.group == "not-eligible" and v.missing == ()
     assert "targita-inc-age" in reason_ids(v)
+
+
+# Issue 18: every trial's age criterion is listed among the reasons of a not-eligible verdict,
+# beside whatever else excludes the patient (not only the first criterion found).
+TARGIT_US_EIC = {"pathology.eic_pct_lumpectomy": 10.0}
+TRIAL_AGE = [
+    ("TARGIT-US", "targitus-inc-age", 41, {}, set()),
+    (
+        "TARGIT-US",
+        "targitus-inc-age",
+        41,
+        {"pathology.centricity": "multicentric"},
+        {"targitus-exc-multicentric"},
+    ),
+    (
+        "TARGIT-US",
+        "targitus-inc-age",
+        41,
+        {"preoperative.clinical_nodal_stage": "cN1"},
+        {"targitus-exc-nodes"},
+    ),
+    (
+        "TARGIT-US",
+        "targitus-inc-age",
+        44,
+        {"preoperative.imaging_size_mm": 40},
+        {"targitus-inc-size"},
+    ),
+    ("TARGIT-E", "targite-inc-age", 65, {}, set()),
+    (
+        "TARGIT-E",
+        "targite-inc-age",
+        69,
+        {"preoperative.biopsy_histology": "lobular"},
+        {"targite-inc-hist"},
+    ),
+    (
+        "TARGIT-E",
+        "targite-inc-age",
+        65,
+        {"preoperative.clinical_nodal_stage": "cN1", "preoperative.imaging_size_mm": 55},
+        {"targite-inc-cn", "targite-inc-t"},
+    ),
+    ("ELIOT", "eliot-inc-age", 41, {}, set()),
+    ("ELIOT", "eliot-inc-age", 47, {"preoperative.lesion_count": 2}, {"eliot-inc-centric"}),
+    ("ELIOT", "eliot-inc-age", 76, {"preoperative.imaging_size_mm": 30}, {"eliot-inc-size"}),
+    ("ELIOT", "eliot-inc-age", 80, {"preoperative.clinical_nodal_stage": "cN1"}, {"eliot-inc-cn"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("guideline", "age_rule", "age", "changes", "others"),
+    TRIAL_AGE,
+    ids=[f"{g}-age{a}-{'+'.join(sorted(o)) or 'alone'}" for g, _, a, _, o in TRIAL_AGE],
+)
+def test_trial_age_is_listed_beside_the_other_exclusions(
+    guideline: str, age_rule: str, age: int, changes: dict[str, Any], others: set[str]
+) -> None:
+    extra = TARGIT_US_EIC if guideline == "TARGIT-US" else None
+    v = verdict_of(guideline, INVASIVE, {"patient.age_years": age, **changes}, extra)
+    assert v.group == "not-eligible"
+    assert {age_rule, *others} <= reason_ids(v)
+    (age_reason,) = [r for r in v.reasons if r.rule_id == age_rule]
+    assert age_reason.status == "not met"
+
+
+def test_targit_us_age_is_listed_beside_the_lumpectomy_eic_exclusion() -> None:
+    v = verdict_of(
+        "TARGIT-US", INVASIVE, {"patient.age_years": 41}, {"pathology.eic_pct_lumpectomy": 30.0}
+    )
+    assert v.group == "not-eligible"
+    assert {"targitus-inc-age", "targitus-exc-eic"} <= reason_ids(v)

@@ -22,8 +22,8 @@ def pcts(item):
 
 def test_data_file_keeps_all_rows_with_sources_and_statuses():
     rows = load_outcomes()
-    assert len(rows) == 103
-    assert len({r.row_id for r in rows}) == 103
+    assert len(rows) == 107  # 103 compiled + 4 added for issue 18 (BJC 2021 Table 1, NSABP B-39)
+    assert len({r.row_id for r in rows}) == 107
     assert all(r.source and r.verification for r in rows)
     # Every figure whose free-text verification starts with "recalled" is labelled recalled.
     for r in rows:
@@ -40,10 +40,12 @@ def test_targit_during_lumpectomy_defaults_to_the_longest_follow_up():
     assert pcts(lr) == [2.11, 0.95]
     assert lr.median_followup_years == 8.6
     assert "1.16" in lr.comparison and "1.99" in lr.comparison
-    # The arm rates are recalled, the difference verified: the item says so.
+    # The arm rates are 24/1140 and 11/1158 (BJC 2021 Table 1, verified); the difference was
+    # read only in the authors' commentary (secondary): the item says so.
     assert lr.status == "mixed"
-    assert [a.status for a in lr.arms] == ["recalled", "recalled"]
-    assert lr.comparison_status == "verified"
+    assert [a.status for a in lr.arms] == ["verified", "verified"]
+    assert all(a.patient_ready for a in lr.arms)
+    assert lr.comparison_status == "secondary"
     also = [e for e in ev.items if e.topic == "local_recurrence" and not e.default]
     assert [2.1, 1.1] in [pcts(e) for e in also]  # Lancet 2014 prepathology, recalled
 
@@ -63,9 +65,12 @@ def test_breast_cancer_and_overall_mortality_are_told_apart():
     bc = ev.best("breast_cancer_mortality", with_rates=True)
     overall = ev.best("overall_mortality", with_rates=True)
     assert pcts(bc) == [2.6, 1.9] and bc.status == "recalled"
-    assert pcts(overall) == [3.9, 5.3] and overall.status == "verified"
+    # point estimates read only in a review table: secondary
+    assert pcts(overall) == [3.9, 5.3] and overall.status == "secondary"
     other = ev.best("non_breast_cancer_mortality", with_rates=True)
     assert pcts(other) == [5.41, 9.85] and other.timepoint_years == 12
+    assert other.status == "secondary"  # the authors' commentary, not the BMJ paper
+    assert ev.best("overall_mortality", with_rates=True, patient_ready=True) is None
 
 
 def test_eliot_longest_follow_up_beside_the_five_year_figure():
@@ -73,7 +78,8 @@ def test_eliot_longest_follow_up_beside_the_five_year_figure():
     assert ev.trial == "ELIOT"
     lr = ev.best("local_recurrence")
     assert (lr.year, lr.timepoint_years, pcts(lr)) == ("2021", 15, [12.6, 2.4])
-    assert [a.status for a in lr.arms] == ["verified", "recalled"]
+    # ELIOT rate read in a news report of the abstract: secondary; WBI rate recalled
+    assert [a.status for a in lr.arms] == ["secondary", "recalled"]
     five = [
         e
         for e in ev.items
@@ -82,12 +88,15 @@ def test_eliot_longest_follow_up_beside_the_five_year_figure():
     assert pcts(five[0]) == [4.4, 0.4]
 
 
-def test_hdr_has_no_outcome_figures_and_says_so():
+def test_hdr_gets_the_b39_partial_breast_trial_and_says_what_it_is():
     ev = match_evidence(
         make_case(INVASIVE, {"intent.technique": "hdr", "intent.dose_definition": None})
     )
-    assert ev.trial is None and ev.items == ()
-    assert "HDR" in ev.notes[0]
+    assert ev.trial == "NSABP B-39"
+    (item,) = ev.items
+    assert item.topic == "local_recurrence_free" and pcts(item) == [95.2, 95.9]
+    assert item.pair_patient_ready and "1.22" in item.comparison
+    assert "HDR" in ev.notes[0] and "not a single intraoperative dose" in ev.notes[0]
 
 
 def test_subgroups_follow_the_tumour():

@@ -33,7 +33,10 @@ def statements(summary) -> list[str]:
     for fig in (*summary.recurrence, summary.ebrt_after):
         if fig is not None:
             out += [fig.title, fig.sentence, fig.note] + [g.caption for g in fig.groups]
-    out += [f.statement for f in (*summary.survival, *summary.side_effects, *summary.visits)]
+    out += [
+        f.statement
+        for f in (*summary.findings, *summary.survival, *summary.side_effects, *summary.visits)
+    ]
     return out
 
 
@@ -55,33 +58,47 @@ def test_icon_array_has_100_people_and_colours_the_affected():
 def test_summary_for_iort_during_lumpectomy():
     s = build_patient_summary(make_case(INVASIVE))
     (recurrence,) = s.recurrence
-    assert [g.people for g in recurrence.groups] == [2, 1]  # 2.11 % vs 0.95 % (BMJ 2020)
-    assert "Out of 100 women" in recurrence.sentence
+    # 2.11 % vs 0.95 %: 24 of 1140 and 11 of 1158 (BJC 2021 Table 1, the BMJ 2020 raw rates)
+    assert [g.people for g in recurrence.groups] == [2, 1]
+    assert "Out of 100 women" in recurrence.sentence and "2.11 in 100" in recurrence.sentence
     assert "BMJ 2020" in recurrence.source
-    assert "Not yet checked" in recurrence.status_text  # the arm rates are recalled
-    assert s.ebrt_after is not None and s.ebrt_after.groups[0].people == 22
-    assert "3.6" in s.ebrt_after.note  # second-procedure stratum, for comparison
+    # 21.6 % (supplemental EBRT, prepathology) has no recorded location: not on the page
+    assert s.ebrt_after is None
     survival = " ".join(f.statement for f in s.survival)
-    assert "Died of breast cancer" in survival and "Died of any cause" in survival
-    assert s.notice == openiort.RESEARCH_NOTICE
+    assert "Alive without the cancer coming back" in survival and "94.2 in 100" in survival
+    assert "Died of any cause within 5 years: 42 of 1140" in survival
+    assert "Died of breast cancer" not in survival  # 2.6 vs 1.9 % is recalled
+    assert s.notice == openiort.PATIENT_NOTICE
     for text in statements(s):
         assert not JARGON.search(text), text
 
 
-def test_summary_for_electron_shows_15_and_5_years():
+def test_summary_for_electron_says_what_eliot_found_in_words():
+    # ELIOT's rates were read only in secondary reports: none is shown, the finding is in words
     s = build_patient_summary(make_case(DCIS))
-    assert [[g.people for g in f.groups] for f in s.recurrence] == [[13, 2], [4, 0]]
-    assert "fewer than 1" in s.recurrence[1].sentence
+    assert s.recurrence == () and s.survival == ()
+    (finding,) = s.findings
+    assert "came back in the same breast more often" in finding.statement
+    assert "findings below" in s.trial_text
     for text in statements(s):
         assert not JARGON.search(text), text
 
 
-def test_summary_for_hdr_says_no_results_were_found():
+def test_summary_for_hdr_shows_the_b39_partial_breast_trial():
     s = build_patient_summary(
         make_case(INVASIVE, {"intent.technique": "hdr", "intent.dose_definition": None})
     )
     assert s.recurrence == () and s.ebrt_after is None
-    assert "No published study results" in s.trial_text
+    assert "NSABP B-39" in s.trial_text and "No trial has yet compared" in s.trial_text
+    (free,) = s.survival
+    assert "95.2 in 100" in free.statement and "95.9 in 100" in free.statement
+
+
+def test_second_procedure_without_verified_rates_says_the_finding_in_words():
+    s = build_patient_summary(make_case(INVASIVE, {"intent.timing": "second_procedure"}))
+    assert s.recurrence == () and s.ebrt_after is None  # 3.96 %, 3.6 %: not located
+    (finding,) = s.findings
+    assert "second operation" in finding.statement and "more often" in finding.statement
 
 
 class _Resources(HTMLParser):
@@ -104,8 +121,8 @@ def test_written_page_is_self_contained_and_carries_the_notice(tmp_path):
     parser.feed(html)
     assert parser.external == []
     assert "script" not in parser.tags
-    assert openiort.RESEARCH_NOTICE in html
-    assert html.count("<svg") == 3  # recurrence (2 arms) and EBRT afterwards
+    assert openiort.PATIENT_NOTICE in html
+    assert html.count("<svg") == 2  # recurrence (2 arms); EBRT afterwards is not located
     assert "@media print" in html
 
 
@@ -131,5 +148,5 @@ def test_page_renders_in_a_real_browser(tmp_path):
         check=True,
     )
     dom = result.stdout
-    assert dom.count("<svg") == 3 and dom.count("<circle") == 300
+    assert dom.count("<svg") == 2 and dom.count("<circle") == 200
     assert "Out of 100 women" in dom

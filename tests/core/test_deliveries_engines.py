@@ -124,8 +124,11 @@ def test_electron_mu_at_sea_level_follow_the_worksheet(plans: dict[str, PlanResu
     assert d.chamber_correction_mode == "pressure"
     assert d.reference_pressure_hpa == 934.7  # the example machine's worksheet reference
     values = console_values(d, TreatmentSession(at_utc=DAY, pressure_hpa=1013.0))
-    # Worksheet hand calculation: MU = exact MU at 934.7 hPa x 1013 / 934.7, rounded.
-    assert values.settings[0].today == round(1608.086 * 1013.0 / 934.7) == 1743
+    # Worksheet hand calculation: MU = exact MU at 934.7 hPa x 1013 / 934.7, rounded; the
+    # example (15 mm gland, operating-room geometry): 8 MeV, 5 cm, flat, 2333.3 cGy at the
+    # maximum / 1.394 cGy/MU = 1673.84 MU at 934.7 hPa.
+    assert d.monitor_units_exact == pytest.approx(2100 / 0.9 / 1.394, abs=0.01)
+    assert values.settings[0].today == round(1673.84 * 1013.0 / 934.7) == 1814
     with pytest.raises(SessionError, match="give the day's pressure"):
         console_values(d, TreatmentSession(at_utc=DAY))
     with pytest.raises(SessionError, match="corrected twice"):
@@ -173,16 +176,36 @@ def test_hdr_session_decays_the_source_across_a_daylight_saving_change(
         )
 
 
+def _hand_mu(plan: PlanResult, pressure_hpa: float) -> int:
+    """The MU of the plan's own hand-calculation block at ``pressure_hpa``: dose / isodose /
+    output factor as the block prints them, times P / P_ref of the monitor chamber."""
+    lines = {line.quantity.strip(): line.value for line in plan.sections["mu_worksheet"].lines}
+    dose_cgy = float(lines["dose D"].removesuffix(" cGy"))
+    isodose = float(lines["isodose"].removesuffix(" %"))
+    (of,) = [v for k, v in lines.items() if k.startswith("output factor OF")]
+    reference = plan.delivery.reference_pressure_hpa
+    assert reference is not None and plan.delivery.chamber_correction_mode == "pressure"
+    mu = dose_cgy / (isodose / 100.0) / float(of.removesuffix(" cGy/MU"))
+    assert lines["MU = reference MU x k_air, rounded"] == f"{plan.delivery.monitor_units} MU"
+    return round(mu * pressure_hpa / reference)
+
+
 def test_iort_console_prints_the_days_values(tmp_path: Path, plans: dict[str, PlanResult]) -> None:
-    (tmp_path / "plan.json").write_text(json.dumps(plans["electron"].to_json_dict()))
+    """The console's MU of the day equal the plan's own hand calculation at the day's pressure
+    (the worksheet case 6 cm / 45 deg / 12 MeV, 1608 / 1743 MU, is tested in
+    tests/electron/test_electron_console.py and test_electron_machine_data.py)."""
+    plan = plans["electron"]
+    (tmp_path / "plan.json").write_text(json.dumps(plan.to_json_dict()))
+    expected = _hand_mu(plan, 1013.0)
+    assert expected != plan.delivery.monitor_units  # the day's air changes the MU
     args = ["console", str(tmp_path), "--date", "2026-12-07T09:30+01:00", "--pressure-hpa", "1013"]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["settings"][0]["today"] == 1743
+    assert out["settings"][0]["today"] == expected
     assert out["factors"][0]["name"] == "air (monitor chamber)"
     text = runner.invoke(app, args)
-    assert "EXAMPLE DATA" in text.stdout and "1743" in text.stdout
+    assert "EXAMPLE DATA" in text.stdout and str(expected) in text.stdout
     bad = runner.invoke(app, ["console", str(tmp_path), "--date", "2026-12-07T09:30"])
     assert bad.exit_code == 2 and "time zone" in bad.output
     missing = runner.invoke(app, ["console", str(tmp_path / "nowhere")])

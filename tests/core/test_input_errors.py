@@ -38,6 +38,9 @@ NOT_INPUT_ERRORS = {
     "LifecycleError",
     "ConflictError",
     "TamperedPlanError",
+    "TamperedRecordError",  # an integrity refusal (HTTP 409), not malformed input
+    "_RefusedError",  # the HTTP guard's internal signal, answered as 400/413/422 at once
+    "HashSlotsBusyError",  # the server is busy checking passwords (HTTP 503)
     "SealKeyError",
     "SchemaError",
 }
@@ -63,7 +66,7 @@ BROKEN = {
     "electron-too-thick": (
         "left_electron_eliot.yaml",
         {"target_thickness_mm": 45},
-        "electron IORT cannot cover it",
+        "not suitable for electron IORT",
     ),
     "hdr": (
         "left_hdr_balloon_30mm.yaml",

@@ -31,6 +31,6 @@ def test_plan_on_exported_ct_reproduces_the_phantom_plan(demo_case: Any, tmp_pat
 def test_ct_planning_is_refused_for_other_techniques(demo_data: dict[str, Any]) -> None:
     from openiort.case import parse_case
 
-    demo_data["intent"].update(technique="hdr", dose_definition=None, prescription_gy=7)
-    with pytest.raises(CaseError, match="CT is available for 'xray' only"):
+    demo_data["intent"].update(technique="electron", dose_definition=None, prescription_gy=21)
+    with pytest.raises(CaseError, match=r"CT is available for 'xray' and 'hdr' only"):
         plan_case(parse_case(demo_data), ct_phantom=object())  # type: ignore[arg-type]

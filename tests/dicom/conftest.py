@@ -153,7 +153,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def find_tool(name: str) -> str:
-    """Path of a Debian tool the tests drive (dicom3tools' dciodvfy, dcmtk's storescp).
+    """Path of a Debian tool the tests drive (dicom3tools' dciodvfy, dcmtk's storescp, plastimatch,
+    Orthanc).
 
     They come from the project's own set-up, ``scripts/install-system-deps.sh`` (``make
     system-deps``, run by ``make test``). When one is missing the test runs that script itself
@@ -171,7 +172,7 @@ def find_tool(name: str) -> str:
     if path is None:
         pytest.fail(
             f"{name} is not installed: run `make system-deps` (scripts/install-system-deps.sh, "
-            "as root) to install dicom3tools and dcmtk"
+            "as root) to install dicom3tools, dcmtk, plastimatch and orthanc"
         )
     return path
 

@@ -74,18 +74,18 @@ def test_electron_rt_plan_holds_the_sealed_delivery(
     assert rp.Modality == "RTPLAN" and rp.ApprovalStatus == "UNAPPROVED"  # a draft
     (beam,) = rp.BeamSequence
     assert beam.RadiationType == "ELECTRON" and beam.BeamType == "STATIC"
-    assert float(beam.ControlPointSequence[0].NominalBeamEnergy) == delivery.energy_mev == 12
+    assert float(beam.ControlPointSequence[0].NominalBeamEnergy) == delivery.energy_mev
     (applicator,) = beam.ApplicatorSequence
     assert applicator.ApplicatorType == "INTRAOPERATIVE"
-    assert applicator.ApplicatorID == "C6B45"
+    assert applicator.ApplicatorID == f"C{delivery.applicator_diameter_cm:g}B{delivery.bevel_deg:g}"
     assert f"bevel {delivery.bevel_deg:g} deg" in applicator.ApplicatorDescription
     opening = float(applicator.ApplicatorGeometrySequence[0].ApplicatorOpening)
-    assert opening == delivery.applicator_diameter_cm * 10 == 60.0
+    assert opening == delivery.applicator_diameter_cm * 10
     (group,) = rp.FractionGroupSequence
     assert group.NumberOfBeams == 1 and group.NumberOfBrachyApplicationSetups == 0
     (referenced,) = group.ReferencedBeamSequence
     assert referenced.ReferencedBeamNumber == beam.BeamNumber
-    assert float(referenced.BeamMeterset) == delivery.monitor_units == 1608
+    assert float(referenced.BeamMeterset) == delivery.monitor_units
     assert float(rp.DoseReferenceSequence[0].TargetPrescriptionDose) == delivery.prescription_gy
 
 
@@ -116,7 +116,14 @@ def test_a_release_plan_without_a_delivery_exports_from_its_top_level_keys(
     legacy = read_export_plan(release)
     typed = read_export_plan(json.loads((electron_plan_dir / PLAN_JSON).read_text("utf-8")))
     assert not legacy.typed and typed.typed
-    assert legacy.settings == typed.settings == ElectronSettings(1608.0, 12.0, 6.0, 45.0)
+    # the release plan's own figures (6 cm / 45 deg / 12 MeV, 1608 MU)
+    assert legacy.settings == ElectronSettings(1608.0, 12.0, 6.0, 45.0)
+    delivery = _document(electron_plan_dir).delivery
+    assert isinstance(typed.settings, ElectronSettings) and isinstance(delivery, ElectronDelivery)
+    assert (typed.settings.monitor_units, typed.settings.energy_mev) == (
+        delivery.monitor_units,
+        delivery.energy_mev,
+    )
     assert legacy.prescription_gy == typed.prescription_gy == 21.0
 
 
@@ -126,7 +133,11 @@ def test_the_typed_delivery_is_what_the_rt_plan_shows(electron_plan_dir: Path) -
     changed = {**data, "monitor_units": 1, "energy_mev": 6}
     settings = read_export_plan(changed).settings
     assert isinstance(settings, ElectronSettings)
-    assert (settings.monitor_units, settings.energy_mev) == (1608.0, 12.0)
+    delivery = data["delivery"]
+    assert (settings.monitor_units, settings.energy_mev) == (
+        delivery["monitor_units"],
+        delivery["energy_mev"],
+    )
     renamed = json.loads(json.dumps(data))
     renamed["delivery"]["applicator_cm"] = renamed["delivery"].pop("applicator_diameter_cm")
     with pytest.raises(DicomExportError, match=r"delivery\.applicator_diameter_cm: Field required"):
@@ -157,4 +168,67 @@ def test_an_approved_record_exports_approved(
     rp = pydicom.dcmread(tmp_path / "RP.dcm")
     assert rp.ApprovalStatus == "APPROVED" and str(rp.ReviewerName) == "physicist"
     assert rp.ReviewDate == "20261207"
-    assert float(rp.FractionGroupSequence[0].ReferencedBeamSequence[0].BeamMeterset) == 1608
+    meterset = float(rp.FractionGroupSequence[0].ReferencedBeamSequence[0].BeamMeterset)
+    assert meterset == data["delivery"]["monitor_units"]
+
+
+def test_electron_rt_plan_has_the_r90_dose_reference_the_beam_dose_and_the_disc(
+    electron_plan_dir: Path, exported: Path
+) -> None:
+    data = json.loads((electron_plan_dir / PLAN_JSON).read_text("utf-8"))
+    delivery = _document(electron_plan_dir).delivery
+    assert isinstance(delivery, ElectronDelivery)
+    rp = pydicom.dcmread(exported / "RP.dcm")
+    site, point = rp.DoseReferenceSequence
+    assert site.DoseReferenceStructureType == "SITE"
+    assert (
+        point.DoseReferenceStructureType == "COORDINATES"
+        and "R90" in point.DoseReferenceDescription
+    )
+    # on the clinical axis, R90 (water, less the bolus) below the gland surface
+    place = delivery.placement
+    depth = data["r90_measured_mm"] - place.bolus_mm
+    expected = [e + depth * a for e, a in zip(place.entry_point_mm, place.axis, strict=True)]
+    assert [float(v) for v in point.DoseReferencePointCoordinates] == pytest.approx(expected)
+    assert float(point.TargetPrescriptionDose) == delivery.prescription_gy
+    (beam,) = rp.BeamSequence
+    cps = beam.ControlPointSequence
+    assert [cp.ReferencedDoseReferenceSequence[0].ReferencedDoseReferenceNumber for cp in cps] == [
+        2,
+        2,
+    ]
+    assert [
+        float(cp.ReferencedDoseReferenceSequence[0].CumulativeDoseReferenceCoefficient)
+        for cp in cps
+    ] == [0.0, 1.0]
+    (referenced,) = rp.FractionGroupSequence[0].ReferencedBeamSequence
+    assert float(referenced.BeamDose) == delivery.prescription_gy
+    assert float(referenced.BeamMeterset) == delivery.monitor_units
+    assert f"{delivery.monitor_units:g} MU" in beam.BeamDescription
+    assert beam.TreatmentMachineName == delivery.device.name[:16]
+    # the type-1 beam-limiting device is the applicator's aperture (+-radius)
+    radius = delivery.applicator_diameter_cm * 5.0
+    for jaws in cps[0].BeamLimitingDevicePositionSequence:
+        assert [float(v) for v in jaws.LeafJawPositions] == [-radius, radius]
+    (disc,) = beam.GeneralAccessorySequence
+    assert disc.GeneralAccessoryID == f"DISC {place.disc_type}"
+    layers = " + ".join(
+        f"{layer['thickness_mm']:g} mm {layer['material']}" for layer in data["disc"]["layers"]
+    )
+    assert layers in disc.GeneralAccessoryDescription
+    assert f"diameter {place.disc_diameter_mm:.0f} mm" in disc.GeneralAccessoryDescription
+
+
+def test_dicompyler_core_reads_the_electron_plan(exported: Path) -> None:
+    import pydicom.dicomio
+
+    if not hasattr(pydicom.dicomio, "read_file"):  # dicompyler-core 0.5.6 on pydicom 3
+        pydicom.dicomio.read_file = pydicom.dcmread  # type: ignore[attr-defined]
+    from dicompylercore import dicomparser  # a dev dependency: missing fails, never skips
+
+    parser = dicomparser.DicomParser(str(exported / "RP.dcm"))
+    plan = parser.GetPlan()
+    assert plan["rxdose"] == 2100 and plan["brachy"] is False
+    (beam,) = parser.GetReferencedBeamsInFraction().values()
+    assert beam["name"] == "IOERT" and beam["dose"] == pytest.approx(2100.0)
+    assert "MeV" in beam["description"]

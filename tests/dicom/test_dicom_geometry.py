@@ -128,12 +128,20 @@ def test_contours_reproduce_random_masks() -> None:
             mask = ndimage.binary_opening(mask)
         polygons = plane_contours(mask)
         np.testing.assert_array_equal(rasterise_plane(polygons, shape), mask)
+        # keyholes: each polygon alone is its region without its holes, so a reader that
+        # unions the contours of a plane (plastimatch's default) gets the mask too
+        union = np.zeros(shape, dtype=bool)
+        for polygon in polygons:
+            union |= rasterise_plane([polygon], shape)
+        np.testing.assert_array_equal(union, mask)
 
 
-def test_contours_of_a_ring_have_a_hole() -> None:
+def test_contours_of_a_ring_are_one_keyhole() -> None:
     y, x = np.mgrid[:40, :40]
     d = np.hypot(x - 20, y - 20)
     ring = (d < 15) & (d > 8)
     polygons = plane_contours(ring)
-    assert len(polygons) == 2
+    assert len(polygons) == 1  # one keyhole contour: the hole joined by a zero-width channel
+    channel = [tuple(p) for p in polygons[0]]
+    assert len(channel) != len(set(channel))  # the channel's ends are visited twice
     np.testing.assert_array_equal(rasterise_plane(polygons, ring.shape), ring)

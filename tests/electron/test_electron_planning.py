@@ -128,13 +128,10 @@ def test_missing_pressure_uses_reference_with_warning(device: ElectronDevice) ->
 @pytest.mark.parametrize(
     ("case_kwargs", "plan_kwargs", "error", "match"),
     [
-        ({"thickness": 40.0}, {}, ElectronPlanningError, "deeper than every R90"),
-        (
-            {"thickness": 28.0},
-            {"surface_inclination_deg": 45},
-            ElectronPlanningError,
-            "deeper than every R90",
-        ),
+        ({"thickness": 40.0}, {}, ElectronPlanningError, "not suitable for electron IORT"),
+        ({"thickness": 28.0}, {"bevel_deg": 45}, ElectronPlanningError, "flatter bevel"),
+        ({"thickness": 29.5}, {"applicator_cm": 5}, ElectronPlanningError, "larger applicator"),
+        ({"thickness": 5.0}, {"bolus_mm": 0.0}, ElectronPlanningError, "too thin.*use 6 mm bolus"),
         (
             {"thickness": 10.0, "width": 140.0},
             {},

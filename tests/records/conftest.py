@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from openiort.records import users as users_module
 from openiort.records.db import make_engine, upgrade
-from openiort.records.models import Base, User
+from openiort.records.models import AuditLog, Base, User
 from openiort.records.users import create_user, list_users
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,8 +94,9 @@ def pg_server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pg_database(pg_server_url: str) -> tuple[str, list[dict[str, Any]]]:
-    """URL of a migrated PostgreSQL database, and its test users' rows for resetting it."""
+def pg_database(pg_server_url: str) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+    """URL of a migrated PostgreSQL database, and its test users' rows (and the audit entries
+    that record them, the department's record chain) for resetting it."""
     admin = sa.create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text("CREATE DATABASE openiort_test"))
@@ -104,12 +105,15 @@ def pg_database(pg_server_url: str) -> tuple[str, list[dict[str, Any]]]:
     _populate(url)
     engine = make_engine(url)
     with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(sa.select(User.__table__))]
+        rows = {
+            t.name: [dict(r._mapping) for r in conn.execute(sa.select(t))]
+            for t in (User.__table__, AuditLog.__table__)
+        }
     engine.dispose()
     return url, rows
 
 
-def _reset_pg(url: str, user_rows: list[dict[str, Any]]) -> None:
+def _reset_pg(url: str, user_rows: dict[str, list[dict[str, Any]]]) -> None:
     """Empty every table and put the test users back (much faster than a new database)."""
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -124,7 +128,8 @@ def _reset_pg(url: str, user_rows: list[dict[str, Any]]) -> None:
         # DELETE beats TRUNCATE on a few rows; ids keep counting, which no test relies on.
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
-        conn.execute(sa.insert(User), user_rows)
+        conn.execute(sa.insert(User.__table__), user_rows["users"])
+        conn.execute(sa.insert(AuditLog.__table__), user_rows["audit_log"])
     engine.dispose()
 
 

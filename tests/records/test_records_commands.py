@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from openiort.records import Plan, approve_plan, authenticate, review_plan, store_plan
 from openiort.records.commands import db_app, user_app
 from openiort.records.db import head_revision, make_engine
+from openiort.records.department import set_setting
 from openiort.records.service import create_case, create_patient
 from openiort.records.users import get_user
 
@@ -123,6 +124,8 @@ def test_db_upgrade_status_and_verify(
         case = create_case(s, phys, patient.id, case_data)
         plan = store_plan(s, phys, case.id, make_plan_json())  # type: ignore[operator]
         review_plan(s, phys, plan.id)
+        # One physicist alone: the department turned the four-eyes rule off (audited).
+        set_setting(s, "four-eyes", False, reason="test: one user")
         approve_plan(s, phys, plan.id)
         s.commit()
         plan_id = plan.id

@@ -28,7 +28,7 @@ from openiort.records.db import (
 )
 from openiort.records.errors import RecordsValueError
 from openiort.records.models import Base, SourceOutputCheck
-from openiort.records.seal import key_id, seal_key
+from openiort.records.seal import create_key, key_id, seal_key
 
 TABLES = {
     "users",
@@ -173,8 +173,12 @@ def test_seal_key_file_is_created_private_and_reused(
 ) -> None:
     monkeypatch.delenv("OPENIORT_SEAL_KEY")
     monkeypatch.setenv("OPENIORT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OPENIORT_KEY_DIR", str(tmp_path / "keys"))
+    with pytest.raises(SealKeyError, match="iort key init"):
+        seal_key()  # a missing key is never made silently
+    create_key()
     key = seal_key()
-    path = tmp_path / "data" / "seal.key"
+    path = tmp_path / "keys" / "seal.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(key) == 32 and seal_key() == key
     assert len(key_id(key)) == 16
@@ -191,3 +195,22 @@ def test_short_seal_key_from_the_environment_is_refused(monkeypatch: pytest.Monk
     monkeypatch.setenv("OPENIORT_SEAL_KEY", "too-short")
     with pytest.raises(SealKeyError, match="at least 32 characters"):
         seal_key()
+
+
+def test_a_read_only_sqlite_file_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openiort.records.db import check_sqlite_writable
+    from openiort.records.errors import RecordsValueError
+
+    db = tmp_path / "records.sqlite3"
+    prepare_database(f"sqlite:///{db}").dispose()
+    shm = tmp_path / "records.sqlite3-shm"
+    shm.touch()
+    real = os.access
+    # Tests run as root, who may write anything: the check is fed what a server user sees.
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == shm else real(p, mode))
+    with pytest.raises(RecordsValueError, match=r"records\.sqlite3-shm cannot be written"):
+        check_sqlite_writable(f"sqlite:///{db}")
+    with pytest.raises(RecordsValueError, match="-shm cannot be written"):
+        prepare_database(f"sqlite:///{db}")

@@ -24,6 +24,7 @@ from openiort.records import (
     Plan,
     RecordsValueError,
     TamperedPlanError,
+    TamperedRecordError,
     User,
     approve_plan,
     record_delivery,
@@ -262,6 +263,13 @@ def test_only_an_approved_current_untampered_plan_is_delivered(
     with pytest.raises(PermissionDeniedError, match="may not record deliveries"):
         record_delivery(session, users["surg"], new.id, applicator=3.5, time_min=25.0)
     session.rollback()
+    delivered = _approved(session, users, case_id, make_plan_json(treatment_time_min=26.0))
+    record_delivery(session, users["phys"], delivered.id, applicator=3.5, time_min=26.0)
+    session.commit()
+    with pytest.raises(LifecycleError, match="already been delivered"):
+        record_delivery(session, users["phys"], delivered.id, applicator=3.5, time_min=26.0)
+    session.rollback()
+    # Last: a tampered plan also breaks its patient's record (test_records_chain.py).
     session.execute(
         sa.update(Plan)
         .where(Plan.id == new.id)
@@ -271,12 +279,6 @@ def test_only_an_approved_current_untampered_plan_is_delivered(
     session.expire_all()
     with pytest.raises(TamperedPlanError):
         record_delivery(session, users["phys"], new.id, applicator=3.5, time_min=35.0)
-    session.rollback()
-    delivered = _approved(session, users, case_id, make_plan_json(treatment_time_min=26.0))
-    record_delivery(session, users["phys"], delivered.id, applicator=3.5, time_min=26.0)
-    session.commit()
-    with pytest.raises(LifecycleError, match="already been delivered"):
-        record_delivery(session, users["phys"], delivered.id, applicator=3.5, time_min=26.0)
 
 
 def test_output_check_must_pass_be_recent_and_match(
@@ -357,5 +359,7 @@ def test_a_plan_pushed_back_to_approved_is_not_delivered_twice(
     session.execute(sa.update(Plan).where(Plan.id == plan.id).values(status="approved"))
     session.commit()
     session.expire_all()
-    with pytest.raises(LifecycleError, match="already been delivered in full"):
+    # The record chain finds the status change first (the plan row differs from the one the
+    # delivery event recorded); the count of deliveries would refuse it next.
+    with pytest.raises(TamperedRecordError, match=f"plan {plan.id} was changed"):
         record_delivery(session, users["phys"], plan.id, applicator=3.5, time_min=24.6)

@@ -50,9 +50,9 @@ def test_full_lifecycle_seals_and_audits(
 ) -> None:
     plan = store_plan(session, users["phys"], case_id, make_plan_json())
     assert (plan.status, plan.version_number) == ("draft", 1)
-    review_plan(session, users["onc"], plan.id, comment="depths checked")
+    review_plan(session, users["phys2"], plan.id, comment="depths checked")
     assert plan.status == "reviewed"
-    approve_plan(session, users["onc"], plan.id)
+    approve_plan(session, users["onc"], plan.id)  # a third person: the four-eyes default
     session.commit()
     assert plan.status == "approved"
     assert plan.approved_by is not None and plan.approved_by.username == "onc"
@@ -78,7 +78,7 @@ def test_full_lifecycle_seals_and_audits(
     with pytest.raises(TamperedPlanError):
         verify_plan(plan, key=b"another key, not the one that sealed the plan")
     actions = [(e.action, e.username) for e in entries(session, "plan", plan.id)]
-    assert actions == [("create", "phys"), ("review", "onc"), ("approve", "onc")]
+    assert actions == [("create", "phys"), ("review", "phys2"), ("approve", "onc")]
 
 
 @pytest.mark.parametrize("role_user", ["surg", "view"])

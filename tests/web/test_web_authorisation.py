@@ -48,6 +48,13 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory, demo_plan: DemoPlan) -> Iterator[World]:
     app = build_app(tmp_path_factory.mktemp("authz"), demo_plan)
     with TestClient(app):
+        # Roles are tested here, not the four-eyes rule (test_web_flows): the department
+        # turns it off so that the plan's author and reviewer may approve too.
+        from openiort.records.db import session_scope
+        from openiort.records.department import set_setting
+
+        with session_scope(web_of(app).engine) as s:
+            set_setting(s, "four-eyes", False, reason="authorisation tests: roles only")
         case_id = seed_case(app, demo_plan.case_data)
         plan_id = seed_plan(app, demo_plan, case_id, "approved")
         w = World(app, demo_plan, plan_id, case_id)
@@ -237,6 +244,12 @@ PAGE_ROUTES = [
     Route("GET", "/plans/{plan_id}/dicom.zip", None, 200),
     Route("GET", "/plans/{plan_id}/plan.json", None, 200),
     Route("GET", "/api/docs", None, 200),
+    Route("GET", "/settings", None, 200),
+    Route("GET", "/cases/{case_id}/ct-import", None, 200, _ids_case),
+    # no file / no import / no confirmed mapping: the allowed roles get the page's refusal
+    Route("POST", "/cases/{case_id}/ct-import", "case.write", 422, _ids_case, form={}),
+    Route("POST", "/cases/{case_id}/ct-import/mapping", "case.write", 409, _ids_case, form={}),
+    Route("POST", "/cases/{case_id}/ct-import/plan", "plan.write", 409, _ids_case, form={}),
     Route("POST", "/logout", None, 303),
 ]
 

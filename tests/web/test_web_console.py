@@ -33,6 +33,7 @@ from web_testkit import (
     api_client,
     link_tree,
     page_csrf,
+    record_factor_check,
     seed_case,
     seed_plan,
 )
@@ -49,9 +50,12 @@ HDR_CASE = REPO / "examples" / "left_hdr_balloon_30mm.yaml"
 HDR_CALIBRATED = "2025-02-14T12:00:00+00:00"  # a source certificate's date, 16.9 d before DAY
 DAY = "2025-03-03T09:30"  # as the form's date-and-time field holds it (UTC)
 DAY_UTC = "2025-03-03T09:30+00:00"
-# The example machine's worksheet: MU at 934.7 hPa, 1608 planned; at 1013 hPa
-# 1608.086 x 1013 / 934.7 = 1742.8 -> 1743 (tests/core/test_deliveries_engines.py).
-PLANNED_MU, SEA_LEVEL_MU = 1608, 1743
+# The example machine's worksheet: MU at 934.7 hPa, 1674 planned (15 mm gland in the
+# operating-room geometry: 8 MeV, 5 cm, flat); at 1013 hPa 1673.84 x 1013 / 934.7 = 1814.06
+# -> 1814 (tests/core/test_deliveries_engines.py). The release database's plan (intact-breast
+# geometry: 12 MeV, 6 cm, 45 deg) has 1608 MU.
+PLANNED_MU, SEA_LEVEL_MU, RELEASE_MU = 1674, 1814, 1608
+EXAMPLE_SETTING = {"applicator": "5", "energy_mev": "8", "bevel_deg": "0"}
 REFERENCE_HPA = 934.7
 X_RAY_PRESSURE_PROBLEM = (
     "pressure and temperature are not console inputs for the 50 kV source: they belong to the "
@@ -190,7 +194,7 @@ def test_electron_delivery_is_checked_against_the_days_values(
     conditions = {"csrf_token": token, "session_at": DAY, "session_pressure_hpa": "1013"}
     computed = phys.post(f"/plans/{plan_id}/console", data=conditions)
     session = _token(computed.text)
-    entry = {"applicator": "6", "energy_mev": "12", "bevel_deg": "45"}
+    entry = dict(EXAMPLE_SETTING)
 
     # The reference MU are refused once the day's values were computed.
     r = phys.post(
@@ -257,7 +261,7 @@ def test_interrupted_electron_session_remainder_on_another_day(
 ) -> None:
     plan_id = _approved(app, electron_plan)
     phys = api_client(app, "phys")
-    entry = {"applicator": "6", "energy_mev": 12, "bevel_deg": 45}
+    entry = {"applicator": "5", "energy_mev": 8, "bevel_deg": 0}
     at_sea_level = {"at_utc": DAY_UTC, "pressure_hpa": 1013}
     r = phys.post(
         f"/api/plans/{plan_id}/deliveries",
@@ -287,7 +291,7 @@ def test_interrupted_electron_session_remainder_on_another_day(
         "today": due,
         "after_interruption": True,
     }
-    assert out["settings"][0]["today"] == round(1608.0863772111186 * 950 / REFERENCE_HPA)
+    assert out["settings"][0]["today"] == round(1673.8402678144428 * 950 / REFERENCE_HPA)
     token = page_csrf(phys, f"/plans/{plan_id}")
     page = phys.post(
         f"/plans/{plan_id}/console",
@@ -359,11 +363,15 @@ def test_xray_output_factor_divides_the_time(app: FastAPI, demo_plan: DemoPlan) 
     assert out["settings"][0]["planned"] == pytest.approx(planned_min, rel=1e-12)
     assert out["settings"][0]["today"] == pytest.approx(today_min, rel=1e-12)
     assert out["due"]["today"] == pytest.approx(today_min * 60, rel=1e-12)
-    # Without an output factor: the reference output, with the warning the CLI prints.
+    # Without a typed output factor: the source's output check of the day gives it (factor 1,
+    # recorded with the plan by web_testkit.seed_plan; openiort.records.daily_output).
     out = phys.post(f"/api/plans/{plan_id}/console", json={}).json()
     assert out["settings"][0]["today"] == out["settings"][0]["planned"]
-    assert out["warnings"] == ["no daily output factor entered: the reference output is assumed"]
-    # The delivery is checked against the day's time and records it.
+    assert out["warnings"] == [] and out["factors"][0]["value"] == 1.0
+    # A later check of the day gives 1.02: the console values and the delivery take it.
+    record_factor_check(app, demo_plan.plan_json["delivery"]["device"]["serial"], 1.02)
+    out = phys.post(f"/api/plans/{plan_id}/console", json={}).json()
+    assert out["settings"][0]["today"] == pytest.approx(today_min, rel=1e-12)
     r = phys.post(
         f"/api/plans/{plan_id}/deliveries",
         json={
@@ -459,16 +467,21 @@ def test_hdr_console_values_follow_the_source_decay(app: FastAPI, hdr_plan: Demo
     r = phys.post(f"/api/plans/{plan_id}/console", json={"at_utc": DAY_UTC, "output_factor": 1})
     assert r.status_code == 422 and "date and time only" in r.json()["problems"][0]
     # The afterloader's console shows the decayed times: the delivery is checked against them.
-    r = phys.post(
-        f"/api/plans/{plan_id}/deliveries",
-        json={
-            "applicator": hdr_plan.plan_json["delivery"]["applicator"],
-            "time_min": out["due"]["today"] / 60,
-            "conditions": {"at_utc": DAY_UTC},
-        },
-    )
+    entry = {
+        "applicator": hdr_plan.plan_json["delivery"]["applicator"],
+        "time_min": out["due"]["today"] / 60,
+        "conditions": {"at_utc": DAY_UTC},
+    }
+    # A single-fraction balloon plan is given after its balloon check, as each fraction of a
+    # course is (the day's diameter and skin distance; the example's 30 mm balloon, 10 mm).
+    r = phys.post(f"/api/plans/{plan_id}/deliveries", json=entry)
+    assert r.status_code == 422
+    assert any(p.startswith("balloon check: enter") for p in r.json()["problems"])
+    check = {"diameter_mm": 30.0, "skin_distance_mm": 10.0}
+    r = phys.post(f"/api/plans/{plan_id}/deliveries", json=entry | {"balloon_check": check})
     assert r.status_code == 201, r.text
     assert r.json()["session_scale"] == pytest.approx(1 / decay, rel=1e-6)
+    assert r.json()["treatment_session"]["balloon_check"] == check | {"volume_cc": None}
 
 
 # ------------------------------------------------------------------------ older plans
@@ -480,7 +493,7 @@ def release_app(tmp_path: Path, demo_plan: DemoPlan) -> Iterator[FastAPI]:
     upgraded as an administrator does (``iort db upgrade``)."""
     copy_db = tmp_path / "release.sqlite"
     shutil.copyfile(RELEASE_DB, copy_db)
-    upgrade(make_engine(f"sqlite:///{copy_db}"))
+    upgrade(make_engine(f"sqlite:///{copy_db}"), key=RELEASE_SEAL_KEY)
     application = create_app(
         f"sqlite:///{copy_db}",
         seal_key=RELEASE_SEAL_KEY,
@@ -531,8 +544,8 @@ def test_a_plan_of_an_older_release_shows_a_note(release_app: FastAPI) -> None:
         json={"applicator": "balloon", "time_min": 1.0, "conditions": {}},
     )
     assert r.status_code == 422 and "earlier release" in r.json()["detail"]
-    entry = {"applicator": "6", "energy_mev": 12, "bevel_deg": 45, "monitor_units": PLANNED_MU}
+    entry = {"applicator": "6", "energy_mev": 12, "bevel_deg": 45, "monitor_units": RELEASE_MU}
     r = client.post(f"/api/plans/{electron}/deliveries", json=entry)
     assert r.status_code == 201, r.text
     assert r.json()["treatment_session"] is None
-    assert r.json()["checked_monitor_units"] == PLANNED_MU
+    assert r.json()["checked_monitor_units"] == RELEASE_MU

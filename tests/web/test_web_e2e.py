@@ -42,7 +42,9 @@ from web_testkit import (
 
 from openiort.records import service
 from openiort.records import users as users_module
+from openiort.records.chain import bind_key
 from openiort.records.db import prepare_database, session_scope
+from openiort.records.department import set_setting
 from openiort.web.caseform import FIELDS, case_data_to_form
 
 # One worker runs the whole module (make test runs xdist with --dist loadgroup), so the browser
@@ -88,9 +90,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("e2e")
     database_url = f"sqlite:///{root / 'records.sqlite3'}"
     engine = prepare_database(database_url)
+    bind_key(engine, SEAL_KEY)  # the server's key (OPENIORT_SEAL_KEY below) signs the record
     with session_scope(engine) as s:
         for name, role in USERS.items():
             users_module.create_user(s, name, role, PASSWORD)
+        # One browser user computes, reviews and approves: the department turns the
+        # four-eyes rule off (an audited setting; test_web_flows tests the rule).
+        set_setting(s, "four-eyes", False, reason="e2e: one user in the browser")
     engine.dispose()
     port = _free_port()
     files_dir = root / "plans"
@@ -107,7 +113,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "from openiort.web.commands import serve\n"
         f"serve(host='127.0.0.1', port={port}, database_url={database_url!r}, "
         f"files_dir=Path({str(files_dir)!r}), plan_workers=1, max_pending_plans=4, "
-        "four_eyes=False, ssl_certfile=None, ssl_keyfile=None, forwarded_allow_ips=None, "
+        "four_eyes=None, ssl_certfile=None, ssl_keyfile=None, forwarded_allow_ips=None, "
         f"log_level='info', xray_source_data=Path({str(DEPARTMENT_SOURCE)!r}))\n"
     )
     with open(log, "wb") as out:
@@ -310,6 +316,23 @@ def test_enter_plan_approve_download(
         page.click('[data-testid="download-json"]')
     assert '"seal"' in Path(info.value.path()).read_text("utf-8")
 
+    # The day's output check of the source in the probe adapter, on the QA page: reading 10.2
+    # against 10.0 at reference air gives the output factor 1.02 (issue 15); without it the
+    # delivery below would be refused.
+    plan_url = page.url
+    page.goto(server.url + "/qa")
+    serial = demo_plan.plan_json["delivery"]["device"]["serial"]
+    for field, value in (
+        ("source_serial", serial), ("chamber_serial", "PTW-34013-0525"), ("reading", "10.2"),
+        ("reference_reading", "10.0"), ("pressure_hpa", "1013.25"), ("temperature_c", "20"),
+        ("tolerance_pct", "5"),
+    ):  # fmt: skip
+        page.fill(f"#o-{field}", value)
+    page.click('[data-testid="qa-output-button"]')
+    page.wait_for_url(re.compile(r".*msg=qa-recorded$"))
+    assert "1.0200" in page.locator('[data-testid="qa-output-checks"]').inner_text()
+    page.goto(plan_url.split("?")[0])
+
     # The conditions of the day: today's output factor 1.02 divides the time (`iort console`).
     planned_text = page.locator('[data-testid="treatment-time"]').inner_text()
     planned = float(planned_text.split()[0])
@@ -348,6 +371,7 @@ def test_enter_plan_approve_download(
 def test_viewer_cannot_approve(server: Server, browser: object, demo_plan: DemoPlan) -> None:
     # A reviewed plan filed directly in the server's database and plan folder.
     engine = prepare_database(server.database_url)
+    bind_key(engine, SEAL_KEY)  # the server's key signs the record
     data = {**demo_plan.case_data, "patient": {**demo_plan.case_data["patient"], "id": "E2E-VIEW"}}
     with session_scope(engine) as s:
         from openiort.web.operations import new_case

@@ -454,7 +454,8 @@ def test_review_approve_seal_and_pdf(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     case_id = seed_case(app, demo_plan.case_data, patient_name=PATIENT_NAME, birth_date=BIRTH)
-    plan_id = seed_plan(app, demo_plan, case_id, "draft")
+    # Computed by phys2, reviewed by onc, approved by phys: three people (four-eyes default).
+    plan_id = seed_plan(app, demo_plan, case_id, "draft", author="phys2")
     onc, phys = api_client(app, "onc"), api_client(app, "phys")
     # The draft's PDF: the chart names the patient and says the plan is neither reviewed
     # nor approved.

@@ -78,7 +78,15 @@ def test_web_modules_import_each_other_without_a_cycle() -> None:
 def test_only_the_factory_wires_routers() -> None:
     graph = web_imports()
     routers = {m for m in graph if m == "api" or m.startswith("pages_")}
-    assert routers == {"api", "pages_site", "pages_cases", "pages_plans", "pages_delivery"}
+    assert routers == {
+        "api",
+        "pages_site",
+        "pages_cases",
+        "pages_plans",
+        "pages_delivery",
+        "pages_settings",
+        "pages_ct_import",
+    }
     for module, imported in graph.items():
         # A route module may use another's helpers (the delivery form re-renders the plan);
         # only the package and ``iort serve`` import the factory; only the factory the API.

@@ -74,10 +74,11 @@ def _operations() -> list[tuple[str, str]]:
     Parametrised here rather than with ``schemathesis.pytest.from_fixture``, whose lazy
     loader does not run under pytest 9 (schemathesis 4.32).
     """
-    from openiort.web import api
+    from openiort.web import api, qa_routes
 
     probe = FastAPI()
     probe.include_router(api.router)
+    probe.include_router(qa_routes.api_router)
     return [
         (method.upper(), path)
         for path, methods in probe.openapi()["paths"].items()

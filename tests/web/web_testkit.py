@@ -137,9 +137,16 @@ def seed_case(
 
 
 def seed_plan(
-    app: FastAPI, demo: DemoPlan, case_id: int, status: str = "draft", author: str = "phys"
+    app: FastAPI,
+    demo: DemoPlan,
+    case_id: int,
+    status: str = "draft",
+    author: str = "phys",
+    daily_output_check: bool = True,
 ) -> int:
-    """File the demo plan as a new version of a case and bring it to ``status``."""
+    """File the demo plan as a new version of a case and bring it to ``status``; an approved
+    x-ray plan's source gets a passing output check of the day (factor 1) unless
+    ``daily_output_check`` is False (a delivery is refused without one)."""
     web = web_of(app)
     with session_scope(web.engine) as s:
         case = service.get_case(s, case_id)
@@ -154,7 +161,29 @@ def seed_plan(
     if status == "approved":
         with session_scope(web.engine) as s:
             service.approve_plan(s, user(s, "phys2"), plan_id, key=SEAL_KEY)
+        serial = (demo.plan_json.get("delivery") or {}).get("device", {}).get("serial")
+        if daily_output_check and demo.plan_json.get("technique") == "xray" and serial:
+            record_factor_check(app, serial, 1.0)
     return plan_id
+
+
+def record_factor_check(app: FastAPI, serial: str, factor: float) -> None:
+    """A passing output check of the day of source ``serial`` giving ``factor``."""
+    from openiort.records.qa import record_xray_output_check
+
+    with session_scope(web_of(app).engine) as s:
+        record_xray_output_check(
+            s,
+            user(s, "phys"),
+            source_serial=serial,
+            chamber_serial="TEST-CHAMBER",
+            reading=10.0 * factor,
+            reference_reading=10.0,
+            unit="nC",
+            pressure_hpa=1013.25,
+            temperature_c=20.0,
+            tolerance_pct=5.0,
+        )
 
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -7,6 +7,7 @@ radiotherapy after IORT comes from the matched trial evidence (:mod:`.outcomes`)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -40,8 +41,10 @@ def burden_data() -> dict[str, Any]:
                 raise BurdenDataError(f"treatment_burden.yaml: schedule {s['key']!r} is malformed")
         if data["default_whole_breast"] not in keys:
             raise BurdenDataError("treatment_burden.yaml: default_whole_breast is not a schedule")
-        for technique in ("xray", "electron", "hdr", "second_procedure"):
+        for technique in ("xray", "electron", "hdr", "hdr_course", "second_procedure"):
             data["iort"][technique]["extra_visits"]
+        if int(data["iort"]["hdr_course"]["fractions_per_day"]) < 1:
+            raise BurdenDataError("treatment_burden.yaml: hdr_course.fractions_per_day < 1")
         float(data["travel"]["co2_g_per_mile"])
         float(data["travel"]["hospital_time_per_trip_h"])
         int(data["planning_visits"]["value"])
@@ -130,6 +133,10 @@ class Burden:
     planning_source: str
     published_travel: dict[str, Any]
     notes: tuple[str, ...]
+    # A course of fractions after the operation (HDR): fractions, and the treatment days they
+    # take (each a hospital visit, counted in iort_extra_visits); 1 and 0 for IORT.
+    course_fractions: int = 1
+    course_days: int = 0
 
     @property
     def comparator_schedule(self) -> ScheduleBurden:
@@ -144,6 +151,12 @@ class Burden:
             self.comparator_schedule.visits
         )
 
+    @property
+    def iort(self) -> dict[str, Any]:
+        """The IORT row as in :meth:`to_dict`, so templates read either form alike."""
+        iort: dict[str, Any] = self.to_dict()["iort"]
+        return iort
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "technique": self.technique,
@@ -157,6 +170,8 @@ class Burden:
                 "status": self.iort_status,
                 "visits_source": self.visits_source,
                 "travel": self.iort_travel.to_dict() if self.iort_travel else None,
+                "course_fractions": self.course_fractions,
+                "course_days": self.course_days,
             },
             "ebrt_after_iort_pct": self.p_ebrt_after_iort_pct,
             "ebrt_after_iort_source": self.p_ebrt_source,
@@ -217,8 +232,13 @@ def treatment_burden(
     if chosen not in keys:
         raise ValueError(f"unknown whole-breast schedule {chosen!r} (known: {', '.join(keys)})")
     technique = case.intent.technique
-    row = data["iort"][technique]
+    fractions = case.intent.fractions
+    # A course of HDR fractions is given after the operation, one visit per treatment day.
+    course = technique == "hdr" and fractions > 1
+    row = data["iort"]["hdr_course" if course else technique]
     extra_visits = int(row["extra_visits"])
+    course_days = math.ceil(fractions / int(row["fractions_per_day"])) if course else 0
+    extra_visits += course_days
     notes: list[str] = []
     if case.intent.timing == "second_procedure":
         second = data["iort"]["second_procedure"]
@@ -260,8 +280,8 @@ def treatment_burden(
         added_operating_time_min=(float(added[0]), float(added[1])) if added else None,
         iort_source=row["source"],
         iort_status=row["status"],
-        visits_source=" ".join(str(data["visits_source"]).split()),
-        visits_status=str(data["visits_status"]),
+        visits_source=" ".join(str(row["source"] if course else data["visits_source"]).split()),
+        visits_status=str(row["status"] if course else data["visits_status"]),
         iort_travel=_travel(extra_visits, one_way_km, data) if extra_visits else None,
         p_ebrt_after_iort_pct=p_ebrt,
         p_ebrt_source=p_source,
@@ -272,4 +292,6 @@ def treatment_burden(
         planning_source=data["planning_visits"]["source"],
         published_travel=dict(data["travel"]["published"]),
         notes=tuple(notes),
+        course_fractions=fractions if course else 1,
+        course_days=course_days,
     )

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import openiort
@@ -20,7 +21,7 @@ from openiort.case import Case, CaseError, load_case
 from openiort.clinical.burden import treatment_burden
 from openiort.clinical.eligibility import Verdict, evaluate_case
 from openiort.clinical.facts import consistency_problems, parse_fact
-from openiort.clinical.outcomes import match_evidence
+from openiort.clinical.outcomes import Estimate, match_evidence
 from openiort.clinical.pathology import (
     EXAMPLE_CENTRE_POLICY_ID,
     SAFE_DEFAULT_POLICY_ID,
@@ -242,13 +243,13 @@ def evidence(
     for item in matched.items:
         if not item.default:
             continue
-        iort, other = item.arm("iort"), item.arm("ebrt")
+        iort, other = item.treated_arm, item.arm("ebrt")
         table.add_row(
             item.label,
             f"{item.trial_key} {item.year} ({item.stratum})",
             f"{item.timepoint_years:g} y" if item.timepoint_years else "",
-            _pct(iort.estimate_pct if iort else None) or item.comparison,
-            _pct(other.estimate_pct if other else None),
+            _pct(iort) or item.comparison,
+            _pct(other),
             item.status,
         )
     console.print(table)
@@ -258,5 +259,8 @@ def evidence(
     console.print(openiort.RESEARCH_NOTICE, style="italic", highlight=False)
 
 
-def _pct(value: float | None) -> str:
-    return "" if value is None else f"{value:g} %"
+def _pct(arm: Estimate | None) -> str:
+    """An arm's figure with its status beside it (the patient page shows only verified ones)."""
+    if arm is None or arm.estimate_pct is None:
+        return ""
+    return escape(f"{arm.estimate_pct:g} % [{arm.status}]")  # brackets are not Rich markup

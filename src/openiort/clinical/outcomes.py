@@ -1,11 +1,13 @@
 """Published outcomes matched to one patient (data/trial_outcomes.csv).
 
-The trial follows the technique (x-ray: TARGIT-A, electron: ELIOT; no intraoperative HDR series
-with breast outcomes was found), the stratum follows the timing (TARGIT-A: IORT during
+The trial follows the technique (x-ray: TARGIT-A, electron: ELIOT, HDR: the NSABP B-39 trial of
+accelerated partial-breast irradiation, which included balloon brachytherapy: no single-dose
+intraoperative HDR series with breast outcomes was found), the stratum follows the timing (TARGIT-A: IORT during
 lumpectomy = prepathology, as a second procedure = postpathology), and subgroups follow the
 patient's tumour. For every topic the figure with the longest follow-up is the default; the
-others are listed beside it. Every figure carries its verification status: a number recalled
-from a paper rather than read in a retrieved source is always labelled so.
+others are listed beside it. Every figure carries its verification status, and a figure re-read
+in its primary source carries where (``verified_where``): only such a figure may reach the patient
+summary (:attr:`Estimate.patient_ready`); the clinician's report shows every figure with its status.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ STRATUM_LABELS: dict[str, str] = {
     "subgroup:node_pos": "node positive",
 }
 
-_ARM_ORDER = {"iort": 0, "iort_plus_ebrt": 1, "ebrt": 2, "all": 3, "comparison": 4}
+_ARM_ORDER = {"iort": 0, "apbi": 0, "iort_plus_ebrt": 1, "ebrt": 2, "all": 3, "comparison": 4}
 
 
 class OutcomeDataError(OpenIortInputError):
@@ -122,6 +124,7 @@ class OutcomeRow:
     comparison_status: str
     source: str
     note: str
+    verified_where: str
 
 
 @cache
@@ -183,6 +186,7 @@ def load_outcomes() -> tuple[OutcomeRow, ...]:
                 comparison_status=raw["comparison_status"],
                 source=raw["source"],
                 note=raw["note"],
+                verified_where=raw["verified_where"].strip(),
             )
         )
     return tuple(rows)
@@ -201,6 +205,16 @@ class Estimate:
     status: str  # verified | recalled | secondary ('' when the row has no estimate)
     ci_status: str
     row_id: str
+    verified_where: str = ""
+
+    @property
+    def patient_ready(self) -> bool:
+        """Whether this figure may be shown to a patient: verified, and where recorded."""
+        return (
+            self.estimate_pct is not None
+            and self.status == "verified"
+            and bool(self.verified_where)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -213,6 +227,8 @@ class Estimate:
             "status": self.status,
             "ci_status": self.ci_status,
             "row_id": self.row_id,
+            "verified_where": self.verified_where,
+            "patient_ready": self.patient_ready,
         }
 
 
@@ -248,10 +264,21 @@ class Evidence:
 
     @property
     def has_rates(self) -> bool:
-        iort, ebrt = self.arm("iort"), self.arm("ebrt")
+        iort, ebrt = self.treated_arm, self.arm("ebrt")
         return bool(
             iort and iort.estimate_pct is not None and ebrt and ebrt.estimate_pct is not None
         )
+
+    @property
+    def treated_arm(self) -> Estimate | None:
+        """The partial-breast arm: IORT, or accelerated partial-breast irradiation (B-39)."""
+        return self.arm("iort") or self.arm("apbi")
+
+    @property
+    def pair_patient_ready(self) -> bool:
+        """Both compared arms' figures may be shown to a patient."""
+        iort, ebrt = self.treated_arm, self.arm("ebrt")
+        return bool(iort and ebrt and iort.patient_ready and ebrt.patient_ready)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -342,6 +369,7 @@ def _group(rows: list[OutcomeRow], followup: dict[str, float]) -> list[Evidence]
                 status=r.estimate_status if r.estimate_pct is not None else "",
                 ci_status=r.ci_status,
                 row_id=r.row_id,
+                verified_where=r.verified_where,
             )
             for r in members
         )
@@ -412,15 +440,25 @@ class PatientEvidence:
     notes: tuple[str, ...]
 
     def best(
-        self, topic: str, with_rates: bool = False, trial: str | None = None
+        self,
+        topic: str,
+        with_rates: bool = False,
+        trial: str | None = None,
+        patient_ready: bool = False,
     ) -> Evidence | None:
-        """The best-ranked (longest follow-up) item of a topic, optionally of one trial and
-        with both arms' rates."""
+        """The best-ranked (longest follow-up) item of a topic, optionally of one trial, with
+        both arms' rates, and (``patient_ready``) with both arms' figures verified where
+        recorded (or, without ``with_rates``, the partial-breast arm's figure)."""
         for item in self.items:
             if item.topic != topic or (trial is not None and item.trial_key != trial):
                 continue
             if with_rates and not item.has_rates:
                 continue
+            if patient_ready:
+                arm = item.treated_arm
+                ready = item.pair_patient_ready if with_rates else bool(arm and arm.patient_ready)
+                if not ready:
+                    continue
             return item
         return None
 
@@ -546,12 +584,15 @@ def match_evidence(case: Case) -> PatientEvidence:
             )
         chosen = [r for r in rows if r.trial_key == "ELIOT" and r.stratum_key in wanted]
     else:
-        trial = None
+        trial = "NSABP B-39"
         stratum = "all"
-        chosen = []
+        chosen = [r for r in rows if r.trial_key == "NSABP B-39"]
         notes.append(
             "No single-fraction intraoperative HDR series with breast outcomes was found in the "
-            "compiled evidence; no outcome figures apply."
+            "compiled evidence. The figures are those of NSABP B-39/RTOG 0413: accelerated "
+            "partial-breast irradiation in 10 twice-daily fractions (brachytherapy, balloon "
+            "devices included, or 3D external beam) against whole-breast irradiation; not a "
+            "single intraoperative dose."
         )
     items = _mark_defaults(_group(chosen, followup), stratum)
     return PatientEvidence(

@@ -1,9 +1,12 @@
 """The plain-language patient summary: one printable, self-contained HTML page.
 
-Every figure on the page comes from the matched evidence (:mod:`.outcomes`) or the burden data
-(:mod:`.burden`) and is printed with its source and, in plain words, whether it was checked
-against the published paper or is recalled and still to be confirmed. Icon arrays are inline
-SVG; the page loads nothing from the network.
+Every number on the page is a figure re-read in its primary source: a trial outcome whose
+status is verified and whose ``verified_where`` is recorded (:attr:`.outcomes.Estimate.patient_ready`),
+or a text of ``data/patient_text.yaml`` verified with ``where``. Any other figure (recalled,
+secondary, an assumption) stays in the clinician's report, with its status beside it; the page
+then says what the trial found in words, or nothing. The page says nothing about checking: the
+status lives in the data files and the clinician's report. Icon arrays are inline SVG; the page
+loads nothing from the network.
 """
 
 from __future__ import annotations
@@ -20,24 +23,12 @@ import jinja2
 import openiort
 from openiort.case import Case
 from openiort.clinical.burden import Burden, treatment_burden
-from openiort.clinical.outcomes import Evidence, PatientEvidence, match_evidence
+from openiort.clinical.outcomes import Estimate, Evidence, PatientEvidence, match_evidence
 from openiort.datafiles import read_data
 
 AFFECTED_COLOUR = "#b45309"
 IORT_COLOUR = "#0f766e"
 OTHER_COLOUR = "#d6dbe1"
-
-STATUS_WORDS = {
-    "verified": "Checked against the published source.",
-    "secondary": "Taken from a secondary report (news, vendor or review), not the original paper.",
-    "recalled": (
-        "Not yet checked: this number is recalled from the published paper and must be "
-        "confirmed before you rely on it."
-    ),
-    "assumption": "A working assumption, not a published figure.",
-    "mixed": "Partly checked.",
-    "": "",
-}
 
 
 @cache
@@ -95,17 +86,16 @@ class IconFigure:
     sentence: str
     groups: tuple[IconGroup, ...]
     source: str
-    status: str
-    status_text: str
+    row_ids: tuple[str, ...]  # the outcome rows whose figures the page shows
     note: str = ""
+    note_row_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class TextFigure:
     statement: str
     source: str
-    status: str
-    status_text: str
+    row_ids: tuple[str, ...] = ()  # outcome rows behind the statement's numbers, if any
 
 
 @dataclass(frozen=True)
@@ -120,13 +110,30 @@ class PatientSummary:
     time_added: TextFigure
     trial_text: str
     recurrence: tuple[IconFigure, ...]
+    findings: tuple[TextFigure, ...]  # what the trial found, in words, when no figure is shown
     ebrt_after: IconFigure | None
     survival: tuple[TextFigure, ...]
     side_effects: tuple[TextFigure, ...]
     visits: tuple[TextFigure, ...]
     questions: tuple[str, ...]
     notes: tuple[str, ...]
-    notice: str = field(default=openiort.RESEARCH_NOTICE)
+    notice: str = field(default=openiort.PATIENT_NOTICE)
+
+    @property
+    def mentions_deaths(self) -> bool:
+        """Whether a survival line counts deaths (the page then tells the measures apart)."""
+        return any(f.statement.startswith("Died") for f in self.survival)
+
+    @property
+    def row_ids(self) -> tuple[str, ...]:
+        """Every outcome row whose figures appear on the page."""
+        ids: list[str] = []
+        for fig in (*self.recurrence, self.ebrt_after):
+            if fig is not None:
+                ids += [*fig.row_ids, *fig.note_row_ids]
+        for f in (*self.findings, *self.survival, *self.side_effects, *self.visits):
+            ids += f.row_ids
+        return tuple(dict.fromkeys(ids))
 
 
 def _people(pct: float) -> str:
@@ -144,27 +151,44 @@ PATIENT_TOPICS = {
 
 
 def _source(item: Evidence) -> str:
-    follow = (
-        f", median follow-up {item.median_followup_years:g} years"
-        if item.median_followup_years
-        else ""
-    )
-    return f"{item.trial_key}: {item.stratum}{follow}. {item.publication}"
+    # No follow-up time here: it is not a figure whose status the data file tracks.
+    return f"{item.trial_key}: {item.stratum}. {item.publication}"
 
 
 def _arm_caption(kind: str) -> str:
     return {
         "iort": "Radiotherapy during the operation",
+        "apbi": "Radiotherapy to part of the breast over 5 days",
         "ebrt": "Radiotherapy to the whole breast after surgery",
         "iort_plus_ebrt": "Radiotherapy during the operation, then to the whole breast",
         "all": "All women in the study",
     }[kind]
 
 
-def _recurrence_figure(item: Evidence, women: str) -> IconFigure | None:
-    iort, ebrt = item.arm("iort"), item.arm("ebrt")
-    if not (iort and ebrt and iort.estimate_pct is not None and ebrt.estimate_pct is not None):
+def _ids(*arms: Estimate | None) -> tuple[str, ...]:
+    return tuple(a.row_id for a in arms if a is not None)
+
+
+def _women(item: Evidence) -> str:
+    """The women a figure describes, from the figure's own trial and stratum."""
+    if item.trial_key == "TARGIT-A" and item.stratum_key == "prepathology":
+        return (
+            "women in the TARGIT-A trial who, like you, had this treatment during their lumpectomy"
+        )
+    if item.trial_key == "TARGIT-A" and item.stratum_key == "postpathology":
+        return "women in the TARGIT-A trial who, like you, had it as a second operation"
+    if item.trial_key == "TARGIT-A":
+        return "women in the TARGIT-A trial"
+    if item.trial_key == "ELIOT":
+        return "women in the ELIOT trial who had electron radiotherapy during the operation"
+    return f"women in the {item.trial_key} trial"
+
+
+def _recurrence_figure(item: Evidence) -> IconFigure | None:
+    iort, ebrt = item.treated_arm, item.arm("ebrt")
+    if not (item.pair_patient_ready and iort and ebrt):
         return None
+    assert iort.estimate_pct is not None and ebrt.estimate_pct is not None  # pair_patient_ready
     years = f"{item.timepoint_years:g}" if item.timepoint_years else "several"
     groups = tuple(
         IconGroup(
@@ -181,66 +205,29 @@ def _recurrence_figure(item: Evidence, women: str) -> IconFigure | None:
         if arm.estimate_pct is not None
     )
     sentence = (
-        f"Out of 100 {women}, {_people(iort.estimate_pct)} had the cancer come back in the same "
-        f"breast within {years} years ({iort.estimate_pct:g} in 100). With radiotherapy to the "
-        f"whole breast instead, {_people(ebrt.estimate_pct)} did ({ebrt.estimate_pct:g} in 100)."
+        f"Out of 100 {_women(item)}, {_people(iort.estimate_pct)} had the cancer come back in the "
+        f"same breast within {years} years ({iort.estimate_pct:g} in 100). With radiotherapy to "
+        f"the whole breast instead, {_people(ebrt.estimate_pct)} did ({ebrt.estimate_pct:g} in "
+        "100)."
     )
     return IconFigure(
         title=f"Cancer coming back in the same breast within {years} years",
         sentence=sentence,
         groups=groups,
         source=_source(item),
-        status=item.status,
-        status_text=_status_text(item),
+        row_ids=_ids(iort, ebrt),
     )
 
 
-_PLAIN_STATUS = {"verified": "checked", "recalled": "not yet checked", "secondary": "secondary"}
-
-
-def _status_text(item: Evidence) -> str:
-    if item.status != "mixed":
-        return STATUS_WORDS[item.status]
-    checked: list[str] = []
-    unchecked: list[str] = []
-    for a in item.arms:
-        if a.status and a.estimate_pct is not None:
-            (checked if a.status == "verified" else unchecked).append(f"{a.estimate_pct:g} in 100")
-    if item.comparison_status:
-        target = checked if item.comparison_status == "verified" else unchecked
-        target.append("the difference between them")
-    text = "Partly checked."
-    if unchecked:
-        text += " Not yet checked (recalled from the paper, to be confirmed): "
-        text += " and ".join(unchecked) + "."
-    if checked:
-        text += " Checked against the published source: " + " and ".join(checked) + "."
-    return text
-
-
-def _text_figure(statement: str, item: Evidence) -> TextFigure:
-    return TextFigure(statement, _source(item), item.status, _status_text(item))
-
-
-def _women(ev: PatientEvidence) -> str:
-    if ev.trial == "TARGIT-A" and ev.stratum_key == "prepathology":
-        return (
-            "women in the TARGIT-A trial who, like you, had this treatment during their lumpectomy"
-        )
-    if ev.trial == "TARGIT-A" and ev.stratum_key == "postpathology":
-        return "women in the TARGIT-A trial who, like you, had it as a second operation"
-    if ev.trial == "ELIOT":
-        return "women in the ELIOT trial who had electron radiotherapy during the operation"
-    return "women in the trial"
-
-
 def _recurrence(ev: PatientEvidence) -> list[IconFigure]:
-    """The longest follow-up with both arms' rates, plus ELIOT's 5-year figure beside it."""
+    """The longest follow-up with both arms' verified rates, plus ELIOT's 5-year figure."""
     figures: list[IconFigure] = []
-    best = ev.best("local_recurrence", with_rates=True, trial=ev.trial)
+    if ev.trial is None:
+        return figures
+    best = ev.best("local_recurrence", with_rates=True, trial=ev.trial, patient_ready=True)
     if best is None:
         return figures
-    first = _recurrence_figure(best, _women(ev))
+    first = _recurrence_figure(best)
     if first is not None:
         figures.append(first)
     if ev.trial == "ELIOT":
@@ -249,30 +236,57 @@ def _recurrence(ev: PatientEvidence) -> list[IconFigure]:
                 e
                 for e in ev.items
                 if e.topic == "local_recurrence"
-                and e.has_rates
+                and e.pair_patient_ready
                 and e.timepoint_years == 5
                 and e.year != best.year
             ),
             None,
         )
-        extra = _recurrence_figure(five, _women(ev)) if five else None
+        extra = _recurrence_figure(five) if five else None
         if extra is not None:
             figures.append(extra)
     return figures
 
 
+def _findings_in_words(ev: PatientEvidence, have_figures: bool) -> list[TextFigure]:
+    """What the trial found, in verified words, when no recurrence figure can be shown."""
+    if have_figures or ev.trial is None:
+        return []
+    words = patient_text().get("findings_in_words", {})
+    key = ev.trial if ev.trial != "TARGIT-A" else f"TARGIT-A {ev.stratum_key}"
+    entry = words.get(key)
+    if not entry or entry.get("status") != "verified" or not entry.get("where"):
+        return []
+    return [TextFigure(" ".join(str(entry["text"]).split()), str(entry["source"]))]
+
+
 def _ebrt_after(ev: PatientEvidence) -> IconFigure | None:
-    item = ev.best("supplemental_ebrt", trial=ev.trial) if ev.trial else None
+    """Supplemental whole-breast radiotherapy in the patient's own stratum, when verified."""
+    if ev.trial is None:
+        return None
+    item = next(
+        (
+            e
+            for e in ev.items
+            if e.topic == "supplemental_ebrt"
+            and e.trial_key == ev.trial
+            and e.stratum_key == ev.stratum_key
+            and (arm := e.arm("iort")) is not None
+            and arm.patient_ready
+        ),
+        None,
+    )
     arm = item.arm("iort") if item else None
     if item is None or arm is None or arm.estimate_pct is None:
         return None
     n = people_out_of_100(arm.estimate_pct)
+    note, note_ids = _second_procedure_note(ev)
     return IconFigure(
         title="Needing radiotherapy to the whole breast afterwards",
         sentence=(
-            f"Out of 100 {_women(ev)}, {_people(arm.estimate_pct)} ({arm.estimate_pct:g} in 100) "
-            "also needed radiotherapy to the whole breast, because the tests on the removed tissue "
-            "showed features that made it advisable."
+            f"Out of 100 {_women(item)}, {_people(arm.estimate_pct)} ({arm.estimate_pct:g} in "
+            "100) also needed radiotherapy to the whole breast, because the tests on the removed "
+            "tissue showed features that made it advisable."
         ),
         groups=(
             IconGroup(
@@ -283,16 +297,16 @@ def _ebrt_after(ev: PatientEvidence) -> IconFigure | None:
             ),
         ),
         source=_source(item),
-        status=item.status,
-        status_text=_status_text(item),
-        note=_second_procedure_note(ev),
+        row_ids=_ids(arm),
+        note=note,
+        note_row_ids=note_ids,
     )
 
 
-def _second_procedure_note(ev: PatientEvidence) -> str:
+def _second_procedure_note(ev: PatientEvidence) -> tuple[str, tuple[str, ...]]:
     """For IORT during lumpectomy: the rate when IORT waited for the tissue results."""
     if ev.stratum_key != "prepathology":
-        return ""
+        return "", ()
     for item in ev.items:
         arm = item.arm("iort")
         if (
@@ -300,144 +314,204 @@ def _second_procedure_note(ev: PatientEvidence) -> str:
             and item.stratum_key == "postpathology"
             and arm is not None
             and arm.estimate_pct is not None
+            and arm.patient_ready
         ):
             return (
                 f"When the radiotherapy was given as a second operation, after the tissue results "
                 f"were known, {_people(arm.estimate_pct)} in 100 ({arm.estimate_pct:g}) needed it "
-                f"({item.trial_key}, {item.publication.split(' (')[0]}; "
-                f"{_PLAIN_STATUS[arm.status]})."
+                f"({item.trial_key}, {item.publication.split(' (')[0]}).",
+                _ids(arm),
             )
-    return ""
+    return "", ()
 
 
 def _pair_sentence(item: Evidence, what: str) -> str | None:
-    iort, ebrt = item.arm("iort"), item.arm("ebrt")
-    if not (iort and ebrt and iort.estimate_pct is not None and ebrt.estimate_pct is not None):
+    iort, ebrt = item.treated_arm, item.arm("ebrt")
+    if not (item.pair_patient_ready and iort and ebrt):
         return None
     years = f" within {item.timepoint_years:g} years" if item.timepoint_years else ""
     return (
-        f"{what}{years}: {iort.estimate_pct:g} in 100 with radiotherapy during the operation, "
-        f"{ebrt.estimate_pct:g} in 100 with whole-breast radiotherapy."
+        f"{what}{years}: {iort.estimate_pct:g} in 100 with "
+        f"{_arm_caption(iort.arm_kind).lower()}, {ebrt.estimate_pct:g} in 100 with whole-breast "
+        "radiotherapy."
     )
+
+
+def _counts_ready(arm: Estimate | None) -> bool:
+    """A count (events of n) re-read in its primary source."""
+    return bool(arm and arm.verified_where and arm.events and arm.n)
 
 
 def _survival(ev: PatientEvidence) -> list[TextFigure]:
     out: list[TextFigure] = []
+    if ev.trial is None:
+        return out
     wanted = (
+        ("local_recurrence_free", "Alive without the cancer coming back in the same breast"),
         ("breast_cancer_mortality", "Died of breast cancer"),
         ("overall_mortality", "Died of any cause"),
         ("non_breast_cancer_mortality", "Died of causes other than breast cancer"),
         ("overall_survival", "Alive"),
     )
     for topic, what in wanted:
-        item = ev.best(topic, with_rates=True, trial=ev.trial)
+        item = ev.best(topic, with_rates=True, trial=ev.trial, patient_ready=True)
         if item is None or item.stratum_key == "single_centre":
             continue
         sentence = _pair_sentence(item, what)
         if sentence:
-            out.append(_text_figure(sentence, item))
+            out.append(
+                TextFigure(sentence, _source(item), _ids(item.treated_arm, item.arm("ebrt")))
+            )
+    deaths = next(
+        (
+            e
+            for e in ev.items
+            if e.topic == "deaths"
+            and e.trial_key == ev.trial
+            and _counts_ready(e.arm("iort"))
+            and _counts_ready(e.arm("ebrt"))
+        ),
+        None,
+    )
+    if deaths is not None:
+        iort, ebrt = deaths.arm("iort"), deaths.arm("ebrt")
+        assert iort is not None and ebrt is not None and iort.n and ebrt.n  # _counts_ready
+        years = f" within {deaths.timepoint_years:g} years" if deaths.timepoint_years else ""
+        out.append(
+            TextFigure(
+                f"Died of any cause{years}: {iort.events} of {iort.n:g} women with radiotherapy "
+                f"during the operation, {ebrt.events} of {ebrt.n:g} with whole-breast radiotherapy.",
+                _source(deaths),
+                _ids(iort, ebrt),
+            )
+        )
     return out
+
+
+def _first_ready(ev: PatientEvidence, topic: str, all_arms: bool) -> Evidence | None:
+    """The best-ranked item of a topic whose shown figures are all patient-ready."""
+    for item in ev.items:
+        if item.topic != topic:
+            continue
+        shown = [a for a in item.arms if a.estimate_pct is not None]
+        if not shown:
+            continue
+        if all(a.patient_ready for a in shown) if all_arms else shown[0].patient_ready:
+            return item
+    return None
 
 
 def _side_effects(ev: PatientEvidence) -> list[TextFigure]:
     out: list[TextFigure] = []
-    for item in ev.items:
-        if not item.default:
-            continue
-        if item.topic in PATIENT_TOPICS:
-            sentence = _pair_sentence(item, PATIENT_TOPICS[item.topic])
-            if sentence:
-                out.append(_text_figure(sentence, item))
-        elif item.topic == "toxicity_fibrosis":
-            arms = "; ".join(
-                f"{a.estimate_pct:g} in 100 after {_arm_caption(a.arm_kind).lower()}"
-                + (" alone" if a.arm_kind != "iort_plus_ebrt" else "")
-                for a in item.arms
-                if a.estimate_pct is not None
+    for topic, what in PATIENT_TOPICS.items():
+        item = _first_ready(ev, topic, all_arms=True)
+        sentence = _pair_sentence(item, what) if item else None
+        if item and sentence:
+            out.append(TextFigure(sentence, _source(item), _ids(*item.arms)))
+    item = _first_ready(ev, "toxicity_fibrosis", all_arms=True)
+    if item is not None:
+        arms = "; ".join(
+            f"{a.estimate_pct:g} in 100 after {_arm_caption(a.arm_kind).lower()}"
+            + (" alone" if a.arm_kind != "iort_plus_ebrt" else "")
+            for a in item.arms
+            if a.estimate_pct is not None
+        )
+        years = f" within {item.timepoint_years:g} years" if item.timepoint_years else ""
+        out.append(
+            TextFigure(
+                f"Hardening of the breast tissue (fibrosis){years}: {arms}.",
+                _source(item),
+                _ids(*item.arms),
             )
-            years = f" within {item.timepoint_years:g} years" if item.timepoint_years else ""
-            out.append(
-                _text_figure(f"Hardening of the breast tissue (fibrosis){years}: {arms}.", item)
+        )
+    item = _first_ready(ev, "complication_surgery", all_arms=False)
+    if item is not None:
+        arm = item.arms[0]
+        out.append(
+            TextFigure(
+                f"A wound problem needing another operation: {arm.estimate_pct:g} in 100 "
+                "women treated with radiotherapy during the operation (low-energy x-rays).",
+                _source(item),
+                _ids(arm),
             )
-        elif item.topic == "complication_surgery":
-            arm = item.arms[0]
-            out.append(
-                _text_figure(
-                    f"A wound problem needing another operation: {arm.estimate_pct:g} in 100 "
-                    "women treated with radiotherapy during the operation (low-energy x-rays).",
-                    item,
-                )
-            )
-        elif item.topic == "toxicity_skin":
-            out.append(
-                _text_figure(
-                    "Skin side effects were less common than with whole-breast radiotherapy.", item
-                )
-            )
+        )
     return out
 
 
-def _visits(burden: Burden) -> list[TextFigure]:
-    wbi = burden.comparator_schedule
+def _text_entry(entry: dict[str, Any]) -> str | None:
+    """An entry's text, when it is verified with where; otherwise its wording without figures."""
+    if entry.get("status") == "verified" and entry.get("where"):
+        return " ".join(str(entry["text"]).split())
+    without = entry.get("without_figures")
+    return " ".join(str(without).split()) if without else None
+
+
+def _time_added(entry: dict[str, Any]) -> TextFigure:
+    """The added operating time; its source only when its figures are shown."""
+    verified = entry.get("status") == "verified" and bool(entry.get("where"))
+    return TextFigure(_text_entry(entry) or "", str(entry["source"]) if verified else "")
+
+
+def _visits(burden: Burden, ebrt_after: IconFigure | None, technique: str) -> list[TextFigure]:
     n = burden.iort_extra_visits
+    days = burden.course_days
     iort_visits = (
-        "No extra hospital visits for radiotherapy: it is given during your operation."
+        f"Radiotherapy after your operation: {burden.course_fractions} treatments, "
+        f"{'twice a day' if burden.course_fractions > days else 'once a day'} over {days} "
+        f"days ({days} hospital visit{'s' if days != 1 else ''})."
+        if burden.course_fractions > 1
+        else "No extra hospital visits for radiotherapy: it is given during your operation."
         if n == 0
         else f"{n} extra hospital visit{'s' if n != 1 else ''} for the second operation; no "
         "radiotherapy visits after it."
     )
-    out = [
-        TextFigure(
-            iort_visits,
-            burden.visits_source,
-            burden.visits_status,
-            STATUS_WORDS[burden.visits_status],
-        ),
-        TextFigure(
-            f"Radiotherapy to the whole breast, as {wbi.patient_label}: about {wbi.visits} visits "
-            f"({burden.planning_visits} to plan it, {wbi.fractions} for treatment) over "
-            f"{wbi.span_days} days. Shorter and longer courses are also used.",
-            " ".join(wbi.source.split()) + "; planning visit: " + burden.planning_source,
-            wbi.status,
-            STATUS_WORDS[wbi.status],
-        ),
-    ]
-    if burden.p_ebrt_after_iort_pct is not None:
+    out = [TextFigure(iort_visits, burden.visits_source)]
+    course = patient_text().get("whole_breast_course", {}).get(technique)
+    if course and course.get("status") == "verified" and course.get("where"):
+        out.append(TextFigure(" ".join(str(course["text"]).split()), str(course["source"])))
+    if ebrt_after is not None:
+        pct = ebrt_after.groups[0].pct
         out.append(
             TextFigure(
-                f"If whole-breast radiotherapy is needed after the operation "
-                f"({_people(burden.p_ebrt_after_iort_pct)} in 100 women), that course is added.",
-                burden.p_ebrt_source,
-                burden.p_ebrt_status,
-                STATUS_WORDS[burden.p_ebrt_status],
-            )
-        )
-    if wbi.travel is not None:
-        out.append(
-            TextFigure(
-                f"At your distance from the radiotherapy centre, that course means about "
-                f"{wbi.travel.distance_km:.0f} km of travel and {wbi.travel.hospital_time_h:g} hours "
-                "in hospital.",
-                "Your distance; targit.org.uk travel calculator assumption of 1 hour in hospital "
-                "per trip",
-                "verified",
-                STATUS_WORDS["verified"],
+                f"If whole-breast radiotherapy is needed after the operation ({_people(pct)} in "
+                "100 women), that course is added.",
+                ebrt_after.source,
+                ebrt_after.row_ids,
             )
         )
     pub = burden.published_travel
-    out.append(
-        TextFigure(
-            f"In UK TARGIT-A centres, women treated during surgery travelled on average "
-            f"{pub['mean_miles_per_patient']['iort']:g} miles for their radiotherapy, those "
-            f"treated with whole-breast radiotherapy {pub['mean_miles_per_patient']['ebrt']:g} "
-            f"miles ({pub['mean_travel_time_h']['iort']:g} versus "
-            f"{pub['mean_travel_time_h']['ebrt']:g} hours of travel).",
-            " ".join(str(pub["source"]).split()),
-            str(pub["status"]),
-            STATUS_WORDS[str(pub["status"])],
+    if pub.get("status") == "verified" and pub.get("where"):
+        out.append(
+            TextFigure(
+                f"In UK TARGIT-A centres, women treated during surgery travelled on average "
+                f"{pub['mean_miles_per_patient']['iort']:g} miles for their radiotherapy, those "
+                f"treated with whole-breast radiotherapy {pub['mean_miles_per_patient']['ebrt']:g} "
+                f"miles ({pub['mean_travel_time_h']['iort']:g} versus "
+                f"{pub['mean_travel_time_h']['ebrt']:g} hours of travel).",
+                " ".join(str(pub["source"]).split()),
+            )
         )
-    )
     return out
+
+
+def _trial_text(ev: PatientEvidence, with_numbers: bool) -> str:
+    what = "numbers" if with_numbers else "findings"
+    if ev.trial == "NSABP B-39":
+        return (
+            "No trial has yet compared a single dose of radiotherapy during the operation from a "
+            "small radioactive source with radiotherapy to the whole breast. The nearest evidence "
+            "is the NSABP B-39 trial, which compared radiotherapy to part of the breast over 5 "
+            "days (some of it from a radioactive source placed in the breast) with radiotherapy "
+            f"to the whole breast. The {what} below describe groups of women, not what will "
+            "happen to you."
+        )
+    if ev.trial:
+        return (
+            f"The {what} below come from the {ev.trial} trial, which compared radiotherapy during "
+            "the operation with radiotherapy to the whole breast after surgery. They describe "
+            "groups of women, not what will happen to you."
+        )
+    return "No published study results were found for this technique."
 
 
 def build_patient_summary(
@@ -447,42 +521,50 @@ def build_patient_summary(
     one_way_km: float | None = None,
     generated: dt.date | None = None,
 ) -> PatientSummary:
-    """Collect the figures and text of the patient summary for one case."""
+    """Collect the figures and text of the patient summary for one case.
+
+    ``one_way_km`` is accepted for the clinician's burden figures; the patient page shows no
+    travel figure computed from it (the whole-breast schedule behind it is not verified).
+    """
     ev = evidence if evidence is not None else match_evidence(case)
     bd = burden if burden is not None else treatment_burden(case, one_way_km, evidence=ev)
     text = patient_text()
     technique = case.intent.technique
     timing = case.intent.timing
+    # A course of fractions after the operation (HDR) is worded as such, not as IORT.
+    fractions = case.intent.fractions
+    wording = "hdr_course" if technique == "hdr" and fractions > 1 else technique
     day = list(text["on_the_day"]["common_start"])
-    if timing in ("during_lumpectomy", "second_procedure"):
+    if timing in ("during_lumpectomy", "second_procedure") and wording == technique:
         day += text["on_the_day"][timing]
-    day += text["on_the_day"][technique] + text["on_the_day"]["common_end"]
-    added = text["time_added"][technique]
-    if ev.trial:
-        trial_text = (
-            f"The numbers below come from the {ev.trial} trial, which compared radiotherapy during "
-            "the operation with radiotherapy to the whole breast after surgery. They describe "
-            "groups of women, not what will happen to you."
-        )
+    if wording == technique:
+        day += text["on_the_day"][technique] + text["on_the_day"]["common_end"]
     else:
-        trial_text = "No published study results were found for this technique."
+        day += text["on_the_day"][wording]
+    added = text["time_added"][wording]
+    planned_text = str(text["what_is_planned"][wording]).format(
+        fractions=fractions, days=math.ceil(fractions / 2)
+    )
+    recurrence = tuple(_recurrence(ev))
+    ebrt_after = _ebrt_after(ev)
+    survival = tuple(_survival(ev))
     return PatientSummary(
         case_id=case.patient.id,
         generated=(generated or dt.date.today()).isoformat(),
-        technique_name=text["technique_names"][technique],
-        what_is_planned=text["what_is_planned"][technique],
+        technique_name=text["technique_names"][wording],
+        what_is_planned=planned_text,
         on_the_day=tuple(" ".join(str(s).split()) for s in day),
-        time_added=TextFigure(
-            added["text"], added["source"], added["status"], STATUS_WORDS[added["status"]]
-        ),
-        trial_text=trial_text,
-        recurrence=tuple(_recurrence(ev)),
-        ebrt_after=_ebrt_after(ev),
-        survival=tuple(_survival(ev)),
+        time_added=_time_added(added),
+        trial_text=_trial_text(ev, bool(recurrence or ebrt_after or survival)),
+        recurrence=recurrence,
+        findings=tuple(_findings_in_words(ev, bool(recurrence))),
+        ebrt_after=ebrt_after,
+        survival=survival,
         side_effects=tuple(_side_effects(ev)),
-        visits=tuple(_visits(bd)),
+        visits=tuple(_visits(bd, ebrt_after, technique)),
         questions=tuple(text["questions"]),
-        notes=ev.notes,
+        # The evidence notes speak to the clinician (subgroups, verification): not on this page.
+        notes=(),
     )
 
 

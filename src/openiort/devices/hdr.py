@@ -221,9 +221,19 @@ def _fill_missing_by_nearest_r(table: FloatArray, r_cm: FloatArray) -> tuple[Flo
     return filled, count
 
 
-@cache
+_REGISTERED: dict[str, Tg43Source] = {}
+
+
+def register_source(source: Tg43Source) -> None:
+    """Make a department-added model (:mod:`openiort.devices.hdr_source`) known by its id.
+
+    Its id carries the hash of its tables, so a changed model is a new id."""
+    _REGISTERED[source.source_id] = source
+
+
 def load_source(source_id: str) -> Tg43Source:
-    """TG-43 data of one source, checked against the manifest.
+    """TG-43 data of one source, checked against the manifest (or a registered department
+    model).
 
     Raises
     ------
@@ -232,18 +242,59 @@ def load_source(source_id: str) -> Tg43Source:
     HdrDataError
         If a data file is missing, malformed or altered.
     """
+    if isinstance(source_id, str) and source_id in _REGISTERED:
+        return _REGISTERED[source_id]
+    return _load_shipped_source(source_id)
+
+
+@cache
+def _load_shipped_source(source_id: str) -> Tg43Source:
     row = _row(source_id)
     gl_name, f_name = row["gL_file"], row["F_file"]
-
     gl_rows = _select(parse_commented_csv(_checked_text(gl_name)), source_id, gl_name)
+    f_rows = _select(parse_commented_csv(_checked_text(f_name)), source_id, f_name)
+    files = (SOURCES_FILE, gl_name, f_name, DECAY_FILE)
+    return build_source(
+        source_id=source_id,
+        title=row["title"],
+        dose_rate_constant=float(row["Lambda_cGy_per_h_per_U"]),
+        active_length_cm=float(row["L_active_cm"]),
+        gl_rows=gl_rows,
+        f_rows=f_rows,
+        status=row["status"],
+        reference=row["reference"],
+        provenance=row["provenance"],
+        data_files=files,
+        data_sha256=_combined_sha256(files),
+        names=(gl_name, f_name),
+    )
+
+
+def build_source(
+    *,
+    source_id: str,
+    title: str,
+    dose_rate_constant: float,
+    active_length_cm: float,
+    gl_rows: list[dict[str, str]],
+    f_rows: list[dict[str, str]],
+    status: str,
+    reference: str,
+    provenance: str,
+    data_files: tuple[str, ...],
+    data_sha256: str,
+    names: tuple[str, str] = ("g_L table", "F table"),
+) -> Tg43Source:
+    """A :class:`Tg43Source` from g_L rows (r_cm, gL[, flag]) and F rows (r_cm, theta_deg,
+    F[, flag]), checked: distinct radii, angles 0-180 deg, clip radius outside the source."""
+    gl_name, f_name = names
     gl_pairs = sorted((float(r["r_cm"]), float(r["gL"])) for r in gl_rows)
     gl_r = np.array([p[0] for p in gl_pairs])
     gl = np.array([p[1] for p in gl_pairs])
-    if np.any(np.diff(gl_r) <= 0) or gl_r.size < 2:
+    if gl_r.size < 2 or np.any(np.diff(gl_r) <= 0):
         raise HdrDataError(f"{gl_name}: radii of {source_id} must be distinct, at least two")
     gl_tab_min = min(float(r["r_cm"]) for r in gl_rows if _is_tabulated(r))
 
-    f_rows = _select(parse_commented_csv(_checked_text(f_name)), source_id, f_name)
     f_r = np.array(sorted({float(r["r_cm"]) for r in f_rows}))
     f_t = np.array(sorted({float(r["theta_deg"]) for r in f_rows}))
     if f_t[0] != 0.0 or f_t[-1] != 180.0:
@@ -257,31 +308,28 @@ def load_source(source_id: str) -> Tg43Source:
     f0_tab_min = min(
         float(r["r_cm"]) for r in f_rows if _is_tabulated(r) and float(r["theta_deg"]) == 0.0
     )
-
-    length_cm = float(row["L_active_cm"])
     r_clip = max(gl_tab_min, f0_tab_min)
-    if r_clip <= length_cm / 2:
+    if r_clip <= active_length_cm / 2:
         raise HdrDataError(
             f"{source_id}: clip radius {r_clip} cm is not outside the active length "
-            f"{length_cm} cm; the line-source geometry would be singular"
+            f"{active_length_cm} cm; the line-source geometry would be singular"
         )
-    files = (SOURCES_FILE, gl_name, f_name, DECAY_FILE)
     return Tg43Source(
         source_id=source_id,
-        title=row["title"],
-        dose_rate_constant_cgy_h_u=float(row["Lambda_cGy_per_h_per_U"]),
-        active_length_cm=length_cm,
+        title=title,
+        dose_rate_constant_cgy_h_u=dose_rate_constant,
+        active_length_cm=active_length_cm,
         gl_r_cm=gl_r,
         gl=gl,
         f_r_cm=f_r,
         f_theta_deg=f_t,
         f_table=table,
         r_clip_cm=r_clip,
-        status=row["status"],
-        reference=row["reference"],
-        provenance=row["provenance"],
-        data_files=files,
-        data_sha256=_combined_sha256(files),
+        status=status,
+        reference=reference,
+        provenance=provenance,
+        data_files=data_files,
+        data_sha256=data_sha256,
         filled_f_entries=n_filled,
     )
 
@@ -421,17 +469,18 @@ def perpendicular_unit(normal: FloatArray) -> FloatArray:
 
 @dataclass(frozen=True)
 class DwellGeometry:
-    """Possible dwell positions (x, y, z mm), source directions and catheter numbers."""
+    """Possible dwell positions (x, y, z mm), source directions and each one's catheter
+    (0-based index; users see channel numbers, which count from 1)."""
 
     positions_mm: FloatArray
     directions: FloatArray
-    catheter: NDArray[np.int64]
+    catheter_index: NDArray[np.int64]  # 0-based; the afterloader channel is index + 1
 
     def __post_init__(self) -> None:
         n = self.positions_mm.shape[0]
         if self.positions_mm.shape != (n, 3) or self.directions.shape != (n, 3):
             raise ApplicatorError("dwell positions and directions must both have shape (n, 3)")
-        if self.catheter.shape != (n,) or n == 0:
+        if self.catheter_index.shape != (n,) or n == 0:
             raise ApplicatorError("an applicator needs at least one dwell position")
 
     @property
@@ -440,7 +489,11 @@ class DwellGeometry:
 
     def neighbour_pairs(self) -> list[tuple[int, int]]:
         """Consecutive dwell positions on the same catheter (for smoothness penalties)."""
-        return [(i, i + 1) for i in range(self.n - 1) if self.catheter[i] == self.catheter[i + 1]]
+        return [
+            (i, i + 1)
+            for i in range(self.n - 1)
+            if self.catheter_index[i] == self.catheter_index[i + 1]
+        ]
 
 
 def fibonacci_sphere(n: int) -> FloatArray:
@@ -474,8 +527,16 @@ class BalloonApplicator:
     shaft_direction: tuple[float, float, float]
     step_mm: float
     wall_clearance_mm: float
+    # Off-axis lumens of a multi-lumen balloon (mm from the central lumen, spread evenly round
+    # it, the first towards the patient's superior side); none for a single-lumen balloon.
+    lumen_offsets_mm: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        for offset in self.lumen_offsets_mm:
+            if not (math.isfinite(offset) and 0 < offset < self.radius_mm - self.wall_clearance_mm):
+                raise ApplicatorError(
+                    f"balloon lumen offset {offset} mm must be positive and inside the balloon"
+                )
         for name in ("radius_mm", "step_mm"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -491,15 +552,35 @@ class BalloonApplicator:
     def axis(self) -> FloatArray:
         return unit_vector(self.shaft_direction, "shaft_direction")
 
+    def lumen_centres_mm(self) -> list[FloatArray]:
+        """Where each lumen crosses the balloon's mid-plane: the centre, then the off-axis
+        lumens evenly round it."""
+        centre = np.asarray(self.centre_mm, dtype=np.float64)
+        out = [centre]
+        n = len(self.lumen_offsets_mm)
+        if n:
+            first = perpendicular_unit(self.axis)
+            second = np.cross(self.axis, first)
+            for i, offset in enumerate(self.lumen_offsets_mm):
+                angle = 2.0 * math.pi * i / n
+                out.append(centre + offset * (math.cos(angle) * first + math.sin(angle) * second))
+        return out
+
     def dwell_geometry(self) -> DwellGeometry:
-        reach = self.radius_mm - self.wall_clearance_mm
-        k_max = math.floor(reach / self.step_mm + 1e-9)
-        # From the tip (deep end) back towards the shaft, as an afterloader steps.
-        offsets = self.step_mm * np.arange(-k_max, k_max + 1, dtype=np.float64)
         source_dir = -self.axis
-        positions = np.asarray(self.centre_mm) + offsets[::-1, None] * source_dir[None, :]
-        directions = np.repeat(source_dir[None, :], offsets.size, axis=0)
-        return DwellGeometry(positions, directions, np.zeros(offsets.size, dtype=np.int64))
+        positions, catheters = [], []
+        for lumen, (through, offset) in enumerate(
+            zip(self.lumen_centres_mm(), (0.0, *self.lumen_offsets_mm), strict=True)
+        ):
+            reach = math.sqrt(self.radius_mm**2 - offset**2) - self.wall_clearance_mm
+            k_max = math.floor(reach / self.step_mm + 1e-9)
+            # From the tip (deep end) back towards the shaft, as an afterloader steps.
+            steps = self.step_mm * np.arange(-k_max, k_max + 1, dtype=np.float64)
+            positions.append(through + steps[::-1, None] * source_dir[None, :])
+            catheters.append(np.full(steps.size, lumen, dtype=np.int64))
+        pos = np.concatenate(positions)
+        directions = np.repeat(source_dir[None, :], pos.shape[0], axis=0)
+        return DwellGeometry(pos, directions, np.concatenate(catheters))
 
     def prescription_points(self, depth_mm: float, n_points: int) -> FloatArray:
         """Points on the sphere ``depth_mm`` outside the balloon surface."""
@@ -522,6 +603,7 @@ class BalloonApplicator:
             "catheter_axis": [float(v) for v in self.axis],
             "step_mm": self.step_mm,
             "wall_clearance_mm": self.wall_clearance_mm,
+            "lumen_offsets_mm": list(self.lumen_offsets_mm),
             "filling": "saline (water-equivalent), no contrast modelled",
         }
 
@@ -700,6 +782,7 @@ __all__ = [
     "SurfaceApplicator",
     "Tg43Source",
     "UnknownSourceError",
+    "build_source",
     "compute_manifest",
     "data_file_names",
     "data_file_sha256",
@@ -710,6 +793,7 @@ __all__ = [
     "ir192_half_life_d",
     "load_source",
     "qa_along_away_table",
+    "register_source",
     "source_data_sha256",
     "source_ids",
     "water_conditions",

@@ -3,9 +3,11 @@
 Dose-rate data come in two definitions (AAPM TG-292): ``TARGIT`` (the trials' definition) and
 ``V4.0`` (closer to absorbed dose to water). The relative depth-dose curve is dose to water and
 is normalised to the V4.0 surface rate; TARGIT-definition values follow from the published
-V4.0/TARGIT ratios at 0, 10 and 20 mm, interpolated linearly in depth and held at the 20 mm
-value beyond 20 mm (the ratio changes by at most 0.05 between 10 and 20 mm, and no deeper
-value is published).
+V4.0/TARGIT ratios at 0, 10 and 20 mm, and between and beyond those depths from the shape of a
+shifted-chamber model, TARGIT(d) proportional to V4.0(d + shift), the shift fitted to the 24
+published ratios with the source's own depth-dose (:func:`fit_targit_shift`; 0.83 mm for the
+example source). A straight line between the published depths overstates the ratio at 5 mm by
+up to 3.6 % (1.5 cm applicator).
 
 The built-in source is TG-292's single example source; a clinic loads its own commissioning
 data with :func:`load_commissioning` (format documented there).
@@ -31,6 +33,11 @@ from openiort.datafiles import (
     sha256_texts,
 )
 from openiort.delivery import DeviceDataRef
+from openiort.devices.xray_second_check import (
+    DEFAULT_TOLERANCE_PCT,
+    SecondCheckReference,
+    second_check_time,
+)
 from openiort.errors import OpenIortInputError
 
 DoseDefinition = Literal["TARGIT", "V4.0"]
@@ -73,6 +80,13 @@ class XraySource:
     effective_date: str | None = None
     commissioned_by: str | None = None
     serial: str | None = None
+    #: the department's absolute anchor of the independent second check (None: the model's own)
+    second_check_reference: SecondCheckReference | None = None
+    #: the difference between the primary time and the second check that raises a warning
+    second_check_tolerance_pct: float = DEFAULT_TOLERANCE_PCT
+    #: shift (mm) of the shifted-chamber model that shapes V4.0/TARGIT between the published
+    #: depths (None: linear interpolation); fitted to the ratio table by :func:`fit_targit_shift`
+    targit_shift_mm: float | None = None
 
     def data_ref(self) -> DeviceDataRef:
         """The device data behind a plan, as its delivery records them."""
@@ -102,8 +116,29 @@ class XraySource:
     def ratio_v40_over_targit(
         self, diameter_cm: float, depth_mm: NDArray[np.float64] | float
     ) -> NDArray[np.float64]:
+        """V4.0/TARGIT at depth: the published ratios at 0, 10 and 20 mm, and between and beyond
+        them the shape of the shifted-chamber model, TARGIT(d) proportional to V4.0(d + shift)
+        (the larger TARGIT chamber reads as if deeper), so that the ratio follows this source's
+        own depth-dose instead of a straight line (a line overstates it at 5 mm by up to 4 %)."""
         app = self.applicator(diameter_cm)
-        return np.asarray(np.interp(depth_mm, app.ratio_depth_mm, app.ratio_v40_over_targit))
+        d = np.asarray(depth_mm, dtype=np.float64)
+        linear = np.interp(d, app.ratio_depth_mm, app.ratio_v40_over_targit)
+        if self.targit_shift_mm is None:
+            return np.asarray(linear)
+        published = np.asarray(app.ratio_depth_mm, dtype=np.float64)
+        at = self._chamber_shape(diameter_cm, np.maximum(d, 0.0))
+        at_published = self._chamber_shape(diameter_cm, published)
+        return np.asarray(linear * at / np.interp(d, published, at_published))
+
+    def _chamber_shape(
+        self, diameter_cm: float, depth_mm: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """V4.0(d) / V4.0(d + shift): the model's ratio up to a constant factor."""
+        assert self.targit_shift_mm is not None
+        return np.asarray(
+            self.relative_dose_water(diameter_cm, depth_mm)
+            / self.relative_dose_water(diameter_cm, depth_mm + self.targit_shift_mm)
+        )
 
     def relative_dose_water(
         self, diameter_cm: float, depth_mm: NDArray[np.float64] | float
@@ -136,6 +171,25 @@ class XraySource:
         if definition == "V4.0":
             return np.asarray(water)
         return np.asarray(water / self.ratio_v40_over_targit(diameter_cm, depth_mm))
+
+
+def fit_targit_shift(applicators: dict[float, ApplicatorData]) -> float:
+    """The shift (mm, 0-2 in 0.01 steps) of TARGIT(d) = V4.0(d + shift) / factor that fits the
+    published V4.0/TARGIT ratios of all applicators best (least squares in log, the factor
+    free), with the applicators' own water depth-dose."""
+    best: tuple[float, float] | None = None
+    for shift in np.arange(0.0, 2.0001, 0.01):
+        logs = []
+        for app in applicators.values():
+            z = np.asarray(app.ratio_depth_mm)
+            rel = np.interp(z, app.depth_mm, app.relative_dose_water)
+            rel_shifted = np.interp(z + shift, app.depth_mm, app.relative_dose_water)
+            logs.append(np.log(np.asarray(app.ratio_v40_over_targit)) - np.log(rel / rel_shifted))
+        spread = float(np.std(np.concatenate(logs)))
+        if best is None or spread < best[1]:
+            best = (round(float(shift), 2), spread)
+    assert best is not None
+    return best[0]
 
 
 def _ratios_from_pct(row: dict[str, str]) -> tuple[float, float, float]:
@@ -204,6 +258,7 @@ def load_example_source() -> XraySource:
         name="TG-292 example XRS (50 kV, 40 uA)",
         is_example_source=True,
         applicators=applicators,
+        targit_shift_mm=fit_targit_shift(applicators),
         data_sha256=sha256_texts(rates_text, dd_text),
         depth_dose_origin=origin,
         version="AAPM TG-292 (Culberson et al. 2020) Table IV example source",
@@ -263,6 +318,12 @@ def load_commissioning(path: str | Path) -> XraySource:
         bare_probe_csv: bare_probe.csv       # distance_from_source_mm,dose_rate_gy_min
         transfer_coefficients_csv: transfer.csv
                                              # applicator_diameter_cm,depth_mm,transfer_coefficient
+        second_check_reference:              # optional: the absolute anchor of the second check,
+          distance_from_source_mm: 10.0      # e.g. the bare-probe rate from the calibration
+          dose_rate_gy_min: 2.75             # certificate, NOT read from the tables above
+          dose_definition: V4.0
+          source: "calibration certificate 2026-01"
+        second_check_tolerance_pct: 5.0      # optional: warn above this difference (default 5)
 
     As in the vendor's tables, the applicator dose rate at depth ``d`` below the surface is the
     bare-probe rate at distance ``radius + d`` times the applicator's transfer coefficient at
@@ -279,12 +340,18 @@ def load_commissioning(path: str | Path) -> XraySource:
         definition = meta["dose_definition"]
         check = float(meta.get("output_check_factor", 1.0))
         serial = identity["source_serial"]
+        reference = _second_check_reference(p, meta.get("second_check_reference"))
+        tolerance = float(meta.get("second_check_tolerance_pct", DEFAULT_TOLERANCE_PCT))
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
         if isinstance(exc, DeviceDataError):
             raise
         raise DeviceDataError(f"{p}: cannot read commissioning data ({exc})") from None
     if definition not in ("TARGIT", "V4.0"):
         raise DeviceDataError(f"{p}: dose_definition must be TARGIT or V4.0, got {definition!r}")
+    if not 0.0 < tolerance <= 20.0:
+        raise DeviceDataError(
+            f"{p}: second_check_tolerance_pct {tolerance} outside the range 0-20 %"
+        )
     if not 0.5 < check < 1.5:
         raise DeviceDataError(
             f"{p}: output_check_factor {check} outside the plausible range 0.5-1.5"
@@ -333,7 +400,37 @@ def load_commissioning(path: str | Path) -> XraySource:
         effective_date=identity["effective_date"],
         commissioned_by=identity["commissioned_by"],
         serial=serial,
+        second_check_reference=reference,
+        second_check_tolerance_pct=tolerance,
+        targit_shift_mm=fit_targit_shift(applicators),
     )
+
+
+def _second_check_reference(p: Path, raw: object) -> SecondCheckReference | None:
+    """The optional ``second_check_reference`` block of department data, checked."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise DeviceDataError(f"{p}: second_check_reference must be a mapping")
+    try:
+        ref = SecondCheckReference(
+            distance_from_source_mm=float(raw["distance_from_source_mm"]),
+            dose_rate_gy_min=float(raw["dose_rate_gy_min"]),
+            dose_definition=raw["dose_definition"],
+            source=str(raw["source"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DeviceDataError(
+            f"{p}: second_check_reference needs distance_from_source_mm, dose_rate_gy_min, "
+            f"dose_definition and source ({exc})"
+        ) from None
+    if ref.dose_definition not in ("TARGIT", "V4.0"):
+        raise DeviceDataError(f"{p}: second_check_reference.dose_definition must be TARGIT or V4.0")
+    if not (3.0 <= ref.distance_from_source_mm <= 70.0 and 0 < ref.dose_rate_gy_min < 1000):
+        raise DeviceDataError(
+            f"{p}: second_check_reference outside 3-70 mm or with a non-positive dose rate"
+        )
+    return ref
 
 
 def choose_applicator(source: XraySource, cavity_diameter_mm: float) -> float:
@@ -356,10 +453,24 @@ class TreatmentTime:
     difference_pct: float
     primary_path: str
     second_path: str
+    tolerance_pct: float = DEFAULT_TOLERANCE_PCT
 
     @property
     def agrees(self) -> bool:
-        return abs(self.difference_pct) <= 5.0
+        return abs(self.difference_pct) <= self.tolerance_pct
+
+
+def primary_path_label(source: XraySource, definition: DoseDefinition) -> str:
+    """Which of the source's own tables the primary time comes from."""
+    convert = ", converted by the V4.0/TARGIT ratio table (TG-292)"
+    if source.is_example_source:
+        return "TG-292 Table IV V4.0 surface rate x the package's water depth-dose table" + (
+            convert if definition == "TARGIT" else ""
+        )
+    return (
+        f"the department's bare-probe table x transfer coefficients ({source.depth_dose_origin}), "
+        "converted by the TG-292 V4.0/TARGIT ratio table where the prescription's definition differs"
+    )
 
 
 def treatment_time(
@@ -371,31 +482,23 @@ def treatment_time(
 ) -> TreatmentTime:
     """Time to give ``prescription_gy`` at ``prescription_depth_mm`` below the applicator surface.
 
-    Primary path: the water depth-dose curve at the V4.0 surface rate, converted to the
-    prescription's definition through the ratio table. Second, independent path: straight from
-    the commissioning rate table in the prescription's definition (surface prescriptions) or
-    the surface rate of that definition times the curve (depth prescriptions).
+    Primary: the source's own tables (TG-292 rates and the package's depth-dose for the example
+    source; the department's bare-probe and transfer tables when loaded), the other definition by
+    the ratio table. Second check: the Monte Carlo source model
+    (:mod:`openiort.devices.xray_second_check`), which shares none of those tables.
     """
     if prescription_gy <= 0:
         raise ValueError(f"prescription must be positive, got {prescription_gy} Gy")
-    app = source.applicator(diameter_cm)
     rate = float(source.dose_rate_gy_min(diameter_cm, prescription_depth_mm, definition))
     primary = prescription_gy / rate
-    surface_rate = (
-        app.surface_rate_targit_gy_min if definition == "TARGIT" else app.surface_rate_v40_gy_min
+    second = second_check_time(
+        source, diameter_cm, prescription_gy, definition, prescription_depth_mm
     )
-    surface_rate *= source.output_check_factor
-    second_rate = surface_rate * float(
-        source.relative_dose_water(diameter_cm, prescription_depth_mm)
-    )
-    if definition == "TARGIT":
-        ratios = source.ratio_v40_over_targit(diameter_cm, np.array([0.0, prescription_depth_mm]))
-        second_rate *= float(ratios[0] / ratios[1])
-    second = prescription_gy / second_rate
     return TreatmentTime(
         time_min=primary,
-        second_check_time_min=second,
-        difference_pct=100.0 * (second - primary) / primary,
-        primary_path="V4.0 surface rate x water depth-dose, converted by the V4.0/TARGIT ratio table",
-        second_path=f"{definition} rate table of the source x relative depth-dose",
+        second_check_time_min=second.time_min,
+        difference_pct=100.0 * (second.time_min - primary) / primary,
+        primary_path=primary_path_label(source, definition),
+        second_path=second.path,
+        tolerance_pct=source.second_check_tolerance_pct,
     )

@@ -71,7 +71,9 @@ def compute(
         dose_gy=dose,
         medium="water_in_water",
         normalisation=(
-            f"absolute: V4.0 surface rate {app.surface_rate_v40_gy_min:.4f} Gy/min x output check "
+            "absolute, V4.0 definition as Zeiss defines it (nominal dose to water, not corrected "
+            "for the chamber's volume averaging): "
+            f"V4.0 surface rate {app.surface_rate_v40_gy_min:.4f} Gy/min x output check "
             f"{source.output_check_factor:.3f} x {treatment_time_min:.2f} min x relative depth-dose"
         ),
         provenance=Provenance(

@@ -72,8 +72,9 @@ COLUMNS: tuple[str, ...] = (
     "source",
 )
 
-# Structures that carry no dose to tissue (the applicator is plastic; the cavity holds it).
-NOT_EVALUATED: tuple[str, ...] = ("applicator", "cavity")
+# Structures that carry no dose to tissue (the applicator is plastic; the cavity holds it; the
+# electron shielding disc is metal).
+NOT_EVALUATED: tuple[str, ...] = ("applicator", "cavity", "disc")
 EVALUATED_STRUCTURES: tuple[str, ...] = tuple(s for s in STRUCTURE_NAMES if s not in NOT_EVALUATED)
 
 #: What each dose definition means, as the limits tables say it (always per fraction).

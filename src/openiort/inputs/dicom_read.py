@@ -22,7 +22,14 @@ from pydicom.uid import CTImageStorage, RTDoseStorage, RTStructureSetStorage
 
 from openiort.grid import Grid
 from openiort.io.contours import rasterise_plane
-from openiort.io.dataset import guarded, import_error, quiet_pydicom, read_dataset
+from openiort.io.ct_reference import CtReference
+from openiort.io.dataset import (
+    MAX_INFLATED_BYTES,
+    guarded,
+    import_error,
+    quiet_pydicom,
+    read_dataset,
+)
 from openiort.io.errors import DicomImportError
 from openiort.io.geometry import AxisMap, grid_from_planes
 
@@ -68,6 +75,7 @@ class CtSeries:
     series_instance_uid: str
     sop_instance_uids: tuple[str, ...]  # in order along the slice normal
     files: tuple[Path, ...]
+    reference: CtReference | None = None  # the series' identity, for the exported objects
 
     @property
     def n_slices(self) -> int:
@@ -125,6 +133,9 @@ def _hu_plane(sl: _Slice) -> NDArray[np.float64]:
     if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0:
         raise import_error(sl.path, "invalid RescaleSlope/RescaleIntercept")
     syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
+    frame_bytes = sl.shape[0] * sl.shape[1] * max(int(ds.get("BitsAllocated", 16)), 8) // 8
+    if frame_bytes > MAX_INFLATED_BYTES:  # a compressed frame would decode to this much
+        raise import_error(sl.path, f"a {sl.shape[0]} x {sl.shape[1]} CT slice is too large")
 
     def decode() -> NDArray[Any]:
         try:
@@ -257,28 +268,78 @@ def _read_ct_series(directory: Path, series_instance_uid: str | None) -> CtSerie
         series_instance_uid=str(first.ds.SeriesInstanceUID),
         sop_instance_uids=tuple(str(s.ds.SOPInstanceUID) for s in slices),
         files=tuple(s.path for s in slices),
+        reference=_reference(slices, normal, along),
+    )
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return "" if value is None else str(value)
+
+
+def _reference(
+    slices: list[_Slice], normal: NDArray[np.float64], along: NDArray[np.float64]
+) -> CtReference:
+    ds = slices[0].ds
+    for sl in slices[1:]:
+        for keyword in ("PatientID", "StudyInstanceUID"):
+            if _text(sl.ds, keyword) != _text(ds, keyword):
+                raise import_error(sl.path, f"{keyword} differs from {slices[0].path.name}")
+    return CtReference(
+        patient_name=_text(ds, "PatientName"),
+        patient_id=_text(ds, "PatientID"),
+        patient_birth_date=_text(ds, "PatientBirthDate"),
+        patient_sex=_text(ds, "PatientSex"),
+        issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        study_date=_text(ds, "StudyDate"),
+        study_time=_text(ds, "StudyTime"),
+        study_id=_text(ds, "StudyID"),
+        accession_number=_text(ds, "AccessionNumber"),
+        referring_physician_name=_text(ds, "ReferringPhysicianName"),
+        study_description=_text(ds, "StudyDescription"),
+        series_instance_uid=_text(ds, "SeriesInstanceUID"),
+        frame_of_reference_uid=_text(ds, "FrameOfReferenceUID"),
+        patient_position=_text(ds, "PatientPosition"),
+        sop_class_uid=_text(ds, "SOPClassUID"),
+        slices=tuple(
+            (float(a), str(s.ds.SOPInstanceUID)) for a, s in zip(along, slices, strict=True)
+        ),
+        normal=(float(normal[0]), float(normal[1]), float(normal[2])),
     )
 
 
 # -- RTSTRUCT ---------------------------------------------------------------------------------
 
+# Contour Geometric Types (PS3.3 C.8.8.6.1) that enclose an area. Within one plane of one ROI,
+# CLOSED_PLANAR contours are filled with the even-odd rule (a keyhole contour is its region
+# without its holes; nested contours, as many systems write holes, are holes), the
+# CLOSEDPLANAR_XOR contours are combined by exclusive or (the same rule), and the two are united.
+# POINT, OPEN_PLANAR and OPEN_NONPLANAR contours carry no volume and are skipped.
 CLOSED_TYPES = frozenset({"CLOSED_PLANAR", "CLOSEDPLANAR_XOR"})
+XOR_TYPE = "CLOSEDPLANAR_XOR"
 
 
-def read_rtstruct_contours(
-    path: Path,
-) -> tuple[str, dict[str, list[NDArray[np.float64]]]]:
-    """(Frame of Reference UID, ROI name -> closed planar contours as (N, 3) LPS points in mm)."""
+@dataclass(frozen=True)
+class Contour:
+    """One closed contour: (N, 3) LPS points in mm and its Contour Geometric Type."""
+
+    points: NDArray[np.float64]
+    geometric_type: str = "CLOSED_PLANAR"
+
+
+def read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[Contour]]]:
+    """(Frame of Reference UID, ROI name -> its closed contours)."""
     with quiet_pydicom():
         return _read_rtstruct_contours(path)
 
 
-def _read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[NDArray[np.float64]]]]:
+def _read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[Contour]]]:
     ds = read_dataset(path)
     if ds.get("Modality") != "RTSTRUCT" or ds.get("SOPClassUID") != RTStructureSetStorage:
         raise import_error(path, f"not an RT Structure Set (Modality {ds.get('Modality')})")
 
-    def parse() -> tuple[str, dict[str, list[NDArray[np.float64]]]]:
+    def parse() -> tuple[str, dict[str, list[Contour]]]:
         refs = ds.get("ReferencedFrameOfReferenceSequence") or []
         names: dict[int, str] = {}
         frames: set[str] = {
@@ -293,7 +354,7 @@ def _read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[NDArray[np.
                 frames.add(str(roi.ReferencedFrameOfReferenceUID))
         if len(frames) != 1:
             raise import_error(path, f"expected one Frame of Reference, found {len(frames)}")
-        contours: dict[str, list[NDArray[np.float64]]] = {n: [] for n in names.values()}
+        contours: dict[str, list[Contour]] = {n: [] for n in names.values()}
         for item in ds.get("ROIContourSequence") or []:
             number = int(item.ReferencedROINumber)
             if number not in names:
@@ -301,7 +362,8 @@ def _read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[NDArray[np.
                     path, f"ROIContourSequence refers to unknown ROI number {number}"
                 )
             for contour in item.get("ContourSequence") or []:
-                if str(contour.get("ContourGeometricType", "")) not in CLOSED_TYPES:
+                geometric_type = str(contour.get("ContourGeometricType", "")).strip()
+                if geometric_type not in CLOSED_TYPES:
                     continue  # points and open contours carry no volume
                 data = np.array([float(v) for v in contour.ContourData], dtype=np.float64)
                 if data.size % 3 or data.size < 9 or not np.all(np.isfinite(data)):
@@ -315,7 +377,7 @@ def _read_rtstruct_contours(path: Path) -> tuple[str, dict[str, list[NDArray[np.
                         f"ROI {names[number]!r}: NumberOfContourPoints {declared} "
                         f"does not match ContourData ({data.size // 3} points)",
                     )
-                contours[names[number]].append(data.reshape(-1, 3))
+                contours[names[number]].append(Contour(data.reshape(-1, 3), geometric_type))
         return frames.pop(), contours
 
     return guarded(path, "malformed RT Structure Set", parse)
@@ -342,8 +404,9 @@ def _read_rtstruct_masks(path: Path, series: CtSeries) -> dict[str, NDArray[np.b
 
     def rasterise() -> None:
         for name, polys in contours.items():
-            per_plane: dict[int, list[NDArray[np.float64]]] = {}
-            for points in polys:
+            per_plane: dict[tuple[int, bool], list[NDArray[np.float64]]] = {}
+            for contour in polys:
+                points = contour.points
                 index = grid.position_to_index(points)  # (N, 3) continuous (z, y, x)
                 plane = index[:, normal_dim]
                 if np.ptp(plane) > SLICE_SNAP_TOL:
@@ -356,13 +419,14 @@ def _read_rtstruct_masks(path: Path, series: CtSeries) -> dict[str, NDArray[np.b
                     raise import_error(
                         path, f"ROI {name!r}: contour at {coord:.2f} mm does not lie on a CT slice"
                     )
-                per_plane.setdefault(k, []).append(index[:, [plane_dims[1], plane_dims[0]]])
+                xor = contour.geometric_type == XOR_TYPE
+                per_plane.setdefault((k, xor), []).append(index[:, [plane_dims[1], plane_dims[0]]])
             mask = np.zeros(grid.shape, dtype=bool)
-            for k, uv in per_plane.items():
+            for (k, _), uv in per_plane.items():
                 filled = rasterise_plane(uv, plane_shape)
                 index_k: list[Any] = [slice(None)] * 3
                 index_k[normal_dim] = k
-                mask[tuple(index_k)] = filled
+                mask[tuple(index_k)] |= filled
             masks[name] = mask
 
     guarded(path, "cannot rasterise contours", rasterise)

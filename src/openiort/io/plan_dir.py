@@ -214,6 +214,8 @@ def read_plan_dir(plan_dir: str | Path) -> PlanDir:
             ),
             applicator_radius_mm=optional_float("applicator_radius_mm"),
             cavity_radius_mm=optional_float("cavity_radius_mm"),
+            # plan.json's description of the anatomy: laterality, a CT's identity
+            description=dict(plan["phantom"]) if isinstance(plan.get("phantom"), dict) else {},
         )
         uncertainty = arrays.get("dose_rel_uncertainty")
         facts = _dose_facts(plan)

@@ -4,12 +4,19 @@
   source): RT Brachy Application Setups, one application setup with the treatment machine, the
   source, and one channel per catheter with its dwell positions (pairs of control points) and
   times. For the x-ray source the source sits at the applicator centre for the whole treatment
-  time (Source Movement Type FIXED). An electronic source has no isotope: Source Isotope Name
-  reads ``NONE (50 kV x-ray)``, and its half-life and reference air kerma rate, which do not
-  apply, are written as 0 (DICOM has no electronic-brachytherapy source model).
+  time (Source Movement Type FIXED). The 50 kV source is an electronic brachytherapy source
+  (docs/dicom-conformance.md, "50 kV x-rays"): Source Isotope Name ``NONE: 50 kV x-ray``, a
+  half-life of 1e10 days (no decay, never 0), its strength as the water dose rate at the
+  prescription point (Source Strength Units DOSE_RATE_WATER, Gy/s; Reference Air Kerma Rate 0),
+  tube potential and current in the Source Description, the source serial as Source Serial
+  Number and the treatment machine's Device Serial Number.
 - ``electron``: RT Beams with one static electron beam: intraoperative applicator (its diameter
-  and bevel), nominal energy and monitor units; gantry, collimator and couch angles are nominal
-  (0) because the mobile IORT linac is docked to the applicator, not set by angles.
+  and bevel), nominal energy and monitor units (fraction group, and named in the beam's
+  description); gantry, collimator and couch angles are nominal (0) because the mobile IORT
+  linac is docked to the applicator, not set by angles. The beam-limiting device DICOM requires
+  (type 1) is the applicator's aperture, given as X and Y jaws at +-radius (the linac has no
+  jaws). A second dose reference (COORDINATES) lies on the clinical axis at R90 below the gland
+  surface and carries the beam dose; the shielding disc is a general accessory of the beam.
 
 Every plan carries the prescription (RT Prescription), one fraction (RT Fraction Scheme), the
 patient position (RT Patient Setup) and its approval status (Approval).
@@ -64,6 +71,9 @@ S_PER_H = 3600.0
 APPROVED = {"approved": "APPROVED", "delivered": "APPROVED"}
 DEFAULT_ISOTOPE = "Ir-192"
 XRAY_SOURCE_MODEL = "50 kV x-ray"
+# Half-life (days) written for the electronic source, which does not decay: 1e10 d makes the decay
+# factor over a century 1 - 2.5e-6 (a zero half-life would divide by zero in any decay check).
+NO_DECAY_HALF_LIFE_DAYS = 1.0e10
 
 FloatArray = NDArray[np.float64]
 
@@ -95,6 +105,17 @@ class XraySettings:
     applicator_diameter_cm: float
     treatment_time_s: float
     source_model: str
+    source_serial: str | None = None
+
+
+@dataclass(frozen=True)
+class ElectronDisc:
+    """The shielding disc under the gland, exported as a general accessory of the beam."""
+
+    type: str
+    diameter_mm: float | None
+    depth_mm: float | None
+    layers: str  # "2 mm aluminium + 4 mm lead", empty when the plan does not say
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,11 @@ class ElectronSettings:
     energy_mev: float
     applicator_diameter_cm: float
     bevel_deg: float
+    machine_name: str | None = None
+    entry_point_mm: tuple[float, float, float] | None = None  # clinical axis at the gland surface
+    axis: tuple[float, float, float] | None = None  # into the tissue
+    r90_depth_mm: float | None = None  # below the gland surface (bolus excepted), water
+    disc: ElectronDisc | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +139,17 @@ class HdrSettings:
     air_kerma_strength_u: float
     source_id: str
     applicator: str
+    # From the typed delivery and the department's source record (None in older plans).
+    strength_reference: datetime | None = None
+    source_model_name: str | None = None
+    source_serial: str | None = None
+    afterloader_name: str | None = None
+    channel_length_mm: float | None = None
+    applicator_length_mm: float | None = None
+    tip_offset_mm: float | None = None
+    applicator_model: str | None = None
+    dose_reference_point_mm: tuple[float, float, float] | None = None
+    fractions: int = 1
 
 
 Settings = XraySettings | ElectronSettings | HdrSettings
@@ -165,14 +202,24 @@ def _settings_of(delivery: XrayDelivery | ElectronDelivery | HdrDelivery) -> Set
             applicator_diameter_cm=delivery.applicator_diameter_cm,
             treatment_time_s=delivery.treatment_time_min * 60.0,
             source_model=XRAY_SOURCE_MODEL,
+            source_serial=delivery.device.serial,
         )
     if isinstance(delivery, ElectronDelivery):
+        place = delivery.placement
+        disc = None
+        if place.disc_type is not None:
+            disc = ElectronDisc(place.disc_type, place.disc_diameter_mm, place.disc_depth_mm, "")
         return ElectronSettings(
             monitor_units=float(delivery.monitor_units),
             energy_mev=delivery.energy_mev,
             applicator_diameter_cm=delivery.applicator_diameter_cm,
             bevel_deg=delivery.bevel_deg,
+            machine_name=delivery.device.name,
+            entry_point_mm=place.entry_point_mm,
+            axis=place.axis,
+            disc=disc,
         )
+    reference = delivery.strength_reference_utc
     return HdrSettings(
         positions_mm=np.array([d.position_mm for d in delivery.dwells], dtype=np.float64),
         times_s=np.array([d.time_s for d in delivery.dwells], dtype=np.float64),
@@ -180,6 +227,16 @@ def _settings_of(delivery: XrayDelivery | ElectronDelivery | HdrDelivery) -> Set
         air_kerma_strength_u=delivery.air_kerma_strength_u,
         source_id=delivery.source_id,
         applicator=delivery.applicator,
+        strength_reference=None if reference is None else datetime.fromisoformat(reference),
+        source_model_name=delivery.source_model_name,
+        source_serial=delivery.device.serial,
+        afterloader_name=delivery.afterloader_name,
+        channel_length_mm=delivery.channel_length_mm,
+        applicator_length_mm=delivery.applicator_length_mm,
+        tip_offset_mm=delivery.tip_offset_mm,
+        applicator_model=delivery.applicator_model,
+        dose_reference_point_mm=delivery.dose_reference_point_mm,
+        fractions=delivery.fractions,
     )
 
 
@@ -255,6 +312,8 @@ def _legacy_settings(plan: Mapping[str, Any], technique: Technique) -> Settings:
     )
     if channels.shape != (len(positions),):
         raise DicomExportError("plan.json: dwell_catheters must hold one channel per dwell")
+    if channels.min() == 0:
+        channels = channels + 1  # earlier releases counted catheters from 0; channels from 1
     rakr = _number(plan, "air_kerma_strength_u")  # 1 U = 1 uGy m^2/h = RAKR in uGy/h at 1 m
     source_id = str(_legacy_value(plan, "source_id", ""))
     if not source_id:
@@ -305,13 +364,47 @@ def read_export_plan(plan: Mapping[str, Any]) -> ExportPlan:
             definition = Prescription.model_validate(plan.get("prescription")).dose_definition
         except ValidationError as exc:
             raise _fail_validation(exc, "prescription") from None
+    settings = _settings_of(delivery)
+    if isinstance(delivery, ElectronDelivery) and isinstance(settings, ElectronSettings):
+        settings = _electron_extras(plan, settings, delivery.placement.bolus_mm)
     return ExportPlan(
         delivery.technique,
         delivery.prescription_gy,
         definition or "",
-        _settings_of(delivery),
+        settings,
         options,
         typed=True,
+    )
+
+
+def _electron_extras(
+    plan: Mapping[str, Any], settings: ElectronSettings, bolus_mm: float
+) -> ElectronSettings:
+    """R90 (the dose reference's depth) and the disc's layers from the plan's figures."""
+    r90 = plan.get("r90_measured_mm")
+    depth = None
+    if isinstance(r90, int | float) and np.isfinite(r90) and r90 - bolus_mm > 0:
+        depth = float(r90) - bolus_mm
+    disc = settings.disc
+    figures = plan.get("disc")
+    if disc is not None and isinstance(figures, Mapping):
+        layers = figures.get("layers") or []
+        text = " + ".join(
+            f"{float(layer['thickness_mm']):g} mm {layer['material']}"
+            for layer in layers
+            if isinstance(layer, Mapping) and "thickness_mm" in layer and "material" in layer
+        )
+        disc = ElectronDisc(disc.type, disc.diameter_mm, disc.depth_mm, text)
+    return ElectronSettings(
+        monitor_units=settings.monitor_units,
+        energy_mev=settings.energy_mev,
+        applicator_diameter_cm=settings.applicator_diameter_cm,
+        bevel_deg=settings.bevel_deg,
+        machine_name=settings.machine_name,
+        entry_point_mm=settings.entry_point_mm,
+        axis=settings.axis,
+        r90_depth_mm=depth,
+        disc=disc,
     )
 
 
@@ -332,6 +425,7 @@ def _brachy_channel(
     times_s: np.ndarray,
     movement: str,
     applicator: Mapping[str, Any] | None,
+    channel_length_mm: float | None = None,
 ) -> Dataset:
     """One channel: a pair of control points (arrival, departure) per dwell position.
 
@@ -348,17 +442,19 @@ def _brachy_channel(
         for j, weight in enumerate((cumulative, cumulative + float(t))):
             cp = Dataset()
             cp.ControlPointIndex = 2 * i + j
-            cp.ControlPointRelativePosition = ds(relative_mm[i])
+            cp.ControlPointRelativePosition = ds(round(float(relative_mm[i]), 3))
             cp.ControlPoint3DPosition = _position(pos)
-            cp.CumulativeTimeWeight = ds(weight)
+            cp.CumulativeTimeWeight = ds(round(weight, 6))
             points.append(cp)
         cumulative += float(t)
     if len(positions) == 1:
         movement = "FIXED"  # a single dwell position: the source does not step
     channel = Dataset()
     channel.ChannelNumber = number
-    channel.ChannelLength = ""
-    channel.ChannelTotalTime = ds(cumulative)
+    # Control point relative positions count from the channel's most distal possible source
+    # position (the first dwell listed); the channel length runs to the channel's tip.
+    channel.ChannelLength = "" if channel_length_mm is None else ds(channel_length_mm)
+    channel.ChannelTotalTime = ds(round(cumulative, 6))
     channel.SourceMovementType = movement
     if movement == "STEPWISE":
         channel.SourceApplicatorStepSize = ds(float(np.median(steps)))
@@ -369,12 +465,54 @@ def _brachy_channel(
         channel.SourceApplicatorName = str(applicator["name"])[:64]
         channel.SourceApplicatorLength = ds(float(applicator["length_mm"]))
         channel.ReferencedROINumber = applicator.get("roi_number") or ""
-    channel.TransferTubeNumber = ""
+    if channel_length_mm is not None and applicator is not None:
+        # One transfer tube per channel, numbered as the channel; it spans what the channel
+        # length leaves beyond the applicator.
+        channel.TransferTubeNumber = number
+        channel.TransferTubeLength = ds(channel_length_mm - float(applicator["length_mm"]))
+    else:
+        channel.TransferTubeNumber = ""
     channel.ReferencedSourceNumber = 1
     channel.NumberOfControlPoints = len(points)
-    channel.FinalCumulativeTimeWeight = ds(cumulative)
+    channel.FinalCumulativeTimeWeight = ds(round(cumulative, 6))
     channel.BrachyControlPointSequence = Sequence(points)
     return channel
+
+
+@cache
+def xray_operating_point() -> tuple[float, float]:
+    """(tube potential in kV, tube current in uA) of the 50 kV source (TG-292)."""
+    row = read_data("openiort.io", "data/xray_source_operating_point.csv").rows()[0]
+    return float(row["tube_potential_kv"]), float(row["tube_current_ua"])
+
+
+def _xray_source(
+    machine: Dataset,
+    source: Dataset,
+    settings: XraySettings,
+    prescription_gy: float,
+    dose_definition: str,
+) -> None:
+    """The 50 kV source as an electronic brachytherapy source (docs/dicom-conformance.md).
+
+    It has no isotope, so nothing decays: the half-life is written as a value so large that a
+    decay correction over any clinical interval is 1 (never 0, which a reader divides by). Its
+    strength is what the plan used: the dose rate in water at the prescription point (Source
+    Strength Units DOSE_RATE_WATER, Gy/s), with the Reference Air Kerma Rate 0 as the standard
+    asks of a source that is not a gamma-emitting isotope."""
+    kv, current_ua = xray_operating_point()
+    operating = f"{kv:g} kV {current_ua:g} uA"
+    machine.ManufacturerModelName = f"{kv:g} kV miniature x-ray source"[:64]
+    if settings.source_serial:
+        machine.DeviceSerialNumber = settings.source_serial[:64]
+    source.SourceType = "POINT"
+    source.SourceIsotopeName = f"NONE: {kv:g} kV x-ray"[:64]
+    source.SourceIsotopeHalfLife = ds(NO_DECAY_HALF_LIFE_DAYS)
+    source.ReferenceAirKermaRate = "0"
+    source.SourceStrengthUnits = "DOSE_RATE_WATER"
+    source.SourceStrength = ds(prescription_gy / settings.treatment_time_s)
+    where = dose_definition or "prescription"
+    source.SourceDescription = f"x-ray tube {operating}; strength = Gy/s in water at {where}"[:64]
 
 
 def _brachy_modules(
@@ -401,14 +539,8 @@ def _brachy_modules(
         catheters = np.array([1])
         machine.TreatmentMachineName = (options.treatment_machine or "50 kV x-ray IORT")[:16]
         source_model = settings.source_model
-        source.SourceType = "POINT"
-        source.SourceIsotopeName = "NONE (50 kV x-ray)"
-        source.SourceIsotopeHalfLife = "0"
-        source.ReferenceAirKermaRate = "0"
-        source.SourceStrength = "0"
-        source.SourceDescription = "electronic 50 kV source: no isotope, no RAKR (0)"
-        source.SourceStrengthUnits = "AIR_KERMA_RATE"
-        rakr = 0.0
+        _xray_source(machine, source, settings, plan.prescription_gy, plan.dose_definition)
+        rakr = 0.0  # no isotope: Total Reference Air Kerma is 0 (the strength is a water dose rate)
         applicator_id = f"sphere {diameter_cm:g} cm"
         applicator_name = f"spherical applicator {diameter_cm:g} cm diameter"
         applicator_type = "RIGID"
@@ -422,41 +554,73 @@ def _brachy_modules(
             raise DicomExportError(
                 f"plan.json: source isotope {isotope!r} not one of {sorted(half_lives)}"
             )
-        machine.TreatmentMachineName = (options.treatment_machine or "HDR afterloader")[:16]
-        source_model = settings.source_id
+        machine.TreatmentMachineName = (
+            options.treatment_machine or settings.afterloader_name or "HDR afterloader"
+        )[:16]
+        source_model = settings.source_model_name or settings.source_id
         source.SourceType = "LINE"
         source.SourceIsotopeName = isotope
         source.SourceIsotopeHalfLife = ds(half_lives[isotope])
         source.ReferenceAirKermaRate = ds(rakr)
-        source.SourceDescription = "RAKR used for the dwell times, at plan time"
+        if settings.strength_reference is not None:
+            source.SourceDescription = f"{source_model}: certificate RAKR at its reference"[:64]
+            if settings.source_serial:
+                source.SourceSerialNumber = settings.source_serial[:64]
+        else:
+            source.SourceDescription = "example source: RAKR used for the dwell times"
         source.SourceStrengthUnits = "AIR_KERMA_RATE"
-        applicator_name = settings.applicator
+        applicator_name = settings.applicator_model or settings.applicator
         applicator_id = applicator_name
         applicator_type = "FLEXIBLE"
         movement = "STEPWISE"
     else:  # pragma: no cover - build_rtplan sends electron plans to _electron_modules
         raise TypeError(f"not a brachytherapy plan: {plan.technique}")
     source.SourceModelID = source_model[:16]
-    source.SourceStrengthReferenceDate = da(when)
-    source.SourceStrengthReferenceTime = tm(when)
+    if isinstance(settings, XraySettings) and settings.source_serial:
+        source.SourceSerialNumber = settings.source_serial[:64]
+    # A certificate's strength is stamped with the certificate's reference, never the export
+    # time: a re-export must not move the same strength to a new date.
+    reference = (
+        settings.strength_reference
+        if isinstance(settings, HdrSettings) and settings.strength_reference is not None
+        else when
+    )
+    source.SourceStrengthReferenceDate = da(reference)
+    source.SourceStrengthReferenceTime = tm(reference)
+    if isinstance(settings, HdrSettings) and settings.dose_reference_point_mm is not None:
+        point = out.DoseReferenceSequence[0]
+        point.DoseReferenceStructureType = "COORDINATES"
+        point.DoseReferencePointCoordinates = _position(settings.dose_reference_point_mm)
+        point.DoseReferenceDescription = "prescription point"
     out.BrachyTreatmentTechnique = "INTRACAVITARY"
     out.BrachyTreatmentType = "HDR"
     out.TreatmentMachineSequence = Sequence([machine])
     out.SourceSequence = Sequence([source])
 
     applicator = None
-    if options.applicator_length_mm is not None:
+    hdr = settings if isinstance(settings, HdrSettings) else None
+    length_mm = options.applicator_length_mm or (hdr.applicator_length_mm if hdr else None)
+    if length_mm is not None:
         applicator = {
             "id": applicator_id,
             "type": applicator_type,
             "name": applicator_name,
-            "length_mm": options.applicator_length_mm,
+            "length_mm": length_mm,
             "roi_number": applicator_roi_number,
         }
     channels = []
     for number, catheter in enumerate(sorted(set(catheters.tolist())), start=1):
         sel = catheters == catheter
-        channels.append(_brachy_channel(number, positions[sel], times[sel], movement, applicator))
+        channels.append(
+            _brachy_channel(
+                number,
+                positions[sel],
+                times[sel],
+                movement,
+                applicator,
+                hdr.channel_length_mm if hdr else None,
+            )
+        )
     total_s = float(times.sum())
     setup = Dataset()
     setup.ApplicationSetupType = "INTRAOPERATIVE"
@@ -467,13 +631,49 @@ def _brachy_modules(
     out.ApplicationSetupSequence = Sequence([setup])
 
 
+def r90_point_mm(settings: ElectronSettings) -> tuple[float, float, float] | None:
+    """The dose reference point: on the clinical axis at R90 below the gland surface (LPS)."""
+    if settings.entry_point_mm is None or settings.axis is None or settings.r90_depth_mm is None:
+        return None
+    entry = np.asarray(settings.entry_point_mm, dtype=np.float64)
+    axis = np.asarray(settings.axis, dtype=np.float64)
+    point = entry + settings.r90_depth_mm * axis / np.linalg.norm(axis)
+    return (float(point[0]), float(point[1]), float(point[2]))
+
+
+def _disc_accessory(disc: ElectronDisc) -> Dataset:
+    """The shielding disc as a general accessory: it lies in the patient under the gland, not in
+    the beam line, so neither a block (which needs a tray and an aperture in the head) nor a
+    bolus fits it."""
+    item = Dataset()
+    item.GeneralAccessoryNumber = 1
+    item.GeneralAccessoryID = f"DISC {disc.type}"[:16]
+    parts = [f"shielding disc {disc.type}"]
+    if disc.layers:
+        parts.append(disc.layers)
+    if disc.diameter_mm is not None:
+        parts.append(f"diameter {disc.diameter_mm:.0f} mm")
+    if disc.depth_mm is not None:
+        parts.append(f"upper face {disc.depth_mm:.1f} mm below the gland surface")
+    item.GeneralAccessoryDescription = ", ".join(parts)[:1024]
+    return item
+
+
 def _electron_modules(
     out: Dataset,
     settings: ElectronSettings,
     options: ExportOptions,
     isocentre_mm: tuple[float, float, float] | None,
+    dose_gy: float | None = None,
+    dose_reference_number: int | None = None,
 ) -> Dataset:
-    """RT Beams module; returns the Referenced Beam item for the fraction group."""
+    """RT Beams module; returns the Referenced Beam item for the fraction group.
+
+    The mobile IORT linac has no jaws: the beam-limiting device DICOM requires (type 1) is given
+    as X and Y jaws at the applicator's aperture (+-radius), the applicator itself in the
+    Applicator Sequence with its bevel (docs/electron-machine-data.md). ``dose_gy`` at the dose
+    reference ``dose_reference_number`` (R90 on the clinical axis) is the beam's dose.
+    """
     mu = settings.monitor_units
     energy = settings.energy_mev
     diameter_cm = settings.applicator_diameter_cm
@@ -483,7 +683,7 @@ def _electron_modules(
     applicator.ApplicatorType = "INTRAOPERATIVE"
     applicator.ApplicatorDescription = (
         f"round IORT applicator {diameter_cm:g} cm, bevel {bevel:g} deg"
-    )
+    )[:64]  # LO
     geometry = Dataset()
     geometry.ApplicatorApertureShape = "SYM_CIRCULAR"
     geometry.ApplicatorOpening = diameter_cm * 10.0  # FL, mm
@@ -516,17 +716,26 @@ def _electron_modules(
     cp1 = Dataset()
     cp1.ControlPointIndex = 1
     cp1.CumulativeMetersetWeight = "1"
+    if dose_reference_number is not None:
+        for cp, coefficient in ((cp0, "0"), (cp1, "1")):
+            item = Dataset()
+            item.ReferencedDoseReferenceNumber = dose_reference_number
+            item.CumulativeDoseReferenceCoefficient = coefficient
+            cp.ReferencedDoseReferenceSequence = Sequence([item])
 
     beam = Dataset()
     beam.BeamNumber = 1
     beam.BeamName = "IOERT"
     beam.BeamDescription = (
         f"intraoperative electron beam {energy:g} MeV, applicator {diameter_cm:g} cm bevel "
-        f"{bevel:g} deg; angles nominal (docked mobile linac); X/Y jaws = applicator aperture"
+        f"{bevel:g} deg, {mu:g} MU; angles nominal (docked mobile linac); X/Y jaws = "
+        "applicator aperture"
     )
     beam.BeamType = "STATIC"
     beam.RadiationType = "ELECTRON"
-    beam.TreatmentMachineName = (options.treatment_machine or "IORT linac")[:16]
+    beam.TreatmentMachineName = (
+        options.treatment_machine or settings.machine_name or "IORT linac"
+    )[:16]
     beam.PrimaryDosimeterUnit = "MU"
     beam.TreatmentDeliveryType = "TREATMENT"
     beam.NumberOfWedges = 0
@@ -544,12 +753,16 @@ def _electron_modules(
     # A mobile IORT linac has no jaws: X and Y stand for the circular applicator aperture.
     beam.BeamLimitingDeviceSequence = Sequence(devices)
     beam.ApplicatorSequence = Sequence([applicator])
+    if settings.disc is not None:
+        beam.GeneralAccessorySequence = Sequence([_disc_accessory(settings.disc)])
     beam.ControlPointSequence = Sequence([cp0, cp1])
     beam.ReferencedPatientSetupNumber = 1
     out.BeamSequence = Sequence([beam])
 
     ref = Dataset()
     ref.ReferencedBeamNumber = 1
+    if dose_gy is not None:
+        ref.BeamDose = ds(dose_gy)
     ref.BeamMeterset = ds(mu)
     return ref
 
@@ -600,7 +813,22 @@ def build_rtplan(
     reference.DoseReferenceDescription = (definition or "prescription")[:64]
     reference.DoseReferenceType = "TARGET"
     reference.TargetPrescriptionDose = ds(dose_gy)
-    out.DoseReferenceSequence = Sequence([reference])
+    references = [reference]
+    r90_point = (
+        r90_point_mm(export.settings) if isinstance(export.settings, ElectronSettings) else None
+    )
+    if r90_point is not None:
+        # Electrons: the prescription point, on the clinical axis at the 90 % depth (R90).
+        point = Dataset()
+        point.DoseReferenceNumber = 2
+        point.DoseReferenceUID = study.uid()
+        point.DoseReferenceStructureType = "COORDINATES"
+        point.DoseReferenceDescription = "R90: 90 % depth on the clinical axis"
+        point.DoseReferencePointCoordinates = _position(r90_point)
+        point.DoseReferenceType = "TARGET"
+        point.TargetPrescriptionDose = ds(dose_gy)
+        references.append(point)
+    out.DoseReferenceSequence = Sequence(references)
 
     setup = Dataset()
     setup.PatientSetupNumber = 1
@@ -609,12 +837,21 @@ def build_rtplan(
 
     group = Dataset()
     group.FractionGroupNumber = 1
-    group.NumberOfFractionsPlanned = 1
+    group.NumberOfFractionsPlanned = getattr(export.settings, "fractions", 1)
     if isinstance(export.settings, ElectronSettings):
         group.NumberOfBeams = 1
         group.NumberOfBrachyApplicationSetups = 0
         group.ReferencedBeamSequence = Sequence(
-            [_electron_modules(out, export.settings, options, applicator_centre_mm)]
+            [
+                _electron_modules(
+                    out,
+                    export.settings,
+                    options,
+                    applicator_centre_mm,
+                    dose_gy=dose_gy if r90_point is not None else None,
+                    dose_reference_number=2 if r90_point is not None else None,
+                )
+            ]
         )
     else:
         group.NumberOfBeams = 0

@@ -1,7 +1,9 @@
 """DICOM C-STORE of a directory of objects to a PACS or record-and-verify system (pynetdicom).
 
-Every file is read and checked before the network is touched, so a corrupt file means nothing
-is sent. Errors name the peer and say what happened: unreachable (no TCP connection), association
+Only DICOM Part 10 files are sent (a plan folder's report and plan.json are left out; a plan
+folder's ``dicom/`` is used when the folder itself holds none). Every file is read and checked
+before the network is touched, so a corrupt file means nothing is sent. One association carries
+everything: a C-ECHO (Verification) first, then the C-STOREs; no separate test connection. Errors name the peer and say what happened: unreachable (no TCP connection), association
 rejected (with the peer's reason), aborted, a SOP class the peer does not accept, or a store
 that the peer answered with a failure status.
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from openiort.io.dataset import read_dataset
 from openiort.io.errors import DicomImportError, DicomSendError
@@ -66,7 +68,20 @@ def parse_destination(to: str) -> Destination:
     return Destination(ae, match["host"].strip("[]"), port)
 
 
-def _load(directory: Path) -> list[tuple[Path, Dataset]]:
+def is_dicom_file(path: Path) -> bool:
+    """A DICOM Part 10 file: 128-byte preamble then ``DICM`` (PS3.10 7.1)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def dicom_files(directory: Path) -> list[Path]:
+    """The DICOM files of ``directory`` (non-recursive; other files, such as a plan folder's
+    report, are left out), or of its ``dicom/`` folder when it holds none itself (a plan
+    folder written by ``iort plan --dicom``)."""
     if not directory.is_dir():
         raise DicomImportError(f"{directory}: not a directory")
     files = sorted(
@@ -74,10 +89,17 @@ def _load(directory: Path) -> list[tuple[Path, Dataset]]:
         for p in directory.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.name.upper() != "DICOMDIR"
     )
-    if not files:
-        raise DicomImportError(f"{directory}: no files to send")
+    found = [p for p in files if is_dicom_file(p)]
+    if not found and (directory / "dicom").is_dir():
+        return dicom_files(directory / "dicom")
+    if not found:
+        raise DicomImportError(f"{directory}: no DICOM files to send")
+    return found
+
+
+def _load(directory: Path) -> list[tuple[Path, Dataset]]:
     loaded = []
-    for path in files:
+    for path in dicom_files(directory):
         dataset = read_dataset(path)
         for keyword in ("SOPClassUID", "SOPInstanceUID"):
             if not dataset.get(keyword):
@@ -121,20 +143,15 @@ def send_directory(
     """
     dest = to if isinstance(to, Destination) else parse_destination(to)
     loaded = _load(Path(directory))
-    try:
-        with socket.create_connection((dest.host, dest.port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        raise DicomSendError(f"{dest}: peer unreachable ({exc.strerror or exc})") from exc
-
     ae = AE(ae_title=calling_ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     contexts: dict[str, set[str]] = {}
     for _, dataset in loaded:
         syntax = str(dataset.file_meta.TransferSyntaxUID)
         contexts.setdefault(str(dataset.SOPClassUID), set()).add(syntax)
-    if len(contexts) > 128:
+    if len(contexts) > 127:  # one presentation context is Verification's
         raise DicomSendError(f"{len(contexts)} SOP classes: more than one association can carry")
+    ae.add_requested_context(Verification)
     for sop_class, syntaxes in contexts.items():
         offered = [UID(s) for s in sorted(syntaxes)]
         for fallback in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
@@ -144,7 +161,15 @@ def send_directory(
 
     results: list[StoreResult] = []
     with _quiet_pynetdicom():
-        assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title)
+        connected: list[bool] = []
+        assoc = ae.associate(
+            dest.host,
+            dest.port,
+            ae_title=dest.ae_title,
+            evt_handlers=[(evt.EVT_CONN_OPEN, lambda _event: connected.append(True))],
+        )
+        if not connected:
+            raise DicomSendError(f"{dest}: peer unreachable (no TCP connection)")
         if assoc.is_rejected:
             reason = ""
             if assoc.acceptor.primitive is not None:
@@ -158,6 +183,13 @@ def send_directory(
             raise DicomSendError(f"{dest}: association aborted or not accepted by the peer")
         failures: list[str] = []
         try:
+            verification = [
+                c for c in assoc.accepted_contexts if c.abstract_syntax == Verification and c.as_scu
+            ]
+            if verification:  # Verification inside the storage association (when accepted)
+                echo = assoc.send_c_echo()
+                if not echo or int(echo.get("Status", -1)) != 0x0000:
+                    raise DicomSendError(f"{dest}: the peer did not answer the C-ECHO")
             for path, dataset in loaded:
                 try:
                     status = assoc.send_c_store(dataset)

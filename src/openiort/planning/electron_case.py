@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from openiort.anatomy.breast_phantom import build_breast_phantom
 from openiort.case import Case
 from openiort.devices.electron import (
     ElectronDataError,
@@ -17,7 +16,12 @@ from openiort.evaluation.limits import LimitSet
 from openiort.evaluation.metrics import evaluate, exceeded_limits
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
 from openiort.plan_document import AppliedDefault
-from openiort.planning.electron import ElectronPlanSettings, plan_electron
+from openiort.planning.electron import ElectronPlanSettings
+from openiort.planning.electron.or_geometry import (
+    plan_in_operating_room,
+    report_overrides,
+    settings_from_case,
+)
 from openiort.planning.electron.result import ElectronPlanResult
 
 
@@ -46,7 +50,8 @@ def electron_defaults(
             settings.isodose_pct is None,
             "electron.isodose_pct",
             result.isodose_pct,
-            f"prescription isodose (the case has no field for it): {_source('isodose_pct')}",
+            f"prescription isodose not set in the case (electron.isodose_pct): "
+            f"{_source('isodose_pct')}",
         ),
         (
             settings.lateral_margin_mm is None,
@@ -60,6 +65,12 @@ def electron_defaults(
             result.pressure_hpa,
             f"today's air pressure not given: the reference pressure of {device.name}'s "
             "beam data; recompute the monitor units with today's pressure before treatment",
+        ),
+        (
+            settings.bolus_mm is None and result.bolus_mm > 0,
+            "electron.bolus_mm",
+            result.bolus_mm,
+            f"bolus chosen by the planner: {result.bolus_reason}",
         ),
         (
             settings.disc == ElectronPlanSettings().disc and result.disc is not None,
@@ -77,20 +88,25 @@ def electron_defaults(
 
 
 def plan_electron_case(
-    case: Case, pressure_hpa: float | None = None, limits: LimitSet | None = None
+    case: Case,
+    pressure_hpa: float | None = None,
+    limits: LimitSet | None = None,
+    device: ElectronDevice | None = None,
 ) -> PlanResult:
-    """ELIOT-style plan: the gland layer over the shielding disc, on the case's phantom.
+    """ELIOT-style plan: the gland layer over the shielding disc, in the operating-room phantom
+    (:mod:`openiort.planning.electron.or_geometry`).
 
     ``limits``: the organ-at-risk limits to check (a department's set); by default openiort's
     IORT limits for electrons (:mod:`openiort.evaluation.limits`).
     """
-    phantom = build_breast_phantom(case, applicator_radius_mm=0.0)
-    device = load_electron_device()
-    settings = ElectronPlanSettings(pressure_hpa=pressure_hpa)
-    result = plan_electron(case, settings, phantom=phantom, device=device)
+    device = device or load_electron_device()  # the department's machine, or the example
+    # The surgical geometry (gland layer over the disc), not the intact breast; the case's
+    # ``electron`` section overrides the planner's choices, each reported beside its own.
+    settings = settings_from_case(case, pressure_hpa)
+    result, phantom = plan_in_operating_room(case, settings, device)
+    report_overrides(case, result, device, pressure_hpa)
     if result.dose is None or result.target_mask is None or result.delivery is None:
         raise ValueError("the electron planner returned no dose on the phantom")
-    phantom.structures["target"] = result.target_mask
     dvhs, metrics, constraints = evaluate(
         phantom,
         result.dose,

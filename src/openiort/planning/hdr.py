@@ -42,6 +42,7 @@ from openiort.devices.hdr import (
     load_source,
     water_conditions,
 )
+from openiort.devices.hdr_source import HdrSourceRecord, hdr_protocol
 from openiort.dose.tg43 import (
     CGY_PER_GY,
     S_PER_H,
@@ -53,13 +54,18 @@ from openiort.dosegrid import DoseGrid, Provenance
 from openiort.engines import HdrTg43Engine
 from openiort.grid import Grid
 from openiort.plan_figures import HdrFigures
-
-# HdrPlanError lives with the optimiser (which raises it too) and is imported from here.
 from openiort.planning.dwell_optimisation import (
     HdrPlanError,
     Method,
     deliverable_dwell_times,
     optimise_dwell_times,
+)
+
+# HdrPlanError lives with the optimiser (which raises it too) and is imported from here.
+from openiort.planning.hdr_quality import (
+    balloon_quality,
+    balloon_skin_distance_mm,
+    skin_distance_check,
 )
 
 FloatArray = NDArray[np.float64]
@@ -86,7 +92,7 @@ class HdrPlanResult:
     prescription_reference: str
     dwell_positions_mm: FloatArray
     dwell_directions: FloatArray
-    dwell_catheters: NDArray[np.int64]
+    dwell_catheter_index: NDArray[np.int64]  # 0-based; plan.json's dwell_catheters count from 1
     dwell_times_s: FloatArray
     method: Method
     smoothness: float
@@ -107,6 +113,8 @@ class HdrPlanResult:
     provenance: Provenance
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    source_record: dict[str, Any] | None = None
+    balloon_quality: dict[str, Any] | None = None
 
     @property
     def total_time_s(self) -> float:
@@ -141,9 +149,41 @@ class HdrPlanResult:
         summary = self.to_dict()
         return HdrFigures.model_validate({k: summary[k] for k in HdrFigures.model_fields})
 
+    def dwell_table(self) -> dict[str, Any]:
+        """The console's dwell table: channel, position from the channel tip (mm), time (s)
+        at the certificate's reference strength, and the total."""
+        rows = [
+            {
+                "channel": d.channel,
+                "from_tip_mm": round(float(d.from_tip_mm or 0.0), 1),
+                "time_s": round(d.time_s, 1),
+            }
+            for d in self.delivery.dwells
+        ]
+        return {
+            "rows": rows,
+            "total_time_s": round(sum(r["time_s"] for r in rows), 1),
+            "strength_u": self.sk_u,
+            "strength_reference_utc": self.delivery.strength_reference_utc,
+            "channel_length_mm": self.delivery.channel_length_mm,
+        }
+
+    def course(self) -> dict[str, Any]:
+        d = self.delivery
+        return {
+            "fractions": d.fractions,
+            "prescription_per_fraction_gy": self.prescription_gy,
+            "total_prescription_gy": round(self.prescription_gy * d.fractions, 4),
+            "min_interval_h": d.min_interval_h,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """Plan summary for ``plan.json`` and the report (no dose array)."""
         return {
+            "dwell_table": self.dwell_table(),
+            "course": self.course(),
+            "source_record": self.source_record,
+            "balloon_quality": self.balloon_quality,
             "technique": "hdr",
             "research_notice": RESEARCH_NOTICE,
             "applicator": self.applicator,
@@ -158,7 +198,8 @@ class HdrPlanResult:
             "prescription_reference": self.prescription_reference,
             "dwell_positions_mm": self.dwell_positions_mm.round(3).tolist(),
             "dwell_directions": self.dwell_directions.round(6).tolist(),
-            "dwell_catheters": self.dwell_catheters.tolist(),
+            # Channel numbers as the afterloader and the dwell table count them (from 1).
+            "dwell_catheters": (self.dwell_catheter_index + 1).tolist(),
             "dwell_times_s": self.dwell_times_s.round(3).tolist(),
             "total_time_s": round(self.total_time_s, 3),
             "treatment_time_min": round(self.treatment_time_min, 4),
@@ -258,6 +299,11 @@ def plan_hdr(
     smoothness: float = 0.0,
     method: Method = "nnls",
     surface_size_mm: tuple[float, float] | None = None,
+    source_record: HdrSourceRecord | None = None,
+    lumen_offsets_mm: tuple[float, ...] = (),
+    fractions: int = 1,
+    min_interval_h: float | None = None,
+    applicator_model: str | None = None,
 ) -> HdrPlanResult:
     """Optimise an HDR plan in the phantom's cavity and compute its TG-43 dose.
 
@@ -284,6 +330,14 @@ def plan_hdr(
     surface_size_mm
         Surface applicator (width across, length along the catheters); default the cavity
         diameter both ways.
+    source_record
+        The department's source record (:mod:`openiort.devices.hdr_source`): the plan is
+        computed with its model at the certificate's S_K and reference date (``source_id`` and
+        ``sk_u`` must then be None).
+    lumen_offsets_mm
+        Off-axis lumens of a multi-lumen balloon (none: single lumen).
+    fractions, min_interval_h
+        The course: ``prescription_gy`` is per fraction.
 
     Raises
     ------
@@ -299,6 +353,12 @@ def plan_hdr(
         )
     if applicator not in ("balloon", "surface"):
         raise HdrPlanError(f"unknown HDR applicator {applicator!r}; use 'balloon' or 'surface'")
+    if source_record is not None:
+        if source_id is not None or sk_u is not None:
+            raise HdrPlanError("give the source record or a source id and S_K, not both")
+        source_id, sk_u = source_record.source_model, source_record.certificate_sk_u
+    if not (isinstance(fractions, int) and fractions >= 1):
+        raise HdrPlanError(f"fractions must be a whole number >= 1, got {fractions!r}")
     sid = source_id or settings.default_source_id
     source = load_source(sid)
     sk_is_example = sk_u is None
@@ -319,6 +379,7 @@ def plan_hdr(
             shaft_direction=shaft,  # type: ignore[arg-type]
             step_mm=b["step_mm"],
             wall_clearance_mm=min(b["wall_clearance_mm"], radius / 2),
+            lumen_offsets_mm=tuple(float(o) for o in lumen_offsets_mm),
         )
         points = device.prescription_points(prescription_depth_mm, int(b["prescription_points"]))
         reference = "balloon surface"
@@ -356,6 +417,10 @@ def plan_hdr(
             "(air) and were left out of the optimisation."
         )
     points = points[kept]
+    skin_distance = None
+    if isinstance(device, BalloonApplicator):
+        skin_distance = balloon_skin_distance_mm(phantom, device)
+        warnings.extend(skin_distance_check(skin_distance))
 
     rate = dose_rate_matrix(sid, points, geometry.positions_mm, geometry.directions)
     rate_gy_s = rate * sk / CGY_PER_GY / S_PER_H
@@ -371,28 +436,61 @@ def plan_hdr(
     point_dose = rate_gy_s @ times
 
     dwells = Dwells(geometry.positions_mm, geometry.directions, times)
-    delivery = HdrDelivery(
-        device=DeviceDataRef(
+    from_tip = positions_from_tip_mm(geometry)
+    protocol = hdr_protocol()
+    if source_record is None:
+        device_ref = DeviceDataRef(
             name=f"{source.source_id} ({source.title})",
             status="example" if sk_is_example else "department",
             version=source.reference,  # the TG-43 consensus data set the dose comes from
             sha256=source.data_sha256,
-        ),
+        )
+    else:
+        device_ref = DeviceDataRef(
+            name=f"{source_record.afterloader_name}: {source.title}",
+            status="department",
+            version=source_record.version,
+            effective_date=source_record.effective_date,
+            commissioned_by=source_record.commissioned_by,
+            serial=source_record.source_serial,
+            sha256=source_record.sha256,
+        )
+        warnings.extend(source_record.warnings())
+    delivery = HdrDelivery(
+        device=device_ref,
         source_id=sid,
         applicator=applicator,
         air_kerma_strength_u=sk,
+        strength_reference_utc=(
+            None if source_record is None else source_record.certificate_reference_utc.isoformat()
+        ),
         prescription_gy=float(prescription_gy),
         dwells=tuple(
             HdrDwell(
-                channel=int(channel),
+                channel=int(channel) + 1,  # afterloader channels count from 1
                 position_mm=(float(p[0]), float(p[1]), float(p[2])),
                 direction=(float(d[0]), float(d[1]), float(d[2])),
                 time_s=float(t),
+                from_tip_mm=round(float(tip), 3),
             )
-            for p, d, channel, t in zip(
-                dwells.positions_mm, dwells.directions, geometry.catheter, times, strict=True
+            for p, d, channel, t, tip in zip(
+                dwells.positions_mm,
+                dwells.directions,
+                geometry.catheter_index,
+                times,
+                from_tip,
+                strict=True,
             )
         ),
+        fractions=fractions,
+        min_interval_h=min_interval_h,
+        afterloader_name=None if source_record is None else source_record.afterloader_name,
+        source_model_name=source.title,
+        channel_length_mm=float(protocol["applicators"]["channel_length_mm"]),
+        applicator_length_mm=float(protocol["applicators"]["applicator_length_mm"]),
+        tip_offset_mm=float(protocol["applicators"]["tip_offset_mm"]),
+        dose_reference_point_mm=_reference_point(points, point_dose, prescription_gy),
+        applicator_model=applicator_model,
     )
     dose = HdrTg43Engine().dose_gy(delivery, phantom)
 
@@ -406,6 +504,19 @@ def plan_hdr(
     def percent(mask: BoolArray, level: float) -> float:
         return float(100.0 * np.count_nonzero(dose[mask] >= level) / max(mask.sum(), 1))
 
+    v150_cc = float(np.count_nonzero(dose[tissue] >= 1.5 * prescription_gy) * voxel_cc)
+    v200_cc = float(np.count_nonzero(dose[tissue] >= 2.0 * prescription_gy) * voxel_cc)
+    quality = None
+    if isinstance(device, BalloonApplicator) and skin_distance is not None:
+        quality = balloon_quality(
+            phantom, dose, device, prescription_gy, v150_cc, v200_cc, skin_distance
+        )
+        warnings.extend(
+            f"Balloon plan quality: {i['name']} {i['value_text']} exceeds the limit "
+            f"({i['limit_text']}, {quality['protocol']})"
+            for i in quality["indices"]
+            if i["within"] is False
+        )
     structure_max: dict[str, float] = {}
     structure_mean: dict[str, float] = {}
     for name, mask in phantom.structures.items():
@@ -445,7 +556,7 @@ def plan_hdr(
         prescription_reference=reference,
         dwell_positions_mm=geometry.positions_mm,
         dwell_directions=geometry.directions,
-        dwell_catheters=geometry.catheter,
+        dwell_catheter_index=geometry.catheter_index,
         dwell_times_s=times,
         method=method,
         smoothness=float(smoothness),
@@ -461,8 +572,8 @@ def plan_hdr(
         target_v90_percent=percent(target, 0.9 * prescription_gy),
         target_v150_percent=percent(target, 1.5 * prescription_gy),
         target_v200_percent=percent(target, 2.0 * prescription_gy),
-        v150_cc=float(np.count_nonzero(dose[tissue] >= 1.5 * prescription_gy) * voxel_cc),
-        v200_cc=float(np.count_nonzero(dose[tissue] >= 2.0 * prescription_gy) * voxel_cc),
+        v150_cc=v150_cc,
+        v200_cc=v200_cc,
         dose_at_depth_gy=_dose_at_depths(sid, sk, device, geometry, times, phantom),
         structure_max_gy=structure_max,
         structure_mean_gy=structure_mean,
@@ -477,12 +588,39 @@ def plan_hdr(
             calibration=(
                 "example air-kerma strength (not a calibrated source)"
                 if sk_is_example
-                else "air-kerma strength at treatment as given by the user"
+                else "air-kerma strength as given by the user"
+                if source_record is None
+                else f"certificate S_K {sk:g} U at {source_record.certificate_reference_utc:%Y-%m-%d %H:%M} UTC "
+                f"(source {source_record.source_serial})"
             ),
         ),
         warnings=warnings,
         notes=notes,
+        source_record=None if source_record is None else source_record.describe(),
+        balloon_quality=quality,
     )
+
+
+def _reference_point(
+    points: FloatArray, dose_gy: FloatArray, prescription_gy: float
+) -> tuple[float, float, float]:
+    """The prescription point whose dose is nearest the prescription (the RT Plan's dose
+    reference point)."""
+    p = points[int(np.argmin(np.abs(dose_gy - prescription_gy)))]
+    return (round(float(p[0]), 2), round(float(p[1]), 2), round(float(p[2]), 2))
+
+
+def positions_from_tip_mm(geometry: DwellGeometry) -> FloatArray:
+    """Each dwell position's distance from its channel's tip, as the afterloader counts it:
+    the tip offset (``hdr_protocol.yaml``) plus the path from the channel's most distal
+    possible position (each channel's positions are listed tip first)."""
+    offset = float(hdr_protocol()["applicators"]["tip_offset_mm"])
+    out = np.zeros(geometry.n)
+    for channel in np.unique(geometry.catheter_index):
+        idx = np.flatnonzero(geometry.catheter_index == channel)
+        steps = np.linalg.norm(np.diff(geometry.positions_mm[idx], axis=0), axis=1)
+        out[idx] = offset + np.concatenate([[0.0], np.cumsum(steps)])
+    return out
 
 
 def _check_fit(grid: Grid, geometry: DwellGeometry, points: FloatArray) -> None:

@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 
 from openiort import RESEARCH_NOTICE
 from openiort.radiobiology import _validate
+from openiort.radiobiology.course import course_bed
 from openiort.radiobiology.errors import RadiobiologyError
 from openiort.radiobiology.figures import (
     DASHES,
@@ -91,6 +92,10 @@ class RadiobiologySection:
     summation_figure_svg: str
     data_files: dict[str, str]
     notice: str = RESEARCH_NOTICE
+    fractions: int = 1
+    # A course (HDR): BED/EQD2 at the prescription per tissue, with incomplete repair between
+    # fractions (openiort.radiobiology.course); empty for one fraction.
+    course: tuple[dict[str, object], ...] = ()
 
     @property
     def technique_label(self) -> str:
@@ -153,6 +158,8 @@ class RadiobiologySection:
             "warnings": list(self.warnings),
             "data_files_sha256": dict(self.data_files),
             "notice": self.notice,
+            "fractions": self.fractions,
+            "course": list(self.course),
         }
         if include_figures:
             out["figure_svg"] = self.figure_svg
@@ -276,6 +283,9 @@ def build_radiobiology_section(
     whole_breast_schedule: str = DEFAULT_WHOLE_BREAST,
     repopulation: bool = False,
     table_depths_mm: Sequence[float] | None = None,
+    fractions: int = 1,
+    interval_h: float | None = None,
+    prescription_gy: float | None = None,
 ) -> RadiobiologySection:
     """Radiobiology of one IORT plan for the report.
 
@@ -309,11 +319,16 @@ def build_radiobiology_section(
         Depths of the report table; default: every profile depth for a short profile, else
         the standard depths inside the profile. Doses between profile points are linearly
         interpolated before the EQD2 is computed.
+    fractions, interval_h, prescription_gy:
+        A course (HDR): ``dose_water_gy`` is per fraction and every EQD2 is of the course
+        (repair between fractions complete in the depth curves); the course's BED and EQD2
+        at the prescription, with incomplete repair between fractions ``interval_h`` apart
+        (twice a day), are added for both tissues.
     """
     if technique not in TECHNIQUES:
         raise RadiobiologyError(f"unknown technique {technique!r}; use {', '.join(TECHNIQUES)}")
     depth, dose = depth_profile(depth_mm, dose_water_gy)
-    timing = Timing(1, delivery_time_min)
+    timing = Timing(fractions, delivery_time_min)
     t_min = timing.delivery_time_min
     tissues = get_tissue(tumour), get_tissue(late)
     if tissues[0].kind != "tumour" or tissues[1].kind != "late":
@@ -387,6 +402,12 @@ def build_radiobiology_section(
         figure_svg=figure,
         summation_figure_svg=sum_figure,
         data_files=data_files_sha256(),
+        fractions=fractions,
+        course=tuple(
+            course_bed(prescription_gy, fractions, t, interval_h).to_dict() for t in tissues
+        )
+        if fractions > 1 and prescription_gy is not None
+        else (),
     )
 
 

@@ -10,6 +10,7 @@ the user's role and write the audit log::
         plan = service.load_plan(s, plan_id)   # refuses a plan whose seal does not match
 """
 
+from openiort.records import chain
 from openiort.records import guards as _guards
 from openiort.records.cases import case_model, create_case, get_case, list_cases, update_case
 from openiort.records.db import (
@@ -39,6 +40,7 @@ from openiort.records.errors import (
     SchemaError,
     SealKeyError,
     TamperedPlanError,
+    TamperedRecordError,
 )
 from openiort.records.models import (
     Approval,
@@ -95,6 +97,7 @@ from openiort.records.users import (
 )
 
 _guards.install()
+chain.install()
 
 __all__ = [
     "ROLES",
@@ -119,6 +122,7 @@ __all__ = [
     "SealKeyError",
     "SourceOutputCheck",
     "TamperedPlanError",
+    "TamperedRecordError",
     "User",
     "allowed",
     "approve_plan",

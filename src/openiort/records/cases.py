@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from openiort.case import Case as CaseModel
 from openiort.case import parse_case
-from openiort.records import audit
+from openiort.records import audit, chain
 from openiort.records.common import flush_versioned, get_row, require_role
 from openiort.records.errors import ConflictError, RecordsValueError
 from openiort.records.models import Case, Patient, User, utcnow
@@ -96,6 +96,7 @@ def update_case(
     """
     require_role(actor, "case.write")
     case = get_row(session, Case, case_id, "case", lock=True)
+    chain.require_intact(session, case.patient_id, actor=actor)
     if case.version != expected_version:
         editor = session.get(User, case.updated_by_id) if case.updated_by_id else None
         raise ConflictError(

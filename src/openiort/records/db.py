@@ -30,6 +30,8 @@ DATABASE_URL_ENV = "OPENIORT_DATABASE_URL"
 DATA_DIR_ENV = "OPENIORT_DATA_DIR"
 SQLITE_FILENAME = "openiort.sqlite3"
 MIGRATIONS = "openiort.records:migrations"
+# Revisions older than the record chains (0003): upgrading from one writes the genesis events.
+PRE_CHAIN_REVISIONS: frozenset[str] = frozenset({"0001", "0002"})
 # Seconds a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_S = 15.0
 
@@ -139,8 +141,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(url: str | Engine | None = None, revision: str = "head") -> None:
+def upgrade(
+    url: str | Engine | None = None, revision: str = "head", *, key: bytes | None = None
+) -> None:
     """Create or migrate the schema to ``revision`` (default: the newest).
+
+    A database migrated past the record chains (revision 0003) gets a genesis event per
+    chain attesting the records it holds, signed with ``key`` (default: the server's).
 
     Parameters
     ----------
@@ -148,16 +155,35 @@ def upgrade(url: str | Engine | None = None, revision: str = "head") -> None:
         Database URL or engine (default :func:`database_url`).
     revision:
         Alembic revision to upgrade to.
+    key:
+        Seal key for the genesis events (needed only when there are records to attest).
     """
+    from openiort.records import anchor, chain
+
     engine = url if isinstance(url, Engine) else make_engine(url)
+    heads: dict[str, tuple[int, str]] = {}
+    heads_path: Path | None = None
     try:
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         with engine.begin() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+            after = MigrationContext.configure(conn).get_current_revision()
+            if before in PRE_CHAIN_REVISIONS and after not in PRE_CHAIN_REVISIONS:
+                # The records stored so far enter their chains, in the same transaction.
+                session = Session(bind=conn)
+                chain.write_genesis(session, key=key)
+                heads = dict(session.info.get(chain.HEADS_INFO, {}))
+                heads_path = (
+                    chain.heads_file_for(session) if key is None else anchor.configured_heads_file()
+                )
+                session.info.clear()
     finally:
         if not isinstance(url, Engine):
             engine.dispose()
+    if heads and heads_path is not None:
+        anchor.advance(heads, heads_path)
 
 
 def check_schema(engine: Engine) -> None:
@@ -183,6 +209,7 @@ def prepare_database(url: str | None = None) -> Engine:
     (:class:`SchemaError`), because migrating existing records is a step an administrator
     takes deliberately, after a backup, with ``iort db upgrade``.
     """
+    check_sqlite_writable(url or database_url())
     engine = make_engine(url)
     with engine.connect() as conn:
         empty = not inspect(conn).get_table_names()
@@ -190,6 +217,39 @@ def prepare_database(url: str | None = None) -> Engine:
         upgrade(engine)
     check_schema(engine)
     return engine
+
+
+def check_sqlite_writable(url: str) -> None:
+    """Refuse, with the reason, a SQLite database this process cannot write.
+
+    A read-only database file answers every change with an error, and a read-only ``-shm``
+    file (WAL's shared memory) kills the process with SIGBUS and no log line; both are found
+    here, at start, instead.
+
+    Raises
+    ------
+    RecordsValueError
+        Naming the file or folder that is not writable.
+    """
+    parsed = make_url(normalise_url(url))
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if candidate.exists() and not os.access(candidate, os.R_OK | os.W_OK):
+            raise RecordsValueError(
+                f"the database file {candidate} cannot be written by this user: fix its owner "
+                "or permissions (the server must write the database and its -wal and -shm "
+                "files)"
+            )
+    if path.parent.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+        raise RecordsValueError(
+            f"the database folder {path.parent} cannot be written by this user (SQLite makes "
+            "its -wal and -shm files there)"
+        )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -31,6 +31,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from openiort.delivery import ElectronDelivery, HdrDelivery, XrayDelivery, parse_delivery
 from openiort.records import audit
 from openiort.records.common import get_row, require_role
+from openiort.records.daily_output import daily_output, session_with_output
 from openiort.records.errors import (
     ConflictError,
     DeliveryCheckError,
@@ -46,9 +47,10 @@ from openiort.records.plan_data import (
     planned_delivery,
     technique_label,
 )
+from openiort.records.plans import require_current_case
 from openiort.records.qa import deviation_pct, get_output_check, within
 from openiort.records.sealed_plans import load_plan
-from openiort.session import ConsoleValues, TreatmentSession, session_console_values
+from openiort.session import ConsoleValues, SourceNow, TreatmentSession, session_console_values
 
 # Consoles set treatment time to the second and monitor units to the unit: an entry matches
 # the plan when it rounds to the same console value, i.e. lies within half a step of it.
@@ -71,6 +73,10 @@ class Remaining:
     monitor_units: float | None
     dose_gy: float
     complete: bool
+    # A course (HDR): fractions planned, fractions given in full, and time_s is what is left
+    # of the fraction due now; fraction_delivered and dose_gy are of the whole course.
+    fractions: int = 1
+    fractions_done: int = 0
 
 
 def format_time_s(time_s: float) -> str:
@@ -123,8 +129,13 @@ def typed_delivery(plan: Plan) -> XrayDelivery | ElectronDelivery | HdrDelivery:
         raise RecordsValueError(f"plan JSON: delivery.{where}: {first['msg']}") from None
 
 
-def day_settings(plan: Plan, session: TreatmentSession) -> DaySettings:
+def day_settings(
+    plan: Plan, session: TreatmentSession, source: SourceNow | None = None
+) -> DaySettings:
     """The console values of ``plan`` under the conditions of ``session``, and the setting due.
+
+    ``source`` (HDR): the department's current source record; when it is another source than
+    the plan's (an exchange since the plan), the day's times are rescaled to it.
 
     Raises
     ------
@@ -133,7 +144,7 @@ def day_settings(plan: Plan, session: TreatmentSession) -> DaySettings:
     RecordsValueError
         If the plan has no typed delivery (see :func:`typed_delivery`).
     """
-    values = session_console_values(typed_delivery(plan), session)
+    values = session_console_values(typed_delivery(plan), session, source)
     planned = planned_delivery(plan.plan_json)
     left = _remaining(planned, plan.deliveries)
     main = values.settings[-1] if values.technique == "hdr" else values.settings[0]
@@ -143,11 +154,18 @@ def day_settings(plan: Plan, session: TreatmentSession) -> DaySettings:
             time_s = left.time_s * values.scale
         else:
             time_s = main.today * (SECONDS_PER_MINUTE if main.unit == "min" else 1.0)
-        return DaySettings(values, time_s, None, left.time_s, None, bool(plan.deliveries))
+        return DaySettings(values, time_s, None, left.time_s, None, _last_interrupted(plan))
     assert left.monitor_units is not None
     # The console sets whole monitor units (the day's values are rounded the same way).
     mu = float(round(left.monitor_units * values.scale)) if plan.deliveries else main.today
     return DaySettings(values, None, mu, None, left.monitor_units, bool(plan.deliveries))
+
+
+def _last_interrupted(plan: Plan) -> bool:
+    """Whether the session due now continues an interrupted one."""
+    if not plan.deliveries:
+        return False
+    return bool(max(plan.deliveries, key=lambda d: d.sequence).interrupted)
 
 
 def remaining(plan: Plan) -> Remaining:
@@ -161,7 +179,75 @@ def _at_reference(value: float | None, delivery: Delivery) -> float:
     return (value or 0.0) / (delivery.session_scale or 1.0)
 
 
+def _course_remaining(planned: PlannedDelivery, deliveries: list[Delivery]) -> Remaining:
+    """What is left of a course: each session not interrupted completes the fraction due; the
+    sessions of an interrupted fraction add up to it."""
+    assert planned.time_s is not None
+    per, n = planned.time_s, planned.fractions
+    done, partial = 0, 0.0
+    for d in sorted(deliveries, key=lambda d: d.sequence):
+        if d.interrupted:
+            partial += _at_reference(d.given_time_s, d)
+            if partial >= per - CONSOLE_TIME_STEP_S / 2:
+                done, partial = done + 1, 0.0
+        else:
+            done, partial = done + 1, 0.0
+    complete = done >= n
+    fraction = 1.0 if complete else (done * per + partial) / (n * per)
+    time_s = 0.0 if complete else per - partial
+    dose = planned.prescription_dose_gy * n * max(1.0 - fraction, 0.0)
+    return Remaining(fraction, time_s, None, dose, complete, n, min(done, n))
+
+
+def course_interval_problem(
+    planned: PlannedDelivery, deliveries: list[Delivery], when: dt.datetime
+) -> str | None:
+    """Why a new fraction may not start at ``when``: the course's minimum interval since the
+    previous fraction began has not passed (None when it may, or when the fraction due is the
+    continuation of an interrupted one). Each fraction's time is that of its conditions of the
+    day (its session), which a course's deliveries always carry."""
+    if planned.fractions <= 1 or planned.min_interval_h is None or not deliveries:
+        return None
+    ordered = sorted(deliveries, key=lambda d: d.sequence)
+    if ordered[-1].interrupted and _course_remaining(planned, ordered).time_s != planned.time_s:
+        return None  # the remainder of an interrupted fraction
+    started = _fraction_starts(ordered)[-1]
+    gap_h = (when - started).total_seconds() / 3600.0
+    if gap_h < planned.min_interval_h:
+        return (
+            f"fraction interval: {gap_h:.2f} h since the previous fraction began "
+            f"({started:%Y-%m-%d %H:%M} UTC); the course requires at least "
+            f"{planned.min_interval_h:g} h"
+        )
+    return None
+
+
+def _fraction_starts(ordered: list[Delivery]) -> list[dt.datetime]:
+    """When each fraction began (its first session)."""
+    starts: list[dt.datetime] = []
+    new = True
+    for d in ordered:
+        if new:
+            starts.append(_treated_at(d))
+        new = not d.interrupted
+    return starts
+
+
+def _treated_at(delivery: Delivery) -> dt.datetime:
+    """When a session was given: the time of its conditions of the day (the treatment time the
+    console values were computed for), else when it was recorded."""
+    at = (delivery.treatment_session or {}).get("at_utc")
+    if isinstance(at, str):
+        try:
+            return dt.datetime.fromisoformat(at).astimezone(dt.UTC)
+        except ValueError:
+            pass
+    return delivery.delivered_at
+
+
 def _remaining(planned: PlannedDelivery, deliveries: list[Delivery]) -> Remaining:
+    if planned.fractions > 1:
+        return _course_remaining(planned, deliveries)
     fraction = math.fsum(d.delivered_fraction for d in deliveries)
     time_s = mu = None
     # A session that was not interrupted gave the whole remainder as set (it was checked).
@@ -218,6 +304,7 @@ def check_console(
     energy_mev: float | None = None,
     bevel_deg: float | None = None,
     day: DaySettings | None = None,
+    dwell_times_s: list[float] | None = None,
 ) -> list[str]:
     """Mismatches between console entries and what ``plan`` requires next.
 
@@ -235,6 +322,10 @@ def check_console(
     day:
         The conditions of the day (:func:`day_settings`): the time or monitor units are then
         checked against the day's values instead of the reference values.
+    dwell_times_s:
+        HDR: the dwell times the afterloader shows, one per dwell of the plan in its order
+        (zero-time dwells included), each compared with the day's value (or the reference
+        value without ``day``) to the afterloader's timer step.
 
     Returns
     -------
@@ -244,7 +335,10 @@ def check_console(
     """
     planned = planned_delivery(plan.plan_json)
     left = _remaining(planned, plan.deliveries)
-    after_interruption = " (the remainder after the interrupted session)" if plan.deliveries else ""
+    interrupted_before = _last_interrupted(plan)
+    after_interruption = (
+        " (the remainder after the interrupted session)" if interrupted_before else ""
+    )
     required_time_s, required_mu = left.time_s, left.monitor_units
     if day is not None:
         required_time_s, required_mu = day.time_s, day.monitor_units
@@ -259,6 +353,8 @@ def check_console(
     bad_applicator = _applicator_mismatch(planned, applicator)
     if bad_applicator:
         problems.append(bad_applicator)
+    if dwell_times_s is not None:
+        problems += _dwell_problems(plan, dwell_times_s, day)
     time_s = None if time_min is None else _number("time_min", time_min)
     mu = _number("monitor_units", monitor_units)
     energy = _number("energy_mev", energy_mev)
@@ -319,6 +415,86 @@ def check_console(
     return problems
 
 
+# An afterloader sets dwell times to 0.1 s (hdr_applicators.yaml dwell_time_resolution_s): an
+# entry matches when it lies within half a step of the value due.
+DWELL_TIME_TOLERANCE_S = 0.05 + 1e-9
+
+
+def _dwell_problems(plan: Plan, entered: list[float], day: DaySettings | None) -> list[str]:
+    delivery = typed_delivery(plan)
+    if not isinstance(delivery, HdrDelivery):
+        return ["dwell times: only HDR plans have dwell times"]
+    if day is not None:
+        due = [x.today for x in day.values.settings if x.name.startswith("dwell ")]
+        what = "today"
+    else:
+        due = [d.time_s for d in delivery.dwells]
+        what = "at the reference strength"
+    if len(entered) != len(due):
+        return [f"dwell times: {len(entered)} entered, the plan has {len(due)} dwells"]
+    problems = []
+    for i, (value, want) in enumerate(zip(entered, due, strict=True)):
+        number = _number(f"dwell {i + 1} time", value)
+        d = delivery.dwells[i]
+        if number is not None and abs(number - want) > DWELL_TIME_TOLERANCE_S:
+            problems.append(
+                f"dwell {i + 1} (channel {d.channel}, {d.from_tip_mm or 0:.1f} mm from the tip): "
+                f"entered {number:.1f} s, plan requires {want:.1f} s {what}"
+            )
+    return problems
+
+
+def _balloon_check_problems(
+    plan: Plan, check: dict[str, Any] | None
+) -> tuple[list[str], dict[str, Any] | None, list[str]]:
+    """Problems and warnings of the pre-fraction balloon check (diameter or volume, skin
+    distance) against the plan and the protocol; the check as recorded."""
+    from openiort.devices.hdr_source import hdr_protocol
+
+    geometry = plan.plan_json.get("applicator_geometry") or {}
+    if geometry.get("type") != "balloon":
+        return [], check, []
+    if check is None:
+        return (
+            [
+                "balloon check: enter the balloon's diameter (or volume) and its distance "
+                "to the skin measured before this fraction"
+            ],
+            None,
+            [],
+        )
+    quality = hdr_protocol()["balloon_quality"]
+    problems: list[str] = []
+    warnings: list[str] = []
+    skin = _number("balloon check skin_distance_mm", check.get("skin_distance_mm"))
+    diameter = _number("balloon check diameter_mm", check.get("diameter_mm"))
+    volume = _number("balloon check volume_cc", check.get("volume_cc"))
+    if diameter is None and volume is not None:
+        diameter = 10.0 * (6.0 * volume / math.pi) ** (1.0 / 3.0)
+    if skin is None or diameter is None:
+        problems.append("balloon check: the diameter (or volume) and the skin distance are needed")
+    else:
+        planned = float(geometry.get("diameter_mm", diameter))
+        tolerance = float(quality["balloon_check_diameter_tolerance_mm"])
+        if abs(diameter - planned) > tolerance:
+            problems.append(
+                f"balloon check: diameter {diameter:.1f} mm differs from the planned "
+                f"{planned:.1f} mm by more than {tolerance:g} mm: re-image and re-plan"
+            )
+        if skin < float(quality["skin_distance_min_mm"]):
+            problems.append(
+                f"balloon check: balloon-to-skin distance {skin:.1f} mm is under the protocol "
+                f"minimum {quality['skin_distance_min_mm']:g} mm"
+            )
+        elif skin < float(quality["skin_distance_warn_mm"]):
+            warnings.append(
+                f"balloon-to-skin distance {skin:.1f} mm is under "
+                f"{quality['skin_distance_warn_mm']:g} mm: check the skin dose"
+            )
+    recorded = {"diameter_mm": diameter, "volume_cc": volume, "skin_distance_mm": skin}
+    return problems, recorded, warnings
+
+
 def _output_check_problem(
     check: SourceOutputCheck, plan: Plan, delivered_at: dt.datetime
 ) -> str | None:
@@ -357,10 +533,14 @@ def record_delivery(
     given_time_min: float | None = None,
     given_monitor_units: float | None = None,
     output_check_id: int | None = None,
+    output_check_override: str | None = None,
     note: str | None = None,
     delivered_at: dt.datetime | None = None,
     key: bytes | None = None,
     conditions: TreatmentSession | None = None,
+    dwell_times_s: list[float] | None = None,
+    balloon_check: dict[str, Any] | None = None,
+    source: SourceNow | None = None,
 ) -> Delivery:
     """Record a delivery of an approved plan after checking the console entries against it.
 
@@ -376,7 +556,12 @@ def record_delivery(
         What was actually given when ``interrupted`` (required then).
     output_check_id:
         The day's source output check; it must have passed, be of the plan's technique and
-        be less than 24 h old. Without one the delivery is recorded with a warning.
+        be less than 24 h old. Without one, an x-ray plan of this release takes its source's
+        latest check of the day, whose output factor goes into the session of the day, and is
+        refused when there is none (:mod:`openiort.records.daily_output`).
+    output_check_override:
+        A physicist's reason to deliver an x-ray plan without the day's output check
+        (audited, and kept in the delivery's warnings).
     delivered_at:
         When the beam was on (default now).
     key:
@@ -386,7 +571,19 @@ def record_delivery(
         pressure, temperature, fraction). When given, the time or monitor units entered are
         checked against the day's console values (:func:`day_settings`), and the delivery
         records the session, the factors applied and the value it was checked against;
-        without it, against the plan's reference values.
+        without it, against the plan's reference values. Required for each fraction of an
+        HDR course, whose fraction number it must give.
+    dwell_times_s:
+        HDR: the dwell times shown by the afterloader (see :func:`check_console`).
+    balloon_check:
+        HDR balloon course: the check before the fraction, ``diameter_mm`` (or ``volume_cc``)
+        and ``skin_distance_mm``; refused beyond the protocol's limits.
+    source:
+        HDR: the department's current source record (:func:`openiort.session.source_now`).
+        When it is another source than the plan's (a source exchange since the plan), the
+        day's dwell times are the plan's x S_K(plan reference) / S_K(this source today), and
+        conditions of the day are required. The delivery records the source it used (serial,
+        certificate strength and reference) in its session.
 
     Returns
     -------
@@ -429,6 +626,7 @@ def record_delivery(
             f"plan {plan.id} (version {plan.version_number}) is superseded by approved version "
             f"{newer.version_number} (plan {newer.id}); deliver that one"
         )
+    require_current_case(session, plan)
     if remaining(plan).complete:
         raise LifecycleError(
             f"plan {plan.id} (version {plan.version_number}) has already been delivered in full "
@@ -441,7 +639,16 @@ def record_delivery(
     planned = planned_delivery(plan.plan_json)
     previous = list(plan.deliveries)
     left = _remaining(planned, previous)
-    day = day_settings(plan, conditions) if conditions is not None else None
+    daily = (
+        daily_output(session, actor, plan, when, output_check_override)
+        if output_check_id is None
+        else None
+    )
+    daily_problems = list(daily.problems) if daily is not None else []
+    if daily is not None and daily.check is not None:
+        conditions, mismatch = session_with_output(conditions, daily.check, when)
+        daily_problems += mismatch
+    day = day_settings(plan, conditions, source) if conditions is not None else None
 
     problems = check_console(
         plan,
@@ -451,13 +658,52 @@ def record_delivery(
         energy_mev=energy_mev,
         bevel_deg=bevel_deg,
         day=day,
+        dwell_times_s=dwell_times_s,
     )
+    course_record: dict[str, Any] = {}
+    balloon_warnings: list[str] = []
+    used, exchange_problem = _source_used(plan, source, conditions)
+    if exchange_problem:
+        problems.append(exchange_problem)
+    if used is not None:
+        course_record["source"] = used
+    if planned.fractions > 1:
+        due = left.fractions_done + 1
+        if conditions is None:
+            problems.append(
+                f"fraction {due} of {planned.fractions}: enter the conditions of the day (its "
+                "date and time, the fraction number): each fraction is recorded with its session"
+            )
+        elif conditions.fraction != due:
+            problems.append(
+                f"fraction: entered {conditions.fraction}, the course is at fraction {due} of "
+                f"{planned.fractions}"
+            )
+        starts_at = conditions.at_utc if conditions is not None else when
+        interval = course_interval_problem(planned, previous, starts_at)
+        if interval:
+            problems.append(interval)
+        course_record |= {"fraction": due, "fractions": planned.fractions}
+    if planned.fractions > 1 or "delivery" in plan.plan_json:
+        # Every session of a balloon plan, a single fraction included, is given after the
+        # balloon is checked (diameter or volume, skin distance) against the plan and the
+        # protocol. Plans stored before deliveries were typed (earlier releases) predate it.
+        balloon, recorded, balloon_warnings = _balloon_check_problems(plan, balloon_check)
+        problems += balloon
+        if recorded is not None:
+            course_record["balloon_check"] = recorded
     check: SourceOutputCheck | None = None
     if output_check_id is not None:
         check = get_output_check(session, output_check_id)
         problem = _output_check_problem(check, plan, when)
         if problem:
             problems.append(problem)
+    elif daily is not None and daily.check is not None:
+        check = daily.check
+        problem = _output_check_problem(check, plan, when)
+        if problem:
+            problems.append(problem)
+    problems += daily_problems
     if problems:
         audit.record_independently(
             session, actor, "delivery_refused", "plan", plan.id, {"mismatches": problems}
@@ -500,11 +746,16 @@ def record_delivery(
 
     total = planned.time_s if by_time else planned.monitor_units
     assert total is not None
+    total *= planned.fractions
     scale = day.scale if day is not None else 1.0
     fraction = given_value / scale / total
     if not interrupted:
-        # The whole remainder was set and given: the plan is complete.
-        fraction = max(1.0 - left.fraction_delivered, 0.0)
+        # The whole remainder was set and given: the plan (or this fraction) is complete.
+        if planned.fractions == 1:
+            fraction = max(1.0 - left.fraction_delivered, 0.0)
+        else:
+            assert left.time_s is not None
+            fraction = left.time_s / total
     delivery = Delivery(
         sequence=len(previous) + 1,
         delivered_at=when,
@@ -523,7 +774,12 @@ def record_delivery(
         output_check_id=check.id if check is not None else None,
         warnings={},
         note=note,
-        treatment_session=_session_record(day) if day is not None else None,
+        # Without conditions of the day a session keeps only its balloon check (and source).
+        treatment_session=(
+            {**_session_record(day), **course_record}
+            if day is not None
+            else (course_record if "balloon_check" in course_record else None)
+        ),
         session_scale=day.scale if day is not None else None,
         checked_time_s=(day.time_s if day is not None else left.time_s) if by_time else None,
         checked_monitor_units=None
@@ -536,6 +792,13 @@ def record_delivery(
     delivery.remaining_time_s = after.time_s
     delivery.remaining_monitor_units = after.monitor_units
     delivery.warnings = _warnings(plan, planned, check, after)
+    if daily is not None and daily.override_reason is not None:
+        delivery.warnings["output_check"] = (
+            f"delivered without the day's output check of source {daily.source}: overridden by "
+            f"{actor.username}: {daily.override_reason}"
+        )
+    if balloon_warnings:
+        delivery.warnings["balloon_check"] = "; ".join(balloon_warnings)
     if day is not None and abs(when - day.values.session.at_utc) > SESSION_DATE_TOLERANCE:
         delivery.warnings["session_date"] = (
             "the console values were computed for "
@@ -549,19 +812,21 @@ def record_delivery(
     if after.complete:
         plan.status = "delivered"
         plan.delivered_at = when
+    # Read before the flush: after a failed flush the session can load nothing.
+    plan_id, row_version = plan.id, plan.row_version
     try:
         session.flush()
     except (IntegrityError, StaleDataError):
         # Another console recorded a session of this plan at the same moment.
         raise ConflictError(
             "plan",
-            plan.id,
-            plan.row_version,
+            plan_id,
+            row_version,
             None,
             None,
             None,
             message=(
-                f"another delivery of plan {plan.id} was recorded at the same time; this one "
+                f"another delivery of plan {plan_id} was recorded at the same time; this one "
                 "was not saved: reload the plan to see what remains"
             ),
         ) from None
@@ -581,8 +846,54 @@ def record_delivery(
             "output_check_id": delivery.output_check_id,
             **({} if day is None else {"session_scale": round(day.scale, 6)}),
         },
+        at=when,  # the beam-on time; the entry also keeps when it was recorded
     )
+    if daily is not None and daily.override_reason is not None:
+        audit.record(
+            session,
+            actor,
+            "output_check_override",
+            "plan",
+            plan.id,
+            {
+                "delivery_id": delivery.id,
+                "source": daily.source,
+                "reason": daily.override_reason,
+            },
+        )
     return delivery
+
+
+def _source_used(
+    plan: Plan, source: SourceNow | None, conditions: TreatmentSession | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The source an HDR session's times are for (the plan's, or after an exchange the
+    department's current one: serial, certificate S_K and reference), and why a session
+    cannot use it (an exchanged source without the conditions of the day)."""
+    if plan.technique != "hdr" or "delivery" not in plan.plan_json:
+        return None, None
+    delivery = typed_delivery(plan)
+    if not isinstance(delivery, HdrDelivery):
+        return None, None
+    if source is not None and source.serial != delivery.device.serial:
+        if conditions is None:
+            return None, (
+                f"source: the afterloader's source is now {source.serial}, not the plan's "
+                f"{delivery.device.serial or 'example source'}: enter the conditions of the "
+                "day (date and time) so that the dwell times are rescaled to it"
+            )
+        return {
+            "serial": source.serial,
+            "air_kerma_strength_u": source.air_kerma_strength_u,
+            "reference_utc": source.reference_utc.astimezone(dt.UTC).isoformat(),
+            "exchanged_since_plan": True,
+        }, None
+    return {
+        "serial": delivery.device.serial,
+        "air_kerma_strength_u": delivery.air_kerma_strength_u,
+        "reference_utc": delivery.strength_reference_utc,
+        "exchanged_since_plan": False,
+    }, None
 
 
 def _session_record(day: DaySettings) -> dict[str, Any]:

@@ -95,6 +95,18 @@ class TamperedPlanError(RecordsError):
         super().__init__(f"plan {plan_id} failed its seal check and is refused: {reason}")
 
 
+class TamperedRecordError(RecordsError):
+    """A patient's record (or the department's) fails its chain check: nothing is done with
+    it until the break is explained (docs/deployment.md, "A record that does not verify")."""
+
+    def __init__(self, patient_id: int, reason: str) -> None:
+        self.patient_id = patient_id
+        self.reason = reason
+        super().__init__(
+            f"the record of patient record {patient_id} does not verify and is refused: {reason}"
+        )
+
+
 class SealKeyError(RecordsError):
     """The server's seal key is missing, too short or unsafely stored."""
 

@@ -244,6 +244,12 @@ class Approval(Base):
     canonical_sha256: Mapped[str] = mapped_column(String(64))
     seal_hmac: Mapped[str] = mapped_column(String(64))
     comment: Mapped[str | None] = mapped_column(Text)
+    # The signed chart (openiort.records.chart_seal): patient details and signature lines as
+    # approved, referencing the plan's seal, signed with the seal key (NULL: approved before
+    # charts were signed).
+    chart_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    chart_hmac: Mapped[str | None] = mapped_column(String(64))
+    chart_key_id: Mapped[str | None] = mapped_column(String(16))
 
     plan: Mapped[Plan] = relationship(back_populates="approval")
     approver: Mapped[User] = relationship()
@@ -268,6 +274,8 @@ class SourceOutputCheck(Base):
     energy_mev: Mapped[float | None] = mapped_column(Float)
     applicator: Mapped[str | None] = mapped_column(String(40))
     note: Mapped[str | None] = mapped_column(Text)
+    # what was measured (x-ray probe adapter: reading, air, serials), openiort.records.qa
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     performed_by: Mapped[User] = relationship()
 
@@ -290,6 +298,8 @@ class IsotropyCheck(Base):
     tolerance_pct: Mapped[float] = mapped_column(Float)
     passed: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str | None] = mapped_column(Text)
+    # the instrument (photodiode array serial), openiort.records.qa
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     performed_by: Mapped[User] = relationship()
 
@@ -370,13 +380,20 @@ class InVivoReading(Base):
 class AuditLog(Base):
     """Who did what to which record, and when. Data, not the application log.
 
+    Each entry is also an event of a record chain: it names the rows it changed with their
+    digests and carries an HMAC over itself and the previous entry of the same chain (a
+    patient's record, or the department's), see :mod:`openiort.records.chain`.
+
     ``summary`` names the changed fields (and, for clinical fields, their old and new values);
     it never holds a patient's name or birth date. ``username`` is kept beside ``user_id`` so
     the entry stays readable if the user is later disabled.
     """
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_entity", "entity", "entity_id"),
+        UniqueConstraint("chain", "chain_seq", name="uq_audit_log_chain_seq"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
@@ -386,9 +403,45 @@ class AuditLog(Base):
     entity: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[int | None] = mapped_column(Integer)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The record chain (openiort.records.chain); NULL only on entries older than the chains.
+    # ``at`` is when the event happened, ``recorded_at`` when it was written down.
+    recorded_at: Mapped[dt.datetime | None] = mapped_column()
+    chain: Mapped[str | None] = mapped_column(String(40))
+    chain_seq: Mapped[int | None] = mapped_column(Integer)
+    prev_hmac: Mapped[str | None] = mapped_column(String(64))
+    rows: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    entry_hmac: Mapped[str | None] = mapped_column(String(64))
 
     def __repr__(self) -> str:
         return (
             f"AuditLog(id={self.id}, username={self.username!r}, action={self.action!r}, "
             f"entity={self.entity!r}, entity_id={self.entity_id})"
         )
+
+
+class LoginAttempt(Base):
+    """A failed login, or one under way, for a username or a client address key
+    (``user:<name>``, ``addr:<address>``): the login limiter of every server process. Not part
+    of the clinical record; rows older than the limiter's window are removed."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (CheckConstraint(_in("kind", ("pending", "failed")), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    at: Mapped[dt.datetime] = mapped_column()
+
+
+class RevokedSession(Base):
+    """A logged-out (or replaced) login session, refused by every server process until it
+    would have expired anyway. Keyed by the SHA-256 of the session id (the id itself, a bearer
+    secret, is never stored); only sessions of a logged-in user are put here, so the table
+    grows with logins, not with anonymous requests; expired rows are removed at each insert.
+    Not part of the clinical record."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)

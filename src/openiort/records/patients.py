@@ -14,6 +14,20 @@ from openiort.records.errors import RecordsValueError
 from openiort.records.models import Patient, User
 
 EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# Birth dates the records accept, on every route (form, API, command line).
+EARLIEST_BIRTH_DATE = dt.date(1900, 1, 1)
+
+
+def check_birth_date(value: dt.date | None) -> dt.date | None:
+    """A plausible birth date (1900-01-01 to today), else :class:`RecordsValueError`."""
+    if value is None:
+        return None
+    if not EARLIEST_BIRTH_DATE <= value <= dt.date.today():
+        raise RecordsValueError(
+            f"birth date: {value.isoformat()} is not a plausible birth date (from "
+            f"{EARLIEST_BIRTH_DATE.isoformat()} to today)"
+        )
+    return value
 
 
 def create_patient(
@@ -47,6 +61,7 @@ def create_patient(
         raise RecordsValueError(f"patient id: {external_id!r} is already registered")
     if name is not None and len(name) > 200:
         raise RecordsValueError("name: at most 200 characters")
+    check_birth_date(birth_date)
     patient = Patient(
         external_id=external_id,
         name=(name.strip() or None) if name else None,
@@ -92,7 +107,7 @@ def update_patient(
         if (name.strip() or None) != patient.name:
             patient.name = name.strip() or None
             changed.append("name")
-    if birth_date is not None and birth_date != patient.birth_date:
+    if birth_date is not None and check_birth_date(birth_date) != patient.birth_date:
         patient.birth_date = birth_date
         changed.append("birth_date")
     for field in clear:

@@ -40,6 +40,9 @@ class PlannedDelivery:
     monitor_units: float | None
     energy_mev: float | None
     bevel_deg: float | None
+    # A course (HDR): time_s and prescription_dose_gy are per fraction.
+    fractions: int = 1
+    min_interval_h: float | None = None
 
 
 def normalise_json(data: Any, what: str = "plan JSON") -> dict[str, Any]:
@@ -95,6 +98,8 @@ def _from_typed(plan: Mapping[str, Any]) -> PlannedDelivery:
             monitor_units=None,
             energy_mev=None,
             bevel_deg=None,
+            fractions=delivery.fractions,
+            min_interval_h=delivery.min_interval_h,
         )
     if isinstance(delivery, ElectronDelivery):
         return PlannedDelivery(

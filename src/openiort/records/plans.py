@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openiort.records import audit
+from openiort.records import audit, chain, department
+from openiort.records.chart_seal import seal_chart
 from openiort.records.common import clean_comment, flush_versioned, get_row, require_role
 from openiort.records.errors import (
     ExampleDataError,
@@ -52,6 +53,7 @@ def store_plan(
     """
     require_role(actor, "plan.write")
     case = get_row(session, Case, case_id, "case")
+    chain.require_intact(session, case.patient_id, actor=actor)
     clean = normalise_json(plan_json)
     planned = planned_delivery(clean)
     if clean.get("case_id") != case.patient.external_id:
@@ -116,8 +118,10 @@ def latest_plan(session: Session, case_id: int, status: str | None = None) -> Pl
     return session.scalars(stmt.order_by(Plan.version_number.desc()).limit(1)).first()
 
 
-def _transition_target(session: Session, plan_id: int) -> Plan:
-    return get_row(session, Plan, plan_id, "plan", lock=True)
+def _transition_target(session: Session, plan_id: int, actor: User) -> Plan:
+    plan = get_row(session, Plan, plan_id, "plan", lock=True)
+    chain.require_intact_plan(session, plan, actor=actor)
+    return plan
 
 
 def review_plan(
@@ -138,7 +142,7 @@ def review_plan(
         If the plan is not a draft.
     """
     require_role(actor, "plan.review")
-    plan = _transition_target(session, plan_id)
+    plan = _transition_target(session, plan_id, actor)
     if plan.status != "draft":
         raise LifecycleError(
             f"plan {plan.id} (version {plan.version_number}) is {plan.status}: only a draft "
@@ -173,7 +177,7 @@ def approve_plan(
     plan_id: int,
     *,
     comment: str | None = None,
-    require_second_person: bool = False,
+    require_second_person: bool | None = None,
     key: bytes | None = None,
 ) -> Plan:
     """Approve a reviewed plan and seal it.
@@ -185,7 +189,8 @@ def approve_plan(
     ----------
     require_second_person:
         Refuse approval by the plan's author or by the user whose review accepted it
-        (four-eyes rule), for departments that require it.
+        (four-eyes rule). ``None`` (default): the department's setting
+        (:mod:`openiort.records.department`), on unless the department turned it off.
     key:
         Seal key (default :func:`openiort.records.seal.seal_key`).
 
@@ -200,7 +205,7 @@ def approve_plan(
         If the plan was computed with example device data (a :class:`LifecycleError`).
     """
     require_role(actor, "plan.approve")
-    plan = _transition_target(session, plan_id)
+    plan = _transition_target(session, plan_id, actor)
     if plan.status != "reviewed":
         hint = " (review it first)" if plan.status == "draft" else ""
         raise LifecycleError(
@@ -220,13 +225,15 @@ def approve_plan(
             f"{plan.case_version} of case {case.id}, which has since changed (now version "
             f"{case.version}): plan again from the current case and approve the new version"
         )
+    if require_second_person is None:
+        require_second_person = department.setting(session, department.FOUR_EYES)
     if require_second_person:
         accepted = [r for r in plan.reviews if r.decision == "accepted"]
         involved = {plan.created_by_id, *(r.reviewer_id for r in accepted[-1:])}
         if actor.id in involved:
             raise PermissionDeniedError(
                 f"user {actor.username} wrote or reviewed plan {plan.id}: another physicist "
-                "or oncologist must approve it"
+                "or oncologist must approve it (four-eyes rule)"
             )
     expected = plan.row_version
     approved_at = utcnow().replace(microsecond=0)
@@ -245,17 +252,18 @@ def approve_plan(
     plan.seal_key_id = seal.key_id
     plan.approved_by_id = actor.id
     plan.approved_at = approved_at
-    session.add(
-        Approval(
-            plan_id=plan.id,
-            approver_id=actor.id,
-            approver_role=actor.role,
-            approved_at=approved_at,
-            canonical_sha256=seal.canonical_sha256,
-            seal_hmac=seal.hmac_sha256,
-            comment=clean_comment(comment),
-        )
+    approval = Approval(
+        plan_id=plan.id,
+        approver=actor,
+        approver_role=actor.role,
+        approved_at=approved_at,
+        canonical_sha256=seal.canonical_sha256,
+        seal_hmac=seal.hmac_sha256,
+        comment=clean_comment(comment),
     )
+    # The printed chart (patient details, signature lines) as a second signed document.
+    seal_chart(approval, plan, key)
+    session.add(approval)
     flush_versioned(session, "plan", plan.id, expected)
     audit.record(
         session,
@@ -267,6 +275,48 @@ def approve_plan(
             "status": {"from": "reviewed", "to": "approved"},
             "canonical_sha256": seal.canonical_sha256,
             "seal_key_id": seal.key_id,
+            "chart_hmac": approval.chart_hmac,
         },
     )
     return plan
+
+
+def case_changes_since_plan(session: Session, plan: Plan) -> list[str]:
+    """The case fields edited since ``plan`` was computed (dotted paths, from the case's audit
+    entries); empty when the case is as it was. The patient's name and birth date are not
+    part of the case: correcting them changes nothing here."""
+    if plan.case_version is None or plan.case.version == plan.case_version:
+        return []
+    paths: set[str] = set()
+    for entry in audit.entries(session, "case", plan.case_id):
+        version = entry.summary.get("version")
+        if entry.action != "update" or not isinstance(version, dict):
+            continue
+        if not isinstance(version.get("from"), int) or version["from"] < plan.case_version:
+            continue
+        paths.update(entry.summary.get("changed", {}))
+        paths.update(entry.summary.get("added", {}))
+        paths.update(entry.summary.get("removed", []))
+    return sorted(paths) or ["(unrecorded change)"]
+
+
+def require_current_case(session: Session, plan: Plan) -> None:
+    """Refuse to deliver a plan whose case was edited after it was computed.
+
+    Raises
+    ------
+    LifecycleError
+        Naming the fields changed: the plan is delivered only once a new version has been
+        computed from the current case and approved.
+    """
+    changed = case_changes_since_plan(session, plan)
+    if changed:
+        shown = ", ".join(changed[:8]) + (
+            f" and {len(changed) - 8} more" if len(changed) > 8 else ""
+        )
+        raise LifecycleError(
+            f"plan {plan.id} (version {plan.version_number}) was computed from version "
+            f"{plan.case_version} of case {plan.case_id}, which was edited since ({shown}): "
+            "compute the plan again from the current case and approve the new version before "
+            "delivering"
+        )

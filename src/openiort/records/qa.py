@@ -3,6 +3,11 @@
 Tolerances are the department's QA programme's, passed in with each check and stored beside
 it, so that a record always shows the limit it was judged against. A check passes when the
 magnitude of its deviation does not exceed the tolerance.
+
+The 50 kV source has its own two daily checks (:func:`record_xray_output_check`, the chamber
+reading in the probe adapter corrected to reference air, and :func:`record_xray_isotropy_check`,
+the photodiode array); their factor of the day is :func:`output_factor`, and a delivery looks
+up the same-day check with :func:`same_day_output_check`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from openiort.devices.monitor_chamber import air_density_factor
 from openiort.records import audit
 from openiort.records.common import require_role
 from openiort.records.errors import NotFoundError, RecordsValueError
@@ -83,6 +89,7 @@ def record_output_check(
     energy_mev: float | None = None,
     applicator: str | None = None,
     note: str | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> SourceOutputCheck:
     """Record a daily output check of a source or beam.
 
@@ -128,6 +135,7 @@ def record_output_check(
         energy_mev=None if energy_mev is None else _positive("energy_mev", energy_mev),
         applicator=None if applicator is None else _text("applicator", applicator, 40),
         note=note,
+        details=None if details is None else dict(details),
     )
     session.add(check)
     session.flush()
@@ -157,6 +165,7 @@ def record_isotropy_check(
     tolerance_pct: float,
     performed_at: dt.datetime | None = None,
     note: str | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> IsotropyCheck:
     """Record a source isotropy check: each direction's reading against their mean.
 
@@ -195,6 +204,7 @@ def record_isotropy_check(
         tolerance_pct=tol,
         passed=within(worst, tol),
         note=note,
+        details=None if details is None else dict(details),
     )
     session.add(check)
     session.flush()
@@ -244,3 +254,161 @@ def list_qa_checks(
         out = out.where(SourceOutputCheck.device == device)
         iso = iso.where(IsotropyCheck.device == device)
     return list(session.scalars(out)), list(session.scalars(iso))
+
+
+# ------------------------------------------------------------------ the 50 kV source's checks
+
+#: Reference air of the probe adapter's chamber reading (the department's baseline is stated
+#: at these unless it says otherwise): 20 degC and 1013.25 hPa, the usual calibration
+#: conditions of vented ionisation chambers (IAEA TRS-398 section 4.2).
+REFERENCE_PRESSURE_HPA = 1013.25
+REFERENCE_TEMPERATURE_C = 20.0
+PRESSURE_RANGE_HPA = (600.0, 1100.0)
+TEMPERATURE_RANGE_C = (10.0, 40.0)
+
+
+def _in_range(name: str, value: float, bounds: tuple[float, float], unit: str) -> float:
+    v = _finite(name, value)
+    if not bounds[0] <= v <= bounds[1]:
+        raise RecordsValueError(
+            f"{name}: {v:g} {unit} is outside the plausible range {bounds[0]:g}-{bounds[1]:g} {unit}"
+        )
+    return v
+
+
+def _finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RecordsValueError(f"{name}: must be a number, got {value!r}")
+    return float(value)
+
+
+def air_correction_k_tp(
+    pressure_hpa: float,
+    temperature_c: float,
+    reference_pressure_hpa: float = REFERENCE_PRESSURE_HPA,
+    reference_temperature_c: float = REFERENCE_TEMPERATURE_C,
+) -> float:
+    """k_TP = (P_ref / P) x (T / T_ref) in kelvin: a vented chamber's reading at reference air."""
+    return 1.0 / air_density_factor(
+        pressure_hpa, reference_pressure_hpa, temperature_c, reference_temperature_c
+    )
+
+
+def record_xray_output_check(
+    session: Session,
+    actor: User,
+    *,
+    source_serial: str,
+    chamber_serial: str,
+    reading: float,
+    reference_reading: float,
+    unit: str,
+    pressure_hpa: float,
+    temperature_c: float,
+    tolerance_pct: float,
+    reference_pressure_hpa: float = REFERENCE_PRESSURE_HPA,
+    reference_temperature_c: float = REFERENCE_TEMPERATURE_C,
+    performed_at: dt.datetime | None = None,
+    note: str | None = None,
+) -> SourceOutputCheck:
+    """Record the 50 kV source's daily output check in the probe adapter.
+
+    The chamber's ``reading`` (for example nC in the fixed time of the check) is corrected to
+    reference air with k_TP and compared with ``reference_reading``, the baseline of the same
+    chamber in the adapter at the source's calibration (at reference air). The output factor
+    of the day is corrected reading / reference reading (:func:`output_factor`); a delivery
+    that day divides its time by it (:mod:`openiort.session`).
+    """
+    p = _in_range("pressure_hpa", pressure_hpa, PRESSURE_RANGE_HPA, "hPa")
+    t = _in_range("temperature_c", temperature_c, TEMPERATURE_RANGE_C, "degC")
+    p_ref = _in_range("reference_pressure_hpa", reference_pressure_hpa, PRESSURE_RANGE_HPA, "hPa")
+    t_ref = _in_range(
+        "reference_temperature_c", reference_temperature_c, TEMPERATURE_RANGE_C, "degC"
+    )
+    raw = _positive("reading", reading)
+    k_tp = air_correction_k_tp(p, t, p_ref, t_ref)
+    source = _text("source_serial", source_serial, 100)
+    chamber = _text("chamber_serial", chamber_serial, 100)
+    return record_output_check(
+        session,
+        actor,
+        device=source,
+        technique="xray",
+        measured_value=raw * k_tp,
+        expected_value=reference_reading,
+        unit=unit,
+        tolerance_pct=tolerance_pct,
+        performed_at=performed_at,
+        note=note,
+        details={
+            "kind": "xray_probe_adapter",
+            "chamber_serial": chamber,
+            "reading": raw,
+            "pressure_hpa": p,
+            "temperature_c": t,
+            "reference_pressure_hpa": p_ref,
+            "reference_temperature_c": t_ref,
+            "k_tp": k_tp,
+            "output_factor": raw * k_tp / _positive("reference_reading", reference_reading),
+        },
+    )
+
+
+def record_xray_isotropy_check(
+    session: Session,
+    actor: User,
+    *,
+    source_serial: str,
+    array_serial: str,
+    readings: Mapping[str, float],
+    unit: str,
+    tolerance_pct: float,
+    performed_at: dt.datetime | None = None,
+    note: str | None = None,
+) -> IsotropyCheck:
+    """Record the 50 kV source's isotropy check with the photodiode array (one reading per
+    diode direction, each against their mean)."""
+    return record_isotropy_check(
+        session,
+        actor,
+        device=source_serial,
+        readings=readings,
+        unit=unit,
+        tolerance_pct=tolerance_pct,
+        performed_at=performed_at,
+        note=note,
+        details={
+            "kind": "xray_photodiode_array",
+            "array_serial": _text("array_serial", array_serial, 100),
+        },
+    )
+
+
+def output_factor(check: SourceOutputCheck) -> float:
+    """The day's output relative to the reference: corrected reading / reference reading."""
+    return check.measured_value / check.expected_value
+
+
+#: A daily output check covers the deliveries of the 24 h after it ("the same day").
+SAME_DAY = dt.timedelta(hours=24)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def same_day_output_check(
+    session: Session, device: str, technique: str, when: dt.datetime
+) -> SourceOutputCheck | None:
+    """The latest output check of ``device`` in the :data:`SAME_DAY` before ``when``, passed or
+    not (a failed check after a passing one stops the source)."""
+    stmt = (
+        select(SourceOutputCheck)
+        .where(SourceOutputCheck.device == device, SourceOutputCheck.technique == technique)
+        .order_by(SourceOutputCheck.performed_at.desc(), SourceOutputCheck.id.desc())
+    )
+    for check in session.scalars(stmt.limit(20)):
+        age = _aware(when) - _aware(check.performed_at)
+        if dt.timedelta(0) <= age <= SAME_DAY:
+            return check
+    return None

@@ -6,10 +6,14 @@ holds, together with what identifies the approval (plan, case, version, approver
 hash alone shows that the JSON changed; the signature shows that the JSON and its hash (or
 the approver) were changed together, which anyone with write access to the database could do.
 
-The key is ``OPENIORT_SEAL_KEY`` (at least 32 characters) when set, else the file named by
-``OPENIORT_SEAL_KEY_FILE``, else ``seal.key`` in the data directory, created with 0600
-permissions on first use. Losing the key makes existing seals unverifiable: back it up apart
-from the database.
+The key lives outside the data folder (docs/deployment.md, "Keys"): ``OPENIORT_SEAL_KEY``
+(at least 32 characters) when set, else the file named by ``OPENIORT_SEAL_KEY_FILE``, else
+``seal.key`` in the key folder (``OPENIORT_KEY_DIR``, default ``~/.config/openiort/keys``). It
+is made once, with ``iort key init``; a missing key is an error, never silently made again
+(every approved plan would then read as tampered). Each seal and record event carries the id
+of its key: ``iort key rotate`` moves the current key to ``retired/`` in the key folder, where
+it still verifies what it sealed, and makes a new one. Losing the keys makes existing seals
+unverifiable: back them up apart from the database.
 """
 
 from __future__ import annotations
@@ -25,14 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import rfc8785
 
-from openiort.records.db import data_dir
+from openiort.records.db import APP_NAME, data_dir
 from openiort.records.errors import RecordsValueError, SealKeyError
 
 SEAL_KEY_ENV = "OPENIORT_SEAL_KEY"
 SEAL_KEY_FILE_ENV = "OPENIORT_SEAL_KEY_FILE"
 SEAL_KEY_FILENAME = "seal.key"
+KEY_DIR_ENV = "OPENIORT_KEY_DIR"
+RETIRED_DIR = "retired"
 # 256-bit keys: HMAC-SHA256 gains nothing from longer ones and is weakened by shorter ones.
 KEY_BYTES = 32
 MIN_ENV_KEY_CHARS = 32
@@ -50,9 +57,43 @@ class Seal:
     key_id: str
 
 
+def key_dir() -> Path:
+    """The key folder: ``OPENIORT_KEY_DIR``, else ``keys`` in the user's configuration folder
+    (``~/.config/openiort/keys`` on Linux), never the data folder."""
+    env = os.environ.get(KEY_DIR_ENV, "").strip()
+    return Path(env) if env else platformdirs.user_config_path(APP_NAME) / "keys"
+
+
 def _key_file() -> Path:
     env = os.environ.get(SEAL_KEY_FILE_ENV)
-    return Path(env) if env else data_dir() / SEAL_KEY_FILENAME
+    return Path(env) if env else key_dir() / SEAL_KEY_FILENAME
+
+
+def _retired_dir() -> Path:
+    return _key_file().parent / RETIRED_DIR
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _missing_key_error(path: Path) -> SealKeyError:
+    old = data_dir() / SEAL_KEY_FILENAME
+    if old.exists() and old != path:
+        return SealKeyError(
+            f"the seal key is in the data folder ({old}), where whoever can change the "
+            f"database can usually change it too: move it to {path} (mode 0600) or name it "
+            f"with {SEAL_KEY_FILE_ENV} (docs/deployment.md, 'Keys')"
+        )
+    return SealKeyError(
+        f"no seal key at {path}: restore it from the key backup, or, on a new installation "
+        f"only, make one with `iort key init` (a new key cannot verify what the old one "
+        "sealed)"
+    )
 
 
 def _read_key_file(path: Path) -> bytes:
@@ -73,12 +114,13 @@ def _read_key_file(path: Path) -> bytes:
 
 
 def seal_key() -> bytes:
-    """The server's seal key, creating the key file on first use.
+    """The server's (current) seal key.
 
     Raises
     ------
     SealKeyError
-        If ``OPENIORT_SEAL_KEY`` is shorter than 32 characters, or the key file is unsafe
+        If there is no key (it is never made here: see :func:`create_key`), if
+        ``OPENIORT_SEAL_KEY`` is shorter than 32 characters, or the key file is unsafe
         (readable by group or others) or malformed.
     """
     env = os.environ.get(SEAL_KEY_ENV)
@@ -93,14 +135,89 @@ def seal_key() -> bytes:
     path = _key_file()
     if path.exists():
         return _read_key_file(path)
+    raise _missing_key_error(path)
+
+
+def _write_new_key(path: Path) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first
-        return _read_key_file(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(secrets.token_hex(KEY_BYTES) + "\n")
     return _read_key_file(path)
+
+
+def create_key() -> tuple[Path, str]:
+    """Make the seal key file (``iort key init``); its path and key id.
+
+    Raises
+    ------
+    SealKeyError
+        If the key is given in the environment, a key file exists already, or the key file
+        would sit in the data folder.
+    """
+    if os.environ.get(SEAL_KEY_ENV) is not None:
+        raise SealKeyError(f"the seal key is given in {SEAL_KEY_ENV}: no key file is made")
+    path = _key_file()
+    if _inside(path, data_dir()):
+        raise SealKeyError(
+            f"the key file {path} would be in the data folder {data_dir()}: keep keys "
+            f"elsewhere ({KEY_DIR_ENV} or {SEAL_KEY_FILE_ENV})"
+        )
+    try:
+        key = _write_new_key(path)
+    except FileExistsError:
+        raise SealKeyError(f"a seal key exists already at {path}; it is kept") from None
+    return path, key_id(key)
+
+
+def rotate_key() -> tuple[str, str]:
+    """Retire the current key file (kept in ``retired/`` to verify what it sealed) and make
+    a new one (``iort key rotate``); the old and new key ids."""
+    if os.environ.get(SEAL_KEY_ENV) is not None:
+        raise SealKeyError(
+            f"the seal key is given in {SEAL_KEY_ENV}: rotate it where it is kept, and put the "
+            f"old key in {_retired_dir()} as <key id>.key"
+        )
+    path = _key_file()
+    old = seal_key()
+    retired = _retired_dir()
+    retired.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = retired / f"{key_id(old)}.key"
+    if not target.exists():
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(old.hex() + "\n")
+    path.unlink()
+    return key_id(old), key_id(_write_new_key(path))
+
+
+def retired_keys() -> dict[str, bytes]:
+    """Keys retired by :func:`rotate_key`, by key id (they verify, they never sign)."""
+    out: dict[str, bytes] = {}
+    folder = _retired_dir()
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.key")):
+            key = _read_key_file(path)
+            out[key_id(key)] = key
+    return out
+
+
+def key_file_in_use() -> Path | None:
+    """The key file the server's key comes from (``None`` when the key is in the environment)."""
+    if os.environ.get(SEAL_KEY_ENV) is not None:
+        return None
+    return _key_file()
+
+
+def verification_keys(current: bytes | None = None) -> dict[str, bytes]:
+    """The keys that verify seals and record events, by key id: ``current`` (default: the
+    server's key, when there is one) and the retired keys."""
+    keys = retired_keys()
+    if current is None and (os.environ.get(SEAL_KEY_ENV) is not None or _key_file().exists()):
+        current = seal_key()
+    if current is not None:
+        keys[key_id(current)] = current
+    return keys
 
 
 def key_id(key: bytes) -> str:
@@ -210,11 +327,12 @@ def seal_problem(
     the signature against the stored hash and approval (an edit of the JSON and its hash
     together, or of the approver or time). Comparisons are constant-time.
     """
-    key = seal_key() if key is None else key
-    if not hmac.compare_digest(seal.key_id, key_id(key)):
+    current = seal_key() if key is None else key
+    key = verification_keys(current).get(seal.key_id)
+    if key is None:
         return (
             f"it was sealed with another server key (key id {seal.key_id}; this server holds "
-            f"{key_id(key)}), so it cannot be verified here"
+            f"{key_id(current)}), so it cannot be verified here"
         )
     try:
         digest = canonical_sha256(plan_json)
@@ -236,4 +354,51 @@ def seal_problem(
             "its signature does not match: the plan and its recorded hash, or its approver, "
             "approval time or place, were altered after approval"
         )
+    return None
+
+
+# A document signed beside a plan's seal (the printed chart): its own algorithm label, so that
+# a chart signature can never be taken for a plan seal or the other way round.
+DOCUMENT_ALGORITHM = "openiort-document-v1 rfc8785+hmac-sha256"
+
+
+def _document_message(kind: str, document: Mapping[str, Any]) -> bytes:
+    try:
+        return rfc8785.dumps({"algorithm": DOCUMENT_ALGORITHM, "kind": kind, "document": document})
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise RecordsValueError(f"{kind} cannot be canonicalised: {exc}") from None
+
+
+def sign_document(
+    kind: str, document: Mapping[str, Any], key: bytes | None = None
+) -> tuple[str, str]:
+    """HMAC-SHA256 (hex) of a JSON document of ``kind`` in RFC 8785 form, and the key id."""
+    key = seal_key() if key is None else key
+    signature = hmac.new(key, _document_message(kind, document), hashlib.sha256).hexdigest()
+    return signature, key_id(key)
+
+
+def document_signature_problem(
+    kind: str,
+    document: Mapping[str, Any],
+    signature: str,
+    signed_key_id: str,
+    key: bytes | None = None,
+) -> str | None:
+    """Why ``signature`` does not sign ``document``, or ``None`` when it does (constant time;
+    retired keys verify what they signed)."""
+    current = seal_key() if key is None else key
+    verify_key = verification_keys(current).get(signed_key_id)
+    if verify_key is None:
+        return (
+            f"it was signed with another server key (key id {signed_key_id}; this server "
+            f"holds {key_id(current)}), so it cannot be verified here"
+        )
+    try:
+        message = _document_message(kind, document)
+    except RecordsValueError as exc:
+        return str(exc)
+    expected = hmac.new(verify_key, message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        return "its signature does not match: it was altered after it was signed"
     return None

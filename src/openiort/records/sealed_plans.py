@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openiort.records import audit
+from openiort.records import audit, chain
+from openiort.records.chart_seal import chart_problem
 from openiort.records.errors import TamperedPlanError
 from openiort.records.models import Plan, User
 from openiort.records.plans import get_plan
@@ -91,6 +92,9 @@ def load_plan(
         If there is no such plan.
     TamperedPlanError
         If the plan fails :func:`verify_plan`.
+    TamperedRecordError
+        If the record of the plan's patient fails its chain check
+        (:func:`openiort.records.chain.require_intact`).
     """
     plan = get_plan(session, plan_id)
     try:
@@ -100,14 +104,16 @@ def load_plan(
             session, actor, "tamper_detected", "plan", plan.id, {"reason": exc.reason}
         )
         raise
+    chain.require_intact_plan(session, plan, actor=actor)
     return plan
 
 
 def verify_all_plans(session: Session, key: bytes | None = None) -> list[TamperedPlanError]:
-    """Check every sealed plan; the failures, each also reported like :func:`load_plan` does."""
+    """Check every sealed plan and its signed chart; the failures, each also reported like
+    :func:`load_plan` does."""
     failures: list[TamperedPlanError] = []
     for plan in session.scalars(select(Plan).order_by(Plan.id)):
-        problem = _plan_seal_problem(plan, key)
+        problem = _plan_seal_problem(plan, key) or chart_problem(session, plan, key)
         if problem is not None:
             audit.record_independently(
                 session, None, "tamper_detected", "plan", plan.id, {"reason": problem}

@@ -45,10 +45,24 @@ def depth_dose_figure(
     definition: str | None,
     prescription_gy: float,
     depth_label: str = "depth from applicator surface (mm)",
+    band: tuple[list[float], list[float]] | None = None,
 ) -> str:
+    """``band``: depths (mm) and the relative uncertainty (%) of the dose there, drawn about
+    the water curve."""
     fig, ax = plt.subplots(figsize=(6.2, 3.6))
     water_label = "dose to water (V4.0)" if definition in ("TARGIT", "V4.0") else "dose to water"
     ax.plot(depth_mm, water_gy, label=water_label, color="#1f77b4")
+    if band is not None:
+        rel = np.interp(depth_mm, band[0], band[1]) / 100.0
+        water = np.asarray(water_gy)
+        ax.fill_between(
+            depth_mm,
+            water * (1 - rel),
+            water * (1 + rel),
+            color="#1f77b4",
+            alpha=0.2,
+            label="depth-dose uncertainty band (estimate)",
+        )
     if definition_gy is not None and definition and definition != "V4.0":
         ax.plot(
             depth_mm[: len(definition_gy)],

@@ -36,6 +36,14 @@ def _prescription_row(plan: PlanResult) -> tuple[str, str]:
     definition = (
         f" ({plan.prescription_definition} definition)" if plan.prescription_definition else ""
     )
+    course = getattr(plan.details, "course", None)
+    if course and course.get("fractions", 1) > 1:
+        return (
+            "prescription",
+            f"{plan.prescription_gy:g} Gy per fraction x {course['fractions']} fractions = "
+            f"{course['total_prescription_gy']:g} Gy at the {plan.prescription_point}, at least "
+            f"{course['min_interval_h']:g} h between fractions",
+        )
     return (
         "prescription",
         f"{plan.prescription_gy:g} Gy at the {plan.prescription_point}{definition}",
@@ -59,7 +67,46 @@ def _technique_rows(details: Figures) -> list[tuple[str, str]]:
             (
                 "independent second check",
                 f"{details.second_check.treatment_time_min:.2f} min "
-                f"({details.second_check.difference_pct:+.2f} %; {details.second_check.second_path})",
+                f"({details.second_check.difference_pct:+.2f} % from the primary "
+                f"{details.treatment_time_min:.2f} min, tolerance "
+                f"{details.second_check.tolerance_pct:g} %; primary: "
+                f"{details.second_check.primary_path}; second: {details.second_check.second_path})",
+            ),
+            *(
+                [
+                    (
+                        "time on the device's console",
+                        f"{c.console_time_min:.2f} min ({c.difference_pct:+.2f} % from the "
+                        f"{c.expected_time_min:.2f} min of the loaded tables; tolerance "
+                        f"{c.tolerance_pct:g} %{'' if c.agrees_within_tolerance else ': CHECK'})",
+                    )
+                ]
+                if (c := details.console_time) is not None
+                else []
+            ),
+            *(
+                [
+                    (
+                        f"{sh.location.replace('_', ' ')} shield",
+                        f"{sh.thickness_mm:g} mm {sh.material} ({sh.density_g_cm3:g} g/cm3), "
+                        f"front face {sh.front_depth_mm:g} mm below the applicator surface; "
+                        f"transmission {100 * sh.transmission:.2f} % "
+                        f"(±{100 * sh.transmission_rel_unc:.0f} % rel.); dose behind it "
+                        f"{sh.dose_behind_table_gy:.3g} Gy (table x transmission), "
+                        f"{sh.dose_behind_mc_gy:.3g} Gy (Monte Carlo), "
+                        f"{sh.dose_behind_without_gy:.2f} Gy without; in front "
+                        f"{sh.dose_in_front_with_gy:.2f} Gy vs {sh.dose_in_front_without_gy:.2f} Gy "
+                        f"({sh.front_change_pct:+.1f} %, photon scatter only, over the 0.5 mm in "
+                        f"front); dose to water; {sh.model}"
+                        + (
+                            f". At the shield's face (estimate): {sh.front_interface_estimate}"
+                            if sh.front_interface_estimate
+                            else ""
+                        ),
+                    )
+                ]
+                if (sh := details.shield) is not None
+                else []
             ),
         ]
     if isinstance(details, ElectronFigures):
@@ -79,6 +126,7 @@ def _technique_rows(details: Figures) -> list[tuple[str, str]]:
                 "treatment time",
                 f"{details.treatment_time_min:.2f} min — {details.treatment_time_label}",
             ),
+            *_operating_room_rows(details),
         ]
     return [
         (
@@ -91,6 +139,73 @@ def _technique_rows(details: Figures) -> list[tuple[str, str]]:
             f"TRAK {details.trak_ugy_at_1m:.1f} uGy at 1 m",
         ),
         ("treatment time", f"{details.treatment_time_min:.2f} min — "),
+        (
+            "hot spots (tissue, balloon excluded)",
+            f"V150 {details.hot_spots.v150_cc:.1f} cc, V200 {details.hot_spots.v200_cc:.1f} cc",
+        ),
+        *_source_rows(details),
+    ]
+
+
+def _operating_room_rows(details: ElectronFigures) -> list[tuple[str, str]]:
+    """The electron plan in the operating-room phantom: target, layer, isodoses, disc, skin."""
+    o = details.operating_room
+    rows = []
+    if details.bolus_mm:
+        rows.append(("bolus", f"{details.bolus_mm:g} mm — {details.bolus_reason}"))
+    for ov in details.overrides:
+        rows.append(("set in the case", f"{ov.field} = {ov.value} (planner: {ov.planner_choice})"))
+    if o is None:
+        return rows
+    rows += [
+        ("geometry", o.sentence),
+        (
+            "target (gland layer in the 90 % width)",
+            f"V90 {o.target_v90_pct:.1f} % of {o.target_volume_cc:.1f} cc; whole layer V90 "
+            f"{o.layer_v90_pct:.1f} %, lateral coverage {o.layer_lateral_coverage_pct:.0f} % "
+            f"(90 % width {o.width90_at_zmax_mm:.1f} mm at zmax)",
+        ),
+        (
+            "isodose depths",
+            f"90 % at {o.isodose_90_depth_mm:.1f} mm, 50 % at {o.isodose_50_depth_mm:.1f} mm "
+            f"(without the disc {o.isodose_90_depth_without_disc_mm:.1f} / "
+            f"{o.isodose_50_depth_without_disc_mm:.1f} mm)",
+        ),
+    ]
+    if o.disc is not None:
+        rows.append(
+            (
+                "dose at the disc",
+                f"upper face {o.disc.upper_face_gy:.2f} Gy ({o.disc.upper_face_pct_of_prescription:.0f} "
+                f"% of the prescription, backscatter +{o.disc.backscatter_increase_pct:.1f} %); "
+                f"beneath {o.disc.beneath_gy:.2f} Gy (transmission bound "
+                f"{o.disc.transmission_fraction:g})",
+            )
+        )
+    if o.skin_flaps_max_gy is not None:
+        rows.append(
+            (
+                "skin flaps",
+                f"max {o.skin_flaps_max_gy:.2f} Gy ({o.skin_flaps_max_pct_of_prescription:.1f} % "
+                "of the prescription)",
+            )
+        )
+    return rows
+
+
+def _source_rows(details: Figures) -> list[tuple[str, str]]:
+    record = getattr(details, "source_record", None)
+    if not record:
+        return [("source record", "none: example source strength, no calibration date")]
+    return [
+        (
+            "source record",
+            f"{record['afterloader_name']} (serial {record['afterloader_serial']}); "
+            f"{record['source_model_title']} serial {record['source_serial']}; certificate "
+            f"S_K {record['certificate_air_kerma_strength_u']:g} U at "
+            f"{record['certificate_reference_utc']}; well chamber "
+            f"{record['well_chamber_deviation_percent']:+.2f} % (record {record['version']})",
+        )
     ]
 
 
@@ -120,6 +235,14 @@ def _section_figures(plan: PlanResult) -> dict[str, dict[str, str]]:
     return out
 
 
+def _depth_dose_band(details: Figures) -> tuple[list[float], list[float]] | None:
+    """An x-ray plan's per-depth uncertainty band: depths (mm) and total relative %."""
+    u = getattr(details, "depth_dose_uncertainty", None)
+    if u is None:
+        return None
+    return [b.depth_mm for b in u.points], [b.total_pct for b in u.points]
+
+
 def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
     """The report of ``plan``; ``plan_json`` is its :meth:`PlanResult.to_json_dict`."""
     env = _environment()
@@ -144,10 +267,12 @@ def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
         depth_keys=depth_keys,
         depth_label=DEPTH_LABELS[plan.technique],
         definition_note=(
-            "TARGIT: the definition in which the TARGIT trials prescribed (20 Gy at the surface). "
-            "V4.0: closer to absorbed dose to water (AAPM TG-292). TARGIT values at depth follow "
-            "from the published V4.0/TARGIT ratios at 0, 10 and 20 mm, linear in between, held at "
-            "the 20 mm value deeper."
+            "TARGIT and V4.0 as Zeiss defines them (AAPM TG-292). TARGIT: the definition in which "
+            "the TARGIT trials prescribed (20 Gy at the surface). V4.0: the PTW 34013 reading at "
+            "its entrance foil, closer to absorbed dose to water but not corrected for the "
+            "chamber's volume averaging (the physics section estimates the physical point dose). "
+            "TARGIT at depth: the published V4.0/TARGIT ratios at 0, 10 and 20 mm, shaped between "
+            "and beyond them by the shifted-chamber model fitted to all 24 published ratios."
             if plan.technique == "xray"
             else ""
         ),
@@ -158,6 +283,7 @@ def render_report(plan: PlanResult, plan_json: dict[str, Any]) -> str:
             plan.prescription_definition,
             plan.prescription_gy,
             depth_label=DEPTH_LABELS[plan.technique],
+            band=_depth_dose_band(plan.details),
         ),
         dvh_svg=figures.dvh_figure(plan.dvhs, max_dose),
         slices_svg=figures.dose_slices_figure(

@@ -279,7 +279,10 @@ def _device_rows(delivery: AnyDelivery | None) -> list[tuple[str, str, str]]:
     if isinstance(delivery, HdrDelivery):
         rows.append(("source", delivery.source_id, ""))
     if d.is_example:
-        rows.append(("device data", "EXAMPLE data built into openiort", "stop"))
+        example = "EXAMPLE data built into openiort"
+        if isinstance(delivery, ElectronDelivery):
+            example += ": example machine, not your machine"
+        rows.append(("device data", example, "stop"))
     else:
         by = f", commissioned by {d.commissioned_by}" if d.commissioned_by else ""
         rows.append(("device data", f"department data{by}", "plain"))

@@ -15,7 +15,9 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from openiort.records import service
+from openiort.case import Case as CaseModel
+from openiort.case import CaseError, implausible_values
+from openiort.records import audit, service
 from openiort.records.roles import Role
 from openiort.records.sealed_plans import sealed_plan_json
 from openiort.records.users import authenticate
@@ -90,14 +92,14 @@ def login(request: Request, body: LoginIn) -> SessionOut:
             detail=f"too many failed attempts; try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
-    with web.db() as s:
+    with web.db() as s, operations.hash_slot(web):
         user = authenticate(s, body.username, body.password)
         if user is None:
             web.limiter.failed(body.username, address)
             operations.logger_login_failed(address)
             raise HTTPException(401, detail="unknown user or wrong password")
         username, role, user_id = user.username, user.role, user.id
-    web.limiter.succeeded(body.username)
+    web.limiter.succeeded(body.username, address)
     start_session(request, web.sessions, user_id)
     return _session_out(request, username, role)
 
@@ -144,6 +146,22 @@ def _case_out(s: Any, case: Any) -> dict[str, Any]:
     return {**operations.case_summary(s, case), "case": case.data}
 
 
+def _check_plausible(case: CaseModel, accept: bool) -> None:
+    """Refuse values that look like a unit slip unless confirmed (``accept_implausible``), as
+    the form and ``iort plan --accept-implausible`` do: 422, one problem per value, nothing
+    written."""
+    found = implausible_values(case)
+    if found and not accept:
+        raise CaseError(
+            "case",
+            [
+                f"case.{v.message}; correct the case, or set accept_implausible to true if the "
+                "value is right"
+                for v in found
+            ],
+        )
+
+
 @router.post(
     "/cases",
     response_model=CaseOut,
@@ -154,6 +172,7 @@ def _case_out(s: Any, case: Any) -> dict[str, Any]:
 )
 def create_case(request: Request, body: CaseIn) -> dict[str, Any]:
     web = web_of(request)
+    _check_plausible(body.case, body.accept_implausible)  # before any record is touched
     with web.db() as s:
         user = api_user(request, s)
         case = operations.new_case(
@@ -170,8 +189,10 @@ def create_case(request: Request, body: CaseIn) -> dict[str, Any]:
 def get_case(request: Request, case_id: CaseId) -> dict[str, Any]:
     web = web_of(request)
     with web.db() as s:
-        api_user(request, s)
-        return _case_out(s, service.get_case(s, case_id))
+        user = api_user(request, s)
+        case = service.get_case(s, case_id)
+        audit.record_view(s, user, "case", case.id)  # who viewed which record
+        return _case_out(s, case)
 
 
 @router.put(
@@ -184,6 +205,7 @@ def get_case(request: Request, case_id: CaseId) -> dict[str, Any]:
 )
 def update_case(request: Request, case_id: CaseId, body: CaseUpdateIn) -> dict[str, Any]:
     web = web_of(request)
+    _check_plausible(body.case, body.accept_implausible)  # before any record is touched
     with web.db() as s:
         user = api_user(request, s)
         case = operations.edit_case(
@@ -340,9 +362,11 @@ def record_delivery(request: Request, plan_id: PlanId, body: DeliveryIn) -> dict
     with web.db() as s:
         user = api_user(request, s)
         entry = body.model_dump(exclude={"conditions"})
+        serial = None
         if body.conditions is not None:
             entry["conditions"] = operations.conditions_of(body.conditions.model_dump())
-        delivery = operations.record_delivery(web, s, user, plan_id, entry)
+            serial = body.conditions.source_serial
+        delivery = operations.record_delivery(web, s, user, plan_id, entry, serial)
         return operations.delivery_summary(delivery)
 
 
@@ -364,7 +388,8 @@ def plan_console(request: Request, plan_id: PlanId, body: ConsoleIn) -> dict[str
     with web.db() as s:
         user = api_user(request, s)
         plan = operations.load_plan(web, s, user, plan_id)
-        day = operations.day_console(plan, operations.conditions_of(body.model_dump()))
+        source = operations.day_source(web, plan, body.source_serial)
+        day = operations.day_console(plan, operations.conditions_of(body.model_dump()), source)
         return operations.console_summary(plan, day)
 
 

@@ -52,6 +52,15 @@ class SessionOut(BaseModel):
     may: list[str]
 
 
+ACCEPT_IMPLAUSIBLE = Field(
+    default=False,
+    description="Confirm values that look like a unit slip (a skin distance under 1 mm: "
+    "centimetres typed as millimetres?), as the form's confirmation box and `iort plan "
+    "--accept-implausible` do. Without it such a case is refused with 422, each problem naming "
+    "the field and its value. A cavity under 10 mm is refused whatever this says.",
+)
+
+
 class CaseIn(BaseModel):
     """A new case; the patient (``case.patient.id``) is registered on first sight."""
 
@@ -59,6 +68,7 @@ class CaseIn(BaseModel):
     case: CaseModel
     patient_name: str | None = Field(default=None, max_length=200)
     patient_birth_date: dt.date | None = None
+    accept_implausible: bool = ACCEPT_IMPLAUSIBLE
 
 
 class CaseUpdateIn(BaseModel):
@@ -67,6 +77,7 @@ class CaseUpdateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     case: CaseModel
     version: Version
+    accept_implausible: bool = ACCEPT_IMPLAUSIBLE
 
 
 class CaseSummaryOut(BaseModel):
@@ -180,7 +191,22 @@ class ConsoleIn(BaseModel):
     temperature_c: float | None = Field(
         default=None, description="temperature today, degrees C (chamber corrected for it)"
     )
+    output_check_pressure_hpa: float | None = Field(
+        default=None,
+        description="air pressure at the day's output check, hPa (electron machines whose "
+        "day's output comes from the daily output check)",
+    )
+    output_check_temperature_c: float | None = Field(
+        default=None, description="temperature at the day's output check, degrees C"
+    )
     fraction: int = Field(default=1, description="fraction number")
+    source_serial: str | None = Field(
+        default=None,
+        max_length=64,
+        description="HDR: the serial of the department's source record to use, when the server "
+        "has several (default: its current record); a source other than the plan's (an "
+        "exchange since the plan) rescales the dwell times to it",
+    )
 
 
 class ConsoleDueOut(BaseModel):
@@ -202,6 +228,15 @@ class PlanConsoleOut(ConsoleValues):
     due: ConsoleDueOut
 
 
+class BalloonCheckIn(BaseModel):
+    """The balloon measured before an HDR fraction (diameter or volume, and skin distance)."""
+
+    model_config = ConfigDict(extra="forbid")
+    diameter_mm: float | None = None
+    volume_cc: float | None = None
+    skin_distance_mm: float | None = None
+
+
 class DeliveryIn(BaseModel):
     """Values as set at the console; checked against the approved plan before recording."""
 
@@ -215,7 +250,22 @@ class DeliveryIn(BaseModel):
     given_time_min: float | None = None
     given_monitor_units: float | None = None
     output_check_id: Version | None = None
+    output_check_override: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="x-ray: a physicist's reason to deliver without the day's output check "
+        "of the plan's source (audited); without it such a delivery is refused",
+    )
     note: str | None = Field(default=None, max_length=4000)
+    dwell_times_s: list[float] | None = Field(
+        default=None,
+        description="HDR: the dwell times the afterloader shows, one per dwell of the plan in "
+        "its order, each checked against the day's value",
+    )
+    balloon_check: BalloonCheckIn | None = Field(
+        default=None, description="HDR balloon course: the check before the fraction"
+    )
     conditions: ConsoleIn | None = Field(
         default=None,
         description="the conditions of the day: the time or monitor units are then checked "

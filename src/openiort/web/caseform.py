@@ -34,8 +34,13 @@ BLOCKS: tuple[tuple[str, str, str], ...] = (
     ),
     ("anatomy", "Operative site", "Measured in theatre; distances from the cavity edge."),
     ("intent", "Treatment intent", ""),
+    (
+        "electron",
+        "Electron IORT: the planner's choices",
+        "Leave empty for the planner to choose; a value set here is checked against the machine's data and reported beside the planner's own choice.",
+    ),
 )
-OPTIONAL_BLOCKS = frozenset({"pathology"})
+OPTIONAL_BLOCKS = frozenset({"pathology", "electron"})
 UNITS = {"_mm": "mm", "_years": "years", "_gy": "Gy", "_pct": "%", "_weeks": "weeks"}
 HELP = {
     "patient.id": "The hospital's patient identifier (letters, digits, '_', '.', '-').",
@@ -47,6 +52,8 @@ HELP = {
     "anatomy.target_width_mm": "Electron IORT: extent of the gland to treat.",
     "intent.prescription_gy": "Empty: the technique's standard prescription.",
     "intent.dose_definition": "X-ray only (TARGIT or V4.0); empty for other techniques.",
+    "electron.disc": "Shielding disc type of the machine's data, or none.",
+    "electron.bolus_mm": "Empty: the planner adds what the build-up needs; 0: no bolus.",
 }
 
 

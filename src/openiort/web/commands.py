@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import logging.config
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,6 +58,14 @@ def log_config(level: str) -> dict[str, Any]:
     }
 
 
+def allowed_hosts(host: str, extra: list[str] | None) -> tuple[str, ...]:
+    """The Host names ``iort serve`` answers to: the listening address, loopback names, and
+    those given (``--allowed-host``, ``OPENIORT_ALLOWED_HOSTS``); DNS rebinding defeated."""
+    names = [host, "localhost", "127.0.0.1", "[::1]", *(extra or [])]
+    names += [h for h in os.environ.get("OPENIORT_ALLOWED_HOSTS", "").split(",") if h.strip()]
+    return tuple(dict.fromkeys(n.strip() for n in names))
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
@@ -80,12 +89,15 @@ def serve(
         int, typer.Option(min=1, max=1000, help="Plans queued or computing at once.")
     ] = 4,
     four_eyes: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--four-eyes/--no-four-eyes",
-            help="Refuse approval by the plan's author or reviewer.",
+            help="Refuse approval by the plan's author or reviewer (the default: the "
+            "department's setting, on unless turned off, audited, with `iort db setting "
+            "four-eyes off --reason ...`).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     ssl_certfile: Annotated[
         Path | None, typer.Option(help="TLS certificate (PEM): serve https directly.")
     ] = None,
@@ -94,12 +106,65 @@ def serve(
         str | None,
         typer.Option(help="Proxy addresses trusted for X-Forwarded-Proto/For (comma-separated)."),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A host name the server answers to (repeat for several; the name in the "
+            "department's URL). Always allowed: the --host address and localhost. Also "
+            "OPENIORT_ALLOWED_HOSTS (comma-separated).",
+            show_default=False,
+        ),
+    ] = None,
+    idle_logout_min: Annotated[
+        int,
+        typer.Option(
+            "--idle-logout-min",
+            min=1,
+            max=24 * 60,
+            envvar="OPENIORT_IDLE_LOGOUT_MIN",
+            help="Log a session off after this many minutes without a request (shared "
+            "theatre workstations).",
+        ),
+    ] = 30,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     xray_source_data: Annotated[
         Path | None,
         typer.Option(
             help="The department's 50 kV source commissioning file (without it x-ray plans "
             "use the example source and cannot be approved)."
+        ),
+    ] = None,
+    electron_machine_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="The department's electron machine file (docs/electron-machine-data.md; "
+            "without it electron plans use the example machine and cannot be approved)."
+        ),
+    ] = None,
+    hdr_source_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="The department's HDR source record (openiort.devices.hdr_source; without "
+            "it HDR plans use the example source and cannot be approved). It is the current "
+            "source: after a source exchange, the day's dwell times are rescaled to it."
+        ),
+    ] = None,
+    hdr_other_source_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A further HDR source record a delivery may choose by its serial (another "
+            "afterloader, or the source before an exchange); repeat for several."
+        ),
+    ] = None,
+    dicom_settings: Annotated[
+        Path | None,
+        typer.Option(
+            "--dicom-settings",
+            help="The department's DICOM settings file (UID root, institution, machine names; "
+            "docs/dicom-conformance.md). Default: OPENIORT_DICOM_SETTINGS, else the defaults. "
+            "Shown on the settings page; used by DICOM downloads.",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -114,6 +179,13 @@ def serve(
         raise typer.BadParameter(
             "give both --ssl-certfile and --ssl-keyfile, or neither", param_hint="--ssl-keyfile"
         )
+    if four_eyes is False:
+        typer.echo(
+            "error: --no-four-eyes is refused: a department turns the four-eyes rule off "
+            "with `iort db setting four-eyes off --reason TEXT`, which the audit log records",
+            err=True,
+        )
+        raise typer.Exit(2)
     logging.config.dictConfig(log_config(log_level))
     tls = ssl_certfile is not None
     if not _is_loopback(host) and not tls and forwarded_allow_ips is None:
@@ -130,7 +202,13 @@ def serve(
             plan_workers=plan_workers,
             max_pending_plans=max_pending_plans,
             require_second_person=four_eyes,
+            allowed_hosts=allowed_hosts(host, allowed_host),
+            idle_logout_s=idle_logout_min * 60,
             xray_source_data=xray_source_data,
+            electron_machine_data=electron_machine_data,
+            hdr_source_data=hdr_source_data,
+            hdr_other_source_data=tuple(hdr_other_source_data or ()),
+            dicom_settings=dicom_settings,
         )
     except (RecordsError, WebConfigError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

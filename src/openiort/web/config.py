@@ -7,10 +7,13 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from openiort.errors import OpenIortInputError
 from openiort.records.db import data_dir
+
+if TYPE_CHECKING:
+    from openiort.io.dicom_settings import DicomSettings
 
 SESSION_SECRET_ENV = "OPENIORT_SESSION_SECRET"
 SESSION_SECRET_FILENAME = "session.key"
@@ -49,11 +52,32 @@ class WebConfig:
     executor:
         ``process`` (default: planning cannot slow the event loop) or ``thread``.
     require_second_person:
-        Four-eyes rule: the author or reviewer of a plan may not approve it.
+        Four-eyes rule: the author or reviewer of a plan may not approve it. ``None``: the
+        department's audited setting (on unless turned off with ``iort db setting``).
     xray_source_data:
         The department's 50 kV source commissioning file (format of
         :func:`openiort.devices.xray.load_commissioning`); without it x-ray plans use the
         built-in example source and cannot be approved.
+    electron_machine_data:
+        The department's electron machine file (format of
+        :mod:`openiort.devices.electron.machine_format`); without it electron plans use the
+        example machine (LIAC HWL) and cannot be approved.
+    hdr_source_data:
+        The department's HDR source record (format of :mod:`openiort.devices.hdr_source`);
+        without it HDR plans use the example source and cannot be approved. It is also the
+        department's current source: the day's HDR console values and deliveries use it, and
+        after a source exchange (another serial than the plan's) rescale the dwell times to it.
+    hdr_other_source_data:
+        Further HDR source records the server knows (another afterloader, or a source kept
+        beside the current one); a console computation or delivery chooses one by its serial
+        (``source_serial``), else the current record is used.
+    allowed_hosts, max_body_bytes:
+        Host allowlist (``None``: any host) and request body limit, checked before anything
+        else (:mod:`openiort.web.guards`).
+    dicom_settings:
+        The department's DICOM settings file (:mod:`openiort.io.dicom_settings`); ``None``:
+        ``$OPENIORT_DICOM_SETTINGS``, else the defaults. Read once at start; the settings
+        page shows them, DICOM downloads use them.
     """
 
     files_dir: Path
@@ -66,8 +90,19 @@ class WebConfig:
     plan_workers: int = 1
     max_pending_plans: int = 4
     executor: Literal["process", "thread"] = "process"
-    require_second_person: bool = False
+    require_second_person: bool | None = None
     xray_source_data: Path | None = None
+    electron_machine_data: Path | None = None
+    hdr_source_data: Path | None = None
+    hdr_other_source_data: tuple[Path, ...] = ()
+    # Host names the server answers to (None: any; `iort serve` always sets them) and the
+    # largest request body read (openiort.web.guards).
+    allowed_hosts: tuple[str, ...] | None = None
+    max_body_bytes: int = 1024 * 1024
+    dicom_settings: Path | None = None
+    # A CT import's zip (openiort.web.ct_import): upload size, and its size unpacked.
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_unzipped_bytes: int = 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if len(self.session_secret) < SECRET_BYTES:
@@ -87,6 +122,39 @@ class WebConfig:
             from openiort.devices.xray import load_commissioning
 
             load_commissioning(self.xray_source_data)  # refuse bad data at start, not per plan
+        if self.electron_machine_data is not None:
+            from openiort.devices.electron.machine import load_machine_data
+
+            load_machine_data(self.electron_machine_data)  # the same: refused at start
+        if self.hdr_source_data is not None:
+            from openiort.devices.hdr_source import load_hdr_source_record
+
+            load_hdr_source_record(self.hdr_source_data)  # the same: refused at start
+        if self.dicom_settings is not None:
+            dicom_settings_for(self)  # refused at start, not per download
+        if self.hdr_other_source_data:
+            from openiort.devices.hdr_source import load_hdr_source_record
+
+            serials = [load_hdr_source_record(p).source_serial for p in self.hdr_other_source_data]
+            if self.hdr_source_data is not None:
+                serials.append(load_hdr_source_record(self.hdr_source_data).source_serial)
+            if len(set(serials)) != len(serials):
+                raise WebConfigError(
+                    "HDR source records: each must be of another source (serials "
+                    f"{', '.join(serials)})"
+                )
+
+
+def dicom_settings_for(config: WebConfig) -> DicomSettings:
+    """The DICOM settings in effect: the configured file, else ``$OPENIORT_DICOM_SETTINGS``,
+    else the defaults; a file that cannot be used is refused at start."""
+    from openiort.io.dicom_settings import load_settings
+    from openiort.io.errors import DicomExportError
+
+    try:
+        return load_settings(config.dicom_settings)
+    except DicomExportError as exc:
+        raise WebConfigError(*exc.problems, source=exc.source) from None
 
 
 def _read_secret_file(path: Path) -> bytes:

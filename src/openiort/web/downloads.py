@@ -1,7 +1,8 @@
 """Downloads of a stored plan, for pages and API alike: report PDF, DICOM RT zip, plan JSON.
 
 Each is made from the plan's record (status, approval, seal) and its files, which are first
-checked against the hashes in the record. PDF and zip take several seconds; they are made
+checked against the hashes in the record (after a delivery, also the RT Treatment Records of
+its deliveries, with the RT Plan they reference). PDF and zip take several seconds; they are made
 once per plan and status (the PDF: and chart) and kept in the plan's ``cache/`` folder. The
 PDF's first page is a treatment chart (patient name, date of birth and id, device and serial,
 version, review and approval, signature lines) rendered from the record and the sealed plan
@@ -22,14 +23,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from openiort.delivery import parse_delivery
 from openiort.io.dicom_export import export_plan
+from openiort.io.dicom_settings import DicomSettings, load_settings
 from openiort.io.plan_dir import read_plan_dir
+from openiort.io.record_export import write_record_treatment_records
+from openiort.io.rtplan_writer import read_export_plan
+from openiort.records.chart_seal import require_signed_chart
 from openiort.records.models import Plan, User
 from openiort.records.plan_data import example_data_problem
 from openiort.records.sealed_plans import sealed_plan_json
@@ -41,6 +46,7 @@ from openiort.report.pdf import (
     html_report_to_pdf,
 )
 from openiort.web.artifacts import PlanFiles
+from openiort.web.ct_import import ct_reference_for_plan_files
 from openiort.web.operations import load_plan
 from openiort.web.state import WebApp, web_of
 from openiort.web.worker import ARRAYS_NPZ, REPORT_HTML
@@ -153,6 +159,12 @@ def report_pdf_path(files: PlanFiles, plan: Plan) -> Path:
     status or chart) is removed from the cache when a new one is made.
     """
     folder = files.check(plan.id, plan.plan_json, (REPORT_HTML,))
+    if plan.sealed:
+        # The approved chart is printed only while it matches the chart signed at approval.
+        session = object_session(plan)
+        if session is None:  # pragma: no cover - plans are always loaded in a session
+            raise RuntimeError(f"plan {plan.id} is not attached to a session")
+        require_signed_chart(session, plan, files.key)
     chart = record_chart(plan)
     name = _report_cache_name(plan, chart.html())
 
@@ -176,13 +188,25 @@ def dicom_plan_dict(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def dicom_zip_path(files: PlanFiles, plan: Plan, patient_name: str | None, anonymise: bool) -> Path:
-    """The plan as DICOM RT (CT, RTSTRUCT, RTDOSE, RTPLAN) in one zip (made on first request)."""
+def dicom_zip_path(
+    files: PlanFiles,
+    plan: Plan,
+    patient_name: str | None,
+    anonymise: bool,
+    settings: DicomSettings | None = None,
+) -> Path:
+    """The plan as DICOM RT (CT, RTSTRUCT, RTDOSE, RTPLAN) in one zip (made on first request),
+    with the server's DICOM settings (``None``: :func:`load_settings`)."""
+    settings = settings if settings is not None else load_settings()
     folder = files.check(plan.id, plan.plan_json, (ARRAYS_NPZ,))
     data = dicom_plan_dict(plan)
 
     def make(path: Path) -> None:
         contents = read_plan_dir(folder)
+        # a plan on the case's imported CT references that CT (no synthetic CT is written)
+        ct_reference = ct_reference_for_plan_files(
+            files.root, plan.case_id, contents.phantom.description
+        )
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
             written = export_plan(
                 contents.phantom,
@@ -191,6 +215,9 @@ def dicom_zip_path(files: PlanFiles, plan: Plan, patient_name: str | None, anony
                 Path(tmp) / "dicom",
                 patient_name=None if anonymise else patient_name,
                 anonymise=anonymise,
+                settings=settings,
+                plan_version=plan.version_number,
+                ct_reference=ct_reference,
             )
             with zipfile.ZipFile(
                 path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=DICOM_ZIP_LEVEL
@@ -200,7 +227,62 @@ def dicom_zip_path(files: PlanFiles, plan: Plan, patient_name: str | None, anony
                 zf.writestr("plan.json", json.dumps(data, indent=2, allow_nan=False))
 
     suffix = "anon" if anonymise else "named"
-    return files.cached(plan.id, f"dicom-{suffix}-{_cache_key(plan)}.zip", make)
+    # settings changed in the file (and the server restarted) make a new zip
+    tag = hashlib.sha256(repr(settings).encode("utf-8")).hexdigest()[:8]
+    return files.cached(plan.id, f"dicom-{suffix}-{_cache_key(plan)}-{tag}.zip", make)
+
+
+def treatment_record_zip_path(
+    files: PlanFiles, plan: Plan, patient_name: str | None, settings: DicomSettings | None = None
+) -> Path:
+    """RT Treatment Records of the plan's recorded deliveries (marked as manually recorded),
+    with the RT Plan they reference: the one in the plan's DICOM zip (named), in one zip."""
+    if not plan.deliveries:
+        raise HTTPException(status_code=404, detail="no delivery recorded for this plan")
+    settings = settings if settings is not None else load_settings()
+    dicom_zip = dicom_zip_path(files, plan, patient_name, anonymise=False, settings=settings)
+    fractions = int(getattr(read_export_plan(dicom_plan_dict(plan)).settings, "fractions", 1))
+    last = plan.deliveries[-1]
+
+    def make(path: Path) -> None:
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            rp = Path(tmp) / "RP.dcm"
+            with zipfile.ZipFile(dicom_zip) as zf:
+                rp.write_bytes(zf.read("dicom/RP.dcm"))
+            written = write_record_treatment_records(
+                rp,
+                plan.id,
+                list(plan.deliveries),
+                Path(tmp) / "records",
+                fractions=fractions,
+                uid_root=settings.organisation_uid_root,
+                institution_name=settings.institution_name,
+            )
+            with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.write(rp, "dicom/RP.dcm")
+                for f in written:
+                    zf.write(f, f"dicom/{f.name}")
+
+    name = f"records-{len(plan.deliveries)}-{last.id}-{_cache_key(plan)}.zip"
+    return files.cached(plan.id, name, make)
+
+
+def treatment_record_zip_response(request: Request, plan_id: int, user_of: UserOf) -> Response:
+    """The treatment records of the plan's deliveries, with the RT Plan they reference (a
+    small file, sent from memory)."""
+
+    def make(web: WebApp, plan: Plan) -> Response:
+        path = treatment_record_zip_path(
+            web.files, plan, plan.case.patient.name, web.dicom_settings
+        )
+        name = f"openiort-plan{plan.id}-v{plan.version_number}-treatment-records.zip"
+        return Response(
+            path.read_bytes(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    return _from_plan(request, plan_id, user_of, make)
 
 
 def plan_json_bytes(plan: Plan) -> bytes:
@@ -246,7 +328,9 @@ def dicom_zip_response(
     """The plan as DICOM RT in a zip, with the patient's name or de-identified."""
 
     def make(web: WebApp, plan: Plan) -> FileResponse:
-        path = dicom_zip_path(web.files, plan, plan.case.patient.name, anonymise)
+        path = dicom_zip_path(
+            web.files, plan, plan.case.patient.name, anonymise, web.dicom_settings
+        )
         suffix = "-deidentified" if anonymise else ""
         name = f"openiort-plan{plan.id}-v{plan.version_number}-dicom{suffix}.zip"
         return FileResponse(path, media_type="application/zip", filename=name)

@@ -11,8 +11,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openiort.case import describe_case_error
 from openiort.errors import OpenIortInputError
 from openiort.records.errors import (
     ConflictError,
@@ -22,6 +24,7 @@ from openiort.records.errors import (
     PermissionDeniedError,
     RecordsValueError,
     TamperedPlanError,
+    TamperedRecordError,
 )
 from openiort.web import safelog
 from openiort.web.artifacts import PlanFilesError
@@ -93,8 +96,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for e in exc.errors():
-            loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path"))
-            problems.append(f"{loc or 'request'}: {e.get('msg', 'invalid')}")
+            parts = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+            if len(parts) > 1 and parts[0] == "case" and "msg" in e:
+                # A case in an API body: worded as on the command line (value echoed, cm hint).
+                problems.append("case." + describe_case_error({**e, "loc": tuple(parts[1:])}))
+                continue
+            problems.append(f"{'.'.join(parts) or 'request'}: {e.get('msg', 'invalid')}")
         status = 422 if _wants_json(request) else 400
         return error_response(
             request, status, "Bad request", "the request is not valid", problems=problems
@@ -139,6 +146,17 @@ def install_error_handlers(app: FastAPI) -> None:
             extra={"plan_id": exc.plan_id, "tampered": True},
         )
 
+    @app.exception_handler(TamperedRecordError)
+    async def tampered_record(request: Request, exc: TamperedRecordError) -> Response:
+        return error_response(
+            request,
+            409,
+            "Record refused",
+            str(exc),
+            template="tampered_record.html",
+            extra={"patient_record_id": exc.patient_id, "tampered": True, "reason": exc.reason},
+        )
+
     @app.exception_handler(OpenIortInputError)
     async def input_error(request: Request, exc: OpenIortInputError) -> Response:
         # Any input error not mapped above: a case, device data or geometry that cannot be used.
@@ -156,6 +174,18 @@ def install_error_handlers(app: FastAPI) -> None:
             problems=list(exc.mismatches),
         )
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        status, retry_s, detail = database_trouble(exc)
+        return error_response(
+            request,
+            status,
+            "Database unavailable",
+            detail,
+            headers={"Retry-After": str(retry_s)},
+        )
+
     @app.exception_handler(QueueFullError)
     async def queue_full(request: Request, exc: QueueFullError) -> Response:
         return error_response(
@@ -165,6 +195,43 @@ def install_error_handlers(app: FastAPI) -> None:
             str(exc),
             headers={"Retry-After": str(exc.retry_after_s)},
         )
+
+
+# Seconds a client is told to wait: a locked SQLite database frees in moments, a PostgreSQL
+# server restarting takes longer, a read-only file needs an administrator.
+RETRY_LOCKED_S = 2
+RETRY_UNREACHABLE_S = 30
+RETRY_READ_ONLY_S = 300
+
+
+def database_trouble(exc: Exception) -> tuple[int, int, str]:
+    """(status, Retry-After seconds, message) for a database that cannot do what was asked,
+    and the cause in the log (the driver's message: SQL parameters are never in it)."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()[0][:300] if str(cause).strip() else ""
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+        status, retry, detail = (
+            503,
+            RETRY_READ_ONLY_S,
+            "the database is read-only on the server (file permissions, a full disk or a "
+            "replica): nothing was saved; tell the administrator",
+        )
+    elif "locked" in lowered or "busy" in lowered:
+        status, retry, detail = (
+            503,
+            RETRY_LOCKED_S,
+            "the database is busy with another change: nothing was saved; try again in a moment",
+        )
+    else:
+        status, retry, detail = (
+            503,
+            RETRY_UNREACHABLE_S,
+            "the database cannot be reached: nothing was saved; try again shortly (the "
+            "department's downtime procedure applies if it lasts)",
+        )
+    safelog.logger.error("database unavailable: %s: %s", type(cause).__name__, text)
+    return status, retry, detail
 
 
 class SafeErrorMiddleware:

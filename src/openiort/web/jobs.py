@@ -196,6 +196,12 @@ class PlanQueue:
         self._watch(started)
         return job
 
+    def accepting(self) -> bool:
+        """Whether a new plan would be queued now (started, not closed, not full)."""
+        with self._lock:
+            active = self._running + len(self._pending)
+            return not self._closed and self._executor is not None and active < self.max_pending
+
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)

@@ -7,8 +7,10 @@ into the right HTTP answer for a page or the API.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -16,14 +18,15 @@ from sqlalchemy.orm import Session
 
 from openiort.case import parse_case
 from openiort.clinical.section import ClinicalSection, build_clinical_section
-from openiort.records import service
+from openiort.records import audit, service
 from openiort.records.delivery import DaySettings, day_settings
 from openiort.records.errors import ConflictError, LifecycleError, RecordsValueError
 from openiort.records.models import Case, Plan, User
 from openiort.records.users import verify_password
-from openiort.session import TreatmentSession, make_session
+from openiort.session import SessionError, SourceNow, TreatmentSession, make_session
 from openiort.web.auth import may, require_role
 from openiort.web.jobs import Job
+from openiort.web.ratelimit import HashSlotsBusyError
 from openiort.web.state import WebApp
 
 logger = logging.getLogger("openiort.web")
@@ -141,18 +144,34 @@ def check_approval_password(web: WebApp, request: Request, user: User, password:
 
     Raises HTTP 429 while the user's failures are throttled, 403 for a wrong password.
     """
-    address = client_address(request)
-    wait = web.limiter.retry_after_s(user.username, address)
+    # Counted apart from logins: failed logins for this user from elsewhere never block the
+    # approval of a user who is logged in (issue 17: five wrong logins blocked theatre).
+    name, address = f"approval:{user.username}", f"approval:{client_address(request)}"
+    wait = web.limiter.retry_after_s(name, address)
     if wait:
         raise HTTPException(
             status_code=429,
             detail=f"too many wrong passwords; try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
-    if not verify_password(user, password):
-        web.limiter.failed(user.username, address)
+    with hash_slot(web):
+        ok = verify_password(user, password)
+    if not ok:
+        web.limiter.failed(name, address)
         raise HTTPException(status_code=403, detail="the password does not match: not approved")
-    web.limiter.succeeded(user.username)
+    web.limiter.succeeded(name, address)
+
+
+@contextlib.contextmanager
+def hash_slot(web: WebApp) -> Iterator[None]:
+    """One of the few password-hash slots (HTTP 503 with a retry time when none frees)."""
+    try:
+        with web.limiter.hash_slot():
+            yield
+    except HashSlotsBusyError as exc:
+        raise HTTPException(
+            status_code=503, detail=str(exc), headers={"Retry-After": "5"}
+        ) from None
 
 
 def approve(web: WebApp, s: Session, user: User, plan_id: int, comment: str | None) -> Plan:
@@ -174,12 +193,15 @@ def record_delivery(
     user: User,
     plan_id: int,
     entry: dict[str, Any],
+    source_serial: str | None = None,
 ) -> Any:
     """Record a delivery after checking the console entries against the approved plan.
 
     ``entry`` holds :func:`openiort.records.delivery.record_delivery`'s keyword values
     (applicator, time_min or monitor_units, energy_mev, bevel_deg, interrupted, given_*,
-    output_check_id, note, and the conditions of the day when they were computed).
+    output_check_id, note, and the conditions of the day when they were computed). An HDR
+    plan's day is computed for the server's current source record, or the one whose serial is
+    ``source_serial`` (:func:`day_source`): after a source exchange the times are rescaled.
 
     Raises
     ------
@@ -189,7 +211,55 @@ def record_delivery(
     from openiort.records.delivery import record_delivery as records_record_delivery
 
     require_role(user, "delivery.record")
+    plan = s.get(Plan, plan_id)
+    if plan is not None and "source" not in entry:
+        entry = {**entry, "source": day_source(web, plan, source_serial)}
     return records_record_delivery(s, user, plan_id, key=web.seal_key, **entry)
+
+
+def day_source(web: WebApp, plan: Plan, serial: str | None = None) -> SourceNow | None:
+    """The HDR source the day's console values are for: the server's record with ``serial``
+    (when it loaded several: ``hdr_source_data`` and ``hdr_other_source_data``), else its
+    current record (``hdr_source_data``); ``None`` when it has none or the plan is not HDR.
+    The records were checked when the server started; read again here so that an edited
+    record is refused (its manifest), never silently used.
+
+    Raises
+    ------
+    openiort.session.SessionError
+        A serial the server has no record of, or one given for a plan that is not HDR.
+    """
+    from openiort.devices.hdr_source import HdrSourceRecord, HdrSourceRecordError
+    from openiort.devices.hdr_source import load_hdr_source_record as load
+    from openiort.session import source_now
+
+    def load_hdr_source_record(path: Any) -> HdrSourceRecord:
+        try:
+            return load(path)
+        except HdrSourceRecordError as exc:  # edited since the server started
+            raise SessionError(*exc.problems, source="session") from None
+
+    if plan.technique != "hdr":
+        if serial:
+            raise SessionError(
+                "source_serial: only HDR plans take a source record", source="session"
+            )
+        return None
+    config = web.config
+    if not serial:
+        if config.hdr_source_data is None:
+            return None
+        return source_now(load_hdr_source_record(config.hdr_source_data))
+    paths = [p for p in (config.hdr_source_data, *config.hdr_other_source_data) if p is not None]
+    records = [load_hdr_source_record(p) for p in paths]
+    for record in records:
+        if record.source_serial == serial:
+            return source_now(record)
+    known = ", ".join(r.source_serial for r in records) or "none loaded"
+    raise SessionError(
+        f"source_serial: {serial!r} is not one of the server's HDR source records ({known})",
+        source="session",
+    )
 
 
 def conditions_of(fields: dict[str, Any]) -> TreatmentSession:
@@ -207,11 +277,16 @@ def conditions_of(fields: dict[str, Any]) -> TreatmentSession:
         pressure_hpa=fields.get("pressure_hpa"),
         temperature_c=fields.get("temperature_c"),
         fraction=fields.get("fraction", 1),
+        output_check_pressure_hpa=fields.get("output_check_pressure_hpa"),
+        output_check_temperature_c=fields.get("output_check_temperature_c"),
     )
 
 
-def day_console(plan: Plan, conditions: TreatmentSession) -> DaySettings:
-    """The day's console values of an approved (or delivered) plan.
+def day_console(
+    plan: Plan, conditions: TreatmentSession, source: SourceNow | None = None
+) -> DaySettings:
+    """The day's console values of an approved (or delivered) plan; ``source`` (HDR): the
+    department's current source record (:func:`day_source`).
 
     Raises
     ------
@@ -231,7 +306,14 @@ def day_console(plan: Plan, conditions: TreatmentSession) -> DaySettings:
             "delivery: the conditions of the day cannot be applied to it; its console settings "
             "are those computed at planning"
         )
-    return day_settings(plan, conditions)
+    from sqlalchemy.orm import object_session
+
+    from openiort.records.daily_output import console_conditions
+
+    db = object_session(plan)
+    if db is not None:  # an x-ray plan takes its source's output factor of the day
+        conditions = console_conditions(db, plan, conditions)
+    return day_settings(plan, conditions, source)
 
 
 def console_summary(plan: Plan, day: DaySettings) -> dict[str, Any]:
@@ -285,8 +367,11 @@ def delivery_summary(d: Any) -> dict[str, Any]:
 
 
 def load_plan(web: WebApp, s: Session, user: User, plan_id: int) -> Plan:
-    """A plan whose seal has been checked (TamperedPlanError otherwise, and an audit entry)."""
-    return service.load_plan(s, plan_id, actor=user, key=web.seal_key)
+    """A plan whose seal has been checked (TamperedPlanError otherwise, and an audit entry);
+    the view is recorded (who viewed which record, ``iort audit export``)."""
+    plan = service.load_plan(s, plan_id, actor=user, key=web.seal_key)
+    audit.record_view(s, user, "plan", plan.id)
+    return plan
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:

@@ -212,8 +212,9 @@ def _new_case_submit(request: Request, values: dict[str, str]) -> Response:
 def case_page(request: Request, case_id: CaseId) -> Response:
     web = web_of(request)
     with web.db() as s:
-        page_user(request, s)
+        user = page_user(request, s)
         case = service.get_case(s, case_id)
+        audit.record_view(s, user, "case", case.id)  # who viewed which record
         section = operations.clinical_section(web, case)
         history = audit.entries(s, "case", case.id)
         for p in case.plans:

@@ -34,8 +34,8 @@ from openiort.session import (
 from openiort.web import operations
 from openiort.web.auth import check_csrf, page_user, require_role
 from openiort.web.pages_plans import plan_context
-from openiort.web.routing import PlanId, form_text, redirect
-from openiort.web.state import web_of
+from openiort.web.routing import MAX_ID, PlanId, form_text, redirect
+from openiort.web.state import WebApp, web_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,9 +44,13 @@ SESSION_FIELDS = {
     "session_output_factor": "daily output factor",
     "session_pressure_hpa": "pressure",
     "session_temperature_c": "temperature",
+    "session_check_pressure_hpa": "pressure at the output check",
+    "session_check_temperature_c": "temperature at the output check",
 }
 SESSION_AT = "session_at"
 SESSION_FRACTION = "session_fraction"
+# HDR: the serial of the department's source record to use, when the server has several.
+SESSION_SOURCE = "session_source"
 # The session whose console values were shown (its JSON): the delivery is checked against it.
 SESSION_COMPUTED = "session_computed"
 FORM_TIME = "%Y-%m-%dT%H:%M"  # what an <input type="datetime-local"> holds (in UTC here)
@@ -165,18 +169,22 @@ def form_session(values: dict[str, str], now: dt.datetime | None = None) -> Trea
         pressure_hpa=numbers["session_pressure_hpa"],
         temperature_c=numbers["session_temperature_c"],
         fraction=fraction,
+        output_check_pressure_hpa=numbers["session_check_pressure_hpa"],
+        output_check_temperature_c=numbers["session_check_temperature_c"],
     )
 
 
 def _console_context(
-    plan: Plan, values: dict[str, str], session: TreatmentSession | None = None
+    web: WebApp, plan: Plan, values: dict[str, str], session: TreatmentSession | None = None
 ) -> tuple[dict[str, Any], int]:
     """The include's context for the conditions entered, and the page's status code."""
-    inputs = {k: values.get(k, "") for k in (SESSION_AT, SESSION_FRACTION, *SESSION_FIELDS)}
+    names = (SESSION_AT, SESSION_FRACTION, SESSION_SOURCE, *SESSION_FIELDS)
+    inputs = {k: values.get(k, "") for k in names}
     context: dict[str, Any] = {"console_inputs": inputs, "console_errors": [], "console_day": None}
     try:
         session = session or form_session(values)
-        day = operations.day_console(plan, session)
+        source = operations.day_source(web, plan, values.get(SESSION_SOURCE, "").strip() or None)
+        day = operations.day_console(plan, session, source)
     except SessionError as exc:
         context["console_errors"] = list(exc.problems)
         return context, 422
@@ -230,7 +238,7 @@ def _console_submit(request: Request, plan_id: PlanId, values: dict[str, str]) -
                 f"plan {plan.id} (version {plan.version_number}) is {plan.status}: the "
                 "conditions of the day are entered for an approved plan still to be delivered"
             )
-        console, status = _console_context(plan, values)
+        console, status = _console_context(web, plan, values)
         context.update(console)
         context["delivery_values"] = values  # the console entries typed so far stay
         return web.render(request, "plan.html", context, status_code=status)
@@ -266,16 +274,29 @@ def _delivery_entry(values: dict[str, str], technique: str) -> tuple[dict[str, A
         try:
             numbers[name] = _console_number(raw, name in ("time_min", "given") and by_time)
         except ValueError:
-            problems.append(f"{name.replace('_', ' ')}: {raw!r} is not a number")
+            numbers[name] = None
+            problems.append(f"{name.replace('_', ' ')}: {raw[:40]!r} is not a number")
     check = values.get("output_check_id", "").strip()
+    check_id: int | None = None
+    if check:
+        # A record id: digits, within the database's integer range (else 422, never 500).
+        if check.isascii() and check.isdigit() and len(check) <= 10 and int(check) <= MAX_ID:
+            check_id = int(check)
+        else:
+            problems.append(f"output check: {check[:20]!r} is not the id of an output check")
     entry: dict[str, Any] = {
         "applicator": values.get("applicator", "").strip(),
         "interrupted": values.get("interrupted") == "on",
         "note": values.get("note", "").strip()[:4000] or None,
-        "output_check_id": int(check) if check.isdigit() else None,
+        "output_check_id": check_id,
     }
+    override = values.get("output_check_override", "").strip()
+    if override:  # a physicist's reason to deliver without the day's output check (audited)
+        entry["output_check_override"] = override[:500]
     if not entry["applicator"]:
         problems.append("applicator: enter the applicator set at the console")
+    if technique == "hdr":
+        _hdr_entries(values, entry, problems)
     if by_time:
         entry["time_min"] = numbers["time_min"]
         entry["given_time_min"] = numbers["given"]
@@ -285,6 +306,33 @@ def _delivery_entry(values: dict[str, str], technique: str) -> tuple[dict[str, A
         entry["bevel_deg"] = numbers["bevel_deg"]
         entry["given_monitor_units"] = numbers["given"]
     return entry, problems
+
+
+BALLOON_FIELDS = {
+    "balloon_diameter_mm": "diameter_mm",
+    "balloon_volume_cc": "volume_cc",
+    "balloon_skin_distance_mm": "skin_distance_mm",
+}
+
+
+def _hdr_entries(values: dict[str, str], entry: dict[str, Any], problems: list[str]) -> None:
+    """The dwell times shown by the afterloader and the pre-fraction balloon check."""
+    raw = values.get("dwell_times_s", "").replace(",", " ").split()
+    if raw:
+        try:
+            entry["dwell_times_s"] = [_console_number(x, False) for x in raw]
+        except ValueError:
+            problems.append("dwell times: enter numbers in seconds, separated by spaces")
+    check: dict[str, float] = {}
+    for name, key in BALLOON_FIELDS.items():
+        text = values.get(name, "").strip()
+        if text:
+            try:
+                check[key] = _console_number(text, False)
+            except ValueError:
+                problems.append(f"{name.replace('_', ' ')}: {text!r} is not a number")
+    if check:
+        entry["balloon_check"] = check
 
 
 @router.post(
@@ -307,7 +355,8 @@ def _delivery_submit(request: Request, plan_id: PlanId, values: dict[str, str]) 
         if not problems:
             entry["conditions"] = conditions
             try:
-                delivery = operations.record_delivery(web, s, user, plan_id, entry)
+                serial = values.get(SESSION_SOURCE, "").strip() or None
+                delivery = operations.record_delivery(web, s, user, plan_id, entry, serial)
                 interrupted = delivery.interrupted
             except DeliveryCheckError as exc:
                 s.rollback()
@@ -323,7 +372,7 @@ def _delivery_submit(request: Request, plan_id: PlanId, values: dict[str, str]) 
             context["delivery_errors"] = problems
             context["delivery_values"] = values
             if conditions is not None:  # the day's values stay shown beside the entries
-                context.update(_console_context(context["plan"], values, conditions)[0])
+                context.update(_console_context(web, context["plan"], values, conditions)[0])
             else:
                 context["console_inputs"] = values
             return web.render(request, "plan.html", context, status_code=422)

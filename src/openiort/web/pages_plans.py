@@ -124,12 +124,36 @@ def _summary_rows(figures: Figures | None) -> list[tuple[str, str]]:
             ("pressure (hPa)", str(figures.pressure_hpa)),
         ]
     if isinstance(figures, HdrFigures):
-        return [
+        rows = [
             ("source", figures.source_title),
             ("air-kerma strength (U)", str(figures.air_kerma_strength_u)),
             ("TRAK (uGy at 1 m)", str(figures.trak_ugy_at_1m)),
             ("dwell positions", str(len(figures.dwell_times_s))),
+            (
+                "V150 / V200 (tissue)",
+                f"{figures.hot_spots.v150_cc:.1f} cc / {figures.hot_spots.v200_cc:.1f} cc",
+            ),
         ]
+        record, course = figures.source_record, figures.course
+        if record:
+            rows.append(
+                (
+                    "source record",
+                    f"{record['afterloader_name']}, source {record['source_serial']}, "
+                    f"certificate {record['certificate_air_kerma_strength_u']:g} U at "
+                    f"{record['certificate_reference_utc']}",
+                )
+            )
+        if course and course.get("fractions", 1) > 1:
+            rows.append(
+                (
+                    "course",
+                    f"{course['fractions']} x {course['prescription_per_fraction_gy']:g} Gy = "
+                    f"{course['total_prescription_gy']:g} Gy, at least "
+                    f"{course['min_interval_h']:g} h apart",
+                )
+            )
+        return rows
     return []
 
 
@@ -167,8 +191,7 @@ def plan_context(request: Request, s: Any, user: Any, plan_id: PlanId) -> dict[s
     plan = operations.load_plan(web, s, user, plan_id)
     pj = plan.plan_json
     document = stored_plan_document(pj)
-    folder = web.files.existing_dir(plan.id)
-    volume = web.viewer.get(folder)
+    volume = web.viewer_volume(plan.id)
     curves = volume.meta["dvh"]["curves"]
     if document is not None:
         clinical = document.clinical
@@ -241,7 +264,7 @@ def slice_png(
     key = (pid, axis, index)
     png = web.png_cache.get(key)
     if png is None:
-        volume = web.viewer.get(web.files.existing_dir(pid))
+        volume = web.viewer_volume(pid)
         png = render_slice_png(volume, axis, index, scale=SLICE_SCALE)
         web.png_cache.put(key, png)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=600"})
@@ -297,6 +320,11 @@ def report_html(request: Request, plan_id: PlanId) -> Response:
 @router.get("/plans/{plan_id}/dicom.zip")
 def dicom_zip(request: Request, plan_id: PlanId, anonymise: bool = False) -> Response:
     return downloads.dicom_zip_response(request, plan_id, page_user, anonymise)
+
+
+@router.get("/plans/{plan_id}/treatment-records.zip")
+def treatment_records_zip(request: Request, plan_id: PlanId) -> Response:
+    return downloads.treatment_record_zip_response(request, plan_id, page_user)
 
 
 @router.get("/plans/{plan_id}/plan.json")

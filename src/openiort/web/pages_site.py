@@ -61,7 +61,7 @@ def login(
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    with web.db() as s:
+    with web.db() as s, operations.hash_slot(web):
         user = authenticate(s, username, password)
         user_id = user.id if user is not None else None
     if user_id is None:
@@ -73,7 +73,7 @@ def login(
             {"next": target, "username": username, "error": "Unknown user or wrong password."},
             status_code=401,
         )
-    web.limiter.succeeded(username)
+    web.limiter.succeeded(username, address)
     start_session(request, web.sessions, user_id)
     return redirect(target)
 

@@ -31,6 +31,7 @@ MESSAGES = {
     "logged-out": "You have logged out.",
     "delivered": "Delivery recorded: the console settings matched the approved plan.",
     "interrupted": "Interrupted delivery recorded; the remainder is shown below.",
+    "qa-recorded": "QA check recorded.",
 }
 
 

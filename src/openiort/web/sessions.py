@@ -4,8 +4,8 @@ The session lives in one cookie signed with the server's session key (itsdangero
 user's record id, a random session id, the CSRF token, when the user logged in and when the
 session was last used. The cookie is HttpOnly and SameSite=Strict, and Secure (with the
 ``__Host-`` name prefix) when the app is served over https. Logging out puts the session id on
-a deny list until the session would have expired anyway; a password change ends every older
-session of that user.
+a deny list until the session would have expired anyway (in the database, shared by every server
+process: :class:`DbRevocations`); a password change ends every older session of that user.
 
 Every state-changing request carries the session's CSRF token, as the form field
 ``csrf_token`` or the header ``X-CSRF-Token`` (synchroniser-token pattern, OWASP CSRF
@@ -14,16 +14,22 @@ Prevention Cheat Sheet); a request with an ``Origin`` header from another site i
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import hmac
 import secrets
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import Engine, Table, select
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
+
+from openiort.records.models import RevokedSession
 
 COOKIE_NAME = "openiort_session"
 SECURE_COOKIE_NAME = "__Host-openiort_session"
@@ -75,6 +81,75 @@ class SessionData:
             return None
 
 
+class Revocations(Protocol):
+    """Where revoked session ids are kept until they would have expired anyway."""
+
+    def revoke(self, sid: str, until: float) -> None: ...
+
+    def is_revoked(self, sid: str, now: float) -> bool: ...
+
+
+class MemoryRevocations:
+    """Revoked sessions of one process only (tests and single-process tools)."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def revoke(self, sid: str, until: float) -> None:
+        with self._lock:
+            now = time.time()
+            for k in [k for k, t in self._until.items() if t < now]:
+                del self._until[k]
+            self._until[_sid_hash(sid)] = until
+
+    def is_revoked(self, sid: str, now: float) -> bool:
+        with self._lock:
+            until = self._until.get(_sid_hash(sid))
+            return until is not None and until >= now
+
+
+class DbRevocations:
+    """Revoked sessions in the records database (table ``revoked_sessions``), so a logout on
+    one server process holds on every other and over a restart.
+
+    Looked up by primary key (the SHA-256 of the session id), never scanned; expired rows are
+    deleted (by the ``expires_at`` index) whenever a row is added.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._table: Table = RevokedSession.__table__  # type: ignore[assignment]
+
+    def revoke(self, sid: str, until: float) -> None:
+        table = self._table
+        now = dt.datetime.now(dt.UTC)
+        with self.engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.expires_at < now))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    table.insert().values(
+                        sid_sha256=_sid_hash(sid),
+                        expires_at=dt.datetime.fromtimestamp(until, dt.UTC),
+                    )
+                )
+        except IntegrityError:
+            pass  # revoked already (two logouts at once): the earlier row stands
+
+    def is_revoked(self, sid: str, now: float) -> bool:
+        table = self._table
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(table.c.expires_at).where(table.c.sid_sha256 == _sid_hash(sid))
+            ).first()
+        return row is not None and row[0] >= dt.datetime.fromtimestamp(now, dt.UTC)
+
+
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
 class SessionManager:
     """Reads, checks and writes the session cookie.
 
@@ -86,15 +161,24 @@ class SessionManager:
         Session lifetime after login, and the longest pause between requests.
     secure:
         ``True``/``False`` to force the Secure flag, ``None`` to follow the request scheme.
+    revocations:
+        Where logged-out sessions are kept (the web app: :class:`DbRevocations`); default,
+        this process's memory.
     """
 
-    def __init__(self, secret: bytes, max_age_s: int, idle_s: int, secure: bool | None) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        max_age_s: int,
+        idle_s: int,
+        secure: bool | None,
+        revocations: Revocations | None = None,
+    ) -> None:
         self._serializer = URLSafeSerializer(secret, salt="openiort.web.session")
         self.max_age_s = max_age_s
         self.idle_s = idle_s
         self.secure = secure
-        self._revoked: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self.revocations: Revocations = revocations or MemoryRevocations()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -103,12 +187,6 @@ class SessionManager:
 
     def _cookie_name(self, request: Request) -> str:
         return SECURE_COOKIE_NAME if self.is_secure(request) else COOKIE_NAME
-
-    def _revoked_now(self, sid: str, now: float) -> bool:
-        with self._lock:
-            for k in [k for k, until in self._revoked.items() if until < now]:
-                del self._revoked[k]
-            return sid in self._revoked
 
     def load(self, request: Request, now: float | None = None) -> SessionData | None:
         """The request's valid session, or ``None`` (missing, forged, expired or revoked)."""
@@ -120,10 +198,13 @@ class SessionManager:
             data = SessionData.from_payload(self._serializer.loads(raw))
         except BadSignature:
             return None
-        if data is None or self._revoked_now(data.sid, now):
+        if data is None:
             return None
         if data.user_id is not None:
             if now - data.login_at > self.max_age_s or now - data.seen_at > self.idle_s:
+                return None
+            # Only logged-in sessions are ever revoked: one lookup by key, after the cheap checks.
+            if self.revocations.is_revoked(data.sid, now):
                 return None
         elif now - data.seen_at > self.max_age_s:
             return None
@@ -143,9 +224,14 @@ class SessionManager:
         return replace(SessionData.fresh(now), user_id=user_id, login_at=now)
 
     def revoke(self, data: SessionData) -> None:
-        """Refuse this session id from now on (until it would have expired anyway)."""
-        with self._lock:
-            self._revoked[data.sid] = time.time() + self.max_age_s
+        """Refuse this logged-in session from now on (until it would have expired anyway).
+
+        An anonymous session (anybody can make one) holds no rights and is not stored: the
+        deny list grows only with logins, which take a password and pass the login limiter.
+        """
+        if data.user_id is None:
+            return
+        self.revocations.revoke(data.sid, data.login_at + self.max_age_s)
 
     def write(self, request: Request, response: Response, data: SessionData) -> None:
         response.set_cookie(

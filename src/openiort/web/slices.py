@@ -36,6 +36,10 @@ DOSE_FILE = "dose_gy.npy"
 MATERIAL_FILE = "material_ids.npy"
 STRUCTURE_FILE = "structures.npy"
 META_FILE = "meta.json"
+# The viewer's files, relative to the plan folder, as the plan files' manifest names them.
+VIEWER_FILES: tuple[str, ...] = tuple(
+    f"{VIEWER_DIR}/{name}" for name in (META_FILE, DOSE_FILE, MATERIAL_FILE, STRUCTURE_FILE)
+)
 # Display-only choices (not physics): a soft-tissue grey window in g/cm3 (lung and air black,
 # fat dark, gland lighter, bone white), isodose colours from blue (low) to magenta (high), the
 # applicator dark grey, and the shown region: the breast and chest wall, wherever the dose
@@ -212,16 +216,20 @@ class ViewerCache:
     def __init__(self, size: int = 16) -> None:
         self.size = size
         self._items: OrderedDict[Path, ViewerVolume] = OrderedDict()
+        self._signatures: dict[Path, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, plan_dir: Path) -> ViewerVolume:
+    def get(self, plan_dir: Path, signature: Any = None) -> ViewerVolume:
+        """The plan's volume; loaded again when ``signature`` (the files' stat signatures
+        after their hashes were checked) differs from the one it was loaded with."""
         with self._lock:
-            if plan_dir in self._items:
+            if plan_dir in self._items and self._signatures.get(plan_dir) == signature:
                 self._items.move_to_end(plan_dir)
                 return self._items[plan_dir]
         volume = load_viewer(plan_dir)
         with self._lock:
             self._items[plan_dir] = volume
+            self._signatures[plan_dir] = signature
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return volume

@@ -20,13 +20,13 @@ from starlette.applications import Starlette
 from openiort.records.db import session_scope
 from openiort.web.artifacts import PlanFiles
 from openiort.web.auth import session_of
-from openiort.web.config import WebConfig
+from openiort.web.config import WebConfig, dicom_settings_for
 from openiort.web.formatting import template_env
 from openiort.web.jobs import Job, Planner, PlanQueue
-from openiort.web.ratelimit import LoginRateLimiter
+from openiort.web.ratelimit import DbLoginRateLimiter
 from openiort.web.results import store_outcome
-from openiort.web.sessions import SessionManager
-from openiort.web.slices import ViewerCache
+from openiort.web.sessions import DbRevocations, SessionManager
+from openiort.web.slices import VIEWER_FILES, ViewerCache, ViewerVolume
 from openiort.web.worker import WorkerOutcome, compute_plan_files
 
 PNG_CACHE_ITEMS = 2000
@@ -84,13 +84,32 @@ class WebApp:
             config.session_max_age_s,
             config.session_idle_s,
             config.secure_cookies,
+            revocations=DbRevocations(engine),
         )
-        self.limiter = LoginRateLimiter(config.login_max_failures, config.login_window_s)
-        self.files = PlanFiles(config.files_dir)
+        self.limiter = DbLoginRateLimiter(engine, config.login_max_failures, config.login_window_s)
+        self.files = PlanFiles(config.files_dir, key=seal_key)
+        # The department's DICOM settings, read once (a change is made in the file, under
+        # change control, and takes effect at the next start).
+        self.dicom_settings = dicom_settings_for(config)
         self.files.clean_staging()
-        if planner is compute_plan_files and config.xray_source_data is not None:
+        if planner is compute_plan_files and (
+            config.xray_source_data is not None
+            or config.electron_machine_data is not None
+            or config.hdr_source_data is not None
+        ):
             # A module-level function with bound data: picklable for the planning processes.
-            planner = partial(compute_plan_files, source_data=str(config.xray_source_data))
+            planner = partial(
+                compute_plan_files,
+                source_data=None
+                if config.xray_source_data is None
+                else str(config.xray_source_data),
+                machine_data=None
+                if config.electron_machine_data is None
+                else str(config.electron_machine_data),
+                hdr_source_data=None
+                if config.hdr_source_data is None
+                else str(config.hdr_source_data),
+            )
         self.jobs = PlanQueue(
             self.files,
             self._store_plan,
@@ -103,6 +122,11 @@ class WebApp:
         self.png_cache = LruCache(PNG_CACHE_ITEMS)
         self.cache = LruCache(256)
         self.templates = Jinja2Templates(env=template_env())
+
+    def viewer_volume(self, plan_id: int) -> ViewerVolume:
+        """The plan's viewer arrays, once their hashes match the plan files' manifest."""
+        signature = self.files.verify_files(plan_id, VIEWER_FILES)
+        return self.viewer.get(self.files.plan_dir(plan_id), signature)
 
     @contextmanager
     def db(self) -> Iterator[Session]:

@@ -29,6 +29,9 @@ SUMMARY_HTML = "patient-summary.html"
 # Files whose SHA-256 goes into the stored plan JSON (and so under the approval seal).
 SEALED_FILES = (REPORT_HTML, ARRAYS_NPZ)
 OUTPUTS_KEY = "outputs_sha256"
+# A plan on a case's imported CT (openiort.web.ct_import): the job's case data carries the CT
+# folder, the structure set and the confirmed ROI map under this key (never stored).
+CT_IMPORT_KEY = "_ct_import"
 
 
 @dataclass(frozen=True)
@@ -96,19 +99,46 @@ def write_plan_files(plan: PlanResult, case: Case, out_dir: str | Path) -> dict[
 
 
 def compute_plan_files(
-    case_data: dict[str, Any], out_dir: str, source_data: str | None = None
+    case_data: dict[str, Any],
+    out_dir: str,
+    source_data: str | None = None,
+    machine_data: str | None = None,
+    hdr_source_data: str | None = None,
 ) -> WorkerOutcome:
     """Plan ``case_data`` and write plan.json, report.html, plan_arrays.npz, the patient
     summary and the viewer arrays into ``out_dir`` (created; nothing is left on failure).
-    ``source_data`` is the department's x-ray source commissioning file.
+    ``source_data`` is the department's x-ray source commissioning file, ``machine_data`` its
+    electron machine file.
     """
     from openiort.pipeline import plan_case
     from openiort.web.safelog import code_locations
 
     started = time.perf_counter()
+    ct_import = case_data.get(CT_IMPORT_KEY)
+    case_data = {k: v for k, v in case_data.items() if k != CT_IMPORT_KEY}
     try:
         case = parse_case(case_data)
-        plan = plan_case(case, Path(source_data) if source_data else None)
+        ct_phantom = None
+        if ct_import is not None:  # as `iort plan --ct --rtstruct --roi-map`
+            from openiort.inputs.ct import load_ct
+
+            ct_phantom, _ = load_ct(
+                ct_import["ct_dir"],
+                ct_import["rtstruct"],
+                roi_names=ct_import["roi_map"],
+                laterality=case.laterality,
+                synonyms=False,  # the user confirmed every ROI's structure
+            )
+        xray_data = source_data if case.intent.technique == "xray" else None  # x-ray file
+        if case.intent.technique == "hdr":
+            xray_data = hdr_source_data  # the afterloader's source record
+        electron_data = machine_data if case.intent.technique == "electron" else None
+        plan = plan_case(
+            case,
+            Path(xray_data) if xray_data else None,
+            machine_data=electron_data,
+            ct_phantom=ct_phantom,
+        )
         plan_json = write_plan_files(plan, case, out_dir)
         return WorkerOutcome("ok", plan_json, seconds=time.perf_counter() - started)
     except OpenIortInputError as exc:  # the case, or what it asks of the devices, cannot be used

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from openiort.devices.xray import load_example_source
+from openiort.devices.xray_second_check import load_model
 
 HERE = Path(__file__).parent
 HEADER = "# Synthetic test data (openiort tests), not measured: see make_department_source.py\n"
@@ -46,5 +47,10 @@ for diameter in source.diameters_cm:
     + "dose_definition: V4.0\n"
     + "bare_probe_csv: bare_probe.csv\n"
     + "transfer_coefficients_csv: transfer.csv\n"
+    + "second_check_reference:\n"
+    + "  distance_from_source_mm: 10.0\n"
+    + f"  dose_rate_gy_min: {load_model().nominal_output_v40_gy_min}\n"
+    + "  dose_definition: V4.0\n"
+    + '  source: "synthetic: the second-check model\'s nominal output"\n'
 )
 print(f"wrote {HERE}")

@@ -21,7 +21,9 @@ The package, by job: :mod:`.device` (the device: manifest, measured tables, moni
 beam lookup, typical beam-on time), :mod:`.beam_data` (beam-data files: locating, hashing,
 reading, compacting), :mod:`.beams` (one beam's 3D dose and its derived quantities),
 :mod:`.discs` (shielding discs), :mod:`.files` (the packaged data files and planning defaults),
-:mod:`.errors`.
+:mod:`.machine_format` and :mod:`.machine` (the machine-data format of a department's machine
+and of the shipped examples: YAML plus CSV tables, read and checked), :mod:`.pdd_beams` (3D dose
+from measured PDD and profiles), :mod:`.errors`.
 """
 
 from openiort.datafiles import sha256_file
@@ -50,12 +52,15 @@ from openiort.devices.electron.files import (
     planning_defaults,
     planning_value,
 )
+from openiort.devices.electron.machine import EXAMPLE_MACHINES, load_machine_data
+from openiort.devices.electron.machine_format import machine_json_schema
 
 __all__ = [
     "BEAM_DATA_ENV",
     "DATA_DIR",
     "DEFAULT_MANIFEST",
     "DISCS_FILE",
+    "EXAMPLE_MACHINES",
     "PLANNING_DEFAULTS_FILE",
     "QUANTUM",
     "BeamCharacteristics",
@@ -71,6 +76,8 @@ __all__ = [
     "build_compact_beam_file",
     "get_disc",
     "load_electron_device",
+    "load_machine_data",
+    "machine_json_schema",
     "planning_defaults",
     "planning_value",
     "sha256_beam_directory",

@@ -3,43 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from openiort.datafiles import parse_commented_csv, path_label
-from openiort.devices.electron.beam_data import BeamSource, load_beam, resolve_source
+from openiort.datafiles import path_label
+from openiort.delivery import DeviceDataRef
+from openiort.devices.electron.beam_data import BeamSource, load_beam
 from openiort.devices.electron.beams import ElectronBeam, beam_key
+from openiort.devices.electron.discs import ShieldingDisc, get_disc
 from openiort.devices.electron.errors import ElectronDataError, ElectronSettingError
-from openiort.devices.electron.files import (
-    DEFAULT_MANIFEST,
-    data_text,
-    entry_value,
-    limits_pair,
-    planning_value,
-)
+from openiort.devices.electron.files import DEFAULT_MANIFEST, data_text, planning_value
+from openiort.devices.electron.machine_format import ChamberMode
 
 BEAM_DATA_ENV = "OPENIORT_ELECTRON_BEAM_DATA"
 
 Settings = tuple[int, int, int]
-
-
-def _read_table(name: str, unit_scale: float) -> dict[Settings, float]:
-    rows = parse_commented_csv(data_text(name))
-    table: dict[Settings, float] = {}
-    for row in rows:
-        a, b = int(row["applicator_cm"]), int(row["bevel_deg"])
-        for col, val in row.items():
-            if col.startswith("energy_") and col.endswith("MeV"):
-                e = int(col.removeprefix("energy_").removesuffix("MeV"))
-                table[(a, b, e)] = float(val) * unit_scale
-    if not table:
-        raise ElectronDataError(f"{name}: no rows")
-    return table
 
 
 @dataclass(frozen=True)
@@ -102,7 +83,76 @@ class ElectronDevice:
     beam_data_matches_release: bool
     data_notes: tuple[str, ...] = ()
     typical_beam_on_time: TypicalBeamOnTime | None = None
+    # Identity and provenance (docs/electron-machine-data.md): example or department data.
+    status: str = "example"
+    model: str = ""
+    serial: str | None = None
+    effective_date: str | None = None
+    commissioned_by: str | None = None
+    chamber_correction_mode: ChamberMode = "pressure"
+    data_sha256: str = ""
+    machine_file: str = ""
+    discs: dict[str, ShieldingDisc] | None = field(default=None, repr=False)
+    independent_output_factors: dict[Settings, float] | None = field(default=None, repr=False)
+    second_check_description: str = ""
     _source: BeamSource | None = field(default=None, repr=False)
+    _beam_factory: Callable[[int, int, int], ElectronBeam] | None = field(default=None, repr=False)
+    _beams: dict[Settings, ElectronBeam] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_example(self) -> bool:
+        return self.status != "department"
+
+    @property
+    def label(self) -> str:
+        """The machine as plans name it; example data say so."""
+        serial = f" (serial {self.serial})" if self.serial else ""
+        if self.is_example:
+            return f"{self.name}: example machine, not your machine"
+        return f"{self.name}{serial}"
+
+    def data_ref(self) -> DeviceDataRef:
+        """The device data behind a plan, as its delivery records them."""
+        return DeviceDataRef(
+            name=self.name,
+            status="department" if self.status == "department" else "example",
+            version=self.data_version or None,
+            effective_date=self.effective_date,
+            commissioned_by=self.commissioned_by,
+            serial=self.serial,
+            sha256=self.data_sha256 or self.beam_data_sha256,
+        )
+
+    def disc(self, name: str) -> ShieldingDisc:
+        """A shielding disc of this machine's set (the packaged discs when it names none)."""
+        if self.discs is None:
+            return get_disc(name)
+        if name not in self.discs:
+            raise ElectronSettingError(
+                f"unknown shielding disc {name!r} for {self.name}; known: "
+                f"{', '.join(sorted(self.discs))}"
+            )
+        return self.discs[name]
+
+    def independent_output_factor(
+        self, applicator_cm: float, bevel_deg: float, energy_mev: float
+    ) -> float:
+        """The second check's output factor (cGy/MU): the department's independent table, or
+        for 3D Monte Carlo beam data the Monte Carlo output factor."""
+        key = self.check_settings(applicator_cm, bevel_deg, energy_mev)
+        if self.independent_output_factors is not None:
+            return self.independent_output_factors[key]
+        return self.mc_output_factor(*key)
+
+    @property
+    def second_check_method(self) -> str:
+        if self.second_check_description:
+            return self.second_check_description
+        return (
+            "output factor from the Monte Carlo data (dose per history at the clinical-axis "
+            f"maximum relative to the {self.calibration_applicator_cm} cm / "
+            f"{self.calibration_bevel_deg} deg calibration applicator), same pressure correction"
+        )
 
     def check_settings(self, applicator_cm: float, bevel_deg: float, energy_mev: float) -> Settings:
         """Validate a setting triple against the data, returning it as integers."""
@@ -134,6 +184,10 @@ class ElectronDevice:
     def beam(self, applicator_cm: float, bevel_deg: float, energy_mev: float) -> ElectronBeam:
         """The 3D beam data of a setting."""
         a, b, e = self.check_settings(applicator_cm, bevel_deg, energy_mev)
+        if self._beam_factory is not None:
+            if (a, b, e) not in self._beams:
+                self._beams[(a, b, e)] = self._beam_factory(a, b, e)
+            return self._beams[(a, b, e)]
         if self._source is None:
             raise ElectronDataError(f"{self.name}: no beam data source")
         beam = load_beam(
@@ -156,6 +210,10 @@ class ElectronDevice:
         calibration applicator at the same energy, times the calibration (cGy/MU).
         """
         a, b, e = self.check_settings(applicator_cm, bevel_deg, energy_mev)
+        if self._beam_factory is not None:
+            raise ElectronDataError(
+                f"{self.name}: measured beam data carry no Monte Carlo output factor"
+            )
         ref = self.beam(self.calibration_applicator_cm, self.calibration_bevel_deg, e)
         return self.calibration_cgy_per_mu * self.beam(a, b, e).mc_axis_max / ref.mc_axis_max
 
@@ -173,6 +231,14 @@ class ElectronDevice:
             "reference_pressure_hpa": self.reference_pressure_hpa,
             "temperature_correction": self.temperature_correction,
             "calibration": self.calibration,
+            "status": self.status,
+            "example_machine": self.is_example,
+            "label": self.label,
+            "model": self.model,
+            "serial": self.serial,
+            "chamber_correction_mode": self.chamber_correction_mode,
+            "data_sha256": self.data_sha256,
+            "second_check_method": self.second_check_method,
         }
 
 
@@ -200,57 +266,12 @@ def load_electron_device(beam_data: str | Path | None = None) -> ElectronDevice:
 
 @cache
 def _load_device_cached(beam_data: str | None) -> ElectronDevice:
-    manifest = yaml.safe_load(data_text(DEFAULT_MANIFEST))
-    source, matches = resolve_source(beam_data, manifest)
-    of = _read_table(str(manifest["output_factor_file"]), 1.0)
-    r90 = _read_table(str(manifest["r90_file"]), 10.0)  # cm -> mm
-    chamber = manifest["monitor_chamber"]
-    cal = manifest["calibration"]
-    applicators = tuple(int(v) for v in manifest["applicators_cm"])
-    bevels = tuple(int(v) for v in manifest["bevels_deg"])
-    energies = tuple(int(v) for v in manifest["energies_mev"])
-    expected = {(a, b, e) for a in applicators for b in bevels for e in energies}
-    for label, table in (("output factor", of), ("R90", r90)):
-        if set(table) != expected:
-            raise ElectronDataError(
-                f"{manifest['name']}: the {label} table does not cover every setting"
-            )
-    cal_key = (int(cal["applicator_cm"]), int(cal["bevel_deg"]))
-    for e in energies:
-        if abs(of[(*cal_key, e)] - float(cal["cgy_per_mu"])) > 1e-9:
-            raise ElectronDataError(
-                f"{manifest['name']}: output factor of the calibration applicator at {e} MeV "
-                f"is {of[(*cal_key, e)]}, not the calibration {cal['cgy_per_mu']} cGy/MU"
-            )
-    t_ref = chamber.get("reference_temperature_c")
-    return ElectronDevice(
-        name=str(manifest["name"]),
-        manufacturer=str(manifest["manufacturer"]),
-        data_version=str(manifest["data_version"]),
-        citations=tuple(str(c) for c in manifest["citations"]),
-        applicators_cm=applicators,
-        bevels_deg=bevels,
-        energies_mev=energies,
-        output_factor_cgy_per_mu=of,
-        r90_measured_mm=r90,
-        reference_pressure_hpa=float(entry_value(chamber["reference_pressure_hpa"])),
-        temperature_correction=bool(entry_value(chamber["temperature_correction"])),
-        reference_temperature_c=None if entry_value(t_ref) is None else float(entry_value(t_ref)),
-        pressure_limits_hpa=limits_pair(entry_value(chamber["pressure_limits_hpa"])),
-        temperature_limits_c=limits_pair(entry_value(chamber["temperature_limits_c"])),
-        max_dose_cgy=float(entry_value(manifest["max_dose_cgy"])),
-        calibration_applicator_cm=cal_key[0],
-        calibration_bevel_deg=cal_key[1],
-        calibration_cgy_per_mu=float(cal["cgy_per_mu"]),
-        calibration=str(cal["description"]),
-        beam_data_path=str(source.path),
-        beam_data_kind=source.kind,
-        beam_data_sha256=source.sha256,
-        beam_data_matches_release=matches,
-        data_notes=tuple(str(n) for n in manifest.get("data_notes", [])),
-        typical_beam_on_time=_beam_on_time(manifest.get("typical_beam_on_time_min")),
-        _source=source,
+    from openiort.devices.electron.machine import _Reader, build_device
+
+    device: ElectronDevice = build_device(
+        data_text(DEFAULT_MANIFEST), DEFAULT_MANIFEST, _Reader(None), beam_data
     )
+    return device
 
 
 def with_monitor_chamber(device: ElectronDevice, **changes: Any) -> ElectronDevice:
@@ -262,9 +283,14 @@ def with_monitor_chamber(device: ElectronDevice, **changes: Any) -> ElectronDevi
         "pressure_limits_hpa",
         "temperature_limits_c",
     }
+    if "temperature_correction" in changes and "chamber_correction_mode" not in changes:
+        changes["chamber_correction_mode"] = (
+            "pressure_temperature" if changes["temperature_correction"] else "pressure"
+        )
+    allowed.add("chamber_correction_mode")
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"not monitor-chamber fields: {', '.join(sorted(unknown))}")
-    fields = {k: getattr(device, k) for k in device.__dataclass_fields__}
+    fields = {k: getattr(device, k) for k in device.__dataclass_fields__ if k != "_beams"}
     fields.update(changes)
     return ElectronDevice(**fields)

@@ -38,6 +38,7 @@ class ShieldingDisc:
     max_stopped_energy_mev: float | None
     sources: tuple[str, ...]
     verification: dict[str, str] = field(hash=False, compare=False)
+    diameters_mm: tuple[float, ...] = ()  # the sizes the department holds (empty: any)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.transmission_fraction < 1.0:
@@ -86,39 +87,67 @@ class ShieldingDisc:
             "transmission_fraction": self.transmission_fraction,
             "sources": list(self.sources),
             "verification": dict(self.verification),
+            **({"diameters_mm": list(self.diameters_mm)} if self.diameters_mm else {}),
         }
+
+
+def discs_from_yaml(doc: Any, source: str) -> dict[str, ShieldingDisc]:
+    """The disc types of a discs file (format of ``data/electron/shielding_discs.yaml``, each
+    disc optionally with the ``diameters_mm`` held); one problem per malformed disc."""
+    problems: list[str] = []
+    discs: dict[str, ShieldingDisc] = {}
+    try:
+        decay = float(doc["backscatter_decay_length_mm"])
+        decay_note = str(doc.get("backscatter_decay_verification", ""))
+        entries = dict(doc["discs"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ElectronDataError(
+            f"{source}: needs backscatter_decay_length_mm and a 'discs' mapping ({exc})",
+            source=source,
+        ) from None
+    for name, d in entries.items():
+        try:
+            bs, tr = d["backscatter"], d["transmission"]
+            discs[str(name)] = ShieldingDisc(
+                name=str(name),
+                description=str(d["description"]),
+                layers=tuple(
+                    (str(layer["material"]), float(layer["thickness_mm"])) for layer in d["layers"]
+                ),
+                backscatter_energies_mev=tuple(float(e) for e in bs["energies_mev"]),
+                backscatter_increase_pct=tuple(float(v) for v in bs["increase_pct"]),
+                backscatter_reference_distance_mm=float(bs["reference_distance_mm"]),
+                backscatter_decay_length_mm=decay,
+                transmission_fraction=float(tr["fraction"]),
+                max_stopped_energy_mev=None
+                if tr.get("max_stopped_energy_mev") is None
+                else float(tr["max_stopped_energy_mev"]),
+                sources=tuple(str(s) for s in d["sources"]),
+                verification={
+                    "backscatter": str(bs["verification"]),
+                    "transmission": str(tr["verification"]),
+                    "backscatter_decay_length": decay_note,
+                },
+                diameters_mm=tuple(float(v) for v in d.get("diameters_mm", ()) or ()),
+            )
+        except ElectronDataError as exc:
+            problems += [f"{source}: {p}" for p in exc.problems]
+        except (KeyError, TypeError, ValueError) as exc:
+            problems.append(
+                f"{source}: disc {name}: needs description, layers (material, thickness_mm), "
+                f"sources, backscatter and transmission with their verification ({exc!r})"
+            )
+    if problems:
+        raise ElectronDataError(*problems, source=source)
+    if not discs:
+        raise ElectronDataError(f"{source}: no discs", source=source)
+    return discs
 
 
 @cache
 def shielding_discs() -> dict[str, ShieldingDisc]:
     """The disc types in ``data/electron/shielding_discs.yaml``."""
-    doc = yaml.safe_load(data_text(DISCS_FILE))
-    decay = float(doc["backscatter_decay_length_mm"])
-    discs: dict[str, ShieldingDisc] = {}
-    for name, d in doc["discs"].items():
-        bs, tr = d["backscatter"], d["transmission"]
-        discs[name] = ShieldingDisc(
-            name=name,
-            description=str(d["description"]),
-            layers=tuple(
-                (str(layer["material"]), float(layer["thickness_mm"])) for layer in d["layers"]
-            ),
-            backscatter_energies_mev=tuple(float(e) for e in bs["energies_mev"]),
-            backscatter_increase_pct=tuple(float(v) for v in bs["increase_pct"]),
-            backscatter_reference_distance_mm=float(bs["reference_distance_mm"]),
-            backscatter_decay_length_mm=decay,
-            transmission_fraction=float(tr["fraction"]),
-            max_stopped_energy_mev=None
-            if tr.get("max_stopped_energy_mev") is None
-            else float(tr["max_stopped_energy_mev"]),
-            sources=tuple(str(s) for s in d["sources"]),
-            verification={
-                "backscatter": str(bs["verification"]),
-                "transmission": str(tr["verification"]),
-                "backscatter_decay_length": str(doc["backscatter_decay_verification"]),
-            },
-        )
-    return discs
+    return discs_from_yaml(yaml.safe_load(data_text(DISCS_FILE)), DISCS_FILE)
 
 
 def get_disc(name: str) -> ShieldingDisc:

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from openiort.anatomy.phantom import Phantom
-from openiort.delivery import DeviceDataRef, ElectronDelivery, ElectronPlacement
+from openiort.delivery import ElectronDelivery, ElectronPlacement
 from openiort.devices.electron import ElectronBeam, ElectronDevice, planning_value
 from openiort.dose.electron import DiscPlacement, central_axis_dose
 from openiort.dosegrid import DoseGrid
@@ -63,12 +63,7 @@ def _delivery(
 ) -> ElectronDelivery:
     """The plan as a delivery: setting, MU, calibration and its placement in the phantom."""
     return ElectronDelivery(
-        device=DeviceDataRef(
-            name=dev.name,
-            status="example",  # the built-in LIAC HWL data (a department machine format is to come)
-            version=dev.data_version,
-            sha256=dev.beam_data_sha256,
-        ),
+        device=dev.data_ref(),  # example or department machine data (devices/electron/machine)
         applicator_diameter_cm=result.applicator_diameter_cm,
         bevel_deg=result.bevel_deg,
         energy_mev=result.energy_mev,
@@ -78,11 +73,11 @@ def _delivery(
         prescription_gy=result.prescription_gy,
         isodose_pct=result.isodose_pct,
         dose_max_gy=result.delivered_dose_max_gy,
-        chamber_correction_mode="pressure_temperature"
-        if dev.temperature_correction
-        else "pressure",
+        chamber_correction_mode=dev.chamber_correction_mode,
         chamber_correction_factor=result.chamber_correction,
-        reference_pressure_hpa=dev.reference_pressure_hpa,
+        reference_pressure_hpa=dev.reference_pressure_hpa
+        if dev.chamber_correction_mode in ("pressure", "pressure_temperature")
+        else None,
         reference_temperature_c=dev.reference_temperature_c,
         placement=ElectronPlacement(
             entry_point_mm=place.entry,

@@ -20,6 +20,15 @@ def chamber_correction(
     An open monitor chamber reads less at lower air density, so each MU delivers more dose:
     MU scale with P / P_ref and, where the device corrects temperature, with T_ref / T (kelvin).
     """
+    if device.chamber_correction_mode in ("sealed", "daily_output_check"):
+        # No air input: a sealed chamber needs none; with the daily output check the day's
+        # output factor carries the air (applied at the console, openiort.session).
+        if pressure_hpa != device.reference_pressure_hpa or temperature_c is not None:
+            raise ElectronPlanningError(
+                f"{device.name}: the monitor chamber takes no pressure or temperature "
+                f"({device.chamber_correction_mode.replace('_', ' ')}); leave them out"
+            )
+        return 1.0
     lo, hi = device.pressure_limits_hpa
     if not np.isfinite(pressure_hpa) or not lo <= pressure_hpa <= hi:
         raise ElectronPlanningError(
@@ -208,7 +217,8 @@ def second_check(request: MuRequest, device: ElectronDevice | None = None) -> Se
     dev = device or load_electron_device()
     r = request
     primary = calculate_mu(r, dev).monitor_units_exact
-    of_mc = dev.mc_output_factor(r.applicator_cm, r.bevel_deg, r.energy_mev)
+    # The machine's independent data: Monte Carlo output factors, or the department's table.
+    of_mc = dev.independent_output_factor(r.applicator_cm, r.bevel_deg, r.energy_mev)
     mu2 = calculate_mu(r, dev, output_factor_cgy_per_mu=of_mc).monitor_units_exact
     return SecondCheck(
         monitor_units=round(mu2),
@@ -219,10 +229,5 @@ def second_check(request: MuRequest, device: ElectronDevice | None = None) -> Se
         ),
         difference_pct=100.0 * (mu2 - primary) / primary,
         action_level_pct=float(planning_value("second_check_action_level_pct")),
-        method=(
-            "output factor from the Monte Carlo data (dose per history at the clinical-axis "
-            "maximum "
-            f"relative to the {dev.calibration_applicator_cm} cm / {dev.calibration_bevel_deg} deg "
-            "calibration applicator), same pressure correction"
-        ),
+        method=dev.second_check_method,
     )

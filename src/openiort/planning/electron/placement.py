@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -195,16 +196,18 @@ def place_disc(
     depth_mm: float,
     depth_w_mm: float,
     applicator_cm: int,
+    lookup: Callable[[str], ShieldingDisc] = get_disc,
 ) -> tuple[DiscPlacement | None, list[str]]:
     """The shielding disc under the target at ``depth_mm`` (``depth_w_mm`` water-equivalent,
-    bolus included), and the warnings on it: too small, beam beyond its rim, transmission."""
+    bolus included), and the warnings on it: too small, beam beyond its rim, transmission.
+    ``lookup`` finds the disc type (the machine's own set: ``ElectronDevice.disc``)."""
     warnings: list[str] = []
     if disc_name is None:
         warnings.append(
             "no shielding disc: the chest wall, ribs and lung receive the beam's full exit dose"
         )
         return None, warnings
-    d = get_disc(disc_name)
+    d = lookup(disc_name)
     placement = _disc_placement(beam, d, depth_mm, depth_w_mm, diameter_mm)
     if placement.diameter_mm < 10.0 * applicator_cm:
         warnings.append(

@@ -57,7 +57,12 @@ class ElectronPlanSettings:
     applicator_cm, bevel_deg, energy_mev:
         Force a setting instead of choosing it.
     bolus_mm:
-        Water-equivalent bolus on the gland surface.
+        Water-equivalent bolus on the gland surface; ``None``: the planner's choice (enough to
+        lift the build-up into the bolus and keep R90 near the disc, see
+        :func:`~openiort.planning.electron.selection.select_beam`).
+    target_relative_electron_density:
+        Electron density of the gland layer relative to water, without a phantom (default 1;
+        with a phantom, the placed target's mean).
     lateral_margin_mm:
         Margin between target edge and 90 % isodose (default from the planning data).
     disc:
@@ -77,7 +82,8 @@ class ElectronPlanSettings:
     applicator_cm: int | None = None
     bevel_deg: int | None = None
     energy_mev: int | None = None
-    bolus_mm: float = 0.0
+    bolus_mm: float | None = None
+    target_relative_electron_density: float | None = None
     lateral_margin_mm: float | None = None
     disc: str | None = "al_pb"
     disc_diameter_mm: float | None = None
@@ -126,8 +132,13 @@ def _prescription(
         if s.lateral_margin_mm is not None
         else planning_value("lateral_margin_mm")
     )
-    if not np.isfinite(s.bolus_mm) or s.bolus_mm < 0:
+    if s.bolus_mm is not None and (not np.isfinite(s.bolus_mm) or s.bolus_mm < 0):
         raise ElectronPlanningError(f"bolus thickness must be >= 0 mm, got {s.bolus_mm}")
+    rho = s.target_relative_electron_density
+    if rho is not None and (not np.isfinite(rho) or not 0.5 <= rho <= 2.0):
+        raise ElectronPlanningError(
+            f"relative electron density of the gland layer must be in [0.5, 2], got {rho}"
+        )
     if margin < 0:
         raise ElectronPlanningError(f"lateral margin must be >= 0 mm, got {margin}")
     check_dose_inputs(dev, prescription_gy * 100.0, iso, s.rescale)
@@ -144,10 +155,11 @@ def _monitor_units(
     """The worksheet MU and the independent check, from one request (today's air or reference)."""
     if s.pressure_hpa is None:
         pressure = dev.reference_pressure_hpa
-        warnings.append(
-            f"air pressure not given: MU computed at the reference pressure {pressure:g} hPa; "
-            "recompute with today's pressure before treatment"
-        )
+        if dev.chamber_correction_mode in ("pressure", "pressure_temperature"):
+            warnings.append(
+                f"air pressure not given: MU computed at the reference pressure {pressure:g} "
+                "hPa; recompute with today's pressure before treatment"
+            )
     else:
         pressure = float(s.pressure_hpa)
     request = MuRequest(
@@ -158,7 +170,10 @@ def _monitor_units(
         pressure_hpa=pressure,
         isodose_pct=rx.isodose_pct,
         rescale=s.rescale,
-        temperature_c=s.temperature_c,
+        # Without the day's air the MU are at the chamber's reference air, temperature included.
+        temperature_c=s.temperature_c
+        if s.pressure_hpa is not None or not dev.temperature_correction
+        else dev.reference_temperature_c,
     )
     primary = calculate_mu(request, dev)
     check = second_check(request, dev)
@@ -206,7 +221,7 @@ def plan_electron(
 
     # Placement in the phantom: target, its electron density, gland-surface inclination
     place: BeamPlacement | None = None
-    rho_target = 1.0
+    rho_target = s.target_relative_electron_density or 1.0
     inclination = s.surface_inclination_deg
     if phantom is not None:
         place = choose_placement(phantom, s.in_phantom, rx.thickness_mm, rx.width_mm)
@@ -250,12 +265,13 @@ def plan_electron(
         s.disc,
         s.disc_diameter_mm,
         float(rx.thickness_mm),
-        need.depth_mm + need.bolus_mm,
+        need.depth_mm + sel.bolus_mm,
         sel.applicator_cm,
+        lookup=dev.disc,  # the machine's own disc set
     )
     warnings += disc_warnings
     depth, prof, dose_at_depth = depth_profile(
-        sel.beam, delivered_max, disc, s.bolus_mm, rho_target, rx.thickness_mm
+        sel.beam, delivered_max, disc, sel.bolus_mm, rho_target, rx.thickness_mm
     )
 
     chars = sel.beam.characteristics
@@ -267,7 +283,7 @@ def plan_electron(
         prescription_gy=rx.prescription_gy,
         isodose_pct=rx.isodose_pct,
         pressure_hpa=request.pressure_hpa,
-        temperature_c=s.temperature_c,
+        temperature_c=request.temperature_c,
         chamber_correction=primary.chamber_correction,
         rescale=s.rescale,
         output_factor_cgy_per_mu=primary.output_factor_cgy_per_mu,
@@ -287,7 +303,8 @@ def plan_electron(
         target_width_mm=float(rx.width_mm),
         required_width90_mm=need.required_width_mm,
         surface_inclination_deg=float(inclination),
-        bolus_mm=float(s.bolus_mm),
+        bolus_mm=float(sel.bolus_mm),
+        bolus_reason=sel.bolus_reason,
         disc=None if disc is None else disc.to_dict(),
         depth_mm=depth,
         depth_dose_gy=prof,
@@ -302,7 +319,7 @@ def plan_electron(
             place,
             disc,
             dev,
-            bolus_mm=s.bolus_mm,
+            bolus_mm=sel.bolus_mm,
             density_scaling=s.in_phantom.density_scaling,
         )
     return result

@@ -66,6 +66,9 @@ class ElectronPlanResult:
     delivery: ElectronDelivery | None = None
     geometry: dict[str, Any] = field(default_factory=dict)
     target_mask: NDArray[np.bool_] | None = None
+    bolus_reason: str = ""
+    operating_room: dict[str, Any] | None = None  # the OR-phantom figures (or_geometry)
+    overrides: list[dict[str, Any]] = field(default_factory=list)  # choices set in the case
 
     @property
     def technique(self) -> str:
@@ -118,6 +121,7 @@ class ElectronPlanResult:
             },
             "surface_inclination_deg": self.surface_inclination_deg,
             "bolus_mm": self.bolus_mm,
+            "bolus_reason": self.bolus_reason,
             "disc": self.disc,
             "depth_profile": {
                 "depth_mm": [round(float(d), 3) for d in self.depth_mm],
@@ -127,6 +131,8 @@ class ElectronPlanResult:
             "structures": {k: v.to_dict() for k, v in self.structures.items()},
             "rejected_alternatives": [r.to_dict() for r in self.rejected_alternatives],
             "geometry": self.geometry,
+            "operating_room": self.operating_room,
+            "overrides": list(self.overrides),
             "dose_grid": None
             if self.dose is None
             else {
