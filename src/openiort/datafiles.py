@@ -288,6 +288,24 @@ def read_checked(
     return DataFile("", str(path), data, digest)
 
 
+def read_department_file(folder: Path, name: str, what: str) -> DataFile:
+    """A file of a department's own device data (``what``: "machine data", "source record"),
+    checked against its folder's manifest, which ``iort devices manifest FOLDER`` writes once
+    the data are reviewed; a folder without one is refused, never trusted."""
+    remake = f"`iort devices manifest {folder}`"
+    if not (folder / MANIFEST).is_file():
+        raise DataFileError(
+            f"{path_label(folder)}: no {MANIFEST}: once the department's {what} are reviewed, "
+            f"record their hashes with {remake}",
+            source=path_label(folder),
+        )
+    fix = (
+        f"restore the file from the reviewed {what}; if the change is reviewed, re-make the "
+        f"manifest with {remake}"
+    )
+    return read_checked(folder, name, fresh=True, fix=fix)
+
+
 @cache
 def read_data(package: str, path: str) -> DataFile:
     """A package data file, e.g. ``read_data("openiort.anatomy", "data/materials.csv")``,

@@ -46,10 +46,9 @@ import numpy as np
 import yaml
 
 from openiort.datafiles import (
-    MANIFEST,
     DataFileError,
     parse_commented_csv,
-    read_checked,
+    read_department_file,
     sha256_texts,
 )
 from openiort.devices.hdr import (
@@ -157,18 +156,8 @@ class HdrSourceRecord:
 
 
 def _checked(path: Path, name: str) -> str:
-    if not (path.parent / MANIFEST).is_file():
-        raise HdrSourceRecordError(
-            f"{path.parent}: no {MANIFEST}: once the department's source record is reviewed, "
-            f"record its hashes with `iort devices manifest {path.parent}`",
-            source=str(path),
-        )
-    fix = (
-        "restore the file from the reviewed record; if the change is reviewed, re-make the "
-        f"manifest with `iort devices manifest {path.parent}`"
-    )
     try:
-        return read_checked(path.parent, name, fresh=True, fix=fix).text
+        return read_department_file(path.parent, name, "source records").text
     except DataFileError as exc:
         raise HdrSourceRecordError(*exc.problems, source=str(path)) from None
 

@@ -25,11 +25,10 @@ import yaml
 from numpy.typing import NDArray
 
 from openiort.datafiles import (
-    MANIFEST,
     DataFileError,
     parse_commented_csv,
-    read_checked,
     read_data,
+    read_department_file,
     sha256_texts,
 )
 from openiort.delivery import DeviceDataRef
@@ -286,18 +285,8 @@ def _department_metadata(p: Path, meta: object) -> dict[str, str]:
 
 def _checked_department_text(p: Path, name: str) -> str:
     """A department data file, checked against the manifest of its folder."""
-    if not (p.parent / MANIFEST).is_file():
-        raise DeviceDataError(
-            f"{p.parent}: no {MANIFEST}: once the department's data are reviewed, record their "
-            f"hashes with `iort devices manifest {p.parent}`",
-            source=str(p),
-        )
-    fix = (
-        "restore the file from the commissioned set; if the change is reviewed, re-make the "
-        f"manifest with `iort devices manifest {p.parent}`"
-    )
     try:
-        return read_checked(p.parent, name, fresh=True, fix=fix).text
+        return read_department_file(p.parent, name, "source data").text
     except DataFileError as exc:
         raise DeviceDataError(*exc.problems, source=str(p)) from None
 

@@ -19,13 +19,11 @@ import yaml
 from pydantic import ValidationError
 
 from openiort.datafiles import (
-    MANIFEST,
     DataFile,
     DataFileError,
     parse_commented_csv,
-    path_label,
-    read_checked,
     read_data,
+    read_department_file,
     sha256_chunks,
 )
 from openiort.devices.electron.beam_data import BeamSource, resolve_source
@@ -55,18 +53,8 @@ class _Reader:
     def read(self, name: str) -> DataFile:
         if self.folder is None:
             return read_data("openiort.devices", f"{DATA_DIR}/{name}")
-        if not (self.folder / MANIFEST).is_file():
-            raise ElectronDataError(
-                f"{path_label(self.folder)}: no {MANIFEST}: once the department's machine data "
-                f"are reviewed, record their hashes with `iort devices manifest {self.folder}`",
-                source=str(self.folder),
-            )
-        fix = (
-            "restore the file from the commissioned set; if the change is reviewed, re-make the "
-            f"manifest with `iort devices manifest {self.folder}`"
-        )
         try:
-            return read_checked(self.folder, name, fresh=True, fix=fix)
+            return read_department_file(self.folder, name, "machine data")
         except DataFileError as exc:
             raise ElectronDataError(*exc.problems, source=str(self.folder)) from None
 
