@@ -8,16 +8,26 @@ ask for new plans and follow their jobs. Static-file requests measured in the sa
 the baseline. Prints requests per second, latency percentiles per kind of request, the error
 count, refusals by design (planning queue full) and the plans completed. Never fails on time.
 
-Usage: ``python benchmarks/bench_web.py [--users 50] [--planners 5] [--duration 30]``
+The same load is run twice in one run, on copies of the same seeded database: against one
+server process (planning in its own worker pool), then against ``iort serve --workers 2`` with
+one ``iort worker`` (the same planning capacity; jobs in the database queue), and the two
+figures are printed side by side. Both runs on a throwaway PostgreSQL cluster
+(scripts/pg_test_cluster.sh; ``--database sqlite`` for SQLite files, where several processes
+contend for SQLite's single writer).
+
+Usage: ``python benchmarks/bench_web.py [--users 50] [--planners 5] [--duration 30]
+[--processes 1,2] [--database postgresql|sqlite]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -25,11 +35,13 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import yaml
 from argon2 import PasswordHasher
 
@@ -44,6 +56,7 @@ from openiort.web.worker import write_plan_files
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CASE = REPO / "src" / "openiort" / "data" / "demo_case.yaml"
+DEPARTMENT_SOURCE = REPO / "tests" / "data" / "department_xray_source" / "source.yaml"
 PASSWORD = "benchmark password 1"
 SEAL_KEY = "bench-seal-key-not-for-production-0123456789"
 SESSION_SECRET = "bench-session-secret-not-for-production-0123"
@@ -68,17 +81,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _seed(root: Path) -> tuple[str, int, int, int]:
-    """Database with users, the demo case and its approved plan; (url, case, plan, slices)."""
+@dataclass(frozen=True)
+class Demo:
+    """The demo case planned once, its files in ``folder``."""
+
+    data: dict[str, Any]
+    plan_json: dict[str, Any]
+    folder: Path
+    n_slices: int
+
+
+def _plan_demo(root: Path) -> Demo:
     data = yaml.safe_load(DEMO_CASE.read_text("utf-8"))
     print("planning the demo case once for the plan pages ...", flush=True)
     t0 = time.perf_counter()
-    result = plan_case(parse_case(data))
-    files = root / "plans"
-    staging = root / "staging"
-    plan_json = write_plan_files(result, parse_case(data), staging)
+    # Department device data: plans of the example source cannot be approved.
+    result = plan_case(parse_case(data), DEPARTMENT_SOURCE)
+    folder = root / "demo-plan"
+    plan_json = write_plan_files(result, parse_case(data), folder)
     print(f"  planned and written in {time.perf_counter() - t0:.1f} s", flush=True)
-    url = f"sqlite:///{root / 'records.sqlite3'}"
+    return Demo(data, plan_json, folder, int(result.phantom.grid.shape[0]))
+
+
+def _seed(root: Path, url: str, demo: Demo) -> tuple[int, int]:
+    """Users, the demo case and its approved plan in the database ``url`` (files under
+    ``root / "plans"``); (case id, plan id)."""
     engine = prepare_database(url)
     bind_key(engine, SEAL_KEY.encode())  # the server's key signs the record chains
     # Cheap argon2 parameters for the benchmark's own accounts only (logins are not measured).
@@ -88,20 +115,47 @@ def _seed(root: Path) -> tuple[str, int, int, int]:
             users_module.create_user(s, name, role, PASSWORD)
     with session_scope(engine) as s:
         phys = users_module.get_user(s, "phys")
-        case_id = new_case(s, phys, copy.deepcopy(data)).id
-        plan = service.store_plan(s, phys, case_id, plan_json)
+        case_id = new_case(s, phys, copy.deepcopy(demo.data)).id
+        plan = service.store_plan(s, phys, case_id, copy.deepcopy(demo.plan_json))
         plan_id = plan.id
     with session_scope(engine) as s:
         service.review_plan(s, users_module.get_user(s, "phys"), plan_id)
     with session_scope(engine) as s:  # a second person approves (four-eyes rule)
         service.approve_plan(s, users_module.get_user(s, "onc"), plan_id, key=SEAL_KEY.encode())
     engine.dispose()
-    files.mkdir()
-    os.replace(staging, files / str(plan_id))
-    return url, case_id, plan_id, int(result.phantom.grid.shape[0])
+    (root / "plans").mkdir(parents=True)
+    shutil.copytree(demo.folder, root / "plans" / str(plan_id))
+    return case_id, plan_id
 
 
-def _start_server(root: Path, url: str, port: int) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def _databases(kind: str, root: Path, names: list[str]) -> Iterator[dict[str, str]]:
+    """One empty database per name: SQLite files, or on a throwaway PostgreSQL cluster
+    (scripts/pg_test_cluster.sh, as the tests use)."""
+    if kind == "sqlite":
+        yield {n: f"sqlite:///{root / n / 'records.sqlite3'}" for n in names}
+        return
+    script = REPO / "scripts" / "pg_test_cluster.sh"
+    proc = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not start a PostgreSQL cluster:\n{proc.stderr}")
+    server_url = proc.stdout.strip().splitlines()[-1]
+    cluster_dir = server_url.split("host=", 1)[1].removesuffix("/socket")
+    try:
+        admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for n in names:
+                conn.execute(sa.text(f"CREATE DATABASE bench_{n.replace('-', '_')}"))
+        admin.dispose()
+        yield {n: server_url.replace("/postgres?", f"/bench_{n.replace('-', '_')}?") for n in names}
+    finally:
+        subprocess.run(["bash", str(script), "stop", cluster_dir], check=False)
+
+
+def _start_server(
+    root: Path, url: str, port: int, processes: int = 1
+) -> list[subprocess.Popen[bytes]]:
+    """The server (``processes`` web processes) and, for more than one, an ``iort worker``."""
     env = {
         **os.environ,
         "OPENIORT_DATA_DIR": str(root / "data"),
@@ -115,10 +169,15 @@ def _start_server(root: Path, url: str, port: int) -> subprocess.Popen[bytes]:
         f"serve(host='127.0.0.1', port={port}, database_url={url!r}, "
         f"files_dir=Path({str(root / 'plans')!r}), plan_workers=1, max_pending_plans=4, "
         "four_eyes=None, ssl_certfile=None, ssl_keyfile=None, forwarded_allow_ips=None, "
-        "log_level='warning')\n"
+        f"log_level='warning', workers={processes})\n"
     )
     log = open(root / "server.log", "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)]
+    if processes > 1:
+        worker = [sys.executable, "-m", "openiort.cli", "worker", "--database-url", url]
+        worker += ["--files-dir", str(root / "plans"), "--log-level", "warning"]
+        procs.append(subprocess.Popen(worker, env=env, stdout=log, stderr=log))
+    return procs
 
 
 async def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
@@ -136,7 +195,14 @@ async def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 async def _login(client: httpx.AsyncClient, username: str) -> None:
-    r = await client.post("/api/session", json={"username": username, "password": PASSWORD})
+    # Parallel logins from one address are let through a few at a time (openiort.web.ratelimit
+    # reserves each attempt's place; at most a few password hashes at once): wait and retry.
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        r = await client.post("/api/session", json={"username": username, "password": PASSWORD})
+        if r.status_code not in (429, 503) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2 + random.random() * 0.3)
     r.raise_for_status()
     client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
 
@@ -219,7 +285,10 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def _report(stats: Stats, duration_s: float, drained_s: float, users: int, planners: int) -> None:
+def _report(
+    stats: Stats, duration_s: float, drained_s: float, users: int, planners: int
+) -> tuple[float, float, float, int]:
+    """Print the run's table; (requests/s, p50 ms, p99 ms, errors) of all requests."""
     total = sum(len(v) for v in stats.latencies_s.values())
     errors = sum(stats.errors.values())
     print(
@@ -257,11 +326,17 @@ def _report(stats: Stats, duration_s: float, drained_s: float, users: int, plann
         else ""
     )
     print(f"plans computed during the run: {stats.plans_done} (failed {stats.plans_failed}){done}")
+    return (
+        total / duration_s,
+        _percentile(all_ms, 50),
+        _percentile(all_ms, 99),
+        errors,
+    )
 
 
 async def _run(
     base: str, users: int, planners: int, duration_s: float, ids: tuple[int, int, int]
-) -> None:
+) -> tuple[float, float, float, int]:
     case_id, plan_id, n_slices = ids
     start = time.perf_counter()
     stop = start + duration_s
@@ -272,7 +347,17 @@ async def _run(
         for i in range(users - planners)
     ]
     await asyncio.gather(*tasks)
-    _report(stats, duration_s, stats.last_answer - start, users, planners)
+    return _report(stats, duration_s, stats.last_answer - start, users, planners)
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main() -> None:
@@ -280,26 +365,49 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--planners", type=int, default=5)
     parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument(
+        "--processes", default="1,2", help="web process counts to compare (comma-separated)"
+    )
+    parser.add_argument(
+        "--database",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="the backend of every run (several processes are meant for PostgreSQL)",
+    )
     args = parser.parse_args()
     if not 1 <= args.planners <= args.users or args.duration <= 0:
         parser.error("need 1 <= planners <= users and a positive duration")
+    counts = [int(n) for n in args.processes.split(",")]
+    results: dict[int, tuple[float, float, float, int]] = {}
     with tempfile.TemporaryDirectory(prefix="openiort-bench-web-") as tmp:
-        root = Path(tmp)
-        url, case_id, plan_id, n_slices = _seed(root)
-        port = _free_port()
-        proc = _start_server(root, url, port)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            asyncio.run(_wait_ready(base, proc))
-            asyncio.run(
-                _run(base, args.users, args.planners, args.duration, (case_id, plan_id, n_slices))
-            )
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        demo = _plan_demo(Path(tmp))
+        names = [f"run-{n}" for n in counts]
+        with _databases(args.database, Path(tmp), names) as urls:
+            for n, name in zip(counts, names, strict=True):
+                root = Path(tmp) / name
+                case_id, plan_id = _seed(root, urls[name], demo)  # the same records each run
+                port = _free_port()
+                procs = _start_server(root, urls[name], port, n)
+                base = f"http://127.0.0.1:{port}"
+                extra = " + 1 iort worker" if n > 1 else ""
+                print(f"\n== {n} web process(es){extra}, {args.database}")
+                try:
+                    asyncio.run(_wait_ready(base, procs[0]))
+                    results[n] = asyncio.run(
+                        _run(
+                            base,
+                            args.users,
+                            args.planners,
+                            args.duration,
+                            (case_id, plan_id, demo.n_slices),
+                        )
+                    )
+                finally:
+                    _stop(procs)
+    print(f"\nall requests, same run ({args.database}):")
+    print(f"{'web processes':<16}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for n, (rate, p50, p99, errors) in results.items():
+        print(f"{n:<16}{rate:>8.1f}{p50:>9.1f}{p99:>9.1f}{errors:>8}")
 
 
 if __name__ == "__main__":

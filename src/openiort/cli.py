@@ -395,6 +395,11 @@ lazy_command(
     "Serve the team's web app (cases, verdicts, plans, approval, downloads) with uvicorn.",
 )
 lazy_command(
+    "worker",
+    "openiort.web.worker_command:worker",
+    "Compute queued plans for `iort serve --workers N` (run `iort db upgrade` first).",
+)
+lazy_command(
     "devices",
     "openiort.devices.commands:devices_app",
     "The department's own device data: record their hashes once they are reviewed.",

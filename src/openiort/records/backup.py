@@ -163,7 +163,8 @@ def _reset_sequences(conn: Connection) -> None:
     if conn.dialect.name != "postgresql":
         return
     for table in _tables():
-        if "id" in table.c:
+        # Integer ids only: a text id (plan_jobs) has no sequence.
+        if "id" in table.c and table.c.id.type.python_type is int:
             conn.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "

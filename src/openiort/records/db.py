@@ -202,18 +202,20 @@ def check_schema(engine: Engine) -> None:
     )
 
 
-def prepare_database(url: str | None = None) -> Engine:
+def prepare_database(url: str | None = None, *, create_schema: bool = True) -> Engine:
     """An engine for a database ready for use.
 
-    An empty database gets the schema created; a database at an older revision is refused
-    (:class:`SchemaError`), because migrating existing records is a step an administrator
-    takes deliberately, after a backup, with ``iort db upgrade``.
+    An empty database gets the schema created (unless ``create_schema`` is false: several
+    processes starting at once must not race to create it, so `iort db upgrade` runs first);
+    a database at an older revision is refused (:class:`SchemaError`), because migrating
+    existing records is a step an administrator takes deliberately, after a backup, with
+    ``iort db upgrade``.
     """
     check_sqlite_writable(url or database_url())
     engine = make_engine(url)
     with engine.connect() as conn:
         empty = not inspect(conn).get_table_names()
-    if empty:
+    if empty and create_schema:
         upgrade(engine)
     check_schema(engine)
     return engine

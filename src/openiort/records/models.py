@@ -445,3 +445,36 @@ class RevokedSession(Base):
 
     sid_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+PLAN_JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed")
+
+
+class PlanJob(Base):
+    """A planning job shared by every server and worker process (openiort.records.job_queue):
+    its inputs (the case data at ``case_version``), the claiming worker and its heartbeat, and
+    its outcome (the stored plan, or a message and problems fit to show the user). Not part of
+    the clinical record; finished jobs are pruned after a while."""
+
+    __tablename__ = "plan_jobs"
+    __table_args__ = (
+        CheckConstraint(_in("state", PLAN_JOB_STATES), name="state"),
+        Index("ix_plan_jobs_state_submitted_at", "state", "submitted_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case_id: Mapped[int] = mapped_column(Integer)
+    case_version: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(8))
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    submitted_at: Mapped[dt.datetime] = mapped_column()
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    plan_id: Mapped[int | None] = mapped_column(Integer)
+    result_dir: Mapped[str | None] = mapped_column(String(500))
+    message: Mapped[str] = mapped_column(Text, default="")
+    problems: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -63,6 +63,9 @@ def create_app(
     plan_workers: int = 1,
     max_pending_plans: int = 4,
     executor: Literal["process", "thread"] = "process",
+    external_planning: bool = False,
+    plan_heartbeat_s: float = 5.0,
+    plan_stale_after_s: float = 60.0,
     require_second_person: bool | None = None,
     allowed_hosts: tuple[str, ...] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -96,6 +99,14 @@ def create_app(
         Force the cookies' Secure flag on or off; default: on when served over https.
     plan_workers, max_pending_plans, executor:
         Planning processes, the bound on queued plans, and process or thread workers.
+    external_planning:
+        Put plans in the database queue for ``iort worker`` processes instead of planning
+        here (``iort serve --workers N``); the database must have been migrated beforehand
+        (``iort db upgrade``): an empty one is refused rather than several processes racing
+        to create the schema.
+    plan_heartbeat_s, plan_stale_after_s:
+        How often a plan computed here is stamped, and after how long without a stamp a job
+        is taken back (see :class:`WebConfig`).
     require_second_person:
         Four-eyes rule at approval (``None``: the department's audited setting, on unless
         turned off).
@@ -132,6 +143,9 @@ def create_app(
             plan_workers=plan_workers,
             max_pending_plans=max_pending_plans,
             executor=executor,
+            external_planning=external_planning,
+            plan_heartbeat_s=plan_heartbeat_s,
+            plan_stale_after_s=plan_stale_after_s,
             require_second_person=require_second_person,
             allowed_hosts=allowed_hosts,
             max_body_bytes=max_body_bytes,
@@ -147,7 +161,7 @@ def create_app(
             hdr_other_source_data=tuple(Path(p) for p in hdr_other_source_data),
             dicom_settings=Path(dicom_settings) if dicom_settings is not None else None,
         )
-    engine = prepare_database(database_url)
+    engine = prepare_database(database_url, create_schema=not config.external_planning)
     key = seal_key if seal_key is not None else records_seal_key()
     # The record chains are signed with the same key; their heads are kept beside the key
     # file (or where OPENIORT_CHAIN_HEADS_FILE says).

@@ -11,6 +11,7 @@ pass ``--forwarded-allow-ips`` with the proxy's address so that the proxy's
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import logging.config
 import os
@@ -23,6 +24,8 @@ from openiort.records.errors import RecordsError
 from openiort.web.config import WebConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# `iort serve --workers N`: the app's options, for each web process (app_from_environment).
+SERVE_OPTIONS_ENV = "OPENIORT_SERVE_OPTIONS"
 
 
 def _is_loopback(host: str) -> bool:
@@ -83,8 +86,38 @@ def serve(
         typer.Option(help="Folder for the plans' files (default: plans/ in the data directory)."),
     ] = None,
     plan_workers: Annotated[
-        int, typer.Option(min=1, max=64, help="Planning processes (one core each).")
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Planning processes (one core each) of a single-process server; with "
+            "--workers above 1 plans are computed by `iort worker` processes instead.",
+        ),
     ] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Web server processes. Above 1, jobs go to the database queue and are "
+            "computed by `iort worker` processes started beside the server; run "
+            "`iort db upgrade` first (an un-migrated database is refused).",
+        ),
+    ] = 1,
+    plan_heartbeat_s: Annotated[
+        float,
+        typer.Option(min=0.1, max=600, help="Seconds between heartbeats of a plan computed here."),
+    ] = 5.0,
+    plan_stale_after_s: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            max=3600,
+            help="A job without a heartbeat for this long (its server was killed) is "
+            "computed again, at most twice in all, then failed with a reason.",
+        ),
+    ] = 60.0,
     max_pending_plans: Annotated[
         int, typer.Option(min=1, max=1000, help="Plans queued or computing at once.")
     ] = 4,
@@ -171,8 +204,6 @@ def serve(
     """Serve the web app (case entry, verdicts, plans, approval, downloads) with uvicorn."""
     import uvicorn
 
-    from openiort.web.app import create_app
-
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter("one of debug, info, warning, error", param_hint="--log-level")
     if (ssl_certfile is None) != (ssl_keyfile is None):
@@ -194,29 +225,49 @@ def serve(
             "network unencrypted. Use --ssl-certfile/--ssl-keyfile or a TLS proxy.",
             err=True,
         )
+    options: dict[str, Any] = {
+        "database_url": database_url,
+        "files_dir": None if files_dir is None else str(files_dir),
+        "secure_cookies": True if tls else None,
+        "plan_workers": plan_workers,
+        "max_pending_plans": max_pending_plans,
+        "external_planning": workers > 1,
+        "plan_heartbeat_s": plan_heartbeat_s,
+        "plan_stale_after_s": plan_stale_after_s,
+        "require_second_person": four_eyes,
+        "allowed_hosts": list(allowed_hosts(host, allowed_host)),
+        "idle_logout_s": idle_logout_min * 60,
+        "xray_source_data": None if xray_source_data is None else str(xray_source_data),
+        "electron_machine_data": None
+        if electron_machine_data is None
+        else str(electron_machine_data),
+        "hdr_source_data": None if hdr_source_data is None else str(hdr_source_data),
+        "hdr_other_source_data": [str(p) for p in hdr_other_source_data or ()],
+        "dicom_settings": None if dicom_settings is None else str(dicom_settings),
+    }
     try:
-        application = create_app(
-            database_url,
-            files_dir=files_dir,
-            secure_cookies=True if tls else None,
-            plan_workers=plan_workers,
-            max_pending_plans=max_pending_plans,
-            require_second_person=four_eyes,
-            allowed_hosts=allowed_hosts(host, allowed_host),
-            idle_logout_s=idle_logout_min * 60,
-            xray_source_data=xray_source_data,
-            electron_machine_data=electron_machine_data,
-            hdr_source_data=hdr_source_data,
-            hdr_other_source_data=tuple(hdr_other_source_data or ()),
-            dicom_settings=dicom_settings,
-        )
+        # Several processes: each builds its app from the options (uvicorn needs an import
+        # string); this one checks first that it would start, so errors are said once.
+        application: Any = app_from_options(options)
     except (RecordsError, WebConfigError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if workers > 1:
+        application.state.web.engine.dispose()
+        os.environ[SERVE_OPTIONS_ENV] = json.dumps(options)
+        application = f"{__name__}:app_from_environment"
     scheme = "https" if tls else "http"
     typer.echo(f"openiort web app on {scheme}://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    if workers > 1:
+        typer.echo(
+            f"{workers} web processes; plans are computed by `iort worker` processes "
+            "(start at least one on this database)",
+            err=True,
+        )
     uvicorn.run(
         application,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=host,
         port=port,
         access_log=False,
@@ -227,3 +278,18 @@ def serve(
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
         server_header=False,
     )
+
+
+def app_from_options(options: dict[str, Any]) -> Any:
+    """The web app of `iort serve`'s ``options`` (JSON-safe values)."""
+    from openiort.web.app import create_app
+
+    kwargs = dict(options)
+    kwargs["allowed_hosts"] = tuple(kwargs["allowed_hosts"])
+    kwargs["hdr_other_source_data"] = tuple(kwargs["hdr_other_source_data"])
+    return create_app(kwargs.pop("database_url"), **kwargs)
+
+
+def app_from_environment() -> Any:
+    """The app factory of each process of `iort serve --workers N`."""
+    return app_from_options(json.loads(os.environ[SERVE_OPTIONS_ENV]))

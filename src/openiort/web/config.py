@@ -51,6 +51,14 @@ class WebConfig:
         Plans queued or running at once; more are refused with HTTP 503 and a retry time.
     executor:
         ``process`` (default: planning cannot slow the event loop) or ``thread``.
+    external_planning:
+        ``False`` (default): this process plans, in ``plan_workers`` processes of its own.
+        ``True`` (``iort serve --workers N``): jobs go to the database queue and ``iort worker``
+        processes compute them (:mod:`openiort.web.db_jobs`).
+    plan_heartbeat_s, plan_stale_after_s:
+        A plan being computed here is stamped every ``plan_heartbeat_s``; a job whose planner
+        stopped stamping for ``plan_stale_after_s`` (a server killed mid-plan) is taken back
+        and computed again at the next start (as ``iort worker --heartbeat-s/--stale-after-s``).
     require_second_person:
         Four-eyes rule: the author or reviewer of a plan may not approve it. ``None``: the
         department's audited setting (on unless turned off with ``iort db setting``).
@@ -90,6 +98,9 @@ class WebConfig:
     plan_workers: int = 1
     max_pending_plans: int = 4
     executor: Literal["process", "thread"] = "process"
+    external_planning: bool = False
+    plan_heartbeat_s: float = 5.0
+    plan_stale_after_s: float = 60.0
     require_second_person: bool | None = None
     xray_source_data: Path | None = None
     electron_machine_data: Path | None = None

@@ -38,7 +38,10 @@ def readyz(request: Request) -> JSONResponse:
     except Exception as exc:  # any failure: not ready, and say which kind
         checks["database"] = f"failed: {type(exc).__name__}"
     checks["key"] = f"ok (key id {key_id(web.seal_key)})" if web.seal_key else "missing"
-    checks["queue"] = "ok" if web.jobs.accepting() else "full or stopped"
+    try:
+        checks["queue"] = "ok" if web.jobs.accepting() else "full or stopped"
+    except Exception as exc:  # the queue is a table: the database's failure, said above
+        checks["queue"] = f"failed: {type(exc).__name__}"
     ready = all(str(v).startswith("ok") for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

@@ -7,7 +7,6 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -21,13 +20,14 @@ from openiort.records.db import session_scope
 from openiort.web.artifacts import PlanFiles
 from openiort.web.auth import session_of
 from openiort.web.config import WebConfig, dicom_settings_for
+from openiort.web.db_jobs import DbJobs
 from openiort.web.formatting import template_env
-from openiort.web.jobs import Job, Planner, PlanQueue
+from openiort.web.jobs import Planner
+from openiort.web.local_planners import LocalPlanners
 from openiort.web.ratelimit import DbLoginRateLimiter
-from openiort.web.results import store_outcome
 from openiort.web.sessions import DbRevocations, SessionManager
 from openiort.web.slices import VIEWER_FILES, ViewerCache, ViewerVolume
-from openiort.web.worker import WorkerOutcome, compute_plan_files
+from openiort.web.worker import compute_plan_files
 
 PNG_CACHE_ITEMS = 2000
 
@@ -91,7 +91,8 @@ class WebApp:
         # The department's DICOM settings, read once (a change is made in the file, under
         # change control, and takes effect at the next start).
         self.dicom_settings = dicom_settings_for(config)
-        self.files.clean_staging()
+        if not config.external_planning:  # else workers of other processes are using it
+            self.files.clean_staging()
         if planner is compute_plan_files and (
             config.xray_source_data is not None
             or config.electron_machine_data is not None
@@ -110,14 +111,18 @@ class WebApp:
                 if config.hdr_source_data is None
                 else str(config.hdr_source_data),
             )
-        self.jobs = PlanQueue(
-            self.files,
-            self._store_plan,
-            workers=config.plan_workers,
-            max_pending=config.max_pending_plans,
-            kind=config.executor,
-            planner=planner,
-        )
+        local = None
+        if not config.external_planning:
+            local = LocalPlanners(
+                engine,
+                self.files,
+                planner,
+                workers=config.plan_workers,
+                kind=config.executor,
+                heartbeat_s=config.plan_heartbeat_s,
+                stale_after_s=config.plan_stale_after_s,
+            )
+        self.jobs = DbJobs(engine, max_pending=config.max_pending_plans, local=local)
         self.viewer = ViewerCache()
         self.png_cache = LruCache(PNG_CACHE_ITEMS)
         self.cache = LruCache(256)
@@ -149,10 +154,6 @@ class WebApp:
             request, name, ctx, status_code=status_code
         )
         return response
-
-    def _store_plan(self, job: Job, outcome: WorkerOutcome, staging: Path) -> None:
-        """The planning queue's callback when a worker has finished a job."""
-        store_outcome(self.db, self.files, job, outcome, staging)
 
 
 def web_of(where: Request | Starlette) -> WebApp:

@@ -64,6 +64,27 @@ def init_process() -> None:
         os.nice(PLAN_NICE_INCREMENT)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def init_pool_process() -> None:
+    """Initialiser of a planning process of a server's own pool: as :func:`init_process`, and
+    the kernel kills the process when its server dies (a server killed with SIGKILL cannot
+    stop its pool, which would otherwise compute on and hold its memory for good). A thread
+    watching the parent would not do: a compiled kernel can hold the interpreter for minutes."""
+    import contextlib
+    import ctypes
+    import os
+    import signal
+
+    init_process()
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: no such call
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the server died before the call above
+        os._exit(1)
+
+
 def warm_up() -> bool:
     """Import the planning stack (numba caches, data files) before the first plan is asked."""
     import openiort.pipeline
