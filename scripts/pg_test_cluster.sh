@@ -5,6 +5,8 @@
 #
 #   scripts/pg_test_cluster.sh start [DIR]   # prints the SQLAlchemy URL on stdout
 #   scripts/pg_test_cluster.sh stop DIR
+#   scripts/pg_test_cluster.sh pause DIR     # the server stops, its data kept (an outage)
+#   scripts/pg_test_cluster.sh resume DIR    # and starts again on the same socket
 #
 # initdb refuses to run as root, so as root the cluster runs as the `postgres` user (Debian's
 # `postgresql` package creates it); as anyone else it runs as that user. The binaries come
@@ -49,10 +51,27 @@ start() {
   as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
   as_owner mkdir -p "$dir/socket"
+  server_start "$bin" "$dir"
+  echo "postgresql+psycopg://postgres@/postgres?host=$dir/socket"
+}
+
+server_start() {
+  local bin="$1" dir="$2"
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-c listen_addresses='' -c unix_socket_directories='$dir/socket' -c unix_socket_permissions=0700 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50" \
     start >/dev/null || { cat "$dir/server.log" >&2; die "the server did not start"; }
-  echo "postgresql+psycopg://postgres@/postgres?host=$dir/socket"
+}
+
+pause() {
+  local dir="${1:-}"
+  [ -d "$dir/data" ] || die "$dir holds no cluster"
+  as_owner "$(find_bin)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+}
+
+resume() {
+  local dir="${1:-}"
+  [ -d "$dir/data" ] || die "$dir holds no cluster"
+  server_start "$(find_bin)" "$dir"
 }
 
 stop() {
@@ -68,5 +87,7 @@ stop() {
 case "${1:-}" in
   start) start "${2:-}" ;;
   stop) stop "${2:-}" ;;
-  *) die "usage: $0 start [DIR] | stop DIR" ;;
+  pause) pause "${2:-}" ;;
+  resume) resume "${2:-}" ;;
+  *) die "usage: $0 start [DIR] | stop DIR | pause DIR | resume DIR" ;;
 esac

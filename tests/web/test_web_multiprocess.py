@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +25,27 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import yaml
-from web_testkit import DEMO_CASE, PASSWORD, REPO, SEAL_KEY, SESSION_SECRET, USERS
+from fastapi.testclient import TestClient
+from web_testkit import (
+    DEMO_CASE,
+    PASSWORD,
+    REPO,
+    SEAL_KEY,
+    SESSION_SECRET,
+    USERS,
+    DemoPlan,
+    api_client,
+    seed_case,
+    stand_in_planner,
+)
 
 from openiort.records import job_queue as jq
 from openiort.records import users as users_module
 from openiort.records.chain import bind_key
 from openiort.records.db import make_engine, prepare_database, session_scope
+from openiort.web import state as web_state
+from openiort.web.app import create_app
+from openiort.web.worker import WorkerOutcome
 
 # Four real plans on a busy 2-core machine: keep clear of the browser tests.
 pytestmark = pytest.mark.xdist_group("browser-e2e")
@@ -392,3 +408,67 @@ def test_single_server_killed_mid_plan_resumes_the_job(tmp_path: Path) -> None:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
         log.close()
+
+
+def test_plan_finished_during_a_database_outage_is_stored_when_it_returns(
+    pg_url: str, tmp_path: Path, demo_plan: DemoPlan
+) -> None:
+    """PostgreSQL stops while a plan is computed: polls get 503 with Retry-After, the computed
+    plan is kept, and it is filed once the database is back."""
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("CREATE DATABASE openiort_outage"))
+    admin.dispose()
+    url = pg_url.replace("/openiort_multi?", "/openiort_outage?")
+    cluster_dir = url.split("host=", 1)[1].removesuffix("/socket")
+    computing, release = threading.Event(), threading.Event()
+    stand_in = stand_in_planner(demo_plan)
+
+    def planner(case_data: dict[str, Any], out_dir: str) -> WorkerOutcome:
+        computing.set()
+        release.wait(60)
+        outcome: WorkerOutcome = stand_in(case_data, out_dir)
+        return outcome
+
+    app = create_app(
+        url,
+        seal_key=SEAL_KEY,
+        session_secret_key=SESSION_SECRET,
+        files_dir=tmp_path / "plans",
+        executor="thread",
+        planner=planner,
+    )
+    with session_scope(web_state.web_of(app).engine) as s:
+        for name, role in USERS.items():
+            users_module.create_user(s, name, role, PASSWORD)
+    paused = False
+    with TestClient(app):
+        case_id = seed_case(app, demo_plan.case_data)
+        client = api_client(app, "phys")
+        r = client.post(f"/api/cases/{case_id}/plans", json={})
+        assert r.status_code == 202, r.text
+        job_url = f"/api/jobs/{r.json()['job_id']}"
+        assert computing.wait(30)
+        try:
+            subprocess.run(["bash", str(PG_SCRIPT), "pause", cluster_dir], check=True, timeout=60)
+            paused = True
+            release.set()
+            time.sleep(3 * HEARTBEAT_S + 2.0)  # the plan is computed, the filing refused
+            r = client.get(job_url)
+            assert r.status_code == 503 and int(r.headers["retry-after"]) > 0, r.text
+        finally:
+            release.set()
+            if paused:
+                subprocess.run(
+                    ["bash", str(PG_SCRIPT), "resume", cluster_dir], check=True, timeout=60
+                )
+        deadline = time.monotonic() + 60
+        while True:
+            r = client.get(job_url)
+            if r.status_code == 200 and r.json()["state"] in ("done", "failed"):
+                break
+            assert time.monotonic() < deadline, (r.status_code, r.text)
+            time.sleep(0.5)
+        state = r.json()
+        assert state["state"] == "done" and state["plan_id"], state
+        assert client.get(f"/api/plans/{state['plan_id']}").status_code == 200

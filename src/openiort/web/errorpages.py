@@ -6,6 +6,7 @@ only: no error page shows a stack trace and no log line quotes patient data.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -257,22 +258,45 @@ class SafeErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except (OperationalError, InterfaceError) as exc:
+            # The database failed outside a route (the session's revocation check in the
+            # middleware): the same 503 and Retry-After as inside one.
+            if started:
+                return
+            status, retry_s, detail = database_trouble(exc)
+            await _plain_error(scope, status, detail, {"Retry-After": str(retry_s)})(
+                scope, receive, send
+            )
         except Exception as exc:
             reference = safelog.error_reference()
             safelog.log_unexpected(exc, reference, safelog.route_template(scope))
             if started:
                 return
             text = f"The server met an unexpected error (reference {reference})."
-            if str(scope.get("path", "")).startswith("/api/"):
-                response: Response = JSONResponse(
-                    {"detail": text, "reference": reference}, status_code=500
-                )
-            else:
-                response = HTMLResponse(
-                    "<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error</title>"
-                    f"<h1>Something went wrong</h1><p>{text}</p><p><a href='/cases'>Back to "
-                    "the cases</a></p></html>",
-                    status_code=500,
-                )
-            response.headers["Cache-Control"] = "no-store"
-            await response(scope, receive, send)
+            await _plain_error(scope, 500, text, {}, reference)(scope, receive, send)
+
+
+def _plain_error(
+    scope: safelog.Scope,
+    status: int,
+    text: str,
+    headers: dict[str, str],
+    reference: str | None = None,
+) -> Response:
+    """An error answer made without the app (no template, no session): JSON under /api/."""
+    if str(scope.get("path", "")).startswith("/api/"):
+        body: dict[str, str] = {"detail": text}
+        if reference is not None:
+            body["reference"] = reference
+        response: Response = JSONResponse(body, status_code=status, headers=headers)
+    else:
+        heading = "Database unavailable" if status == 503 else "Something went wrong"
+        response = HTMLResponse(
+            "<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error</title>"
+            f"<h1>{heading}</h1><p>{html.escape(text)}</p><p><a href='/cases'>"
+            "Back to the cases</a></p></html>",
+            status_code=status,
+            headers=headers,
+        )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -19,23 +19,29 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from openiort.records import job_queue as jq
 from openiort.records.db import session_scope
 from openiort.web.artifacts import PlanFiles
 from openiort.web.jobs import Job, Planner
-from openiort.web.results import store_outcome
+from openiort.web.results import DatabaseUnavailableError, store_outcome
 from openiort.web.worker import WorkerOutcome
 
 logger = logging.getLogger("openiort.web.queue_worker")
+T = TypeVar("T")
 
 HEARTBEAT_S = 5.0
 POLL_S = 0.5
 # Taking back stalled jobs is a write; an idle worker does it this often, not at every poll.
 REAP_EVERY_S = 5.0
+# A computed plan waiting for the database is offered again this often.
+DATABASE_RETRY_S = 2.0
 # Finished jobs are deleted (by any worker) once a day is past; their plans are in the records.
 PRUNE_EVERY_S = 600.0
 
@@ -102,14 +108,28 @@ class QueueWorker:
             jq.prune(self.engine)
             self._pruned_at = time.monotonic()
 
-    def run_once(self) -> bool:
+    def run_once(self, stop: threading.Event | None = None) -> bool:
         """Take back stalled jobs, then compute one job if any is queued; ``True`` if one was."""
         self.reap()
         row = jq.claim(self.engine, self.worker_id)
         if row is None:
             return False
-        self._process(row)
+        self._process(row, stop or threading.Event())
         return True
+
+    def _when_database_answers(self, action: Callable[[], T], stop: threading.Event) -> T:
+        """``action()``, repeated while the database is unreachable, locked or read-only (a
+        computed plan is kept, not dropped); gives up when ``stop`` is set."""
+        while True:
+            try:
+                return action()
+            except (OperationalError, InterfaceError, DatabaseUnavailableError) as exc:
+                logger.warning(
+                    "database unavailable (%s) with a computed plan; kept, retrying",
+                    type(exc).__name__,
+                )
+                if stop.wait(DATABASE_RETRY_S):
+                    raise
 
     def run(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
         """Work until ``stop`` is set (a job under way is finished first). ``wake``, when
@@ -118,7 +138,7 @@ class QueueWorker:
         logger.info("planning worker %s started", self.worker_id)
         while not stop.is_set():
             try:
-                worked = self.run_once()
+                worked = self.run_once(stop)
             except Exception as exc:  # database away: wait and try again, never die silently
                 logger.error("planning worker: %s; retrying", type(exc).__name__)
                 worked = False
@@ -139,7 +159,7 @@ class QueueWorker:
             except Exception as exc:  # a missed beat; the next one may pass
                 logger.warning("heartbeat failed: %s", type(exc).__name__)
 
-    def _process(self, row: jq.JobRow) -> None:
+    def _process(self, row: jq.JobRow, stop: threading.Event) -> None:
         done, lost = threading.Event(), threading.Event()
         beat = threading.Thread(
             target=self._beat, args=(row.id, done, lost), name="plan-heartbeat", daemon=True
@@ -153,22 +173,34 @@ class QueueWorker:
                 outcome = WorkerOutcome("error", error_type=type(exc).__name__)
             done.set()
             beat.join()
-            if lost.is_set() or not jq.heartbeat(self.engine, row.id, self.worker_id):
+            owned = self._when_database_answers(
+                lambda: jq.heartbeat(self.engine, row.id, self.worker_id), stop
+            )
+            if lost.is_set() or not owned:
                 logger.warning("plan job was taken back from this worker; result dropped")
                 return
             job = job_of(row)
-            store_outcome(lambda: session_scope(self.engine), self.files, job, outcome, staging)
+            self._when_database_answers(
+                lambda: store_outcome(
+                    lambda: session_scope(self.engine), self.files, job, outcome, staging
+                ),
+                stop,
+            )
             result_dir = str(self.files.plan_dir(job.plan_id)) if job.plan_id else None
-            if not jq.finish(
-                self.engine,
-                row.id,
-                self.worker_id,
-                state="done" if job.state == "done" else "failed",
-                plan_id=job.plan_id,
-                result_dir=result_dir,
-                message=job.message or ("" if job.state == "done" else "planning failed"),
-                problems=job.problems,
-            ):
+            finished = self._when_database_answers(
+                lambda: jq.finish(
+                    self.engine,
+                    row.id,
+                    self.worker_id,
+                    state="done" if job.state == "done" else "failed",
+                    plan_id=job.plan_id,
+                    result_dir=result_dir,
+                    message=job.message or ("" if job.state == "done" else "planning failed"),
+                    problems=job.problems,
+                ),
+                stop,
+            )
+            if not finished:
                 logger.warning("plan job was taken back before its outcome was recorded")
         finally:
             done.set()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from openiort.errors import OpenIortInputError
@@ -22,6 +24,12 @@ from openiort.web.worker import WorkerOutcome
 logger = logging.getLogger("openiort.web")
 
 
+class DatabaseUnavailableError(Exception):
+    """The database could not store a computed plan (unreachable, locked, read-only): the
+    plan's files are back in their staging folder and the job unchanged, to be filed again
+    once the database answers."""
+
+
 def store_outcome(
     db: Callable[[], AbstractContextManager[Session]],
     files: PlanFiles,
@@ -33,6 +41,11 @@ def store_outcome(
 
     A plan is stored only if the case is still at the version planned; the job says what
     happened (done with its plan id, or failed with a message and the case's problems).
+
+    Raises
+    ------
+    DatabaseUnavailableError
+        When the database cannot be written now; nothing is lost and the call can be repeated.
     """
     if outcome.kind == "case":
         job.state, job.message, job.problems = (
@@ -64,6 +77,10 @@ def store_outcome(
             plan = service.store_plan(s, user, job.case_id, outcome.plan_json)
             adopted = files.adopt(staging, plan.id)
             plan_id = plan.id
+    except (OperationalError, InterfaceError) as exc:
+        if adopted is not None:
+            os.replace(adopted, staging)
+        raise DatabaseUnavailableError(type(exc).__name__) from exc
     except (RecordsError, OpenIortInputError, ValueError) as exc:
         if adopted is not None:
             files.discard(adopted)
