@@ -98,3 +98,19 @@ def test_case_error_fails_the_job_with_its_problems(tmp_path: Path, demo_plan: D
         failed = client.get(f"/api/jobs/{job_id}").json()
         assert failed["state"] == "failed" and failed["problems"] == ["depth: too deep"]
         assert failed["message"]
+
+
+def test_a_worker_removes_only_old_staging_folders(tmp_path: Path) -> None:
+    """`iort worker` clears a killed worker's unfinished plan folders, never a live one's."""
+    import os
+    import time
+
+    from openiort.web.artifacts import PlanFiles
+
+    files = PlanFiles(tmp_path / "plans", key=SEAL_KEY)
+    old, live = files.new_staging_dir(), files.new_staging_dir()
+    (old / "dose.npy").write_bytes(b"x")
+    week_ago = time.time() - 7 * 24 * 3600
+    os.utime(old, (week_ago, week_ago))
+    files.clean_staging(older_than_s=6 * 3600)
+    assert not old.exists() and live.exists()

@@ -18,6 +18,7 @@ hash is re-checked whenever its inode, size or change time moves.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -26,6 +27,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -269,7 +271,12 @@ class PlanFiles:
         path.unlink(missing_ok=True)
         return False
 
-    def clean_staging(self) -> None:
-        """Remove staging folders left by a server that stopped while planning."""
+    def clean_staging(self, older_than_s: float = 0.0) -> None:
+        """Remove staging folders left by a server that stopped while planning (with
+        ``older_than_s``, only those untouched for that long: other processes may be writing
+        theirs)."""
+        cutoff = time.time() - older_than_s
         for p in self.staging.iterdir():
-            shutil.rmtree(p, ignore_errors=True)
+            with contextlib.suppress(OSError):  # another process removed it first
+                if older_than_s <= 0 or p.stat().st_mtime < cutoff:
+                    shutil.rmtree(p, ignore_errors=True)

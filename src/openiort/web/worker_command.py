@@ -19,6 +19,7 @@ import typer
 from openiort.records.errors import RecordsError
 from openiort.web.config import WebConfigError
 
+STALE_STAGING_S = 6 * 3600.0
 DATABASE_HELP = (
     "SQLAlchemy URL (default: OPENIORT_DATABASE_URL, else the SQLite file in the user data "
     "directory)."
@@ -79,6 +80,8 @@ def worker(
         raise typer.Exit(2) from None
     bind_key(engine, key, heads_file())
     files = PlanFiles(files_dir if files_dir is not None else default_files_dir(), key=key)
+    # A killed worker's unfinished plan folders; the live workers' are younger than this.
+    files.clean_staging(older_than_s=STALE_STAGING_S)
     planner: Any = partial(
         compute_plan_files,
         source_data=None if xray_source_data is None else str(xray_source_data),
