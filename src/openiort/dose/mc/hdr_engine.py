@@ -1,0 +1,252 @@
+"""Ir-192 (HDR) photon Monte Carlo: dose to medium in medium by collision kerma (TG-186).
+
+The transport is the kV engine's, unchanged: the same compiled kernels (Woodcock tracking,
+Klein-Nishina x S(x) and form-factor sampling, track-length scoring, counter-based random
+streams, batches merged in order, threads or Dask) read the 1 keV-1.5 MeV tables of
+:mod:`openiort.dose.mc.hdr_physics` and a line source built here. Two geometries:
+
+- :func:`hdr_shell_dose`: a point source at the centre of concentric spheres, dose in shells
+  (validation against published radial dose functions, :func:`radial_dose_function`);
+- :func:`build_hdr_voxel_problem`: a point source in a voxel phantom of materials and densities,
+  run with :func:`openiort.dose.mc.voxel.run_problem` (dose to medium D_m,m in column 0 of the
+  tallies, dose to water in medium D_w,m in column 1).
+
+Source model: an isotropic point emitting the NNDC Ir-192 photon lines at or above 10 keV
+(:mod:`openiort.dose.mc.ir192_spectrum`), each line with its photons per decay. Left out:
+
+- the source's iridium core and steel capsule. They absorb the betas (end point 675 keV) and the
+  8.9-9.4 keV L x-rays entirely, attenuate the 61-80 keV K x-rays strongly and the gamma lines by
+  a few per cent, and make the dose anisotropic along the source axis (TG-43's F(r, theta)). A
+  bare point therefore emits a slightly softer spectrum, with more photons per decay, than a
+  real source, and the same in every direction; results are per emitted photon or relative
+  (g(r)), never per unit air-kerma strength.
+- bremsstrahlung of the betas in the core and capsule (a small fraction of a per cent of the
+  photon energy) and electrons leaving the capsule.
+
+Dose: collision kerma, K_col = sum E (mu_en/rho) l / V of the voxel's (or shell's) own medium,
+by the track-length estimator; secondary electrons deposit where they are set in motion.
+TG-186 (Beaulieu L et al., Med Phys 2012;39:6208-6236) recommends reporting dose to medium in
+medium, D_m,m, and (our reading, to be checked against the report's text before it is quoted:
+the search tools of this session did not return the passage) accepts collision kerma in place
+of absorbed dose for Ir-192 at the voxel sizes of clinical grids, as the secondary electrons'
+ranges (CSDA range of a 0.6 MeV electron in water about 2 mm, NIST ESTAR; most far shorter)
+keep charged-particle equilibrium except within about a millimetre of the source and of
+interfaces. The differences that remain there are not modelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from openiort.anatomy.phantom import Phantom
+from openiort.dose.mc.guide import guide_table
+from openiort.dose.mc.hdr_physics import build_hdr_tables
+from openiort.dose.mc.ir192_spectrum import DEFAULT_MIN_ENERGY_KEV, LineSpectrum, ir192_spectrum
+from openiort.dose.mc.majorant import majorant_cells
+from openiort.dose.mc.physics import MaterialDataError, MaterialSpec, resolve_material
+from openiort.dose.mc.runner import run_batches
+from openiort.dose.mc.scoring import DEPOSIT_TALLY_TO_GY_MM3, KERMA_TALLY_TO_GY_MM3
+from openiort.dose.mc.sources import SourceArrays
+from openiort.dose.mc.sphere import GeometryError, MaterialLike, ShellDose, SphereProblem
+from openiort.dose.mc.voxel import VoxelProblem, density_bounds
+
+FloatArray = NDArray[np.float64]
+#: Reference distance of the TG-43 radial dose function (1 cm).
+R0_MM = 10.0
+
+
+def line_source_arrays(spectrum: LineSpectrum) -> SourceArrays:
+    """Kernel arrays for an isotropic point source of discrete lines.
+
+    The kernels sample a binned spectrum, uniform within a bin; each line becomes a bin of zero
+    width holding its probability, and the gaps between lines bins of zero probability.
+    """
+    e = np.asarray(spectrum.energy_kev, dtype=np.float64)
+    p = np.asarray(spectrum.probabilities, dtype=np.float64)
+    if e.size == 0 or np.any(np.diff(e) <= 0):
+        raise GeometryError("line energies must be strictly increasing")
+    edges = np.repeat(e, 2)
+    probs = np.zeros(edges.size - 1)
+    probs[0::2] = p
+    cdf = np.concatenate(([0.0], np.cumsum(probs) / probs.sum()))
+    cdf[-1] = 1.0
+    return SourceArrays(edges, cdf, guide_table(cdf, 1.0, probs.size), 2.0, 0.0, 0.0, 1.0)
+
+
+def ir192_source_arrays(min_energy_kev: float = DEFAULT_MIN_ENERGY_KEV) -> SourceArrays:
+    """The bare Ir-192 point source (NNDC lines at or above ``min_energy_kev``)."""
+    return line_source_arrays(ir192_spectrum(min_energy_kev))
+
+
+def _specs_index(specs: list[MaterialSpec], material: MaterialLike) -> int:
+    spec = resolve_material(material)
+    if spec not in specs:
+        specs.append(spec)
+    return specs.index(spec)
+
+
+def hdr_shell_dose(
+    layers: Sequence[tuple[float, MaterialLike]],
+    shell_edges_mm: ArrayLike,
+    histories: int,
+    seed: int,
+    *,
+    source: SourceArrays | None = None,
+    response: MaterialLike | None = None,
+    n_batches: int = 10,
+    analog: bool = False,
+    scatter: bool = True,
+    workers: int | None = None,
+    scheduler_address: str | None = None,
+    use_dask: bool = False,
+    progress: bool = False,
+) -> ShellDose:
+    """Dose to medium in spherical shells around the Ir-192 point source (default ``source``)
+    at the centre of concentric ``layers`` (``(outer_radius_mm, material)``, inside out;
+    vacuum beyond the last). Gy per emitted photon, with the history-by-batch uncertainty.
+    ``response`` scores every shell with that medium's mu_en/rho instead (e.g. ``"air"``).
+    """
+    if not layers:
+        raise GeometryError("at least one layer is needed")
+    radii = np.array([float(r) for r, _ in layers])
+    if np.any(~np.isfinite(radii)) or radii[0] <= 0 or np.any(np.diff(radii) <= 0):
+        raise GeometryError("layer radii must be positive and increasing")
+    edges = np.asarray(shell_edges_mm, dtype=np.float64)
+    if (
+        edges.ndim != 1
+        or edges.size < 2
+        or not np.all(np.isfinite(edges))
+        or edges[0] < 0
+        or np.any(np.diff(edges) <= 0)
+        or edges[-1] > radii[-1] + 1e-9
+    ):
+        raise GeometryError(
+            "shell edges must be increasing, non-negative and inside the outer layer"
+        )
+    specs: list[MaterialSpec] = []
+    layer_mat = np.array([_specs_index(specs, m) for _, m in layers], dtype=np.int64)
+    layer_rho = np.array([resolve_material(m).density_g_cm3 for _, m in layers])
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    layer_of_shell = np.minimum(np.searchsorted(radii, mid, side="right"), radii.size - 1)
+    score_mat = layer_mat[layer_of_shell]
+    if response is not None:
+        score_mat = np.full(mid.size, _specs_index(specs, response), dtype=np.int64)
+    problem = SphereProblem(
+        source=source if source is not None else ir192_source_arrays(),
+        region_r_mm=radii,
+        region_mat=layer_mat,
+        region_rho=layer_rho,
+        edges_mm=edges,
+        score_mat=score_mat,
+        analog=analog,
+        phys=build_hdr_tables(specs, scatter=scatter).arrays,
+        description="Ir-192 MC (spheres)",
+    )
+    acc = run_batches(
+        problem,
+        histories,
+        seed,
+        n_batches,
+        workers=workers,
+        scheduler_address=scheduler_address,
+        use_dask=use_dask,
+        progress=progress,
+    )
+    volume_mm3 = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    mean = acc.mean_per_history(0)
+    if analog:
+        dose = mean / (layer_rho[layer_of_shell] * volume_mm3) * DEPOSIT_TALLY_TO_GY_MM3
+    else:
+        dose = mean / volume_mm3 * KERMA_TALLY_TO_GY_MM3
+    return ShellDose(
+        edges,
+        dose,
+        acc.relative_uncertainty(0),
+        acc.histories,
+        acc.balance_kev.copy(),
+        mean if analog else None,
+    )
+
+
+def shell_inverse_square_mm2(edges_mm: ArrayLike) -> FloatArray:
+    """Volume average of 1/r^2 over each shell: the point-source geometry factor of a shell."""
+    e = np.asarray(edges_mm, dtype=np.float64)
+    return np.asarray(3.0 * (e[1:] - e[:-1]) / (e[1:] ** 3 - e[:-1] ** 3))
+
+
+def radial_dose_function(result: ShellDose, r0_mm: float = R0_MM) -> tuple[FloatArray, FloatArray]:
+    """Point-source radial dose function g(r) = D(r) G(r0) / (D(r0) G(r)) at the shell centres.
+
+    G is the shell-averaged inverse square; D(r0) is interpolated log-linearly in r^2 D between
+    the shells around ``r0_mm``. Returns (shell mid-radii in mm, g).
+    """
+    mid = 0.5 * (result.edges_mm[1:] + result.edges_mm[:-1])
+    r2d = result.dose_gy_per_photon / shell_inverse_square_mm2(result.edges_mm)
+    if not mid[0] <= r0_mm <= mid[-1]:
+        raise GeometryError(f"the shells do not reach the reference distance {r0_mm:g} mm")
+    ref = float(np.exp(np.interp(r0_mm, mid, np.log(np.maximum(r2d, 1e-300)))))
+    return mid, r2d / ref
+
+
+def build_hdr_voxel_problem(
+    phantom: Phantom,
+    source_position_mm: tuple[float, float, float],
+    *,
+    source: SourceArrays | None = None,
+    scatter: bool = True,
+    analog: bool = False,
+) -> VoxelProblem:
+    """Kernel arrays for the Ir-192 point source at ``source_position_mm`` in ``phantom``.
+
+    Run it with :func:`openiort.dose.mc.voxel.run_problem`; D_m,m is the medium dose, D_w,m
+    the water dose. No applicator is modelled here (balloons and their fill are phantom voxels).
+    ``analog=True`` scores the energy deposited at each interaction instead (energy balance).
+    """
+    grid = phantom.grid
+    mat = np.ascontiguousarray(phantom.material_ids, dtype=np.uint8)
+    rho = np.ascontiguousarray(phantom.density_g_cm3, dtype=np.float32)
+    if mat.shape != grid.shape or rho.shape != grid.shape:
+        raise GeometryError("material and density arrays must have the grid's shape")
+    if not np.all(np.isfinite(rho)) or np.any(rho < 0):
+        raise GeometryError("voxel densities must be finite and non-negative")
+    used = np.unique(mat)
+    if used.size and int(used.max()) >= len(phantom.materials):
+        raise GeometryError(f"material id {int(used.max())} has no name in phantom.materials")
+    try:
+        specs = [resolve_material(name) for name in phantom.materials]
+        water = resolve_material("water")
+    except MaterialDataError as exc:
+        raise MaterialDataError(f"phantom material: {exc}") from None
+    if water not in specs:
+        specs.append(water)
+    tables = build_hdr_tables(specs, scatter=scatter)
+    lo = np.array(grid.origin_mm) - 0.5 * np.array(grid.spacing_mm)
+    hi = lo + np.array(grid.spacing_mm) * np.array(grid.shape[::-1])
+    pos = np.asarray(source_position_mm, dtype=np.float64)
+    if pos.shape != (3,) or np.any(pos <= lo) or np.any(pos >= hi):
+        raise GeometryError("the source must lie inside the phantom grid")
+    flat_mat = mat.ravel()
+    rho_lo, rho_hi = density_bounds(flat_mat, rho.ravel(), len(specs))
+    spacing = np.array(grid.spacing_mm, dtype=np.float64)
+    return VoxelProblem(
+        source=source if source is not None else ir192_source_arrays(),
+        src_pos=pos,
+        lo=lo,
+        sp=spacing,
+        shape_xyz=np.array(grid.shape[::-1], dtype=np.int64),
+        mat=flat_mat,
+        rho=rho.ravel(),
+        rho_lo=rho_lo,
+        rho_hi=rho_hi,
+        app=np.array([pos[0], pos[1], pos[2], 0.0]),
+        app_mat=specs.index(water),
+        app_rho=float(water.density_g_cm3),
+        cells=majorant_cells(mat, tables.arrays.mu_rho, rho_hi, spacing),
+        water=specs.index(water),
+        analog=analog,
+        phys=tables.arrays,
+        description="Ir-192 MC (voxels)",
+    )
