@@ -43,6 +43,7 @@ NOT_INPUT_ERRORS = {
     "HashSlotsBusyError",  # the server is busy checking passwords (HTTP 503)
     "SealKeyError",
     "SchemaError",
+    "DatabaseUnavailableError",  # a computed plan waiting for the database (filed when back)
 }
 
 
