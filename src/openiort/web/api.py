@@ -75,6 +75,7 @@ def _session_out(request: Request, username: str, role: str) -> SessionOut:
     responses={
         401: {"model": ErrorOut, "description": "unknown user or wrong password"},
         403: {"model": ErrorOut, "description": "request from another site"},
+        422: ERRORS[422],  # a malformed body, or a NUL character in it (web.guards)
         429: {"model": ErrorOut, "description": "too many failed attempts"},
     },
 )
