@@ -75,7 +75,9 @@ def test_ratio_interpolation_and_extrapolation() -> None:
     # Between and beyond the published depths the shifted-chamber model shapes the ratio:
     # TARGIT(d) ~ V4.0(d + shift) gives ratio ~ rel(d) / rel(d + shift), which falls less
     # steeply than a straight line near the surface and keeps falling beyond 20 mm.
-    assert source.targit_shift_mm == pytest.approx(0.83, abs=0.05)  # the issue's 0.83 mm
+    # the issue's review found 0.83 mm with the depth-dose before the joint fit (issue 15 item 1);
+    # the jointly fitted model's curves give 0.74 mm
+    assert source.targit_shift_mm == pytest.approx(0.74, abs=0.05)
     shape = source.relative_dose_water(3.0, np.array([0.0, 5.0, 10.0, 20.0, 35.0]))
     shifted = source.relative_dose_water(
         3.0, np.array([0.0, 5.0, 10.0, 20.0, 35.0]) + source.targit_shift_mm
@@ -87,9 +89,10 @@ def test_ratio_interpolation_and_extrapolation() -> None:
     )
     assert r[1] < (r[0] + r[2]) / 2  # the straight line overstates it
     assert r[4] == pytest.approx(r[3] * model[4] / model[3], rel=1e-9)
-    # 1.5 cm at 5 mm: the line is 3.6 % high (the issue's review: up to 3.8 %)
+    # 1.5 cm at 5 mm: the line is 4.4 % high with the jointly fitted curves (the issue's review,
+    # with the curves before the fit: up to 3.8 %; those gave 3.6 %)
     r15 = source.ratio_v40_over_targit(1.5, np.array([0.0, 5.0, 10.0]))
-    assert (r15[0] + r15[2]) / 2 / r15[1] - 1 == pytest.approx(0.036, abs=0.005)
+    assert (r15[0] + r15[2]) / 2 / r15[1] - 1 == pytest.approx(0.044, abs=0.005)
 
 
 def test_depth_dose_is_monotonic_and_normalised() -> None:

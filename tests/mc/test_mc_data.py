@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from openiort.datafiles import parse_commented_csv
+from openiort.devices.xray_chamber import chamber_geometry, volume_average
 from openiort.dose.mc.commissioning import (
     DEPTHS_MM,
     default_table_path,
@@ -69,7 +70,19 @@ def test_relative_surface_rates_match_tg292():
         depth_dose_water(d, 2_000_000, seed=100 + i)
         for i, d in enumerate(applicator_diameters_cm())
     ]
-    # TG-292 Table IV V4.0 surface rates relative to the 3.0 cm applicator; 5 %: the fitted
-    # filtration reproduces them within 3.7 % (5.0 cm), statistics 0.3 %.
-    for check in surface_rate_check(curves):
-        assert check.ratio == pytest.approx(1.0, abs=0.05), check
+    # TG-292 Table IV V4.0 surface rates relative to each other, read as the V4.0 chamber reads
+    # them (issue 15 item 1: the jointly fitted model reproduces them within 3 % each, 2 % rms;
+    # as point doses they are 9 % apart at 1.5 cm, which the chamber's volume averaging explains).
+    geo = chamber_geometry()
+    logs = []
+    for check, curve in zip(surface_rate_check(curves), curves, strict=True):
+        k = volume_average(
+            lambda z, c=curve: np.interp(z, c.depth_mm, c.relative),
+            curve.diameter_cm * 5.0,
+            float(geo["sensitive_radius_mm"]),
+            float(geo["plate_separation_mm"]),
+        )
+        logs.append(np.log(check.ratio * k))
+    residuals = 100 * np.expm1(np.asarray(logs) - np.mean(logs))
+    assert np.max(np.abs(residuals)) <= 3.0, residuals
+    assert np.sqrt(np.mean(residuals**2)) <= 2.0, residuals

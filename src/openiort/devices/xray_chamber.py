@@ -14,11 +14,13 @@ prescription, limits and DVHs stay in the department's definition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from openiort.datafiles import read_data
 from openiort.devices.xray import XraySource
@@ -55,14 +57,31 @@ def volume_averaging_factor(
     depth_mm: float = 0.0,
 ) -> float:
     """The chamber's reading over the point dose at ``depth_mm`` (its foil's inner surface)."""
-    radius_mm = diameter_cm * 5.0
+
+    def dose(depth: NDArray[np.float64]) -> NDArray[np.float64]:
+        return source.relative_dose_water(diameter_cm, depth)
+
+    mean = volume_average(
+        dose, diameter_cm * 5.0, sensitive_radius_mm, plate_separation_mm, depth_mm
+    )
+    return mean / float(dose(np.asarray(depth_mm, dtype=np.float64)))
+
+
+def volume_average(
+    dose_at_depth: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    radius_mm: float,
+    sensitive_radius_mm: float,
+    plate_separation_mm: float,
+    depth_mm: float = 0.0,
+) -> float:
+    """The mean of ``dose_at_depth`` over the chamber's sensitive cylinder, its foil at
+    ``depth_mm`` below a spherical surface of ``radius_mm`` (the chamber's reading)."""
     z = (np.arange(_STEPS) + 0.5) / _STEPS * plate_separation_mm
     rho = (np.arange(_STEPS) + 0.5) / _STEPS * sensitive_radius_mm
     zz, rr = np.meshgrid(z, rho, indexing="ij")
     depth = np.hypot(radius_mm + depth_mm + zz, rr) - radius_mm
-    dose = source.relative_dose_water(diameter_cm, depth.ravel()).reshape(depth.shape)
-    mean = float((dose * rr).sum() / rr.sum())  # area element 2 pi rho d rho
-    return mean / float(source.relative_dose_water(diameter_cm, depth_mm))
+    dose = np.asarray(dose_at_depth(depth.ravel())).reshape(depth.shape)
+    return float((dose * rr).sum() / rr.sum())  # area element 2 pi rho d rho
 
 
 def surface_chamber_factor(source: XraySource, diameter_cm: float) -> ChamberFactor:

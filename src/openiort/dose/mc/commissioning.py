@@ -283,8 +283,10 @@ def _table_text(curves: list[DepthDose], histories: int, seed: int) -> str:
         "#   depth (0-0.05 mm at the surface).",
         f"# spectrum: SpekPy {s['tube_voltage_kv']} kV, {s['target_material']} transmission target "
         f"{s['target_thickness_um']} um, filters {filters}",
-        f"#   (data/xray50_spectrum_spekpy.csv, sha256 {digest[:16]}); the Al filter is an effective",
-        f"#   value fitted to the TG-292 surface-rate ratios between applicators (worst deviation here {100 * worst_surface:.1f} %).",
+        f"#   (data/xray50_spectrum_spekpy.csv, sha256 {digest[:16]}); target thickness and Al filter",
+        "#   fitted jointly to the TG-292 surface rates read through the V4.0 chamber, the published HVLs",
+        "#   and local slopes (openiort.dose.mc.commissioning_fit; data/xray50_commissioning_fit.yaml);",
+        f"#   surface dose as a point dose vs TG-292 here: worst deviation {100 * worst_surface:.1f} % (3.0 cm = 1).",
         f"# statistics: {histories:.3g} histories per applicator, seed {seed}, 10 batches; relative standard",
         f"#   uncertainty of the relative dose <= {100 * unc_10:.2f} % up to 10 mm and <= {100 * unc_60:.2f} % at 60 mm.",
         "# The table engine normalises these curves to the TG-292 V4.0 surface dose rates; TARGIT values",

@@ -8,7 +8,10 @@ depth-dose table, or a department's bare-probe and transfer tables); the second 
   perpendicular to the shaft, relative to its value 10 mm from the source;
 - ``xray50_second_check_transmission.csv``: per applicator, the model's dose with the applicator
   divided by the bare-probe dose at the same distance from the source (the model's "transfer
-  coefficient", which carries the applicator's attenuation and scatter);
+  coefficient", which carries the applicator's attenuation and scatter), in the V4.0 definition:
+  times the V4.0 chamber's reading / point dose at the applicator surface and divided by the
+  same at the bare-probe reference distance (devices/xray_chamber.py; the V4.0 surface rate and
+  a V4.0 reference output are chamber readings, the relative depth-dose a point-dose ratio);
 - ``xray50_second_check_model.yaml``: the nominal output (V4.0 bare-probe dose rate at 10 mm,
   fitted once to the TG-292 Table IV surface rates; used when a department gives no reference
   output of its own) and the shifted-chamber TARGIT model TARGIT(d) = V4.0(d + shift) / factor,
@@ -31,6 +34,7 @@ from numpy.typing import NDArray
 from openiort import __version__
 from openiort.datafiles import package_dir, record_file
 from openiort.devices.xray import RATIO_DEPTHS_MM, load_example_source
+from openiort.devices.xray_chamber import chamber_geometry, volume_average
 from openiort.dose.mc.commissioning import EQUATOR_BAND_COS, SHAFT_AXIS, depth_dose_water
 from openiort.dose.mc.spectrum import load_spectrum, source_model
 from openiort.dose.mc.sphere import SPHERE_RADIUS_MM, shell_dose
@@ -119,14 +123,28 @@ def regenerate(
     bare, bare_unc = bare_probe_dose(2 * histories, seed)
     bare_ref = float(np.exp(np.interp(REFERENCE_DISTANCE_MM, BARE_DISTANCES_MM, np.log(bare))))
     example = load_example_source()
-    transmission_rows, relative, surface_per_ref = [], {}, {}
+    geo = chamber_geometry()
+    r_sens, sep = float(geo["sensitive_radius_mm"]), float(geo["plate_separation_mm"])
+
+    def bare_at(distance: FloatArray) -> FloatArray:
+        return np.exp(np.interp(distance, BARE_DISTANCES_MM, np.log(bare)))
+
+    # the V4.0 chamber's reading / point dose at the bare-probe reference distance
+    bare_chamber = volume_average(bare_at, 0.0, r_sens, sep, REFERENCE_DISTANCE_MM) / bare_ref
+    transmission_rows, relative, surface_per_ref, chamber_factors = [], {}, {}, {}
     for i, d in enumerate(applicator_diameters_cm()):
         curve = depth_dose_water(d, histories, seed + 1 + i, depths_mm=DEPTHS_MM, workers=1)
+        rel = curve.relative
+
+        def rel_at(z: FloatArray, rel: FloatArray = rel) -> FloatArray:
+            return np.asarray(np.interp(z, DEPTHS_MM, rel))
+
+        chamber = volume_average(rel_at, d * 5.0, r_sens, sep)
+        chamber_factors[d] = chamber
         r = d * 5.0 + DEPTHS_MM
-        bare_at = np.exp(np.interp(r, BARE_DISTANCES_MM, np.log(bare)))
-        transmission = curve.dose_gy_per_photon / bare_at
-        relative[d] = curve.relative
-        surface_per_ref[d] = float(curve.dose_gy_per_photon[0] / bare_ref)
+        transmission = curve.dose_gy_per_photon / bare_at(r) * chamber / bare_chamber
+        relative[d] = rel
+        surface_per_ref[d] = float(curve.dose_gy_per_photon[0] / bare_ref * chamber / bare_chamber)
         transmission_rows += [
             f"{d:.1f},{z:.1f},{t:.6f},{u:.4f}"
             for z, t, u in zip(DEPTHS_MM, transmission, curve.rel_unc, strict=True)
@@ -184,7 +202,9 @@ def regenerate(
         [
             *header,
             "# Applicator transmission T(d) = dose with the applicator at depth d below its surface /",
-            f"# bare-probe dose at the same distance from the source; {histories:.3g} histories per applicator.",
+            f"# bare-probe dose at the same distance from the source; {histories:.3g} histories per applicator;",
+            "# in the V4.0 definition: x the V4.0 chamber's reading / point dose at this applicator's surface,",
+            "# / the same for the bare probe at the reference distance (factors in the model YAML).",
             "applicator_diameter_cm,depth_mm,transmission,rel_unc",
             *transmission_rows,
         ]
@@ -196,7 +216,15 @@ def regenerate(
             "dose_rate_v40_gy_min": round(nominal, 5),
             "what": "V4.0 bare-probe dose rate in water 10 mm from the source, 50 kV 40 uA",
             "fitted_to": "AAPM TG-292 (Culberson et al. Med Phys 2020;47:e913) Table IV V4.0 "
-            "surface rates of the 8 applicators, least squares in log (one parameter)",
+            "surface rates of the 8 applicators as V4.0 chamber readings, least squares in log "
+            "(one parameter)",
+            "chamber_reading_over_point_dose": {
+                "bare_probe_at_reference_distance": round(float(bare_chamber), 4),
+                "applicator_surface": {
+                    f"{d:.1f}": round(float(k), 4) for d, k in chamber_factors.items()
+                },
+                "geometry": "devices/data/xray50_v40_chamber.yaml (nominal)",
+            },
             "use": "the example source, and department data that give no reference output",
             "residuals": nominal_residuals,
         },

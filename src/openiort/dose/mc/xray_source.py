@@ -3,8 +3,9 @@
 The model (data/xray50_source_model.yaml, each value with its source or marked ASSUMPTION /
 FITTED):
 
-- spectrum: SpekPy, 50 kV, 1 um gold transmission target, 0.5 mm Be buffer and an effective
-  0.25 mm Al of further tip filtration fitted to the TG-292 applicator surface-rate ratios
+- spectrum: SpekPy, 50 kV, 3 um gold transmission target, 0.5 mm Be buffer and an effective
+  0.13 mm Al of further tip filtration, the two fitted jointly with the V4.0 chamber in the
+  model (openiort.dose.mc.commissioning_fit)
   (data/xray50_spectrum_spekpy.csv);
 - emission isotropic from the probe tip at the applicator centre, except for a 45 degree cone
   about the probe shaft shadowed by the opaque drift tube (radius 1.5 mm, tip set back 1.5 mm);
