@@ -166,6 +166,9 @@ class Intent(_Strict):
     fractions: Annotated[int, Field(ge=1, le=40)] = 1
     min_interval_h: Annotated[float, Field(gt=0, le=168)] | None = None
     hdr_applicator: HdrApplicatorModel | None = None
+    # HDR balloon: iodinated contrast in the saline fill, % by volume (null: saline alone); the
+    # hdr.mc engine models it (TG-43 assumes water), openiort.anatomy.materials balloon_cNN
+    hdr_balloon_contrast_pct: Annotated[int, Field(ge=0, le=50)] | None = None
 
     @model_validator(mode="after")
     def _definition_only_for_xray(self) -> Intent:
@@ -184,8 +187,11 @@ class Intent(_Strict):
             )
         if self.fractions == 1 and self.min_interval_h is not None:
             raise ValueError("min_interval_h applies to a course of more than one fraction")
-        if self.technique != "hdr" and self.hdr_applicator is not None:
-            raise ValueError("hdr_applicator applies only to technique 'hdr'")
+        for name in ("hdr_applicator", "hdr_balloon_contrast_pct"):
+            if self.technique != "hdr" and getattr(self, name) is not None:
+                raise ValueError(f"{name} applies only to technique 'hdr'; use null")
+        if self.hdr_balloon_contrast_pct is not None and self.hdr_applicator == "surface":
+            raise ValueError("hdr_balloon_contrast_pct applies to balloon applicators")
         return self
 
 

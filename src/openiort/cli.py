@@ -58,7 +58,7 @@ def run_plan(
 ) -> None:
     started = time.perf_counter()
     interrupted: tuple[type[BaseException], ...] = ()
-    if {"mc", "xray.mc"} & {engine, compare_with}:
+    if {"mc", "xray.mc", "hdr.mc"} & {engine, compare_with}:
         from openiort.dose.mc.runner import SimulationInterruptedError
 
         interrupted = (SimulationInterruptedError,)
@@ -219,7 +219,8 @@ def plan(
         str | None,
         typer.Option(
             help="dose engine: xray.table (default) or xray.mc (Monte Carlo in tissue) for "
-            "x-rays, electron.beamdata, hdr.tg43; `table` and `mc` are kept for x-rays"
+            "x-rays, electron.beamdata, hdr.tg43 (default) or hdr.mc (TG-43 corrected by "
+            "Monte Carlo in tissue); `table` and `mc` are kept for x-rays"
         ),
     ] = None,
     compare_with: Annotated[
@@ -227,7 +228,8 @@ def plan(
         typer.Option(
             "--compare-with",
             help="another engine of the technique whose dose the report shows beside the "
-            "plan's (an xray.mc plan is compared with xray.table by default)",
+            "plan's (an xray.mc plan is compared with xray.table, an hdr.mc plan with "
+            "hdr.tg43 by default)",
         ),
     ] = None,
     histories: Annotated[int, typer.Option(help="Monte Carlo photon histories")] = 30_000_000,

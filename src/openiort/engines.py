@@ -6,7 +6,7 @@ of its technique. An engine is made for one device (the data it computes with) b
 
 Registered: ``xray.table`` (depth-dose tables in water), ``xray.mc`` (kV photon Monte Carlo,
 dose to medium), ``electron.beamdata`` (the machine's 3D beam data in the phantom), ``hdr.tg43``
-(AAPM TG-43U1 line source in water).
+(AAPM TG-43U1 line source in water), ``hdr.mc`` (TG-43 corrected by Ir-192 Monte Carlo in the tissues, dose to medium).
 """
 
 from __future__ import annotations
@@ -198,6 +198,70 @@ class HdrTg43Engine:
         )
 
 
+@dataclass(frozen=True)
+class HdrMcEngine:
+    """TG-43 dose times an Ir-192 Monte Carlo heterogeneity correction (point sources in the
+    phantom's tissues over the same in unbounded water): dose to medium in medium, TG-186
+    (:mod:`openiort.dose.mc.hdr_dose`)."""
+
+    settings: McSettings = McSettings()
+    name: str = "hdr.mc"
+    version: str = __version__
+    technique: Technique = "hdr"
+
+    def compute(self, delivery: HdrDelivery, phantom: Phantom) -> DoseGrid:
+        from openiort.dose.mc import hdr_dose
+        from openiort.dose.tg43 import dwells_sha256
+        from openiort.dosegrid import Provenance
+
+        _expect(delivery, HdrDelivery, self.name)
+        s = self.settings
+        dwells = _dwells(delivery)
+        strength_u = delivery.air_kerma_strength_u
+        result = hdr_dose.compute(
+            phantom,
+            dwells.positions_mm,
+            dwells.times_s,
+            HdrTg43Engine().dose_gy(delivery, phantom),
+            histories=s.histories,
+            seed=s.seed,
+            n_batches=s.n_batches,
+            scheduler_address=s.scheduler_address,
+            use_dask=s.use_dask,
+            progress=s.progress,
+        )
+        return DoseGrid(
+            grid=phantom.grid,
+            dose_gy=result.dose_gy,
+            medium="medium_in_medium",
+            normalisation=(
+                f"TG-43U1 ({delivery.source_id}, S_K {strength_u:g} U) x Monte Carlo "
+                "heterogeneity correction (Ir-192 point sources in the tissues / in unbounded "
+                "water)"
+            ),
+            provenance=Provenance(
+                engine=f"openiort {self.name} (TG-43U1 x Ir-192 photon Monte Carlo "
+                "heterogeneity correction, collision kerma)",
+                engine_version=self.version,
+                device_data=delivery.device.name,
+                device_data_sha256=delivery.device.sha256,
+                inputs_sha256=dwells_sha256(dwells, delivery.source_id, strength_u),
+                calibration=f"S_K {strength_u:g} U; {result.histories} histories, seed {s.seed}",
+            ),
+            rel_uncertainty=result.rel_uncertainty,
+            notes=(
+                "The Monte Carlo runs point sources of the Ir-192 lines at the dwell positions "
+                "in the phantom's tissues and divides by the same in unbounded water; TG-43 "
+                "keeps the source's line geometry, capsule and anisotropy.",
+                "Dose to medium in medium (TG-186) by collision kerma; the balloon and cavity "
+                "are their phantom materials.",
+                "Nothing lies beyond the phantom's grid: tissue of the patient outside it "
+                "scatters nothing back, which lowers the Monte Carlo dose near the grid's "
+                "edges (far from the balloon: lung, heart).",
+            ),
+        )
+
+
 def _dwells(delivery: HdrDelivery) -> Any:
     """The delivery's dwells in the TG-43 engine's form."""
     from openiort.dose.tg43 import Dwells
@@ -241,6 +305,12 @@ REGISTRY: dict[str, EngineEntry] = _register(
     ),
     EngineEntry(
         "hdr.tg43", "hdr", "TG-43U1 line source in water", lambda d=None, **_: HdrTg43Engine()
+    ),
+    EngineEntry(
+        "hdr.mc",
+        "hdr",
+        "TG-43 x Ir-192 Monte Carlo heterogeneity correction, dose to medium (TG-186)",
+        lambda d=None, settings=None, **_: HdrMcEngine(settings or McSettings()),
     ),
 )
 

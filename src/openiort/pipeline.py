@@ -10,12 +10,16 @@ from openiort.case import Case, CaseError, implausible_values
 from openiort.clinical.section import build_clinical_section
 from openiort.delivery import HdrDelivery
 from openiort.devices.xray import load_commissioning, load_example_source
-from openiort.engines import McSettings, resolve_engine_name
+from openiort.engines import McSettings, make_engine, resolve_engine_name
 from openiort.evaluation.limits import LimitSet, iort_default_limits, load_limits
 from openiort.plan import PlanResult
 from openiort.plan_document import AppliedDefault
 from openiort.planning.xray import plan_xray
 from openiort.radiobiology import build_radiobiology_section
+
+# A Monte Carlo plan is compared with its technique's water calculation unless told otherwise.
+DEFAULT_COMPARISON = {"xray.mc": "xray.table", "hdr.mc": "hdr.tg43"}
+MONTE_CARLO_ENGINES = frozenset({"xray.mc", "hdr.mc"})
 
 
 def phantom_defaults(case: Case) -> list[AppliedDefault]:
@@ -174,8 +178,8 @@ def plan_case(
     """
     technique = case.intent.technique
     engine_name = resolve_engine_name(technique, engine)
-    if compare_with is None and engine_name == "xray.mc":
-        compare_with = "xray.table"
+    if compare_with is None and engine_name in DEFAULT_COMPARISON:
+        compare_with = DEFAULT_COMPARISON[engine_name]
     reference_engine = (
         None if compare_with is None else resolve_engine_name(technique, compare_with)
     )
@@ -212,7 +216,18 @@ def plan_case(
         from openiort.planning.hdr_case import plan_hdr_case
 
         record = load_hdr_source_record(source_data) if source_data else None
-        plan = plan_hdr_case(case, limits=limits, source_record=record, ct_phantom=ct_phantom)
+        dose_engine = (
+            make_engine(engine_name, settings=mc_options or McSettings())
+            if engine_name != "hdr.tg43"
+            else None
+        )
+        plan = plan_hdr_case(
+            case,
+            limits=limits,
+            source_record=record,
+            ct_phantom=ct_phantom,
+            dose_engine=dose_engine,
+        )
         device_data = record
     else:
         from openiort.devices.electron import load_electron_device, load_machine_data
@@ -235,7 +250,7 @@ def plan_case(
         from openiort.planning.engine_comparison import compare_engines
 
         settings = mc_options or McSettings()
-        uses_mc = "xray.mc" in (engine_name, reference_engine)
+        uses_mc = bool(MONTE_CARLO_ENGINES & {engine_name, reference_engine})
         plan.sections["engine_comparison"] = compare_engines(
             plan,
             engine_name,

@@ -52,8 +52,8 @@ def plans() -> dict[str, PlanResult]:
 def test_every_technique_has_a_registered_engine() -> None:
     assert engine_names("xray") == ["xray.table", "xray.mc"]
     assert engine_names("electron") == ["electron.beamdata"]
-    assert engine_names("hdr") == ["hdr.tg43"]
-    assert set(REGISTRY) == {"xray.table", "xray.mc", "electron.beamdata", "hdr.tg43"}
+    assert engine_names("hdr") == ["hdr.tg43", "hdr.mc"]
+    assert set(REGISTRY) == {"xray.table", "xray.mc", "electron.beamdata", "hdr.tg43", "hdr.mc"}
     assert resolve_engine_name("xray", "mc") == "xray.mc"  # the name the CLI accepted before
     with pytest.raises(EngineError, match=r"hdr\.tg43"):
         resolve_engine_name("hdr", "xray.mc")

@@ -67,3 +67,32 @@ def test_hdr_plan_on_a_post_implant_ct(tmp_path: Path) -> None:
         assert written.FrameOfReferenceUID == ct_image.FrameOfReferenceUID
     rp = pydicom.dcmread(tmp_path / "plan" / "RP.dcm")
     assert rp.BrachyTreatmentType == "HDR" and rp.SourceSequence[0].SourceIsotopeName == "Ir-192"
+
+
+def test_hdr_mc_on_the_ct_with_a_contrast_filled_balloon(tmp_path: Path) -> None:
+    """The Monte Carlo engine on the patient's CT (issue 19): the balloon's fill is the case's
+    saline with 15 % contrast (its CT numbers, about +1400 HU, are not read as bone), and the
+    dose falls below TG-43 at the skin, where the CT ends in air."""
+    from openiort.engines import McSettings
+
+    data = yaml.safe_load(HDR_CASE.read_text())
+    data["intent"]["hdr_balloon_contrast_pct"] = 15
+    case = parse_case(data)
+    on_phantom = plan_case(case)
+    ct_dir = tmp_path / "ct"
+    export_plan(on_phantom.phantom, on_phantom.dose, on_phantom.to_json_dict(), ct_dir)
+    ct = load_ct_phantom(ct_dir, rtstruct=ct_dir / "RS.dcm")
+    on_ct = plan_case(
+        case,
+        ct_phantom=ct,
+        engine="hdr.mc",
+        mc_options=McSettings(histories=200_000, progress=False),
+    )
+    phantom = on_ct.phantom
+    balloon = phantom.structures["applicator"]
+    fills = {phantom.materials[i] for i in set(phantom.material_ids[balloon].ravel().tolist())}
+    assert fills == {"balloon_c15"}
+    assert on_ct.dose.medium == "medium_in_medium"
+    rows = {r["structure"]: r for r in on_ct.sections["engine_comparison"].to_dict()["structures"]}
+    assert rows["skin"]["mean_difference_pct"] < -3.0
+    assert abs(rows["target"]["mean_difference_pct"]) < 8.0

@@ -43,10 +43,27 @@ def test_partials_sum_to_nist_totals_per_element():
     # 0.75 % asserted.
     worst = 0.0
     for symbol, table in element_tables().items():
+        if symbol == "I":  # the contrast's iodine: its own test below
+            continue
         spec = MaterialSpec(symbol, ((symbol, 1.0),), 1.0)
         c = hdr_coefficients(spec, table.energy_kev)
         worst = max(worst, float(np.max(np.abs(_rel(c.total, table.mu_over_rho_cm2_g)))))
     assert worst < 0.0075
+
+
+def test_iodine_partials_sum_to_nist_totals():
+    # Balloon contrast. Off the K edge (33.1694 keV, a discontinuity in both): measured within
+    # 0.04 % to 800 keV (0.1 % asserted), -0.31 % at 1 MeV, -1.0 % at 1.25 and -2.7 % at
+    # 1.5 MeV, where the KN x S continuation and pair
+    # production (left out) matters more at Z = 53 (3 % asserted; Ir-192 emits under 0.1 % of
+    # its photons above 1 MeV).
+    table = element_tables()["I"]
+    e = table.energy_kev
+    off_edge = np.abs(e / 33.1694 - 1.0) > 1e-3
+    spec = MaterialSpec("I", (("I", 1.0),), 4.93)
+    dev = _rel(hdr_coefficients(spec, e[off_edge]).total, table.mu_over_rho_cm2_g[off_edge])
+    assert np.max(np.abs(dev[e[off_edge] <= 800.0])) < 0.001
+    assert np.max(np.abs(dev)) < 0.03
 
 
 def test_incoherent_sampling_model_over_the_whole_range():
@@ -60,10 +77,13 @@ def test_incoherent_sampling_model_over_the_whole_range():
         low = (p.energy_kev >= 10.0) & (p.energy_kev < 100.0)
         mid = (p.energy_kev >= 100.0) & (p.energy_kev <= 800.0)
         high = p.energy_kev > 800.0
-        assert np.max(np.abs(_rel(p.incoh_model[low], p.incoh[low]))) < 0.03, symbol
+        # Iodine (balloon contrast, a few % of the fill by mass): 3.5 % at 10 keV, 4 % asserted.
+        low_limit = 0.04 if symbol == "I" else 0.03
+        assert np.max(np.abs(_rel(p.incoh_model[low], p.incoh[low]))) < low_limit, symbol
         assert np.max(np.abs(_rel(p.incoh_model[mid], p.incoh[mid]))) < 0.01, symbol
         scale = p.incoh[high] / p.incoh_model[high]
-        assert np.allclose(scale, scale[0]) and 1.0 <= scale[0] < 1.005, symbol
+        # The join: 1.0036-1.0043 for H..Ca, 0.99977 for iodine.
+        assert np.allclose(scale, scale[0]) and 0.999 <= scale[0] < 1.005, symbol
 
 
 @pytest.mark.parametrize("material", TISSUES)
@@ -135,9 +155,9 @@ def test_bad_energies_and_elements_are_refused():
     for bad in (0.5, 1600.0, float("nan")):
         with pytest.raises(MaterialDataError):
             hdr_coefficients(water, np.array([bad]))
-    iodine = MaterialSpec("iodine", (("I", 1.0),), 4.9)
-    with pytest.raises(MaterialDataError, match="I"):
-        hdr_coefficients(iodine, np.array([300.0]))
+    lead = MaterialSpec("lead", (("Pb", 1.0),), 11.35)
+    with pytest.raises(MaterialDataError, match="Pb"):
+        hdr_coefficients(lead, np.array([300.0]))
     with pytest.raises(MaterialDataError):
         build_hdr_tables([])
 

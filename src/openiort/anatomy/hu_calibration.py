@@ -33,6 +33,21 @@ MIXTURE = "breast_gNN"
 DENSITY_RULES = ("nominal", "proportional", "mixture")
 
 
+def composition_hu(material: str, energy_kev: float) -> float:
+    """1000 (mu / mu_water - 1) of a library material at ``energy_kev`` (the rule of the CSV's
+    hu_nominal), from its composition and density with xraydb's total cross sections."""
+    import xraydb
+
+    def mu_cm(name: str) -> float:
+        m = get_material(name)
+        return m.density_g_cm3 * sum(
+            w * float(xraydb.mu_elam(el, energy_kev * 1000.0, kind="total"))
+            for el, w in m.composition.items()
+        )
+
+    return 1000.0 * (mu_cm(material) / mu_cm("water") - 1.0)
+
+
 class CalibrationError(OpenIortInputError):
     """A malformed HU calibration file (the message names the file and the row)."""
 
@@ -183,6 +198,10 @@ class HuCalibration:
         if material.startswith("breast_g") and digits.isdigit() and self.has_mixture:
             fraction = int(digits) / 100.0
             return np.full(rho.shape, float(self.mixture_hu(fraction)))
+        if material.startswith("balloon_c") and self.effective_energy_kev is not None:
+            # A balloon fill with contrast is never read back from HU (it is placed from the
+            # balloon's contour); its CT number follows the file's own rule for hu_nominal.
+            return np.full(rho.shape, composition_hu(material, self.effective_energy_kev))
         raise self._fail(f"no CT number for material {material!r}; add a row for it")
 
     # -- import: HU -> material, density ---------------------------------------------------------

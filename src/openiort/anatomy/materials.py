@@ -66,4 +66,51 @@ def get_material(name: str) -> Material:
     suffix = name.removeprefix("breast_g")
     if name.startswith("breast_g") and suffix.isdigit() and int(suffix) <= 100:
         return _breast_mixture(name)
-    raise KeyError(f"unknown material {name!r}; known: {', '.join(sorted(lib))}, breast_gNN")
+    percent = name.removeprefix("balloon_c")
+    if name.startswith("balloon_c") and percent.isdigit() and int(percent) <= MAX_CONTRAST_PCT:
+        return _balloon_fill(int(percent))
+    raise KeyError(
+        f"unknown material {name!r}; known: {', '.join(sorted(lib))}, breast_gNN, balloon_cNN"
+    )
+
+
+MAX_CONTRAST_PCT = 50
+
+
+def balloon_fill_name(contrast_pct: int) -> str:
+    """Library name of a balloon fill, e.g. ``balloon_c15`` for 15 % contrast by volume."""
+    if not 0 <= contrast_pct <= MAX_CONTRAST_PCT:
+        raise ValueError(f"contrast must be 0-{MAX_CONTRAST_PCT} % by volume, got {contrast_pct}")
+    return f"balloon_c{contrast_pct:02d}"
+
+
+def _balloon_fill(contrast_pct: int) -> Material:
+    """Saline with ``contrast_pct`` % by volume of the contrast agent (data/balloon_fill.yaml);
+    volumes add."""
+    data = read_data("openiort.anatomy", "data/balloon_fill.yaml").yaml()
+    weights, agent, saline = data["atomic_weight"], data["contrast_agent"], data["saline"]
+    atoms = agent["iohexol_atoms"]
+    molar_mass = sum(n * weights[el] for el, n in atoms.items())
+    nacl = weights["Na"] + weights["Cl"]
+    water_h = 2 * weights["H"] / (2 * weights["H"] + weights["O"])
+    f = contrast_pct / 100.0
+    iohexol_g = f * agent["iohexol_g_per_ml"]
+    water_g = (
+        f * (agent["density_g_ml"] - agent["iohexol_g_per_ml"]) + (1 - f) * saline["water_g_per_ml"]
+    )
+    salt_g = (1 - f) * saline["nacl_g_per_ml"]
+    mass: dict[str, float] = {
+        el: iohexol_g * n * weights[el] / molar_mass for el, n in atoms.items()
+    }
+    mass["H"] += water_g * water_h
+    mass["O"] += water_g * (1 - water_h)
+    mass["Na"] = salt_g * weights["Na"] / nacl
+    mass["Cl"] = salt_g * weights["Cl"] / nacl
+    mass = {el: m for el, m in mass.items() if m > 0}  # saline alone has no C, N or I
+    total = sum(mass.values())
+    return Material(
+        balloon_fill_name(contrast_pct),
+        total,  # g per mL of fill
+        {el: m / total for el, m in mass.items()},
+        f"normal saline with {contrast_pct} % {agent['name']} by volume (data/balloon_fill.yaml)",
+    )

@@ -7,9 +7,11 @@ import dataclasses
 import numpy as np
 
 from openiort.anatomy.breast_phantom import build_breast_phantom
+from openiort.anatomy.materials import balloon_fill_name
 from openiort.anatomy.phantom import Phantom
 from openiort.case import Case, CaseError
 from openiort.devices.hdr_source import HdrSourceRecord, hdr_protocol
+from openiort.engines import DoseEngine
 from openiort.evaluation.limits import LimitSet
 from openiort.evaluation.metrics import evaluate, exceeded_limits, radial_profile_gy
 from openiort.plan import REPORT_DEPTHS_MM, PlanResult, depth_key
@@ -43,7 +45,7 @@ def balloon_on_ct(case: Case, ct_phantom: Phantom) -> Phantom:
                 "NAME=applicator) and no anatomy.cavity_diameter_mm"
             ],
         )
-    phantom = phantom_on_ct(ct_phantom, radius, centre, material="water")
+    phantom = phantom_on_ct(ct_phantom, radius, centre, material=balloon_material(case))
     if phantom.shaft_direction is None:
         phantom = dataclasses.replace(
             phantom, shaft_direction=towards_nearest_skin(phantom), warnings=list(phantom.warnings)
@@ -77,12 +79,19 @@ def towards_nearest_skin(phantom: Phantom) -> tuple[float, float, float]:
     return (float(axis[0]), float(axis[1]), float(axis[2]))
 
 
+def balloon_material(case: Case) -> str:
+    """The balloon's fill: water (saline), or saline with the case's contrast."""
+    pct = case.intent.hdr_balloon_contrast_pct
+    return "water" if not pct else balloon_fill_name(pct)
+
+
 def plan_hdr_case(
     case: Case,
     applicator: str | None = None,
     limits: LimitSet | None = None,
     source_record: HdrSourceRecord | None = None,
     ct_phantom: Phantom | None = None,
+    dose_engine: DoseEngine | None = None,
 ) -> PlanResult:
     """Balloon (or surface) HDR plan on the phantom built from the case's measurements, or on
     a post-implant CT (``ct_phantom``, :func:`openiort.inputs.ct.load_ct_phantom`) with the
@@ -92,7 +101,9 @@ def plan_hdr_case(
     (``intent.hdr_applicator`` of the case when None; when neither, the single-lumen balloon,
     listed among the plan's defaults with the prescription depth, which is always the
     applicator's default here). ``source_record``: the department's source (None: the example
-    source, not approvable).
+    source, not approvable). ``dose_engine``: the engine of the plan's dose, DVHs and limits
+    (None: TG-43; ``hdr.mc``: TG-43 corrected by Monte Carlo in the tissues); the dwell times
+    are always optimised with TG-43.
     """
     defaults: list[AppliedDefault] = []
     applicator = applicator or case.intent.hdr_applicator
@@ -134,11 +145,12 @@ def plan_hdr_case(
             raise CaseError(
                 "case", ["anatomy.cavity_diameter_mm: required for HDR planning, got null"]
             )
-        # The balloon is inflated to fill the cavity with saline (water).
+        # The balloon is inflated to fill the cavity with saline (water unless the case gives
+        # its contrast: TG-43 sees water either way, the hdr.mc engine the fill).
         phantom = build_breast_phantom(
             case,
             applicator_radius_mm=case.anatomy.cavity_diameter_mm / 2,
-            applicator_material="water",
+            applicator_material=balloon_material(case),
         )
     result = plan_hdr_from_case(
         case,
@@ -152,7 +164,8 @@ def plan_hdr_case(
     )
     result.applicator_geometry["model"] = applicator
     result.applicator_geometry["title"] = models[applicator]["title"]
-    dose = result.to_dose_grid()
+    water_dose = result.to_dose_grid()
+    dose = water_dose if dose_engine is None else dose_engine.compute(result.delivery, phantom)
     dvhs, metrics, constraints = evaluate(
         phantom, dose, technique="hdr", limits=limits, prescription_gy=result.prescription_gy
     )
@@ -162,10 +175,20 @@ def plan_hdr_case(
     centre, radius = phantom.applicator_centre_mm, phantom.applicator_radius_mm
     assert centre is not None and radius is not None  # the breast phantom always sets both
     profile = np.nan_to_num(radial_profile_gy(dose, centre, radius, depths, tissue))
+    water_profile = np.nan_to_num(radial_profile_gy(water_dose, centre, radius, depths, tissue))
     at_depth = {
         depth_key(z): round(float(np.interp(z, depths, profile)), 4) for z in REPORT_DEPTHS_MM
     }
+    at_depth_water = {
+        depth_key(z): round(float(np.interp(z, depths, water_profile)), 4) for z in REPORT_DEPTHS_MM
+    }
     warnings = list(result.warnings) + exceeded_limits(constraints)
+    if dose_engine is not None:
+        warnings.append(
+            f"Dose, DVHs and limits by {dose_engine.name} ({dose.medium_label}); the dwell "
+            "times, the prescription and the balloon quality indices are from TG-43 (dose to "
+            "water in water), as TG-186 keeps the prescription in TG-43 terms."
+        )
     if ct_phantom is not None:  # what the CT and the balloon's placement on it leave open
         warnings = [*phantom.warnings, *warnings]
         contour = ct_phantom.structures.get("applicator")
@@ -189,9 +212,9 @@ def plan_hdr_case(
         prescription_point=f"{result.prescription_depth_mm:g} mm from the {result.prescription_reference}",
         details=result.figures(),
         dose_at_depth_gy=at_depth,
-        dose_at_depth_water_gy=at_depth,
+        dose_at_depth_water_gy=at_depth_water,
         depth_profile_mm=depths.tolist(),
-        depth_profile_water_gy=profile.tolist(),
+        depth_profile_water_gy=water_profile.tolist(),
         depth_profile_definition_gy=None,
         metrics=metrics,
         constraints=constraints,

@@ -28,7 +28,10 @@ Sources and models, per table:
   Ir-192 photons.
 - No fluorescence: the K-shell fluorescence of H to Ca is below 4.1 keV (Ca K-alpha 3.7 keV),
   which travels a few tens of micrometres in tissue; the photoabsorbed energy is deposited on the
-  spot. Photons below :data:`CUTOFF_KEV` deposit on the spot too.
+  spot. Photons below :data:`CUTOFF_KEV` deposit on the spot too. Iodine (balloon contrast,
+  openiort.anatomy.materials ``balloon_cNN``) is the exception: its K fluorescence (28-33 keV,
+  emitted after most photoabsorptions above its 33.2 keV edge) is not transported either, so its
+  energy stays in the fill instead of reaching the tissue around it.
 - Sum check: photoelectric + incoherent + coherent reproduces the NIST SRD 126 totals of
   :mod:`openiort.dose.mc.photon_data` for the ICRU tissues within 0.04 % from 10 keV to 1 MeV
   and 0.34 % at 1.5 MeV (pair production), elements H..Ca within 0.62 %

@@ -12,31 +12,14 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 
-from openiort.datafiles import read_data
-from openiort.dose.mc.references import GpCoefficients
+from openiort.dose.mc.references import GpCoefficients, ans643_water_exposure_gp, data_rows
 
 FloatArray = NDArray[np.float64]
 
 
-def _rows(name: str) -> list[dict[str, str]]:
-    return read_data("openiort.dose.mc", f"data/{name}").rows()
-
-
-@cache
 def ans643_water_exposure_gp_hdr() -> dict[float, GpCoefficients]:
     """ANS-6.4.3 exposure buildup GP coefficients of water, 80 keV-1.5 MeV, by energy (keV)."""
-    return {
-        float(r["energy_kev"]): GpCoefficients(
-            float(r["energy_kev"]),
-            float(r["mu_no_coherent_cm2_g"]),
-            float(r["b"]),
-            float(r["c"]),
-            float(r["a"]),
-            float(r["xk"]),
-            float(r["d"]),
-        )
-        for r in _rows("ans643_water_point_source_buildup_80kev_1p5mev.csv")
-    }
+    return ans643_water_exposure_gp("ans643_water_point_source_buildup_80kev_1p5mev.csv")
 
 
 @dataclass(frozen=True)
@@ -55,7 +38,7 @@ class PublishedRadialDose:
 def published_ir192_radial_dose() -> dict[str, PublishedRadialDose]:
     """Published Monte Carlo g(r) of Ir-192 sources, keyed by source name."""
     by_source: dict[str, list[dict[str, str]]] = {}
-    for row in _rows("ir192_radial_dose_published.csv"):
+    for row in data_rows("ir192_radial_dose_published.csv"):
         by_source.setdefault(row["source"], []).append(row)
     return {
         name: PublishedRadialDose(

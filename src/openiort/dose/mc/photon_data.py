@@ -52,10 +52,18 @@ class CoefficientTable:
     muen_over_rho_cm2_g: FloatArray
 
 
+# An absorption edge is two rows of one energy; the lower row is moved down by this fraction
+# so that interpolation on either side of the edge uses its own branch.
+EDGE_SHIFT = 1e-9
+
+
 def _table(rows: list[dict[str, str]]) -> CoefficientTable:
     energy = np.array([float(r["energy_kev"]) for r in rows])
-    if np.any(np.diff(energy) <= 0):
-        raise ValueError("photon data energies must increase strictly")
+    step = np.diff(energy)
+    if np.any(step < 0) or np.any((step == 0)[1:] & (step == 0)[:-1]):
+        raise ValueError("photon data energies must increase (an edge is two equal rows)")
+    edge_below = np.flatnonzero(step == 0)
+    energy[edge_below] *= 1.0 - EDGE_SHIFT
     return CoefficientTable(
         energy,
         np.array([float(r["mu_over_rho_cm2_g"]) for r in rows]),

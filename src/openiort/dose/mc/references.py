@@ -11,7 +11,7 @@ import numpy as np
 from openiort.datafiles import read_data
 
 
-def _rows(name: str) -> list[dict[str, str]]:
+def data_rows(name: str) -> list[dict[str, str]]:
     return read_data("openiort.dose.mc", f"data/{name}").rows()
 
 
@@ -33,7 +33,7 @@ def nist_coefficients() -> tuple[NistCoefficient, ...]:
             float(r["mu_over_rho_cm2_g"]),
             float(r["muen_over_rho_cm2_g"]),
         )
-        for r in _rows("nist_srd126_mu_muen_10_60kev.csv")
+        for r in data_rows("nist_srd126_mu_muen_10_60kev.csv")
     )
 
 
@@ -64,8 +64,11 @@ class GpCoefficients:
 
 
 @cache
-def ans643_water_exposure_gp() -> dict[float, GpCoefficients]:
-    """ANS-6.4.3 exposure buildup GP coefficients for water, keyed by energy (keV)."""
+def ans643_water_exposure_gp(
+    file: str = "ans643_water_point_source_buildup.csv",
+) -> dict[float, GpCoefficients]:
+    """ANS-6.4.3 exposure buildup GP coefficients for water, keyed by energy (keV), from
+    ``file`` (the kV range by default)."""
     return {
         float(r["energy_kev"]): GpCoefficients(
             float(r["energy_kev"]),
@@ -76,11 +79,11 @@ def ans643_water_exposure_gp() -> dict[float, GpCoefficients]:
             float(r["xk"]),
             float(r["d"]),
         )
-        for r in _rows("ans643_water_point_source_buildup.csv")
+        for r in data_rows(file)
     }
 
 
 @cache
 def heterogeneity_references() -> tuple[dict[str, str], ...]:
     """Published tissue-versus-water dose differences at 50 kV (breast)."""
-    return tuple(_rows("heterogeneity_published_50kv.csv"))
+    return tuple(data_rows("heterogeneity_published_50kv.csv"))

@@ -1,0 +1,146 @@
+"""The hdr.mc engine (openiort.dose.mc.hdr_dose): TG-43 corrected by Ir-192 Monte Carlo in the
+tissues, at reduced statistics. Published comparators:
+
+- Kassas B et al., J Appl Clin Med Phys 2006;7(3):28, abstract: dose modification factor
+  (full-scatter dose over the dose with no tissue beyond the prescription line, 1 cm from the
+  balloon surface) 1.098 for a 4 cm and 1.132 for a 6 cm MammoSite balloon filled with
+  contrast (its concentration not given in the abstract);
+- Ye SJ et al. 2004 (Int J Radiat Oncol Biol Phys 60:672, abstract): Monte Carlo 4-10 % below
+  the planning system on the prescription line, with 5-25 % contrast by volume; attenuation in
+  the contrast alone 1.0-4.8 %.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openiort.anatomy.materials import get_material
+from openiort.anatomy.phantom import Phantom
+from openiort.case import load_case
+from openiort.dose.mc import hdr_dose
+from openiort.dose.mc.hdr_engine import hdr_shell_dose
+from openiort.engines import McSettings
+from openiort.grid import Grid
+
+REPO = Path(__file__).resolve().parents[2]
+KASSAS_DMF = {20.0: 1.098, 30.0: 1.132}  # balloon radius mm -> published DMF
+YE_PRESCRIPTION_LINE_PCT = (4.0, 10.0)  # MC below the planning system, 5-25 % contrast
+YE_CONTRAST_ALONE_PCT = (1.0, 4.8)
+
+
+def _water_box(
+    lo_mm: tuple[float, float, float],
+    hi_mm: tuple[float, float, float],
+    spacing_mm: float,
+    balloon_radius_mm: float = 0.0,
+    fill: str = "water",
+) -> Phantom:
+    """Water from ``lo_mm`` to ``hi_mm`` (air beyond: the grid ends there), a balloon of
+    ``fill`` at the origin."""
+    lo, hi = np.array(lo_mm), np.array(hi_mm)
+    grid = Grid.centred(tuple((lo + hi) / 2), tuple(hi - lo), spacing_mm)  # type: ignore[arg-type]
+    ids = np.ones(grid.shape, np.uint8)
+    ids[grid.distance_from_mm((0.0, 0.0, 0.0)) <= balloon_radius_mm] = 2
+    density = np.where(ids == 2, get_material(fill).density_g_cm3, 1.0).astype(np.float32)
+    return Phantom(
+        grid=grid,
+        material_ids=ids,
+        density_g_cm3=density,
+        materials=("air", "water", fill),
+        structures={},
+    )
+
+
+def _correction_at(result: hdr_dose.HdrMcDose, phantom: Phantom, x_mm: float) -> float:
+    """The correction on the +x axis at ``x_mm``, averaged over the 3 x 3 voxels around it."""
+    z, y, x = phantom.grid.axes_mm()
+    iz, iy, ix = (int(np.argmin(abs(a - v))) for a, v in ((z, 0.0), (y, 0.0), (x, x_mm)))
+    return float(result.correction[iz - 1 : iz + 2, iy - 1 : iy + 2, ix].mean())
+
+
+def test_water_radial_reference_is_inverse_square_with_attenuation_and_scatter() -> None:
+    water = hdr_dose.water_radial_dose()
+    r2d = water.r2_dose_gy_mm2 / np.interp(10.0, water.r_mm, water.r2_dose_gy_mm2)
+    # Ir-192 in water: r^2 D nearly flat to 5 cm (g(r) within 1 % of 1, the consensus g_L of
+    # Ir-192 sources), then falling (Perez-Calatayud et al. Med Phys 2012;39:2904).
+    near = (water.r_mm >= 10.0) & (water.r_mm <= 50.0)
+    assert np.all(np.abs(r2d[near] - 1.0) < 0.015)
+    assert r2d[water.r_mm > 150.0].max() < 0.8
+
+
+def test_correction_is_one_in_a_large_water_phantom() -> None:
+    """A dwell at the centre of a 30 cm water cube: nothing differs from unbounded water within
+    5 cm but the cube's missing scatter beyond 15 cm (under 1.5 % at 5 cm)."""
+    phantom = _water_box((-150.0,) * 3, (150.0,) * 3, 3.0)
+    result = hdr_dose.compute(
+        phantom, [(0.0, 0.0, 0.0)], [1.0], np.ones(phantom.grid.shape), histories=1_000_000
+    )
+    r = phantom.grid.distance_from_mm((0.0, 0.0, 0.0))
+    for lo, hi in ((9.0, 12.0), (19.0, 22.0), (29.0, 32.0), (48.0, 52.0)):
+        shell = (r >= lo) & (r < hi)
+        mean = float(result.correction[shell].mean())
+        assert abs(mean - 1.0) < 0.02, (lo, mean)  # 1e6 histories: shell means within 0.3 %
+    assert float(result.rel_uncertainty[(r >= 9) & (r < 12)].mean()) < 0.05
+
+
+@pytest.mark.parametrize("radius_mm", [20.0, 30.0])
+def test_balloon_one_cm_under_the_surface_against_published_corrections(radius_mm: float) -> None:
+    """A 4 or 6 cm balloon (15 % contrast) whose prescription line, 1 cm beyond the balloon,
+    is the phantom's surface: the dose there falls below TG-43 as published."""
+    surface = radius_mm + 10.0
+    phantom = _water_box(
+        (-100.0, -100.0, -100.0), (surface, 100.0, 100.0), 2.0, radius_mm, "balloon_c15"
+    )
+    result = hdr_dose.compute(
+        phantom, [(0.0, 0.0, 0.0)], [1.0], np.ones(phantom.grid.shape), histories=1_000_000
+    )
+    reduction_pct = 100.0 * (1.0 - _correction_at(result, phantom, surface - 1.0))
+    published_pct = 100.0 * (1.0 - 1.0 / KASSAS_DMF[radius_mm])  # 8.9 and 11.7 %
+    # Within the published spread (Ye 4-10 %, Kassas 8.9-11.7 %): from 4 to 11.7 %, and
+    # within 4 percentage points of Kassas for the same balloon (our point is the voxel 1 mm
+    # inside the surface; their contrast concentration is not known).
+    assert 4.0 <= reduction_pct <= 100.0 * (1.0 - 1.0 / KASSAS_DMF[30.0]) + 0.5, reduction_pct
+    assert abs(reduction_pct - published_pct) < 4.0, (reduction_pct, published_pct)
+
+
+def test_contrast_alone_attenuates_within_the_published_range() -> None:
+    """Dose 1 cm beyond a 2.5 cm radius balloon in water, contrast against saline: 10 % and
+    25 % contrast by volume reduce it by 1-5 % (Ye et al.: 1.0-4.8 % for 5-25 %)."""
+    edges = np.array([34.0, 36.0])
+    water = hdr_shell_dose([(25.0, "water"), (200.0, "water")], edges, 500_000, 3)
+    reductions = []
+    for pct in (10, 25):
+        fill = hdr_shell_dose([(25.0, f"balloon_c{pct}"), (200.0, "water")], edges, 500_000, 3)
+        reductions.append(100.0 * (1.0 - fill.dose_gy_per_photon[0] / water.dose_gy_per_photon[0]))
+    lo, hi = YE_CONTRAST_ALONE_PCT
+    assert lo <= reductions[0] < reductions[1] <= hi, reductions
+
+
+def test_balloon_fill_material_carries_the_label_iodine() -> None:
+    fill = get_material("balloon_c10")
+    # 10 % of Omnipaque 300 (300 mg iodine per mL) in saline: 30 mg iodine per mL of fill.
+    assert fill.composition["I"] * fill.density_g_cm3 == pytest.approx(0.030, rel=1e-3)
+    assert "I" not in get_material("balloon_c00").composition
+
+
+def test_plan_with_hdr_mc_is_compared_with_tg43(tmp_path: Path) -> None:
+    from openiort.pipeline import plan_case
+
+    case = load_case(REPO / "examples" / "left_hdr_balloon_30mm.yaml")
+    plan = plan_case(
+        case, engine="hdr.mc", mc_options=McSettings(histories=200_000, progress=False)
+    )
+    assert plan.dose.medium == "medium_in_medium"
+    comparison = plan.sections["engine_comparison"].to_dict()
+    assert comparison["plan_engine"] == "hdr.mc"
+    assert comparison["compared_with_engine"] == "hdr.tg43"
+    rows = {r["structure"]: r for r in comparison["structures"]}
+    # Missing scatter beyond the skin and the lung: the Monte Carlo dose is lower at the skin
+    # and behind the chest wall than TG-43's water (several per cent even at 2e5 histories).
+    assert rows["skin"]["mean_difference_pct"] < -3.0
+    assert rows["lung"]["mean_difference_pct"] < -3.0
+    assert abs(rows["target"]["mean_difference_pct"]) < 6.0
+    assert any("TG-43 (dose to water in water)" in w for w in plan.warnings)
