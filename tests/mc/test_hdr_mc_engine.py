@@ -144,3 +144,26 @@ def test_plan_with_hdr_mc_is_compared_with_tg43(tmp_path: Path) -> None:
     assert rows["lung"]["mean_difference_pct"] < -3.0
     assert abs(rows["target"]["mean_difference_pct"]) < 6.0
     assert any("TG-43 (dose to water in water)" in w for w in plan.warnings)
+
+
+def test_balloon_contrast_is_refused_where_it_has_no_meaning() -> None:
+    import yaml
+
+    from openiort.case import CaseError, parse_case
+
+    hdr = yaml.safe_load((REPO / "examples" / "left_hdr_balloon_30mm.yaml").read_text())
+    xray = yaml.safe_load((REPO / "src" / "openiort" / "data" / "demo_case.yaml").read_text())
+    for data, value, words in (
+        (xray, 10, "applies only to technique 'hdr'"),
+        (hdr, 51, "hdr_balloon_contrast_pct"),
+        (hdr, -1, "hdr_balloon_contrast_pct"),
+    ):
+        bad = {**data, "intent": {**data["intent"], "hdr_balloon_contrast_pct": value}}
+        with pytest.raises(CaseError, match=words):
+            parse_case(bad)
+    surface = {
+        **hdr,
+        "intent": {**hdr["intent"], "hdr_applicator": "surface", "hdr_balloon_contrast_pct": 5},
+    }
+    with pytest.raises(CaseError, match="balloon applicators"):
+        parse_case(surface)
