@@ -144,6 +144,12 @@ def test_plan_with_hdr_mc_is_compared_with_tg43(tmp_path: Path) -> None:
     assert rows["lung"]["mean_difference_pct"] < -3.0
     assert abs(rows["target"]["mean_difference_pct"]) < 6.0
     assert any("TG-43 (dose to water in water)" in w for w in plan.warnings)
+    # The protocol's limits are in dose to water: checked on the TG-43 dose, not skipped.
+    assert not any("not checked" in w for w in plan.warnings)
+    assert {(c.structure, c.metric) for c in plan.constraints} >= {
+        ("skin", "Dmax"),
+        ("breast", "V150%Rx"),
+    }
 
 
 def test_balloon_contrast_is_refused_where_it_has_no_meaning() -> None:

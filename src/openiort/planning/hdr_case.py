@@ -166,8 +166,14 @@ def plan_hdr_case(
     result.applicator_geometry["title"] = models[applicator]["title"]
     water_dose = result.to_dose_grid()
     dose = water_dose if dose_engine is None else dose_engine.compute(result.delivery, phantom)
+    # Limits stated in dose to water (the protocol's, TG-43's) are checked on the TG-43 dose.
     dvhs, metrics, constraints = evaluate(
-        phantom, dose, technique="hdr", limits=limits, prescription_gy=result.prescription_gy
+        phantom,
+        dose,
+        technique="hdr",
+        limits=limits,
+        prescription_gy=result.prescription_gy,
+        definitions={"water": water_dose} if dose_engine is not None else None,
     )
     depths = np.arange(0.0, 40.5, 1.0)
     tissue = phantom.material_ids != phantom.materials.index("air")
