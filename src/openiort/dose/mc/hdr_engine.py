@@ -46,12 +46,9 @@ from openiort.dose.mc.guide import guide_table
 from openiort.dose.mc.hdr_physics import build_hdr_tables
 from openiort.dose.mc.ir192_spectrum import DEFAULT_MIN_ENERGY_KEV, LineSpectrum, ir192_spectrum
 from openiort.dose.mc.majorant import majorant_cells
-from openiort.dose.mc.physics import MaterialDataError, MaterialSpec, resolve_material
-from openiort.dose.mc.runner import run_batches
-from openiort.dose.mc.scoring import DEPOSIT_TALLY_TO_GY_MM3, KERMA_TALLY_TO_GY_MM3
 from openiort.dose.mc.sources import SourceArrays
-from openiort.dose.mc.sphere import GeometryError, MaterialLike, ShellDose, SphereProblem
-from openiort.dose.mc.voxel import VoxelProblem, density_bounds
+from openiort.dose.mc.sphere import GeometryError, MaterialLike, ShellDose, run_shells
+from openiort.dose.mc.voxel import VoxelProblem, density_bounds, voxel_media
 
 FloatArray = NDArray[np.float64]
 #: Reference distance of the TG-43 radial dose function (1 cm).
@@ -81,13 +78,6 @@ def ir192_source_arrays(min_energy_kev: float = DEFAULT_MIN_ENERGY_KEV) -> Sourc
     return line_source_arrays(ir192_spectrum(min_energy_kev))
 
 
-def _specs_index(specs: list[MaterialSpec], material: MaterialLike) -> int:
-    spec = resolve_material(material)
-    if spec not in specs:
-        specs.append(spec)
-    return specs.index(spec)
-
-
 def hdr_shell_dose(
     layers: Sequence[tuple[float, MaterialLike]],
     shell_edges_mm: ArrayLike,
@@ -109,65 +99,21 @@ def hdr_shell_dose(
     vacuum beyond the last). Gy per emitted photon, with the history-by-batch uncertainty.
     ``response`` scores every shell with that medium's mu_en/rho instead (e.g. ``"air"``).
     """
-    if not layers:
-        raise GeometryError("at least one layer is needed")
-    radii = np.array([float(r) for r, _ in layers])
-    if np.any(~np.isfinite(radii)) or radii[0] <= 0 or np.any(np.diff(radii) <= 0):
-        raise GeometryError("layer radii must be positive and increasing")
-    edges = np.asarray(shell_edges_mm, dtype=np.float64)
-    if (
-        edges.ndim != 1
-        or edges.size < 2
-        or not np.all(np.isfinite(edges))
-        or edges[0] < 0
-        or np.any(np.diff(edges) <= 0)
-        or edges[-1] > radii[-1] + 1e-9
-    ):
-        raise GeometryError(
-            "shell edges must be increasing, non-negative and inside the outer layer"
-        )
-    specs: list[MaterialSpec] = []
-    layer_mat = np.array([_specs_index(specs, m) for _, m in layers], dtype=np.int64)
-    layer_rho = np.array([resolve_material(m).density_g_cm3 for _, m in layers])
-    mid = 0.5 * (edges[1:] + edges[:-1])
-    layer_of_shell = np.minimum(np.searchsorted(radii, mid, side="right"), radii.size - 1)
-    score_mat = layer_mat[layer_of_shell]
-    if response is not None:
-        score_mat = np.full(mid.size, _specs_index(specs, response), dtype=np.int64)
-    problem = SphereProblem(
-        source=source if source is not None else ir192_source_arrays(),
-        region_r_mm=radii,
-        region_mat=layer_mat,
-        region_rho=layer_rho,
-        edges_mm=edges,
-        score_mat=score_mat,
-        analog=analog,
-        phys=build_hdr_tables(specs, scatter=scatter).arrays,
-        description="Ir-192 MC (spheres)",
-    )
-    acc = run_batches(
-        problem,
+    return run_shells(
+        source if source is not None else ir192_source_arrays(),
+        layers,
+        shell_edges_mm,
         histories,
         seed,
-        n_batches,
+        lambda specs: build_hdr_tables(specs, scatter=scatter).arrays,
+        description="Ir-192 MC (spheres)",
+        response=response,
+        n_batches=n_batches,
+        analog=analog,
         workers=workers,
+        progress=progress,
         scheduler_address=scheduler_address,
         use_dask=use_dask,
-        progress=progress,
-    )
-    volume_mm3 = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    mean = acc.mean_per_history(0)
-    if analog:
-        dose = mean / (layer_rho[layer_of_shell] * volume_mm3) * DEPOSIT_TALLY_TO_GY_MM3
-    else:
-        dose = mean / volume_mm3 * KERMA_TALLY_TO_GY_MM3
-    return ShellDose(
-        edges,
-        dose,
-        acc.relative_uncertainty(0),
-        acc.histories,
-        acc.balance_kev.copy(),
-        mean if analog else None,
     )
 
 
@@ -206,22 +152,8 @@ def build_hdr_voxel_problem(
     ``analog=True`` scores the energy deposited at each interaction instead (energy balance).
     """
     grid = phantom.grid
-    mat = np.ascontiguousarray(phantom.material_ids, dtype=np.uint8)
-    rho = np.ascontiguousarray(phantom.density_g_cm3, dtype=np.float32)
-    if mat.shape != grid.shape or rho.shape != grid.shape:
-        raise GeometryError("material and density arrays must have the grid's shape")
-    if not np.all(np.isfinite(rho)) or np.any(rho < 0):
-        raise GeometryError("voxel densities must be finite and non-negative")
-    used = np.unique(mat)
-    if used.size and int(used.max()) >= len(phantom.materials):
-        raise GeometryError(f"material id {int(used.max())} has no name in phantom.materials")
-    try:
-        specs = [resolve_material(name) for name in phantom.materials]
-        water = resolve_material("water")
-    except MaterialDataError as exc:
-        raise MaterialDataError(f"phantom material: {exc}") from None
-    if water not in specs:
-        specs.append(water)
+    mat, rho, specs = voxel_media(phantom, ("water",))
+    water = next(s for s in specs if s.name == "water")
     tables = build_hdr_tables(specs, scatter=scatter)
     lo = np.array(grid.origin_mm) - 0.5 * np.array(grid.spacing_mm)
     hi = lo + np.array(grid.spacing_mm) * np.array(grid.shape[::-1])

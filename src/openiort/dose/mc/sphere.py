@@ -8,7 +8,7 @@ per emitted photon averaged over each shell's volume. :func:`shell_dose` is the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +140,45 @@ def shell_dose(
     perpendicular to a probe shaft along z); the dose is then the average over that band.
     """
     opts = options or PhysicsOptions()
+    return run_shells(
+        source.arrays(),
+        layers,
+        shell_edges_mm,
+        histories,
+        seed,
+        lambda specs: build_tables(specs, opts).arrays,
+        description=f"kV MC, {source.label}",
+        response=response,
+        n_batches=n_batches,
+        analog=analog,
+        workers=workers,
+        progress=progress,
+        scheduler_address=scheduler_address,
+        use_dask=use_dask,
+        equatorial_band_cos=equatorial_band_cos,
+    )
+
+
+def run_shells(
+    source: SourceArrays,
+    layers: Sequence[tuple[float, MaterialLike]],
+    shell_edges_mm: ArrayLike,
+    histories: int,
+    seed: int,
+    physics: Callable[[list[MaterialSpec]], PhysArrays],
+    *,
+    description: str,
+    response: Sequence[MaterialLike] | MaterialLike | None = None,
+    n_batches: int = 10,
+    analog: bool = False,
+    workers: int | None = None,
+    progress: bool = False,
+    scheduler_address: str | None = None,
+    use_dask: bool = False,
+    equatorial_band_cos: float | None = None,
+) -> ShellDose:
+    """:func:`shell_dose` for any source's kernel arrays and any physics: ``physics`` makes
+    the kernels' tables of the media it is given (the kV engine's, or the Ir-192 engine's)."""
     if not layers:
         raise GeometryError("at least one layer is needed")
     radii = np.array([float(r) for r, _ in layers])
@@ -169,18 +208,17 @@ def shell_dose(
     band = 2.0 if equatorial_band_cos is None else float(equatorial_band_cos)
     if not 0.0 < band <= 2.0:
         raise GeometryError("equatorial_band_cos must be in (0, 1]")
-    tables = build_tables(specs, opts)
     problem = SphereProblem(
-        source=source.arrays(),
+        source=source,
         region_r_mm=radii,
         region_mat=layer_mat,
         region_rho=layer_rho,
         edges_mm=edges,
         score_mat=score_mat,
         analog=analog,
-        phys=tables.arrays,
+        phys=physics(specs),
         band_cos=band,
-        description=f"kV MC, {source.label}",
+        description=description,
     )
     acc = run_batches(
         problem,

@@ -11,6 +11,7 @@ from openiort.anatomy.phantom import Phantom
 from openiort.dose.mc.majorant import MajorantCells, majorant_cells
 from openiort.dose.mc.physics import (
     MaterialDataError,
+    MaterialSpec,
     PhysArrays,
     PhysicsOptions,
     build_tables,
@@ -119,17 +120,11 @@ class VoxelProblem:
         )
 
 
-def build_problem(
-    phantom: Phantom,
-    source: PointSource,
-    source_position_mm: tuple[float, float, float],
-    applicator_radius_mm: float = 0.0,
-    applicator_material: str = "applicator_pei",
-    *,
-    analog: bool = False,
-    options: PhysicsOptions | None = None,
-) -> VoxelProblem:
-    """Kernel arrays for ``phantom`` with a point source (inside an optional applicator sphere)."""
+def voxel_media(
+    phantom: Phantom, extra: tuple[str, ...] = ()
+) -> tuple[NDArray[np.uint8], NDArray[np.float32], list[MaterialSpec]]:
+    """The phantom's material ids and densities, checked, and its media (then those of
+    ``extra`` it lacks, by name) for the kernels' tables."""
     grid = phantom.grid
     mat = np.ascontiguousarray(phantom.material_ids, dtype=np.uint8)
     rho = np.ascontiguousarray(phantom.density_g_cm3, dtype=np.float32)
@@ -142,14 +137,31 @@ def build_problem(
         raise GeometryError(f"material id {int(used.max())} has no name in phantom.materials")
     try:
         specs = [resolve_material(name) for name in phantom.materials]
-        extra = [resolve_material("water"), resolve_material(applicator_material)]
+        more = [resolve_material(name) for name in extra]
     except MaterialDataError as exc:
         raise MaterialDataError(f"phantom material: {exc}") from None
     names = [s.name for s in specs]
-    for s in extra:
-        if s.name not in names:
-            specs.append(s)
-            names.append(s.name)
+    for spec in more:
+        if spec.name not in names:
+            specs.append(spec)
+            names.append(spec.name)
+    return mat, rho, specs
+
+
+def build_problem(
+    phantom: Phantom,
+    source: PointSource,
+    source_position_mm: tuple[float, float, float],
+    applicator_radius_mm: float = 0.0,
+    applicator_material: str = "applicator_pei",
+    *,
+    analog: bool = False,
+    options: PhysicsOptions | None = None,
+) -> VoxelProblem:
+    """Kernel arrays for ``phantom`` with a point source (inside an optional applicator sphere)."""
+    grid = phantom.grid
+    mat, rho, specs = voxel_media(phantom, ("water", applicator_material))
+    names = [s.name for s in specs]
     opts = options or PhysicsOptions()
     tables = build_tables(specs, opts)
     radius = float(applicator_radius_mm)
