@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
+from bench_mc import REPEATS, per_core_rate
 
 from openiort.anatomy.breast_phantom import build_breast_phantom
 from openiort.case import load_case
@@ -28,17 +28,6 @@ from openiort.dose.mc.voxel import build_problem, run_problem
 from openiort.dose.mc.xray_source import xray50_source
 
 TARGET_UNC = 0.02
-REPEATS = 5
-
-
-def per_core_rate(problem, histories: int, repeats: int = REPEATS) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Best and median histories per CPU-second of the one thread that runs the batch."""
-    rates = []
-    for r in range(repeats):
-        t0 = time.thread_time()
-        run_batch(problem, 7, r + 1, histories)
-        rates.append(histories / (time.thread_time() - t0))
-    return max(rates), float(np.median(rates))
 
 
 def main() -> None:
