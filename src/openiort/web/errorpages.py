@@ -208,9 +208,8 @@ RETRY_READ_ONLY_S = 300
 def database_trouble(exc: Exception) -> tuple[int, int, str]:
     """(status, Retry-After seconds, message) for a database that cannot do what was asked,
     and the cause in the log (the driver's message: SQL parameters are never in it)."""
-    cause = getattr(exc, "orig", None) or exc
-    text = str(cause).strip().splitlines()[0][:300] if str(cause).strip() else ""
-    lowered = text.lower()
+    cause = safelog.database_cause(exc)
+    lowered = cause.lower()
     if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         status, retry, detail = (
             503,
@@ -231,7 +230,7 @@ def database_trouble(exc: Exception) -> tuple[int, int, str]:
             "the database cannot be reached: nothing was saved; try again shortly (the "
             "department's downtime procedure applies if it lasts)",
         )
-    safelog.logger.error("database unavailable: %s: %s", type(cause).__name__, text)
+    safelog.logger.error("database unavailable: %s", cause)
     return status, retry, detail
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from openiort.records import job_queue as jq
 from openiort.records.db import session_scope
+from openiort.web import safelog
 from openiort.web.artifacts import PlanFiles
 from openiort.web.jobs import Job, Planner
 from openiort.web.results import DatabaseUnavailableError, store_outcome
@@ -124,9 +125,10 @@ class QueueWorker:
             try:
                 return action()
             except (OperationalError, InterfaceError, DatabaseUnavailableError) as exc:
+                cause = exc.__cause__ if isinstance(exc, DatabaseUnavailableError) else exc
                 logger.warning(
                     "database unavailable (%s) with a computed plan; kept, retrying",
-                    type(exc).__name__,
+                    safelog.database_cause(cause or exc),
                 )
                 if stop.wait(DATABASE_RETRY_S):
                     raise
@@ -139,8 +141,13 @@ class QueueWorker:
         while not stop.is_set():
             try:
                 worked = self.run_once(stop)
-            except Exception as exc:  # database away: wait and try again, never die silently
-                logger.error("planning worker: %s; retrying", type(exc).__name__)
+            except (OperationalError, InterfaceError, DatabaseUnavailableError) as exc:
+                # the database away (or gone while a computed plan waited): wait, retry
+                logger.error("planning worker: %s; retrying", safelog.database_cause(exc))
+                worked = False
+                stop.wait(5 * self.poll_s)
+            except Exception as exc:  # a bug: logged without its message, never die silently
+                safelog.log_unexpected(exc, safelog.error_reference(), "planning worker")
                 worked = False
                 stop.wait(5 * self.poll_s)
             if not worked:

@@ -30,6 +30,14 @@ def error_reference() -> str:
     return secrets.token_hex(4)
 
 
+def database_cause(exc: BaseException) -> str:
+    """``Type: first line`` of the database driver's own message (SQLAlchemy's wrapper adds the
+    statement and its parameters, which may hold patient data; the driver's message does not)."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip()
+    return f"{type(cause).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
 def code_locations(exc: BaseException) -> str:
     """``file:line in function`` for each frame of the traceback, without any message."""
     frames = traceback.extract_tb(exc.__traceback__)
