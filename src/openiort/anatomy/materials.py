@@ -84,6 +84,7 @@ def balloon_fill_name(contrast_pct: int) -> str:
     return f"balloon_c{contrast_pct:02d}"
 
 
+@cache
 def _balloon_fill(contrast_pct: int) -> Material:
     """Saline with ``contrast_pct`` % by volume of the contrast agent (data/balloon_fill.yaml);
     volumes add."""
