@@ -200,8 +200,9 @@ class HdrTg43Engine:
 
 @dataclass(frozen=True)
 class HdrMcEngine:
-    """TG-43 dose times an Ir-192 Monte Carlo heterogeneity correction (point sources in the
-    phantom's tissues over the same in unbounded water): dose to medium in medium, TG-186
+    """Ir-192 photon Monte Carlo in the phantom's or CT's tissues, dose to medium in medium
+    (TG-186): the modelled source (core and capsule) normalised by S_K, or, for a source
+    without a model, TG-43 x a point-source heterogeneity correction
     (:mod:`openiort.dose.mc.hdr_dose`)."""
 
     settings: McSettings = McSettings()
@@ -221,8 +222,11 @@ class HdrMcEngine:
         result = hdr_dose.compute(
             phantom,
             dwells.positions_mm,
+            dwells.directions,
             dwells.times_s,
             HdrTg43Engine().dose_gy(delivery, phantom),
+            source_id=delivery.source_id,
+            air_kerma_strength_u=strength_u,
             histories=s.histories,
             seed=s.seed,
             n_batches=s.n_batches,
@@ -230,18 +234,37 @@ class HdrMcEngine:
             use_dask=s.use_dask,
             progress=s.progress,
         )
+        if result.method == "source model":
+            normalisation = (
+                f"dwell times x S_K {strength_u:g} U / the modelled source's S_K per photon "
+                f"({result.air_kerma_strength_per_photon_u_h:.4e} U h, {delivery.source_id})"
+            )
+            method = "Ir-192 photon Monte Carlo with the source's core and capsule"
+            how = (
+                f"The Monte Carlo follows each photon from the {delivery.source_id} source's "
+                "iridium core through its steel capsule into the tissues, oriented along each "
+                "dwell's catheter; TG-43 is not used in this dose."
+            )
+        else:
+            normalisation = (
+                f"TG-43U1 ({delivery.source_id}, S_K {strength_u:g} U) x Monte Carlo "
+                "heterogeneity correction (Ir-192 point sources in the tissues / in unbounded "
+                "water)"
+            )
+            method = "TG-43U1 x Ir-192 photon Monte Carlo heterogeneity correction"
+            how = (
+                f"No core and capsule model is shipped for {delivery.source_id}: the Monte "
+                "Carlo runs point sources of the Ir-192 lines at the dwell positions in the "
+                "phantom's tissues and divides by the same in unbounded water; TG-43 keeps "
+                "the source's line geometry, capsule and anisotropy."
+            )
         return DoseGrid(
             grid=phantom.grid,
             dose_gy=result.dose_gy,
             medium="medium_in_medium",
-            normalisation=(
-                f"TG-43U1 ({delivery.source_id}, S_K {strength_u:g} U) x Monte Carlo "
-                "heterogeneity correction (Ir-192 point sources in the tissues / in unbounded "
-                "water)"
-            ),
+            normalisation=normalisation,
             provenance=Provenance(
-                engine=f"openiort {self.name} (TG-43U1 x Ir-192 photon Monte Carlo "
-                "heterogeneity correction, collision kerma)",
+                engine=f"openiort {self.name} ({method}, collision kerma)",
                 engine_version=self.version,
                 device_data=delivery.device.name,
                 device_data_sha256=delivery.device.sha256,
@@ -250,9 +273,7 @@ class HdrMcEngine:
             ),
             rel_uncertainty=result.rel_uncertainty,
             notes=(
-                "The Monte Carlo runs point sources of the Ir-192 lines at the dwell positions "
-                "in the phantom's tissues and divides by the same in unbounded water; TG-43 "
-                "keeps the source's line geometry, capsule and anisotropy.",
+                how,
                 "Dose to medium in medium (TG-186) by collision kerma; the balloon and cavity "
                 "are their phantom materials.",
                 "Nothing lies beyond the phantom's grid: tissue of the patient outside it "

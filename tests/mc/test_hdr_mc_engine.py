@@ -54,6 +54,21 @@ def _water_box(
     )
 
 
+def _point_source_correction(phantom: Phantom) -> hdr_dose.HdrMcDose:
+    """One dwell at the origin, by the correction method (point source in tissue / in water)."""
+    return hdr_dose.compute(
+        phantom,
+        [(0.0, 0.0, 0.0)],
+        [(0.0, 0.0, 1.0)],
+        [1.0],
+        np.ones(phantom.grid.shape),
+        source_id="GammaMed_HDR_Plus",
+        air_kerma_strength_u=40_000.0,
+        histories=1_000_000,
+        method="correction",
+    )
+
+
 def _correction_at(result: hdr_dose.HdrMcDose, phantom: Phantom, x_mm: float) -> float:
     """The correction on the +x axis at ``x_mm``, averaged over the 3 x 3 voxels around it."""
     z, y, x = phantom.grid.axes_mm()
@@ -75,9 +90,7 @@ def test_correction_is_one_in_a_large_water_phantom() -> None:
     """A dwell at the centre of a 30 cm water cube: nothing differs from unbounded water within
     5 cm but the cube's missing scatter beyond 15 cm (under 1.5 % at 5 cm)."""
     phantom = _water_box((-150.0,) * 3, (150.0,) * 3, 3.0)
-    result = hdr_dose.compute(
-        phantom, [(0.0, 0.0, 0.0)], [1.0], np.ones(phantom.grid.shape), histories=1_000_000
-    )
+    result = _point_source_correction(phantom)
     r = phantom.grid.distance_from_mm((0.0, 0.0, 0.0))
     for lo, hi in ((9.0, 12.0), (19.0, 22.0), (29.0, 32.0), (48.0, 52.0)):
         shell = (r >= lo) & (r < hi)
@@ -94,9 +107,7 @@ def test_balloon_one_cm_under_the_surface_against_published_corrections(radius_m
     phantom = _water_box(
         (-100.0, -100.0, -100.0), (surface, 100.0, 100.0), 2.0, radius_mm, "balloon_c15"
     )
-    result = hdr_dose.compute(
-        phantom, [(0.0, 0.0, 0.0)], [1.0], np.ones(phantom.grid.shape), histories=1_000_000
-    )
+    result = _point_source_correction(phantom)
     reduction_pct = 100.0 * (1.0 - _correction_at(result, phantom, surface - 1.0))
     published_pct = 100.0 * (1.0 - 1.0 / KASSAS_DMF[radius_mm])  # 8.9 and 11.7 %
     # Within the published spread (Ye 4-10 %, Kassas 8.9-11.7 %): from 4 to 11.7 %, and

@@ -1,27 +1,32 @@
-"""The `hdr.mc` engine: TG-43 dose in the patient corrected by Ir-192 Monte Carlo.
+"""The `hdr.mc` engine: Ir-192 dose to medium in medium (TG-186) by photon Monte Carlo.
 
-Each dwell is a point source of the Ir-192 lines (:mod:`openiort.dose.mc.hdr_engine`) run in the
-phantom's or CT's own materials, with histories in proportion to its dwell time. The same
-point source in unbounded water is known once for all as a radial dose per photon
-(``data/ir192_mc_water_radial.csv``, made by ``python -m openiort.dose.mc.hdr_dose``: a 40 cm
-water sphere, which is unbounded water within 20 cm for Ir-192, Perez-Calatayud, Granero and
-Ballester, Med Phys 2004;31:2075). Their ratio, voxel by voxel and summed over the dwells with
-their times,
+Two methods, chosen by the source in use:
+
+**Source model** (sources with a core and capsule model in ``data/hdr_source_capsules.yaml``).
+Each dwell's source, oriented along its catheter (cable to tip), emits the Ir-192 lines from
+its iridium core through its steel capsule (:mod:`openiort.dose.mc.hdr_capsule`) into the
+phantom's or CT's own materials, with histories in proportion to the dwell time. The dose per
+emitted photon becomes Gy through the same model's air-kerma strength per emitted photon
+(photons leaving the source across its transverse axis, in vacuo): a dwell of t hours at S_K
+units emits t S_K / (S_K per photon) photons. TG-43 is not used; in water this reproduces the
+source's consensus TG-43 dose (dose-rate constant, g_L(r), F(r, theta); VALIDATION_HDR.md).
+
+**Correction** (any other source). Each dwell is a point source of the Ir-192 lines run in the
+phantom's materials, and the same point source in unbounded water is known once for all as a
+radial dose per photon (``data/ir192_mc_water_radial.csv``, made by
+``python -m openiort.dose.mc.hdr_dose``: a 40 cm water sphere, unbounded water within 20 cm
+for Ir-192, Perez-Calatayud, Granero and Ballester, Med Phys 2004;31:2075). Their ratio, voxel
+by voxel and summed over the dwells with their times,
 
     CF(x) = sum_i t_i D_MC,i(x) / sum_i t_i D_MC,water(|x - p_i|),
 
-is the Monte Carlo's heterogeneity correction: what the missing tissue beyond the skin (air),
-the lung, the ribs, the breast's own composition and the balloon's fill do to the dose of a
-source that TG-43 places in unbounded water. The engine's dose is the TG-43 dose (the consensus
-data of the source in use, with its line-source geometry, capsule and anisotropy) times CF, and
-is dose to medium in medium, since the Monte Carlo scores collision kerma in each voxel's
-medium. This is the quantity published dose modification factors describe (Kassas et al.,
-J Appl Clin Med Phys 2006;7(3):28: dose with full scatter over dose with finite tissue beyond
-the prescription line). It also keeps what a bare point source lacks out of the result: the
-source's capsule makes its emission anisotropic (TG-43's F(r, theta) of the shipped consensus
-data), and a bare point source alone was measured here 50 % above TG-43 along the source axis at
-1-4 cm in water (-0.3 % transverse at 5 mm; VALIDATION_HDR.md); in the ratio the same point
-source stands on both sides and the anisotropy is TG-43's.
+is the heterogeneity correction of what the missing tissue beyond the skin (air), the lung,
+the ribs, the breast's own composition and the balloon's fill do to a source that TG-43 places
+in unbounded water; the dose is TG-43 (with the source's line geometry, capsule and
+anisotropy) times CF. A bare point source alone was measured 50 % above TG-43 along the
+source axis at 1-4 cm in water, which is why it is used only in this ratio. This is the
+quantity published dose modification factors describe (Kassas et al., J Appl Clin Med Phys
+2006;7(3):28: dose with full scatter over dose with finite tissue beyond the prescription line).
 """
 
 from __future__ import annotations
@@ -38,6 +43,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from openiort.anatomy.phantom import Phantom
+from openiort.dose.mc.hdr_capsule import (
+    AirKermaStrength,
+    capsule_arrays,
+    source_emission,
+)
+from openiort.dose.mc.hdr_capsule import (
+    air_kerma_strength_per_photon as capsule_air_kerma_strength,
+)
+from openiort.dose.mc.hdr_capsule_data import known_sources
 from openiort.dose.mc.hdr_engine import (
     build_hdr_voxel_problem,
     hdr_shell_dose,
@@ -55,6 +69,9 @@ REFERENCE_EDGES_MM = np.concatenate(
 )
 # A dwell's share of the histories is never below this, so that every dwell has its batches.
 MIN_HISTORIES_PER_DWELL = 20_000
+#: Photons run out of the source for its S_K per photon (0.2 % statistical uncertainty).
+SK_HISTORIES = 4_000_000
+SECONDS_PER_HOUR = 3600.0
 
 
 class HdrMcInputError(OpenIortInputError):
@@ -104,52 +121,108 @@ def run_water_radial_dose(histories: int, seed: int = 1) -> WaterRadialDose:
 
 @dataclass(frozen=True)
 class HdrMcDose:
-    """TG-43 x the Monte Carlo heterogeneity correction (Gy), the correction, its uncertainty."""
+    """The engine's dose (Gy), its ratio to TG-43, its uncertainty and how it was made."""
 
     dose_gy: FloatArray
-    correction: FloatArray
+    correction: FloatArray  # dose / TG-43 dose
     rel_uncertainty: FloatArray
     histories: int
+    #: "source model": absolute dose from the modelled source (core and capsule) and S_K;
+    #: "correction": TG-43 x the point-source heterogeneity correction
+    method: str
+    #: S_K per photon emitted in the core (U h), for the source model; 0 otherwise
+    air_kerma_strength_per_photon_u_h: float = 0.0
+
+
+@dataclass(frozen=True)
+class Dwells:
+    """Dwell positions (x, y, z rows, mm), unit directions (cable to tip) and times (s)."""
+
+    positions_mm: FloatArray
+    directions: FloatArray
+    times_s: FloatArray
+
+
+def _checked(positions_mm: ArrayLike, directions: ArrayLike, times_s: ArrayLike) -> Dwells:
+    positions = np.asarray(positions_mm, dtype=np.float64).reshape(-1, 3)
+    directions_ = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
+    times = np.asarray(times_s, dtype=np.float64).ravel()
+    if not positions.shape[0] == directions_.shape[0] == times.size:
+        raise HdrMcInputError(
+            "one direction and one dwell time per dwell position are needed", source="hdr.mc"
+        )
+    if np.any(~np.isfinite(times)) or np.any(times < 0) or times.sum() <= 0:
+        raise HdrMcInputError(
+            "dwell times must be finite, non-negative and not all zero", source="hdr.mc"
+        )
+    norms = np.linalg.norm(directions_, axis=1)
+    if np.any(~np.isfinite(norms)) or np.any(norms == 0):
+        raise HdrMcInputError("dwell directions must be non-zero vectors", source="hdr.mc")
+    return Dwells(positions, directions_ / norms[:, None], times)
+
+
+@functools.cache
+def air_kerma_strength_per_photon(source_id: str) -> AirKermaStrength:
+    """S_K per photon emitted in ``source_id``'s core (fixed seed: the same on every run)."""
+    return capsule_air_kerma_strength(source_emission(source_id, SK_HISTORIES, seed=1))
 
 
 def compute(
     phantom: Phantom,
     positions_mm: ArrayLike,
+    directions: ArrayLike,
     times_s: ArrayLike,
     tg43_dose_gy: FloatArray,
     *,
+    source_id: str,
+    air_kerma_strength_u: float,
     histories: int,
     seed: int = 1,
     n_batches: int = 10,
     scheduler_address: str | None = None,
     use_dask: bool = False,
     progress: bool = False,
+    method: str = "auto",
 ) -> HdrMcDose:
-    """The dwells' (``positions_mm`` as (x, y, z) rows, ``times_s``) dose in ``phantom``:
-    ``tg43_dose_gy`` (their TG-43 dose on the phantom's grid) x CF."""
-    positions = np.asarray(positions_mm, dtype=np.float64).reshape(-1, 3)
-    times = np.asarray(times_s, dtype=np.float64).ravel()
-    if positions.shape[0] != times.size:
-        raise HdrMcInputError("one dwell time per dwell position is needed", source="hdr.mc")
-    if np.any(~np.isfinite(times)) or np.any(times < 0) or times.sum() <= 0:
-        raise HdrMcInputError(
-            "dwell times must be finite, non-negative and not all zero", source="hdr.mc"
-        )
+    """The dwells' dose in ``phantom``, dose to medium in medium.
+
+    Where ``source_id`` has a modelled core and capsule (``data/hdr_source_capsules.yaml``)
+    the dose is the Monte Carlo's own: dose per emitted photon of each dwell's source, oriented
+    along its direction, times the photons it emits (its time x ``air_kerma_strength_u`` / the
+    modelled S_K per photon). Otherwise it is ``tg43_dose_gy`` (the dwells' TG-43 dose on the
+    phantom's grid) x the point-source heterogeneity correction CF (module docstring).
+    ``method`` ("auto", "source model" or "correction") forces one of the two.
+    """
+    dwells = _checked(positions_mm, directions, times_s)
     grid = phantom.grid
     if tg43_dose_gy.shape != grid.shape:
         raise HdrMcInputError("the TG-43 dose must be on the phantom's grid", source="hdr.mc")
-    water = water_radial_dose()
+    if not np.isfinite(air_kerma_strength_u) or air_kerma_strength_u <= 0:
+        raise HdrMcInputError("the air-kerma strength must be positive", source="hdr.mc")
+    if method not in ("auto", "source model", "correction"):
+        raise HdrMcInputError(f"unknown hdr.mc method {method!r}", source="hdr.mc")
+    modelled = source_id in known_sources() and method != "correction"
+    if method == "source model" and not modelled:
+        raise HdrMcInputError(
+            f"no core and capsule model for source {source_id!r}; modelled: "
+            + ", ".join(known_sources()),
+            source="hdr.mc",
+        )
+    water = None if modelled else water_radial_dose()
+    sk = air_kerma_strength_per_photon(source_id) if modelled else None
     z_mm, y_mm, x_mm = grid.axes_mm()
     mc = np.zeros(grid.shape, dtype=np.float64)
     variance = np.zeros(grid.shape, dtype=np.float64)
     reference = np.zeros(grid.shape, dtype=np.float64)
     used = 0
+    times = dwells.times_s
     share = times / times.sum()
     for i in np.flatnonzero(times > 0):
-        x, y, z = (float(v) for v in positions[i])
+        x, y, z = (float(v) for v in dwells.positions_mm[i])
         n = max(round(float(histories * share[i])), MIN_HISTORIES_PER_DWELL)
+        capsule = capsule_arrays(source_id, dwells.directions[i]) if modelled else None
         result = run_problem(
-            build_hdr_voxel_problem(phantom, (x, y, z)),
+            build_hdr_voxel_problem(phantom, (x, y, z), capsule=capsule),
             grid.shape,
             grid.voxel_volume_cc * 1000.0,
             n,
@@ -162,17 +235,23 @@ def compute(
         dwell = result.dose_medium_gy_per_photon * times[i]
         mc += dwell
         variance += (dwell * result.rel_unc_medium) ** 2
-        r_mm = np.sqrt(
-            (z_mm[:, None, None] - z) ** 2
-            + (y_mm[None, :, None] - y) ** 2
-            + (x_mm[None, None, :] - x) ** 2
-        )
-        reference += water.dose_gy_per_photon(r_mm) * times[i]
+        if water is not None:
+            r_mm = np.sqrt(
+                (z_mm[:, None, None] - z) ** 2
+                + (y_mm[None, :, None] - y) ** 2
+                + (x_mm[None, None, :] - x) ** 2
+            )
+            reference += water.dose_gy_per_photon(r_mm) * times[i]
         used += result.histories
-    correction = mc / reference
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(mc > 0, np.sqrt(variance) / mc, 0.0)
-    return HdrMcDose(tg43_dose_gy * correction, correction, rel, used)
+        if sk is not None:
+            # photons emitted = t (h) x S_K (U) / S_K per photon (U h)
+            dose = mc / SECONDS_PER_HOUR * air_kerma_strength_u / sk.ugy_m2_per_photon
+            ratio = np.where(tg43_dose_gy > 0, dose / tg43_dose_gy, 0.0)
+            return HdrMcDose(dose, ratio, rel, used, "source model", sk.ugy_m2_per_photon)
+        correction = mc / reference
+    return HdrMcDose(tg43_dose_gy * correction, correction, rel, used, "correction")
 
 
 def main() -> None:

@@ -12,16 +12,14 @@ streams, batches merged in order, threads or Dask) read the 1 keV-1.5 MeV tables
   tallies, dose to water in medium D_w,m in column 1).
 
 Source model: an isotropic point emitting the NNDC Ir-192 photon lines at or above 10 keV
-(:mod:`openiort.dose.mc.ir192_spectrum`), each line with its photons per decay. Left out:
-
-- the source's iridium core and steel capsule. They absorb the betas (end point 675 keV) and the
-  8.9-9.4 keV L x-rays entirely, attenuate the 61-80 keV K x-rays strongly and the gamma lines by
-  a few per cent, and make the dose anisotropic along the source axis (TG-43's F(r, theta)). A
-  bare point therefore emits a slightly softer spectrum, with more photons per decay, than a
-  real source, and the same in every direction; results are per emitted photon or relative
-  (g(r)), never per unit air-kerma strength.
-- bremsstrahlung of the betas in the core and capsule (a small fraction of a per cent of the
-  photon energy) and electrons leaving the capsule.
+(:mod:`openiort.dose.mc.ir192_spectrum`), each line with its photons per decay; or, with
+``capsule`` (:mod:`openiort.dose.mc.hdr_capsule`), the same lines emitted in the source's
+iridium core and followed through its steel capsule and cable before they enter the phantom.
+The bare point leaves out what the core and capsule do: they absorb the 8.9-9.4 keV L x-rays
+entirely, attenuate the 61-80 keV K x-rays strongly and the gamma lines by a few per cent, and
+make the dose anisotropic along the source axis (TG-43's F(r, theta)); its results are per
+emitted photon or relative (g(r)). Left out by both: the betas (absorbed in the core and
+capsule), their bremsstrahlung, and electrons leaving the capsule.
 
 Dose: collision kerma, K_col = sum E (mu_en/rho) l / V of the voxel's (or shell's) own medium,
 by the track-length estimator; secondary electrons deposit where they are set in motion.
@@ -43,6 +41,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from openiort.anatomy.phantom import Phantom
 from openiort.dose.mc.guide import guide_table
+from openiort.dose.mc.hdr_capsule import CapsuleArrays
 from openiort.dose.mc.hdr_physics import build_hdr_tables
 from openiort.dose.mc.ir192_spectrum import DEFAULT_MIN_ENERGY_KEV, LineSpectrum, ir192_spectrum
 from openiort.dose.mc.majorant import majorant_cells
@@ -142,10 +141,13 @@ def build_hdr_voxel_problem(
     source_position_mm: tuple[float, float, float],
     *,
     source: SourceArrays | None = None,
+    capsule: CapsuleArrays | None = None,
     scatter: bool = True,
     analog: bool = False,
 ) -> VoxelProblem:
-    """Kernel arrays for the Ir-192 point source at ``source_position_mm`` in ``phantom``.
+    """Kernel arrays for the Ir-192 source at ``source_position_mm`` in ``phantom``: a point,
+    or the core and capsule of ``capsule`` (:func:`openiort.dose.mc.hdr_capsule.capsule_arrays`)
+    centred there.
 
     Run it with :func:`openiort.dose.mc.voxel.run_problem`; D_m,m is the medium dose, D_w,m
     the water dose. No applicator is modelled here (balloons and their fill are phantom voxels).
@@ -181,4 +183,5 @@ def build_hdr_voxel_problem(
         analog=analog,
         phys=tables.arrays,
         description="Ir-192 MC (voxels)",
+        capsule=capsule,
     )

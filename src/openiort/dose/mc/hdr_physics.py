@@ -233,8 +233,11 @@ def _check_energies(energy_kev: FloatArray) -> FloatArray:
     return np.clip(e, ENERGY_MIN_KEV, ENERGY_MAX_KEV)
 
 
-def hdr_coefficients(spec: MaterialSpec, energy_kev: FloatArray) -> HdrCoefficients:
-    """Partial and energy-absorption coefficients of ``spec`` at ``energy_kev``."""
+def hdr_coefficients(
+    spec: MaterialSpec, energy_kev: FloatArray, *, energy_absorption: bool = True
+) -> HdrCoefficients:
+    """Partial and energy-absorption coefficients of ``spec`` at ``energy_kev`` (mu_en/rho
+    zero with ``energy_absorption=False``, for media that are never scored)."""
     e = _check_energies(energy_kev)
     grid = log_grid_kev()
     photo = np.zeros_like(e)
@@ -245,7 +248,8 @@ def hdr_coefficients(spec: MaterialSpec, energy_kev: FloatArray) -> HdrCoefficie
         photo += w * _loglog(e, grid, p.photo)
         incoh += w * _loglog(e, grid, p.incoh)
         coh += w * _loglog(e, grid, p.coh)
-    return HdrCoefficients(e, photo, incoh, coh, _muen(spec, e))
+    muen = _muen(spec, e) if energy_absorption else np.zeros_like(e)
+    return HdrCoefficients(e, photo, incoh, coh, muen)
 
 
 def _muen(spec: MaterialSpec, e: FloatArray) -> FloatArray:
@@ -293,24 +297,28 @@ class HdrTables:
 
 
 @cache
-def _material_rows(spec: MaterialSpec) -> tuple[FloatArray, ...]:
-    c = hdr_coefficients(spec, kernel_grid_kev())
+def _material_rows(spec: MaterialSpec, energy_absorption: bool) -> tuple[FloatArray, ...]:
+    c = hdr_coefficients(spec, kernel_grid_kev(), energy_absorption=energy_absorption)
     cum, s_ratio = _scattering_shapes(spec, x_grid_inv_angstrom())
     return c.total, c.photo / c.total, (c.photo + c.incoh) / c.total, c.muen, cum, s_ratio
 
 
-def build_hdr_tables(materials: Sequence[MaterialSpec], *, scatter: bool = True) -> HdrTables:
+def build_hdr_tables(
+    materials: Sequence[MaterialSpec], *, scatter: bool = True, energy_absorption: bool = True
+) -> HdrTables:
     """Stack the tables of ``materials`` into the kernels' :class:`PhysArrays`.
 
     ``scatter=False`` ends every photon at its first interaction (primary-only kerma, for
-    checks against the analytic attenuation of the source lines).
+    checks against the analytic attenuation of the source lines). ``energy_absorption=False``
+    leaves mu_en/rho zero: for media where nothing is scored (the source's core and capsule,
+    whose elements the NIST mu_en/rho file does not hold).
     """
     if not materials:
         raise MaterialDataError("at least one material is needed")
     e = kernel_grid_kev()
     x = x_grid_inv_angstrom()
     n_mat = len(materials)
-    rows = [_material_rows(m) for m in materials]
+    rows = [_material_rows(m, energy_absorption) for m in materials]
     mu, cum_photo, cum_incoh, muen, coh_cum, s_ratio = (
         np.ascontiguousarray(np.stack([r[k] for r in rows])) for k in range(6)
     )

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from openiort.anatomy.phantom import Phantom
+from openiort.dose.mc.hdr_capsule import CapsuleArrays, no_capsule
 from openiort.dose.mc.majorant import MajorantCells, majorant_cells
 from openiort.dose.mc.physics import (
     MaterialDataError,
@@ -48,6 +49,8 @@ class VoxelProblem:
     analog: bool
     phys: PhysArrays
     description: str = "kV photon Monte Carlo (voxels)"
+    #: the source's core and capsule (Ir-192); None for a point source
+    capsule: CapsuleArrays | None = None
     #: precision of the per-batch track-length tallies (see :func:`tally_dtypes`)
     kerma_tally_dtype: type[np.floating] = np.float32
 
@@ -107,6 +110,7 @@ class VoxelProblem:
             self.water,
             self.analog,
             self.phys,
+            self.capsule if self.capsule is not None else no_capsule(self.phys),
             tallies[0],
             balance,
             new_workspace(

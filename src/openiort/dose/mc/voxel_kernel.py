@@ -29,6 +29,7 @@ from numba import njit
 
 from openiort.dose.mc.constants import MM_PER_CM
 from openiort.dose.mc.dda import axis_setup, reciprocal
+from openiort.dose.mc.hdr_capsule import CapsuleArrays, through_capsule
 from openiort.dose.mc.interactions import energy_index, interact, lookup
 from openiort.dose.mc.kernel_common import (
     BLOCKED,
@@ -239,6 +240,7 @@ def run_voxels(
     water: int,
     analog: bool,
     phys: PhysArrays,
+    capsule: CapsuleArrays,
     tally: np.ndarray,
     balance: np.ndarray,
     work: Workspace,
@@ -250,7 +252,9 @@ def run_voxels(
     nz); ``mat``/``rho``: flat arrays in [z, y, x] order; ``rho_lo``/``rho_hi``: the smallest and
     largest density of each medium's voxels; ``app``: (cx, cy, cz, radius_mm),
     radius <= 0 for no applicator; ``cell_*``, ``class_*``: the regional majorants
-    (:func:`openiort.dose.mc.majorant.majorant_cells`); ``work``: from :func:`new_workspace`.
+    (:func:`openiort.dose.mc.majorant.majorant_cells`); ``capsule``: the source's core and
+    capsule, photons start where they leave it (:mod:`openiort.dose.mc.hdr_capsule`), or
+    disabled for a point source; ``work``: from :func:`new_workspace`.
     """
     state = work.state
     k_med = work.k_med  # E x mu_en/rho of each medium at the current energy
@@ -285,6 +289,19 @@ def run_voxels(
         px = src_pos[0]
         py = src_pos[1]
         pz = src_pos[2]
+        if capsule.enabled:
+            e_out, sx, sy, sz, vx, vy, vz = through_capsule(e, ux, uy, uz, capsule, state)
+            balance[BLOCKED] += e - e_out
+            if e_out == 0.0:
+                continue
+            e = e_out
+            r = capsule.rot
+            px += r[0, 0] * sx + r[0, 1] * sy + r[0, 2] * sz
+            py += r[1, 0] * sx + r[1, 1] * sy + r[1, 2] * sz
+            pz += r[2, 0] * sx + r[2, 1] * sy + r[2, 2] * sz
+            ux = r[0, 0] * vx + r[0, 1] * vy + r[0, 2] * vz
+            uy = r[1, 0] * vx + r[1, 1] * vy + r[1, 2] * vz
+            uz = r[2, 0] * vx + r[2, 1] * vy + r[2, 2] * vz
         inside = False
         if has_app:
             ddx = px - app[0]
