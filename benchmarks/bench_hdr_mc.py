@@ -1,13 +1,15 @@
 """Ir-192 (HDR) Monte Carlo: histories per second per core in the demo breast phantom.
 
 The built-in demo case's phantom (1 mm voxels, skin, chest wall, ribs, lung, heart) with its
-cavity filled by a saline balloon (water) and a bare Ir-192 point source at the balloon centre
-(:mod:`openiort.dose.mc.hdr_engine`). Prints:
+cavity filled by a saline balloon (water) and the Ir-192 source at the balloon centre: the
+GammaMed HDR Plus with its core and capsule modelled, as the `hdr.mc` engine runs it
+(:mod:`openiort.dose.mc.hdr_capsule`), and a bare point source. Prints:
 
 1. photon histories per second per core (one thread, track-length collision kerma, D_m,m and
-   D_w,m), and the kV engine's rate in the same phantom and run for comparison;
-2. the mean relative uncertainty over the target voxels after 2e6 histories (two threads) and
-   the histories and time that reach 2 % there (uncertainty falls as 1/sqrt(histories)).
+   D_w,m) of both sources, and the kV engine's rate in the same phantom and run;
+2. the mean relative uncertainty over the target voxels after 2e6 histories of the modelled
+   source (two threads) and the histories and time that reach 2 % there (uncertainty falls as
+   1/sqrt(histories)).
 
 Rates are thread CPU time, best and median of several runs (a neighbour on the shared cores
 slows them; see bench_mc.py). Nothing here fails on time.
@@ -22,12 +24,14 @@ from bench_mc import REPEATS, per_core_rate
 from openiort.anatomy.breast_phantom import build_breast_phantom
 from openiort.case import load_case
 from openiort.cli import demo_case_path
+from openiort.dose.mc.hdr_capsule import capsule_arrays
 from openiort.dose.mc.hdr_engine import build_hdr_voxel_problem
 from openiort.dose.mc.runner import run_batch
 from openiort.dose.mc.voxel import build_problem, run_problem
 from openiort.dose.mc.xray_source import xray50_source
 
 TARGET_UNC = 0.02
+SOURCE = "GammaMed_HDR_Plus"  # the example HDR source
 
 
 def main() -> None:
@@ -40,15 +44,22 @@ def main() -> None:
         f"{len(ph.materials)} media ({', '.join(ph.materials)})"
     )
     t0 = time.perf_counter()
-    hdr = build_hdr_voxel_problem(ph, ph.applicator_centre_mm)
+    capsule = capsule_arrays(SOURCE, (0.0, 0.0, 1.0))
+    hdr = build_hdr_voxel_problem(ph, ph.applicator_centre_mm, capsule=capsule)
+    point = build_hdr_voxel_problem(ph, ph.applicator_centre_mm)
     print(f"set-up (Ir-192 tables 1 keV-1.5 MeV, majorant): {time.perf_counter() - t0:.2f} s")
     t0 = time.perf_counter()
     run_batch(hdr, 1, 0, 2000)
     print(f"compile or load from cache: {time.perf_counter() - t0:.2f} s")
     best, median = per_core_rate(hdr, 100_000)
     print(
-        "Ir-192 histories/s/core, track-length collision kerma (D_m,m + D_w,m): "
-        f"{best:,.0f} (best of {REPEATS}; median {median:,.0f})"
+        f"Ir-192 histories/s/core, {SOURCE} modelled, track-length collision kerma "
+        f"(D_m,m + D_w,m): {best:,.0f} (best of {REPEATS}; median {median:,.0f})"
+    )
+    p_best, p_median = per_core_rate(point, 100_000)
+    print(
+        f"Ir-192 bare point source, same run: {p_best:,.0f} (best of {REPEATS}; median "
+        f"{p_median:,.0f}); modelled / point {best / p_best:.2f}"
     )
     xray = build_problem(
         ph, xray50_source(ph.shaft_direction), ph.applicator_centre_mm, radius_mm, "water"

@@ -219,8 +219,8 @@ def plan(
         str | None,
         typer.Option(
             help="dose engine: xray.table (default) or xray.mc (Monte Carlo in tissue) for "
-            "x-rays, electron.beamdata, hdr.tg43 (default) or hdr.mc (TG-43 corrected by "
-            "Monte Carlo in tissue); `table` and `mc` are kept for x-rays"
+            "x-rays, electron.beamdata, hdr.tg43 (default) or hdr.mc (Ir-192 Monte Carlo in "
+            "tissue, the source's capsule modelled); `table` and `mc` are kept for x-rays"
         ),
     ] = None,
     compare_with: Annotated[

@@ -330,7 +330,7 @@ REGISTRY: dict[str, EngineEntry] = _register(
     EngineEntry(
         "hdr.mc",
         "hdr",
-        "TG-43 x Ir-192 Monte Carlo heterogeneity correction, dose to medium (TG-186)",
+        "Ir-192 Monte Carlo with the source modelled (else TG-43 x a Monte Carlo correction), dose to medium (TG-186)",
         lambda d=None, settings=None, **_: HdrMcEngine(settings or McSettings()),
     ),
 )

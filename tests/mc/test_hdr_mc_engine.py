@@ -1,4 +1,4 @@
-"""The hdr.mc engine (openiort.dose.mc.hdr_dose): TG-43 corrected by Ir-192 Monte Carlo in the
+"""The hdr.mc engine (openiort.dose.mc.hdr_dose): Ir-192 Monte Carlo in the
 tissues, at reduced statistics. Published comparators:
 
 - Kassas B et al., J Appl Clin Med Phys 2006;7(3):28, abstract: dose modification factor
@@ -21,7 +21,9 @@ from openiort.anatomy.materials import get_material
 from openiort.anatomy.phantom import Phantom
 from openiort.case import load_case
 from openiort.dose.mc import hdr_dose
-from openiort.dose.mc.hdr_engine import hdr_shell_dose
+from openiort.dose.mc.hdr_capsule import capsule_arrays
+from openiort.dose.mc.hdr_engine import build_hdr_voxel_problem
+from openiort.dose.mc.voxel import run_problem
 from openiort.engines import McSettings
 from openiort.grid import Grid
 
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 KASSAS_DMF = {20.0: 1.098, 30.0: 1.132}  # balloon radius mm -> published DMF
 YE_PRESCRIPTION_LINE_PCT = (4.0, 10.0)  # MC below the planning system, 5-25 % contrast
 YE_CONTRAST_ALONE_PCT = (1.0, 4.8)
+ATHENS_10PCT_CONTRAST_PCT = 1.2  # Med Phys 2007, doi:10.1118/1.2760306, abstract
 
 
 def _water_box(
@@ -118,16 +121,26 @@ def test_balloon_one_cm_under_the_surface_against_published_corrections(radius_m
 
 
 def test_contrast_alone_attenuates_within_the_published_range() -> None:
-    """Dose 1 cm beyond a 2.5 cm radius balloon in water, contrast against saline: 10 % and
-    25 % contrast by volume reduce it by 1-5 % (Ye et al.: 1.0-4.8 % for 5-25 %)."""
-    edges = np.array([34.0, 36.0])
-    water = hdr_shell_dose([(25.0, "water"), (200.0, "water")], edges, 500_000, 3)
-    reductions = []
-    for pct in (10, 25):
-        fill = hdr_shell_dose([(25.0, f"balloon_c{pct}"), (200.0, "water")], edges, 500_000, 3)
-        reductions.append(100.0 * (1.0 - fill.dose_gy_per_photon[0] / water.dose_gy_per_photon[0]))
+    """Dose 1 cm beyond a 2.5 cm radius balloon in water, contrast against saline, the
+    GammaMed Plus modelled (its capsule absorbs most of the 61-80 keV K x-rays, which iodine
+    would absorb strongly): 10 % contrast by volume lowers it by 1.3 % (measured, 3e6
+    histories; the Athens group's 1.2 %, Med Phys 2007, abstract), 25 % by 2.9 % (Ye et al.:
+    1.0-4.8 % for 5-25 %). The bare point source gave 2.0 and 3.9 %."""
+    dose = {}
+    for pct in (0, 10, 25):
+        fill = f"balloon_c{pct:02d}"
+        phantom = _water_box((-100.0,) * 3, (100.0,) * 3, 2.5, 25.0, fill)
+        capsule = capsule_arrays("GammaMed_HDR_Plus", (0.0, 0.0, 1.0))
+        problem = build_hdr_voxel_problem(phantom, (0.0, 0.0, 0.0), capsule=capsule)
+        result = run_problem(problem, phantom.grid.shape, 2.5**3, 1_000_000, 3)
+        z, _, _ = np.meshgrid(*phantom.grid.axes_mm(), indexing="ij")
+        r = phantom.grid.distance_from_mm((0.0, 0.0, 0.0))
+        shell = (r >= 34.0) & (r < 36.0) & (np.abs(z) < 0.7 * r)
+        dose[pct] = float(result.dose_medium_gy_per_photon[shell].mean())
+    reductions = [100.0 * (1.0 - dose[pct] / dose[0]) for pct in (10, 25)]
     lo, hi = YE_CONTRAST_ALONE_PCT
     assert lo <= reductions[0] < reductions[1] <= hi, reductions
+    assert reductions[0] == pytest.approx(ATHENS_10PCT_CONTRAST_PCT, abs=0.5), reductions
 
 
 def test_balloon_fill_material_carries_the_label_iodine() -> None:

@@ -11,12 +11,15 @@ The bare Ir-192 point source (NNDC lines, no capsule) at the centre of a water s
 (c) the absolute air-kerma response of point sources of 100, 300 and 600 keV in water against
     the ANSI/ANS-6.4.3 buildup factors (data/ans643_water_point_source_buildup_80kev_1p5mev.csv).
 
-Capsule: the published g(r) are for real sources whose iridium core and steel capsule harden
+(d) the modelled sources (core, capsule and cable) against their own TG-43 data in (r, theta)
+    (the test at the end; the default run checks the GammaMed Plus in tests/mc/test_hdr_capsule.py).
+
+Capsule, for (a)-(b): the published g(r) are for real sources whose iridium core and steel capsule harden
 the spectrum (the 61-78 keV K x-rays are absorbed, the low gamma lines attenuated more than the
 high ones). A harder spectrum has less scatter build-up at a few cm, so the bare point source's
 g(r) lies above them, increasingly with distance: measured (10^7 histories) +0.3 % at 2 cm to
-+1.0 % (egs_brachy) and +1.6 % (consensus) at 5 cm. The 2 % tolerance of issue 19 holds without a capsule
-correction; the capsule is not modelled, and this is its stated effect.
++1.0 % (egs_brachy) and +1.6 % (consensus) at 5 cm. The 2 % tolerance of issue 19 holds for the bare point;
+with the capsule modelled (d) the sources reproduce their own data.
 
 Default tests run reduced statistics (400 000 histories, about 0.1 % per shell) with the
 tolerance widened to 2.5 %; ``@pytest.mark.validate`` runs 10^7 histories against 2 %.
@@ -36,6 +39,7 @@ from openiort.dose.mc.hdr_references import (
     ans643_water_exposure_gp_hdr,
     published_ir192_radial_dose,
 )
+from openiort.dose.mc.hdr_tg43_check import compare_with_tg43
 from openiort.dose.mc.ir192_spectrum import LineSpectrum
 from openiort.dose.mc.physics import resolve_material
 from openiort.dose.mc.scoring import KERMA_TALLY_TO_GY_MM3
@@ -146,3 +150,48 @@ def test_forty_cm_sphere_is_unbounded_to_twenty_cm():
         res = hdr_shell_dose([(radius, "water")], edges, 2_000_000, 31)
         g[radius] = radial_dose_function(res)[1][::2]
     np.testing.assert_allclose(g[400.0], g[500.0], rtol=0.005)
+
+
+# The modelled sources (core, capsule and cable; data/hdr_source_capsules.yaml) in a 30 cm water
+# cube against their own shipped TG-43 data, ratio MC / TG-43 in (r, theta) bins at 1-5 cm
+# (openiort.dose.mc.hdr_tg43_check). Measured (2e6 histories, 2.5 mm voxels; 4e6 and 2 mm for
+# the GammaMed Plus) over 10-170 degrees: Flexisource 0.991-1.004, microSelectron v2r
+# 0.991-1.003, microSelectron v2 (Daskalov) 0.993-1.014, VS2000 0.987-1.006, M-19 0.990-1.002,
+# GammaMed Plus 0.981-0.996. Dose-rate constants from the 1 cm transverse ratio within 0.7 % of
+# the consensus. Beyond 5 cm of water the cube's edge (15 cm) takes about 1 % of the scatter.
+# Near the axis the models and the TG-43 data part more: within 10 degrees of the tip 0.97-1.03
+# (GammaMed Plus 0.972-0.983), within 10 degrees of the cable 1.01-1.04 (GammaMed Plus
+# 1.025-1.063, the source whose consensus data come from another group's model, Ballester et
+# al. 2001, than the CLRP geometry shipped here; its 60 mm braided cable at 5.6 g/cm3 shades
+# less than a solid one would).
+SOURCE_MODEL_BINS_R_MM = np.array([9.0, 11.0, 19.0, 21.0, 29.0, 31.0, 39.0, 41.0, 49.0, 51.0])
+SOURCE_MODEL_BINS_THETA_DEG = np.array([0.0, 10.0, 30.0, 60.0, 80.0, 100.0, 120.0, 150.0, 170.0])
+
+
+@pytest.mark.validate
+@pytest.mark.parametrize(
+    "source_id",
+    [
+        "GammaMed_HDR_Plus",
+        "Elekta_Flexisource",
+        "mHDR_v2r_ESTRO",
+        "mHDR_v2_Daskalov1998",
+        "Varian_VS2000",
+        "SPEC_M-19",
+    ],
+)
+def test_source_model_reproduces_its_tg43_data_full(source_id):
+    cmp = compare_with_tg43(
+        source_id,
+        SOURCE_MODEL_BINS_R_MM,
+        SOURCE_MODEL_BINS_THETA_DEG,
+        half_width_mm=150.0,
+        spacing_mm=2.0,
+        histories=4_000_000,
+    )
+    rows = cmp.ratio[0::2, 1:]  # the rings at 1-5 cm, 10-170 degrees
+    assert np.all(np.abs(rows - 1.0) < 0.025), rows
+    transverse = cmp.ratio[0::2, 3:5]  # 60-100 degrees: g_L(r) and Lambda, issue 19's 2 %
+    assert np.all(np.abs(transverse - 1.0) < 0.02), transverse
+    lam = cmp.ratio[0, 4] * load_source(source_id).dose_rate_constant_cgy_h_u
+    assert lam == pytest.approx(load_source(source_id).dose_rate_constant_cgy_h_u, rel=0.01)

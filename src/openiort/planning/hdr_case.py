@@ -102,7 +102,7 @@ def plan_hdr_case(
     listed among the plan's defaults with the prescription depth, which is always the
     applicator's default here). ``source_record``: the department's source (None: the example
     source, not approvable). ``dose_engine``: the engine of the plan's dose, DVHs and limits
-    (None: TG-43; ``hdr.mc``: TG-43 corrected by Monte Carlo in the tissues); the dwell times
+    (None: TG-43; ``hdr.mc``: Ir-192 Monte Carlo in the tissues, :mod:`openiort.dose.mc.hdr_dose`); the dwell times
     are always optimised with TG-43.
     """
     defaults: list[AppliedDefault] = []
