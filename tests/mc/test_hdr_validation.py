@@ -154,15 +154,14 @@ def test_forty_cm_sphere_is_unbounded_to_twenty_cm():
 
 # The modelled sources (core, capsule and cable; data/hdr_source_capsules.yaml) in a 30 cm water
 # cube against their own shipped TG-43 data, ratio MC / TG-43 in (r, theta) bins at 1-5 cm
-# (openiort.dose.mc.hdr_tg43_check). Measured (2e6 histories, 2.5 mm voxels; 4e6 and 2 mm for
-# the GammaMed Plus) over 10-170 degrees: Flexisource 0.991-1.004, microSelectron v2r
-# 0.991-1.003, microSelectron v2 (Daskalov) 0.993-1.014, VS2000 0.987-1.006, M-19 0.990-1.002,
-# GammaMed Plus 0.981-0.996. Dose-rate constants from the 1 cm transverse ratio within 0.7 % of
-# the consensus. Beyond 5 cm of water the cube's edge (15 cm) takes about 1 % of the scatter.
-# Near the axis the models and the TG-43 data part more: within 10 degrees of the tip 0.97-1.03
-# (GammaMed Plus 0.972-0.983), within 10 degrees of the cable 1.01-1.04 (GammaMed Plus
-# 1.025-1.063, the source whose consensus data come from another group's model, Ballester et
-# al. 2001, than the CLRP geometry shipped here; its 60 mm braided cable at 5.6 g/cm3 shades
+# (openiort.dose.mc.hdr_tg43_check). Measured (4e6 histories, 2 mm voxels) over 10-170 degrees:
+# GammaMed Plus 0.984-0.998, Flexisource 0.992-1.003, microSelectron v2r 0.990-1.005,
+# microSelectron v2 (Daskalov) 0.994-1.018, VS2000 0.990-1.002, M-19 0.989-1.002. Dose-rate
+# constants from the 1 cm transverse ratio within 0.5 % of the shipped ones. Beyond 5 cm of water
+# the cube's edge (15 cm) takes about 1 % of the scatter. Near the axis (3-5 cm) the models and
+# the TG-43 data part more: within 10 degrees of the tip 0.975-1.008, of the cable 1.012-1.036
+# (GammaMed Plus 1.058-1.066: its consensus data come from another group's model, Ballester et
+# al. 2001, than the CLRP geometry shipped here, whose 60 mm braided cable at 5.6 g/cm3 shades
 # less than a solid one would).
 SOURCE_MODEL_BINS_R_MM = np.array([9.0, 11.0, 19.0, 21.0, 29.0, 31.0, 39.0, 41.0, 49.0, 51.0])
 SOURCE_MODEL_BINS_THETA_DEG = np.array([0.0, 10.0, 30.0, 60.0, 80.0, 100.0, 120.0, 150.0, 170.0])

@@ -13,9 +13,8 @@ the patient's; energy left in the source is booked as "blocked".
 
 Left out, by design: photons that scatter in the tissue and come back through the source are
 transported as if the source were the surrounding medium (the source is well under a voxel);
-the K fluorescence of iridium (63-78 keV, emitted after photoabsorption in the core) is not
-emitted, nor are the betas' bremsstrahlung and the pair production above 1022 keV (0.024 % of
-the photons carry that much energy); iridium's cross section above 800 keV is the log-log
+the betas' bremsstrahlung and the pair production above 1022 keV (0.024 % of the photons carry
+that much energy); iridium's K fluorescence (63-78 keV) is emitted and followed like any photon; iridium's cross section above 800 keV is the log-log
 continuation of :mod:`openiort.dose.mc.hdr_physics` (NIST SRD 126 gives 0.7 % more at 1 MeV).
 """
 

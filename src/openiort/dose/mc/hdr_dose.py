@@ -134,16 +134,10 @@ class HdrMcDose:
     air_kerma_strength_per_photon_u_h: float = 0.0
 
 
-@dataclass(frozen=True)
-class Dwells:
+def _checked(
+    positions_mm: ArrayLike, directions: ArrayLike, times_s: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Dwell positions (x, y, z rows, mm), unit directions (cable to tip) and times (s)."""
-
-    positions_mm: FloatArray
-    directions: FloatArray
-    times_s: FloatArray
-
-
-def _checked(positions_mm: ArrayLike, directions: ArrayLike, times_s: ArrayLike) -> Dwells:
     positions = np.asarray(positions_mm, dtype=np.float64).reshape(-1, 3)
     directions_ = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
     times = np.asarray(times_s, dtype=np.float64).ravel()
@@ -158,7 +152,7 @@ def _checked(positions_mm: ArrayLike, directions: ArrayLike, times_s: ArrayLike)
     norms = np.linalg.norm(directions_, axis=1)
     if np.any(~np.isfinite(norms)) or np.any(norms == 0):
         raise HdrMcInputError("dwell directions must be non-zero vectors", source="hdr.mc")
-    return Dwells(positions, directions_ / norms[:, None], times)
+    return positions, directions_ / norms[:, None], times
 
 
 @functools.cache
@@ -193,7 +187,7 @@ def compute(
     phantom's grid) x the point-source heterogeneity correction CF (module docstring).
     ``method`` ("auto", "source model" or "correction") forces one of the two.
     """
-    dwells = _checked(positions_mm, directions, times_s)
+    positions, unit_directions, times = _checked(positions_mm, directions, times_s)
     grid = phantom.grid
     if tg43_dose_gy.shape != grid.shape:
         raise HdrMcInputError("the TG-43 dose must be on the phantom's grid", source="hdr.mc")
@@ -215,12 +209,11 @@ def compute(
     variance = np.zeros(grid.shape, dtype=np.float64)
     reference = np.zeros(grid.shape, dtype=np.float64)
     used = 0
-    times = dwells.times_s
     share = times / times.sum()
     for i in np.flatnonzero(times > 0):
-        x, y, z = (float(v) for v in dwells.positions_mm[i])
+        x, y, z = (float(v) for v in positions[i])
         n = max(round(float(histories * share[i])), MIN_HISTORIES_PER_DWELL)
-        capsule = capsule_arrays(source_id, dwells.directions[i]) if modelled else None
+        capsule = capsule_arrays(source_id, unit_directions[i]) if modelled else None
         result = run_problem(
             build_hdr_voxel_problem(phantom, (x, y, z), capsule=capsule),
             grid.shape,

@@ -26,12 +26,13 @@ Sources and models, per table:
 - Pair production (threshold 1022 keV) is left out: below 0.1 % of mu/rho at 1.25-1.5 MeV for
   these elements (NIST SRD 126 / XCOM), and the lines above 1022 keV carry 0.024 % of the
   Ir-192 photons.
-- No fluorescence: the K-shell fluorescence of H to Ca is below 4.1 keV (Ca K-alpha 3.7 keV),
-  which travels a few tens of micrometres in tissue; the photoabsorbed energy is deposited on the
-  spot. Photons below :data:`CUTOFF_KEV` deposit on the spot too. Iodine (balloon contrast,
-  openiort.anatomy.materials ``balloon_cNN``) is the exception: its K fluorescence (28-33 keV,
-  emitted after most photoabsorptions above its 33.2 keV edge) is not transported either, so its
-  energy stays in the fill instead of reaching the tissue around it.
+- K-shell fluorescence of every element whose K edge lies above the 1 keV cut-off is emitted
+  isotropically after a photoabsorption above the edge and transported, as in the kV engine
+  (:func:`openiort.dose.mc.physics.fluorescence_lines`: K-shell share (J - 1)/J of the edge
+  jump J, yield and line energies from xraydb): iodine's 28-33 keV lines in a contrast-filled
+  balloon (``balloon_cNN``), which reach the tissue around it, iridium's 63-78 keV lines in the
+  source's core, and the 2-4 keV lines of P, S, Cl, K and Ca in tissue. L-shell fluorescence
+  and the K lines of H, C, N, O are deposited on the spot.
 - Sum check: photoelectric + incoherent + coherent reproduces the NIST SRD 126 totals of
   :mod:`openiort.dose.mc.photon_data` for the ICRU tissues within 0.04 % from 10 keV to 1 MeV
   and 0.34 % at 1.5 MeV (pair production), elements H..Ca within 0.62 %
@@ -41,10 +42,8 @@ Sources and models, per table:
   below 10 keV (scattered photons only) the kV engine's mu_en/rho
   (:func:`openiort.dose.mc.physics.mass_energy_absorption_cm2_g`, xraydb partials), which meets
   NIST at 10 keV to 0.5 %. Both follow NIST's definition, which subtracts the K fluorescence
-  that escapes; as fluorescence is not transported, that energy (Ca, P, K, S, Cl: 2-4 keV
-  lines, from photoabsorption of scattered photons only) is not scored anywhere: an estimated
-  0.1-0.2 % of the dose in bone (photons scattered below 40 keV give a few per cent of it, and
-  K fluorescence carries a few per cent of their absorbed energy), less in soft tissue.
+  that leaves the site of the absorption; that energy is transported as fluorescence photons
+  and scored where they are absorbed.
 
 Secondary electrons are not transported: dose is collision kerma (see
 :mod:`openiort.dose.mc.hdr_engine` for where TG-186 accepts that for Ir-192).
@@ -73,6 +72,7 @@ from openiort.dose.mc.physics import (
     MaterialSpec,
     PhysArrays,
     PhysicsOptions,
+    fluorescence_lines,
     incoherent_s_exponent,
     klein_nishina_dcs_cm2,
     mass_energy_absorption_cm2_g,
@@ -303,6 +303,25 @@ def _material_rows(spec: MaterialSpec, energy_absorption: bool) -> tuple[FloatAr
     return c.total, c.photo / c.total, (c.photo + c.incoh) / c.total, c.muen, cum, s_ratio
 
 
+@cache
+def _fluorescence(spec: MaterialSpec) -> tuple[FloatArray, FloatArray]:
+    """Line energies (keV) and their probability per photoabsorption in ``spec`` on the kernel
+    grid, shape (lines, energies): each element's share of the photoabsorption above its K
+    edge times the line's probability there."""
+    e = kernel_grid_kev()
+    grid = log_grid_kev()
+    shares = [(el, w * _loglog(e, grid, element_partials(el).photo)) for el, w in spec.composition]
+    photo = np.sum([share for _, share in shares], axis=0)
+    energies: list[float] = []
+    probabilities: list[FloatArray] = []
+    for el, share in shares:
+        for line in fluorescence_lines(el):
+            energies.append(line.energy_kev)
+            above = np.where(e >= line.edge_kev, share / photo, 0.0)
+            probabilities.append(above * line.probability_above_edge)
+    return np.array(energies), np.array(probabilities).reshape(len(energies), e.size)
+
+
 def build_hdr_tables(
     materials: Sequence[MaterialSpec], *, scatter: bool = True, energy_absorption: bool = True
 ) -> HdrTables:
@@ -323,6 +342,15 @@ def build_hdr_tables(
         np.ascontiguousarray(np.stack([r[k] for r in rows])) for k in range(6)
     )
     coh_guide = np.stack([guide_table(c, c[-1], x.size) for c in coh_cum])
+    lines = [_fluorescence(m) for m in materials]
+    n_lines = max(1, max(energies.size for energies, _ in lines))
+    fl_count = np.zeros(n_mat, dtype=np.int64)
+    fl_energy = np.zeros((n_mat, n_lines))
+    fl_cum = np.zeros((n_mat, n_lines, e.size))
+    for i, (energies, probabilities) in enumerate(lines):
+        fl_count[i] = energies.size
+        fl_energy[i, : energies.size] = energies
+        fl_cum[i, : energies.size] = np.cumsum(probabilities, axis=0)
     arrays = PhysArrays(
         e_min_kev=float(e[0]),
         inv_de=1.0 / KERNEL_STEP_KEV,
@@ -330,9 +358,9 @@ def build_hdr_tables(
         cum_photo=cum_photo,
         cum_incoh=cum_incoh,
         muen_rho=muen,
-        fl_count=np.zeros(n_mat, dtype=np.int64),
-        fl_energy_kev=np.zeros((n_mat, 1)),
-        fl_cum=np.zeros((n_mat, 1, e.size)),
+        fl_count=fl_count,
+        fl_energy_kev=fl_energy,
+        fl_cum=fl_cum,
         inv_dx=float((x.size - 1) / x[-1]),
         x2_grid=x**2,
         coh_cum=coh_cum,

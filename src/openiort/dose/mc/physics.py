@@ -279,7 +279,9 @@ class FluorescenceLine:
 
 
 @cache
-def _fluorescence_lines(symbol: str) -> tuple[FluorescenceLine, ...]:
+def fluorescence_lines(symbol: str) -> tuple[FluorescenceLine, ...]:
+    """The K-alpha and K-beta lines of ``symbol`` (intensity-weighted energies) with their
+    probability per photoabsorption above the K edge; none below the transport cut-off."""
     edges = xraydb.xray_edges(symbol)
     if "K" not in edges:
         return ()
@@ -374,7 +376,7 @@ def material_coefficients(
             s_sum += w / a * z
         z_sum += w / a * z
         if options.fluorescence:
-            for line in _fluorescence_lines(el):
+            for line in fluorescence_lines(el):
                 share = np.where(e >= line.edge_kev, w * p_el, 0.0)
                 lines.append((line, share))
     if not options.coherent:
