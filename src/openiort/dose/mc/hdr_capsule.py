@@ -1,21 +1,22 @@
 """The Ir-192 source's core, capsule and cable in the photon transport.
 
 Each history starts at a random point of the iridium core (uniform in its volume) with an
-isotropic direction and a line energy, and is followed through the core, the steel capsule and
-the first millimetres of the steel cable (coaxial cylinders with flat ends; geometry and
-materials from ``data/hdr_source_capsules.yaml``, :mod:`openiort.dose.mc.hdr_capsule_data`)
-until it leaves them or is absorbed. Photoabsorption in the core and the steel, incoherent and
-coherent scattering use the same interaction sampling as the tissues
-(:mod:`openiort.dose.mc.interactions`) on tables for iridium and steel built like the tissues'
-(:mod:`openiort.dose.mc.hdr_physics`). A photon that leaves the source enters the voxel phantom
-at its exit point, rotated from the source's frame (z along the source axis, cable to tip) into
-the patient's; energy left in the source is booked as "blocked".
+isotropic direction and a line energy, and is followed through the core, the gas-filled gap
+around it, the capsule and the modelled length of cable (coaxial cylinders with flat ends;
+geometry and media from ``data/hdr_source_capsules.yaml``,
+:mod:`openiort.dose.mc.hdr_capsule_data`) until it leaves them or is absorbed. Interactions in
+the core and the metal use the tissues' sampling (:mod:`openiort.dose.mc.interactions`) on
+tables built like theirs (:mod:`openiort.dose.mc.hdr_physics`), K fluorescence included. A
+photon that leaves the source enters the voxel phantom at its exit point, rotated from the
+source's frame (z along the source axis, cable to tip) into the patient's; the energy left in
+the source is booked as "blocked".
 
-Left out, by design: photons that scatter in the tissue and come back through the source are
-transported as if the source were the surrounding medium (the source is well under a voxel);
-the betas' bremsstrahlung and the pair production above 1022 keV (0.024 % of the photons carry
-that much energy); iridium's K fluorescence (63-78 keV) is emitted and followed like any photon; iridium's cross section above 800 keV is the log-log
-continuation of :mod:`openiort.dose.mc.hdr_physics` (NIST SRD 126 gives 0.7 % more at 1 MeV).
+Left out, by design: the gap's gas (at most 0.1 mm of air); photons that scatter in the tissue
+and come back through the source, which cross it as if it were the surrounding medium (the
+source is well under a voxel); the betas and their bremsstrahlung; pair production above
+1022 keV (0.024 % of the photons carry that much energy: iridium's cross section there is the
+log-log continuation of :mod:`openiort.dose.mc.hdr_physics`, 0.7 % below NIST SRD 126 at
+1 MeV and 5 % at 1.5 MeV).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ _NUDGE_MM = 1.0e-7
 #: Cylinder rows of :class:`CapsuleArrays`, tested in this order: the core, the gas-filled
 #: cavity around it (radius 0 where the core sits in solid metal), the capsule, the cable.
 CORE, CAVITY, CAPSULE, CABLE = 0, 1, 2, 3
-#: Material rows of the source's tables (the cavity's gas, 0.05 mm of air, is left empty).
+#: Material rows of the source's tables (the cavity is left empty).
 CORE_MEDIUM, CAPSULE_MEDIUM, CABLE_MEDIUM = 0, 1, 2
 
 
