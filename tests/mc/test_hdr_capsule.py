@@ -160,3 +160,18 @@ def test_absolute_dose_in_water_matches_tg43_for_a_real_dwell() -> None:
     ring = (r > 15.0) & (r < 30.0) & (np.abs(cos_t) < np.cos(np.radians(45.0)))
     ratio = float(result.correction[ring].mean())
     assert ratio == pytest.approx(1.0, abs=0.025)
+
+
+def test_same_seed_same_dose_on_threads_and_dask_with_the_capsule() -> None:
+    phantom = water_cube(30.0, 3.0)
+    capsule = capsule_arrays(SOURCE, (0.0, 1.0, 0.0))
+    problem = build_hdr_voxel_problem(phantom, (0.0, 0.0, 0.0), capsule=capsule)
+    runs = [
+        run_problem(problem, phantom.grid.shape, 27.0, 20_000, 9, 4, workers=1),
+        run_problem(problem, phantom.grid.shape, 27.0, 20_000, 9, 4, workers=2),
+        run_problem(problem, phantom.grid.shape, 27.0, 20_000, 9, 4, workers=2, use_dask=True),
+    ]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(
+            runs[0].dose_medium_gy_per_photon, other.dose_medium_gy_per_photon
+        )
