@@ -5,7 +5,7 @@ Carlo transmission is checked against the narrow-beam attenuation of the same co
 the model's primary spectrum at the shield (NIST-based cross sections,
 openiort.dose.mc.physics): the dose behind also holds scatter, which the shield attenuates
 more than the primary and which rebuilds behind it, so the two agree within 30 % (found
-0.88-0.93 for 0.5-2 mm), not exactly.
+0.81-0.91 for 2-0.5 mm with the jointly fitted source model, 1e6 histories), not exactly.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_material_from_its_composition() -> None:
 
 def test_transmission_follows_the_narrow_beam_attenuation() -> None:
     effect = shield_effect(3.0, 10.0, 0.5, histories=HISTORIES)
-    expected = _narrow_beam(10.0, 0.5, pei_mm=15.0)  # 3.7 %
+    expected = _narrow_beam(10.0, 0.5, pei_mm=15.0)  # 3.6 %
     assert effect.transmission == pytest.approx(expected, rel=0.30)
     assert effect.transmission_rel_unc < 0.10
     # photons only: in front the water's own backscatter beyond is lost (a decrease)
