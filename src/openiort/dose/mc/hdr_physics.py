@@ -72,7 +72,8 @@ from openiort.dose.mc.physics import (
     MaterialSpec,
     PhysArrays,
     PhysicsOptions,
-    fluorescence_lines,
+    fluorescence_arrays,
+    fluorescence_per_absorption,
     incoherent_s_exponent,
     klein_nishina_dcs_cm2,
     mass_energy_absorption_cm2_g,
@@ -306,20 +307,12 @@ def _material_rows(spec: MaterialSpec, energy_absorption: bool) -> tuple[FloatAr
 @cache
 def _fluorescence(spec: MaterialSpec) -> tuple[FloatArray, FloatArray]:
     """Line energies (keV) and their probability per photoabsorption in ``spec`` on the kernel
-    grid, shape (lines, energies): each element's share of the photoabsorption above its K
-    edge times the line's probability there."""
+    grid (:func:`openiort.dose.mc.physics.fluorescence_per_absorption`)."""
     e = kernel_grid_kev()
     grid = log_grid_kev()
     shares = [(el, w * _loglog(e, grid, element_partials(el).photo)) for el, w in spec.composition]
     photo = np.sum([share for _, share in shares], axis=0)
-    energies: list[float] = []
-    probabilities: list[FloatArray] = []
-    for el, share in shares:
-        for line in fluorescence_lines(el):
-            energies.append(line.energy_kev)
-            above = np.where(e >= line.edge_kev, share / photo, 0.0)
-            probabilities.append(above * line.probability_above_edge)
-    return np.array(energies), np.array(probabilities).reshape(len(energies), e.size)
+    return fluorescence_per_absorption(shares, photo, e)
 
 
 def build_hdr_tables(
@@ -336,21 +329,12 @@ def build_hdr_tables(
         raise MaterialDataError("at least one material is needed")
     e = kernel_grid_kev()
     x = x_grid_inv_angstrom()
-    n_mat = len(materials)
     rows = [_material_rows(m, energy_absorption) for m in materials]
     mu, cum_photo, cum_incoh, muen, coh_cum, s_ratio = (
         np.ascontiguousarray(np.stack([r[k] for r in rows])) for k in range(6)
     )
     coh_guide = np.stack([guide_table(c, c[-1], x.size) for c in coh_cum])
-    lines = [_fluorescence(m) for m in materials]
-    n_lines = max(1, max(energies.size for energies, _ in lines))
-    fl_count = np.zeros(n_mat, dtype=np.int64)
-    fl_energy = np.zeros((n_mat, n_lines))
-    fl_cum = np.zeros((n_mat, n_lines, e.size))
-    for i, (energies, probabilities) in enumerate(lines):
-        fl_count[i] = energies.size
-        fl_energy[i, : energies.size] = energies
-        fl_cum[i, : energies.size] = np.cumsum(probabilities, axis=0)
+    fl_count, fl_energy, fl_cum = fluorescence_arrays([_fluorescence(m) for m in materials], e.size)
     arrays = PhysArrays(
         e_min_kev=float(e[0]),
         inv_de=1.0 / KERNEL_STEP_KEV,

@@ -311,6 +311,45 @@ def fluorescence_lines(symbol: str) -> tuple[FluorescenceLine, ...]:
     return tuple(out)
 
 
+def fluorescence_per_absorption(
+    element_photo: Sequence[tuple[str, FloatArray]], photo: FloatArray, energy_kev: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The K lines of a mixture: their energies (keV) and their probability per photoabsorption,
+    shape (lines, energies). ``element_photo``: each element's mass-weighted photoelectric cross
+    section on ``energy_kev``; ``photo``: the mixture's. A line follows an absorption in its
+    element above its K edge."""
+    energies: list[float] = []
+    probabilities: list[FloatArray] = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for el, share in element_photo:
+            for line in fluorescence_lines(el):
+                energies.append(line.energy_kev)
+                above = np.where(energy_kev >= line.edge_kev, share, 0.0)
+                per_absorption = np.where(photo > 0, above / photo, 0.0)
+                probabilities.append(per_absorption * line.probability_above_edge)
+    return (
+        np.array(energies, dtype=np.float64),
+        np.array(probabilities).reshape(len(energies), energy_kev.size),
+    )
+
+
+def fluorescence_arrays(
+    lines: Sequence[tuple[FloatArray, FloatArray]], n_energies: int
+) -> tuple[NDArray[np.int64], FloatArray, FloatArray]:
+    """The kernels' ``fl_count``, ``fl_energy_kev`` and ``fl_cum`` (:class:`PhysArrays`) of
+    materials whose lines are ``(energies, probabilities)`` (:func:`fluorescence_per_absorption`)."""
+    n_lines = max(1, max(energies.size for energies, _ in lines))
+    fl_count = np.zeros(len(lines), dtype=np.int64)
+    fl_energy = np.zeros((len(lines), n_lines))
+    fl_cum = np.zeros((len(lines), n_lines, n_energies))
+    for i, (energies, probabilities) in enumerate(lines):
+        k = energies.size
+        fl_count[i] = k
+        fl_energy[i, :k] = energies
+        fl_cum[i, :k] = np.cumsum(probabilities, axis=0)
+    return fl_count, fl_energy, fl_cum
+
+
 # ----------------------------------------------------------------- per-material coefficients
 
 
@@ -357,7 +396,7 @@ def material_coefficients(
     f2 = np.zeros_like(x)
     s_sum = np.zeros_like(x)
     z_sum = 0.0
-    lines: list[tuple[FluorescenceLine, FloatArray]] = []
+    element_photo: list[tuple[str, FloatArray]] = []
     for el, w in spec.composition:
         z, a = _z_and_a(el)
         p_el, i_el, c_el = _element_partials(el)
@@ -376,20 +415,11 @@ def material_coefficients(
             s_sum += w / a * z
         z_sum += w / a * z
         if options.fluorescence:
-            for line in fluorescence_lines(el):
-                share = np.where(e >= line.edge_kev, w * p_el, 0.0)
-                lines.append((line, share))
+            element_photo.append((el, w * p_el))
     if not options.coherent:
         coh = np.zeros_like(e)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fl_prob = np.array(
-            [
-                np.where(photo > 0, share / photo, 0.0) * line.probability_above_edge
-                for line, share in lines
-            ]
-        ).reshape(len(lines), e.size)
-    fl_energy = np.array([line.energy_kev for line, _ in lines], dtype=np.float64)
-    escape = (fl_prob * fl_energy[:, None]).sum(axis=0) / e if lines else np.zeros_like(e)
+    fl_energy, fl_prob = fluorescence_per_absorption(element_photo, photo, e)
+    escape = (fl_prob * fl_energy[:, None]).sum(axis=0) / e if fl_energy.size else np.zeros_like(e)
     muen = photo * (1.0 - escape) + incoh_tr
     # cumulative integral of F^2 over x^2 (the coherent angular distribution's variable)
     x2 = x**2
@@ -487,14 +517,13 @@ def build_tables(
     e = energy_grid_kev()
     x = x_grid_inv_angstrom()
     n_mat, n_e = len(coeffs), e.size
-    n_lines = max(1, max(c.fluorescence_energy_kev.size for c in coeffs))
     mu = np.empty((n_mat, n_e))
     cum_photo = np.empty((n_mat, n_e))
     cum_incoh = np.empty((n_mat, n_e))
     muen = np.empty((n_mat, n_e))
-    fl_count = np.zeros(n_mat, dtype=np.int64)
-    fl_energy = np.zeros((n_mat, n_lines))
-    fl_cum = np.zeros((n_mat, n_lines, n_e))
+    fl_count, fl_energy, fl_cum = fluorescence_arrays(
+        [(c.fluorescence_energy_kev, c.fluorescence_probability) for c in coeffs], n_e
+    )
     coh_cum = np.empty((n_mat, x.size))
     coh_guide = np.empty((n_mat, x.size + 1), dtype=np.int64)
     coh_steps = np.empty(n_mat)
@@ -505,11 +534,6 @@ def build_tables(
         cum_photo[i] = c.photo / total
         cum_incoh[i] = (c.photo + c.incoh) / total
         muen[i] = c.muen
-        k = c.fluorescence_energy_kev.size
-        fl_count[i] = k
-        if k:
-            fl_energy[i, :k] = c.fluorescence_energy_kev
-            fl_cum[i, :k] = np.cumsum(c.fluorescence_probability, axis=0)
         coh_cum[i] = c.coherent_cumulative
         coh_guide[i] = guide_table(coh_cum[i], coh_cum[i, -1], x.size)
         coh_steps[i] = x.size / coh_cum[i, -1]
