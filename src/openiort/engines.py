@@ -84,6 +84,17 @@ class McSettings:
     use_dask: bool = False
     progress: bool = True
 
+    def run_options(self) -> dict[str, Any]:
+        """The keyword arguments every Monte Carlo dose function takes from these settings."""
+        return {
+            "histories": self.histories,
+            "seed": self.seed,
+            "n_batches": self.n_batches,
+            "scheduler_address": self.scheduler_address,
+            "use_dask": self.use_dask,
+            "progress": self.progress,
+        }
+
 
 @dataclass(frozen=True)
 class XrayMcEngine:
@@ -100,18 +111,12 @@ class XrayMcEngine:
         from openiort.dose.mc import engine as mc_engine
 
         _expect(delivery, XrayDelivery, self.name)
-        s = self.settings
         dose, _ = mc_engine.compute(
             phantom,
             delivery.applicator_diameter_cm,
             dwell_time_s=delivery.treatment_time_min * 60.0,
             source=self.source,
-            histories=s.histories,
-            seed=s.seed,
-            n_batches=s.n_batches,
-            scheduler_address=s.scheduler_address,
-            use_dask=s.use_dask,
-            progress=s.progress,
+            **self.settings.run_options(),
         )
         return dose
 
@@ -227,12 +232,7 @@ class HdrMcEngine:
             HdrTg43Engine().dose_gy(delivery, phantom),
             source_id=delivery.source_id,
             air_kerma_strength_u=strength_u,
-            histories=s.histories,
-            seed=s.seed,
-            n_batches=s.n_batches,
-            scheduler_address=s.scheduler_address,
-            use_dask=s.use_dask,
-            progress=s.progress,
+            **s.run_options(),
         )
         if result.method == "source model":
             normalisation = (

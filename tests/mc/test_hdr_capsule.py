@@ -15,7 +15,7 @@ from openiort.dose.mc.hdr_capsule import (
     rotation_to,
     source_emission,
 )
-from openiort.dose.mc.hdr_engine import build_hdr_voxel_problem
+from openiort.dose.mc.hdr_engine import build_hdr_voxel_problem, ir192_source_arrays
 from openiort.dose.mc.hdr_tg43_check import compare_with_tg43, water_cube
 from openiort.dose.mc.kernel_common import BLOCKED, DEPOSITED, EMITTED, ESCAPED
 from openiort.dose.mc.voxel import run_problem
@@ -34,7 +34,7 @@ def test_rotation_takes_the_source_axis_to_the_catheter(axis: tuple[float, ...])
 
 
 def test_core_and_capsule_filter_the_k_x_rays_and_shade_the_axis() -> None:
-    emission = source_emission(SOURCE, 400_000, seed=3)
+    emission = source_emission(SOURCE, ir192_source_arrays(), 400_000, seed=3)
     e, c = emission.energy_kev, emission.cos_theta
     out = e > 0
     # 12-18 % of the photons stay in the source: the core's self-absorption (0.3 mm of
@@ -54,8 +54,12 @@ def test_core_and_capsule_filter_the_k_x_rays_and_shade_the_axis() -> None:
 
 
 def test_air_kerma_strength_per_photon_is_reproducible_and_plausible() -> None:
-    a = air_kerma_strength_per_photon(source_emission(SOURCE, 200_000, seed=5))
-    b = air_kerma_strength_per_photon(source_emission(SOURCE, 200_000, seed=5))
+    a = air_kerma_strength_per_photon(
+        source_emission(SOURCE, ir192_source_arrays(), 200_000, seed=5)
+    )
+    b = air_kerma_strength_per_photon(
+        source_emission(SOURCE, ir192_source_arrays(), 200_000, seed=5)
+    )
     assert a == b
     # Order of magnitude from first principles: 2.2 photons per decay, mean 355 keV,
     # (mu_en/rho)_air 0.029 cm2/g -> about 1.4e-11 uGy m2 per photon before self-absorption.

@@ -248,14 +248,12 @@ class SourceEmission:
 
 
 def source_emission(
-    source_id: str, histories: int, seed: int = 1, *, spectrum: SourceArrays | None = None
+    source_id: str, spectrum: SourceArrays, histories: int, seed: int = 1
 ) -> SourceEmission:
-    """Run ``histories`` photons of the Ir-192 lines (or ``spectrum``) out of the source."""
-    from openiort.dose.mc.hdr_engine import ir192_source_arrays
-
-    src = spectrum if spectrum is not None else ir192_source_arrays()
+    """Run ``histories`` photons of ``spectrum`` (the Ir-192 lines,
+    :func:`openiort.dose.mc.hdr_engine.ir192_source_arrays`) out of the source."""
     energy, cos_theta = _leave_source(
-        int(histories), batch_key(seed, 0), src, capsule_arrays(source_id)
+        int(histories), batch_key(seed, 0), spectrum, capsule_arrays(source_id)
     )
     return SourceEmission(int(histories), energy, cos_theta)
 

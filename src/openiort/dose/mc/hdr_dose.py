@@ -38,6 +38,7 @@ import io
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -45,16 +46,15 @@ from numpy.typing import ArrayLike, NDArray
 from openiort.anatomy.phantom import Phantom
 from openiort.dose.mc.hdr_capsule import (
     AirKermaStrength,
+    air_kerma_strength_per_photon,
     capsule_arrays,
     source_emission,
-)
-from openiort.dose.mc.hdr_capsule import (
-    air_kerma_strength_per_photon as capsule_air_kerma_strength,
 )
 from openiort.dose.mc.hdr_capsule_data import known_sources
 from openiort.dose.mc.hdr_engine import (
     build_hdr_voxel_problem,
     hdr_shell_dose,
+    ir192_source_arrays,
     shell_inverse_square_mm2,
 )
 from openiort.dose.mc.voxel import run_problem
@@ -129,7 +129,7 @@ class HdrMcDose:
     histories: int
     #: "source model": absolute dose from the modelled source (core and capsule) and S_K;
     #: "correction": TG-43 x the point-source heterogeneity correction
-    method: str
+    method: Literal["source model", "correction"]
     #: S_K per photon emitted in the core (U h), for the source model; 0 otherwise
     air_kerma_strength_per_photon_u_h: float = 0.0
 
@@ -156,9 +156,10 @@ def _checked(
 
 
 @functools.cache
-def air_kerma_strength_per_photon(source_id: str) -> AirKermaStrength:
+def modelled_air_kerma_strength(source_id: str) -> AirKermaStrength:
     """S_K per photon emitted in ``source_id``'s core (fixed seed: the same on every run)."""
-    return capsule_air_kerma_strength(source_emission(source_id, SK_HISTORIES, seed=1))
+    emission = source_emission(source_id, ir192_source_arrays(), SK_HISTORIES, seed=1)
+    return air_kerma_strength_per_photon(emission)
 
 
 def compute(
@@ -176,7 +177,7 @@ def compute(
     scheduler_address: str | None = None,
     use_dask: bool = False,
     progress: bool = False,
-    method: str = "auto",
+    method: Literal["auto", "source model", "correction"] = "auto",
 ) -> HdrMcDose:
     """The dwells' dose in ``phantom``, dose to medium in medium.
 
@@ -203,7 +204,7 @@ def compute(
             source="hdr.mc",
         )
     water = None if modelled else water_radial_dose()
-    sk = air_kerma_strength_per_photon(source_id) if modelled else None
+    sk = modelled_air_kerma_strength(source_id) if modelled else None
     z_mm, y_mm, x_mm = grid.axes_mm()
     mc = np.zeros(grid.shape, dtype=np.float64)
     variance = np.zeros(grid.shape, dtype=np.float64)

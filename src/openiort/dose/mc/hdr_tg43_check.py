@@ -23,7 +23,7 @@ from openiort.dose.mc.hdr_capsule import (
     capsule_arrays,
     source_emission,
 )
-from openiort.dose.mc.hdr_engine import build_hdr_voxel_problem
+from openiort.dose.mc.hdr_engine import build_hdr_voxel_problem, ir192_source_arrays
 from openiort.dose.mc.voxel import run_problem
 from openiort.dose.tg43 import dose_rate_along_away
 from openiort.grid import Grid
@@ -103,7 +103,8 @@ def compare_with_tg43(
         phantom, (0.0, 0.0, 0.0), capsule=capsule_arrays(source_id, unit)
     )
     result = run_problem(problem, grid.shape, grid.voxel_volume_cc * 1000.0, histories, seed)
-    sk = air_kerma_strength_per_photon(source_emission(source_id, sk_histories, seed=seed + 1))
+    emission = source_emission(source_id, ir192_source_arrays(), sk_histories, seed=seed + 1)
+    sk = air_kerma_strength_per_photon(emission)
     z_mm, y_mm, x_mm = np.meshgrid(*grid.axes_mm(), indexing="ij")
     r_mm = np.sqrt(x_mm**2 + y_mm**2 + z_mm**2)
     keep = (r_mm >= r_edges_mm[0]) & (r_mm < r_edges_mm[-1])

@@ -3,8 +3,8 @@
 The source of the HDR Monte Carlo samples its initial photon energies from these lines. By
 default the two L x-ray lines (8.9 and 9.4 keV) are left out: they lie below the 10 keV start of
 the photon tables (:mod:`openiort.dose.mc.photon_data`) and would deposit within tens of
-micrometres of the source; the steel capsule of a real HDR source stops them in any case (the
-capsule itself is not modelled here).
+micrometres of the source; the steel capsule of a real HDR source stops them in any case
+(:mod:`openiort.dose.mc.hdr_capsule` models it).
 """
 
 from __future__ import annotations
