@@ -44,7 +44,9 @@ class Tg43Comparison:
     theta_edges_deg: FloatArray
     ratio: FloatArray  # (n_r, n_theta); nan where a bin holds no voxel
     voxels: NDArray[np.int64]
-    rel_uncertainty: FloatArray  # statistical, of each bin's mean
+    #: statistical, of each bin's mean, with the voxels taken as independent: a lower bound
+    #: (neighbouring voxels share photons)
+    rel_uncertainty: FloatArray
     air_kerma_strength: AirKermaStrength
     histories: int
 
