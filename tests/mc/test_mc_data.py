@@ -15,7 +15,7 @@ from openiort.dose.mc.commissioning import (
     surface_rate_check,
 )
 from openiort.dose.mc.spectrum import load_spectrum, spekpy_spectrum
-from openiort.dose.mc.xray_source import applicator_diameters_cm
+from openiort.dose.mc.xray_source import applicator_diameters_cm, applicator_spectrum
 
 
 def _shipped_table() -> dict[float, np.ndarray]:
@@ -39,7 +39,8 @@ def test_shipped_spectrum_is_what_spekpy_gives_for_the_model():
 
 
 def test_calibration_and_table_belong_to_the_shipped_spectrum():
-    _, _, digest = load_spectrum()
+    # the applicator spectrum's identity: the tip spectrum's file and the applicator filtration
+    digest = applicator_spectrum().identity_sha256
     calib = load_calibration()
     assert sorted(calib) == list(applicator_diameters_cm())
     assert all(c.spectrum_sha256 == digest for c in calib.values())
@@ -86,3 +87,19 @@ def test_relative_surface_rates_match_tg292():
     residuals = 100 * np.expm1(np.asarray(logs) - np.mean(logs))
     assert np.max(np.abs(residuals)) <= 3.0, residuals
     assert np.sqrt(np.mean(residuals**2)) <= 2.0, residuals
+
+
+def test_applicator_spectrum_is_the_tip_spectrum_through_the_filtration():
+    from openiort.dose.mc.xray_source import applicator_filtration
+
+    edges, probs, digest = load_spectrum()
+    spectrum = applicator_spectrum()
+    filtration = applicator_filtration()
+    through = probs * filtration.transmission(0.5 * (edges[1:] + edges[:-1]))
+    assert spectrum.photons_per_emitted == pytest.approx(through.sum(), rel=1e-12)
+    np.testing.assert_allclose(spectrum.probabilities, through / through.sum(), rtol=1e-12)
+    # a calibration made for the tip spectrum alone, or another filtration, is not this one's
+    assert spectrum.identity_sha256 != digest
+    # by hand at 20 keV: NIST XCOM mu/rho of Al 3.441 cm2/g (with coherent scattering)
+    expected = np.exp(-3.441 * filtration.density_g_cm3 * filtration.thickness_mm / 10.0)
+    assert filtration.transmission(np.array([20.0]))[0] == pytest.approx(expected, rel=0.01)

@@ -7,7 +7,7 @@ V4.0/TARGIT ratios at 0, 10 and 20 mm, and between and beyond those depths from 
 shifted-chamber model, TARGIT(d) proportional to V4.0(d + shift), the shift fitted to the 24
 published ratios with the source's own depth-dose (:func:`fit_targit_shift`; 0.74 mm for the
 example source). A straight line between the published depths overstates the ratio at 5 mm by
-up to 4.4 % (1.5 cm applicator).
+up to 4.6 % (1.5 cm applicator).
 
 The built-in source is TG-292's single example source; a clinic loads its own commissioning
 data with :func:`load_commissioning` (format documented there).

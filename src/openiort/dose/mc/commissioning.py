@@ -35,7 +35,13 @@ from openiort.devices.xray_chamber import surface_chamber_factor
 from openiort.dose.mc.physics import mass_attenuation_cm2_g, mass_energy_absorption_cm2_g
 from openiort.dose.mc.spectrum import load_spectrum, source_model
 from openiort.dose.mc.sphere import SPHERE_RADIUS_MM, shell_dose
-from openiort.dose.mc.xray_source import applicator, applicator_diameters_cm, xray50_source
+from openiort.dose.mc.xray_source import (
+    applicator,
+    applicator_diameters_cm,
+    applicator_filtration,
+    applicator_spectrum,
+    xray50_source,
+)
 from openiort.errors import OpenIortInputError
 
 FloatArray = NDArray[np.float64]
@@ -194,7 +200,7 @@ def bare_source_falloff_exponent(
     radii = np.linspace(r_mm[0], r_mm[1], 7)
     edges = np.sort(np.concatenate([radii - 0.25, radii + 0.25]))
     result = shell_dose(
-        xray50_source(SHAFT_AXIS),
+        xray50_source(SHAFT_AXIS, bare_probe=True),
         [(SPHERE_RADIUS_MM, "water")],
         edges,
         histories,
@@ -210,8 +216,13 @@ def bare_source_falloff_exponent(
 def primary_spectrum_at_depth(
     depth_water_mm: float, pei_mm: float = 0.0
 ) -> tuple[FloatArray, FloatArray]:
-    """Narrow-beam (unscattered) photon spectrum after PEI and water: bin centres, fluence."""
-    edges, probs, _ = load_spectrum()
+    """Narrow-beam (unscattered) photon spectrum after water (the bare probe) or after an
+    applicator's PEI (its spectrum) and water: bin centres, fluence per photon entering."""
+    if pei_mm > 0:
+        spectrum = applicator_spectrum()
+        edges, probs = spectrum.edges_kev, spectrum.probabilities
+    else:
+        edges, probs, _ = load_spectrum()
     e = 0.5 * (edges[1:] + edges[:-1])
     att = mass_attenuation_cm2_g("water", e) * depth_water_mm / 10.0
     if pei_mm > 0:
@@ -263,7 +274,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _table_text(curves: list[DepthDose], histories: int, seed: int) -> str:
-    _, _, digest = load_spectrum()
+    digest = applicator_spectrum().identity_sha256
+    filtration = applicator_filtration()
     m = source_model()
     s = m["spectrum"]
     checks = surface_rate_check(curves)
@@ -283,9 +295,11 @@ def _table_text(curves: list[DepthDose], histories: int, seed: int) -> str:
         "#   depth (0-0.05 mm at the surface).",
         f"# spectrum: SpekPy {s['tube_voltage_kv']} kV, {s['target_material']} transmission target "
         f"{s['target_thickness_um']} um, filters {filters}",
-        f"#   (data/xray50_spectrum_spekpy.csv, sha256 {digest[:16]}); target thickness and Al filter",
-        "#   fitted jointly to the TG-292 surface rates read through the V4.0 chamber, the published HVLs",
-        "#   and local slopes (openiort.dose.mc.commissioning_fit; data/xray50_commissioning_fit.yaml);",
+        f"#   (data/xray50_spectrum_spekpy.csv), then the applicator filtration {filtration.thickness_mm} mm "
+        f"{filtration.material} (applicator",
+        f"#   spectrum sha256 {digest[:16]}); target thickness, tip Al and applicator filtration fitted",
+        "#   jointly to the TG-292 surface rates read through the V4.0 chamber, the published HVLs and",
+        "#   local slopes (openiort.dose.mc.commissioning_fit; data/xray50_commissioning_fit.yaml);",
         f"#   surface dose as a point dose vs TG-292 here: worst deviation {100 * worst_surface:.1f} % (3.0 cm = 1).",
         f"# statistics: {histories:.3g} histories per applicator, seed {seed}, 10 batches; relative standard",
         f"#   uncertainty of the relative dose <= {100 * unc_10:.2f} % up to 10 mm and <= {100 * unc_60:.2f} % at 60 mm.",
@@ -302,14 +316,15 @@ def _table_text(curves: list[DepthDose], histories: int, seed: int) -> str:
 
 
 def _calibration_text(curves: list[DepthDose], isotropic: list[DepthDose], seed: int) -> str:
-    _, _, digest = load_spectrum()
+    digest = applicator_spectrum().identity_sha256
     lines = [
         "# Monte Carlo calibration of the 50 kV planning engine: dose to water in water at the applicator",
-        "# surface (0-0.05 mm shell) per photon emitted by the source model: with the probe shadow,",
+        "# surface (0-0.05 mm shell) per photon of the applicator spectrum: with the probe shadow,",
         "# perpendicular to the shaft (as the V4.0 surface rate is defined), and for isotropic emission",
         "# without a probe (used when a phantom has no shaft direction).",
         f"# Generated {date.today().isoformat()} by openiort {__version__} (openiort.dose.mc.commissioning);",
-        f"# seed {seed}. spectrum_sha256 must match data/xray50_spectrum_spekpy.csv, else re-commission.",
+        f"# seed {seed}. spectrum_sha256 is the applicator spectrum's identity (the tip spectrum's file",
+        "# and the applicator filtration, openiort.dose.mc.xray_source); another one needs re-commissioning.",
         "applicator_diameter_cm,surface_dose_water_gy_per_photon,rel_unc,histories,"
         "isotropic_surface_dose_water_gy_per_photon,isotropic_rel_unc,spectrum_sha256",
     ]

@@ -30,10 +30,15 @@ from openiort.dose.mc.commissioning import (
 )
 from openiort.dose.mc.physics import PhysicsOptions
 from openiort.dose.mc.runner import RunSettingsError
-from openiort.dose.mc.spectrum import MODEL_FILE, load_spectrum
+from openiort.dose.mc.spectrum import MODEL_FILE
 from openiort.dose.mc.sphere import GeometryError
 from openiort.dose.mc.voxel import build_problem, run_problem
-from openiort.dose.mc.xray_source import applicator, shadow_half_angle_deg, xray50_source
+from openiort.dose.mc.xray_source import (
+    applicator,
+    applicator_spectrum,
+    shadow_half_angle_deg,
+    xray50_source,
+)
 from openiort.dosegrid import DoseGrid, DoseMedium, Provenance
 
 ENGINE_NAME = "openiort.dose.mc (kV photon Monte Carlo)"
@@ -42,7 +47,7 @@ DEFAULT_HISTORIES = 30_000_000
 
 def _model_sha256(calibration_text: str, source: XraySource) -> str:
     model_text = read_data("openiort.dose.mc", MODEL_FILE).text
-    _, _, spectrum_sha = load_spectrum()
+    spectrum_sha = applicator_spectrum().identity_sha256
     return sha256_texts(model_text, spectrum_sha, calibration_text, source.data_sha256)
 
 
@@ -144,10 +149,11 @@ def compute(
             f"no MC calibration for the {app.diameter_cm:g} cm applicator; run `iort commission`"
         )
     calib = calibrations[app.diameter_cm]
-    _, _, spectrum_sha = load_spectrum()
+    spectrum_sha = applicator_spectrum().identity_sha256
     if calib.spectrum_sha256 != spectrum_sha:
         raise CommissioningError(
-            "the MC calibration was made with another source spectrum; run `iort commission`"
+            "the MC calibration was made with another source spectrum or applicator filtration; "
+            "run `iort commission`"
         )
 
     point_source = xray50_source(phantom.shaft_direction)
@@ -185,7 +191,7 @@ def compute(
         engine=ENGINE_NAME,
         engine_version=__version__,
         device_data=(
-            f"{src.name}; MC source model {MODEL_FILE} (spectrum sha256 {spectrum_sha[:12]}); "
+            f"{src.name}; MC source model {MODEL_FILE} (applicator spectrum sha256 {spectrum_sha[:12]}); "
             f"MC calibration {per_photon:.4e} Gy/photon at the surface"
         ),
         device_data_sha256=_model_sha256(calib_text, src),

@@ -38,7 +38,12 @@ from openiort.devices.xray_chamber import chamber_geometry, volume_average
 from openiort.dose.mc.commissioning import EQUATOR_BAND_COS, SHAFT_AXIS, depth_dose_water
 from openiort.dose.mc.spectrum import load_spectrum, source_model
 from openiort.dose.mc.sphere import SPHERE_RADIUS_MM, shell_dose
-from openiort.dose.mc.xray_source import applicator_diameters_cm, xray50_source
+from openiort.dose.mc.xray_source import (
+    applicator_diameters_cm,
+    applicator_filtration,
+    applicator_spectrum,
+    xray50_source,
+)
 
 FloatArray = NDArray[np.float64]
 DEPTHS_MM = np.round(np.arange(0.0, 40.0 + 1e-9, 0.5), 3)
@@ -59,7 +64,7 @@ def bare_probe_dose(histories: int, seed: int) -> tuple[FloatArray, FloatArray]:
         np.column_stack([BARE_DISTANCES_MM - HALF_WIDTH_MM, BARE_DISTANCES_MM + HALF_WIDTH_MM])
     )
     result = shell_dose(
-        xray50_source(SHAFT_AXIS),
+        xray50_source(SHAFT_AXIS, bare_probe=True),
         [(SPHERE_RADIUS_MM, "water")],
         edges,
         histories,
@@ -132,9 +137,12 @@ def regenerate(
     # the V4.0 chamber's reading / point dose at the bare-probe reference distance
     bare_chamber = volume_average(bare_at, 0.0, r_sens, sep, REFERENCE_DISTANCE_MM) / bare_ref
     transmission_rows, relative, surface_per_ref, chamber_factors = [], {}, {}, {}
+    # the applicator runs count photons entering the PEI; the bare probe photons emitted
+    per_emitted = applicator_spectrum().photons_per_emitted
     for i, d in enumerate(applicator_diameters_cm()):
         curve = depth_dose_water(d, histories, seed + 1 + i, depths_mm=DEPTHS_MM, workers=1)
         rel = curve.relative
+        dose_per_emitted = curve.dose_gy_per_photon * per_emitted
 
         def rel_at(z: FloatArray, rel: FloatArray = rel) -> FloatArray:
             return np.asarray(np.interp(z, DEPTHS_MM, rel))
@@ -142,9 +150,9 @@ def regenerate(
         chamber = volume_average(rel_at, d * 5.0, r_sens, sep)
         chamber_factors[d] = chamber
         r = d * 5.0 + DEPTHS_MM
-        transmission = curve.dose_gy_per_photon / bare_at(r) * chamber / bare_chamber
+        transmission = dose_per_emitted / bare_at(r) * chamber / bare_chamber
         relative[d] = rel
-        surface_per_ref[d] = float(curve.dose_gy_per_photon[0] / bare_ref * chamber / bare_chamber)
+        surface_per_ref[d] = float(dose_per_emitted[0] / bare_ref * chamber / bare_chamber)
         transmission_rows += [
             f"{d:.1f},{z:.1f},{t:.6f},{u:.4f}"
             for z, t, u in zip(DEPTHS_MM, transmission, curve.rel_unc, strict=True)
@@ -178,11 +186,13 @@ def regenerate(
     filters = ", ".join(
         f"{f['material']} {f['thickness_mm']} mm" for f in source_model()["spectrum"]["filters"]
     )
+    filtration = applicator_filtration()
     header = [
         "# Data of openiort's independent second check for 50 kV spherical applicators, generated",
         f"# {date.today().isoformat()} by openiort {__version__} (openiort.dose.mc.second_check_model) from the",
         f"# Monte Carlo source model (spectrum {filters}, sha256 {spectrum_sha[:16]}; probe shadow;",
-        f"# solid PEI applicators), seed {seed}. Dose to water in water, perpendicular to the probe shaft,",
+        f"# solid PEI applicators behind {filtration.thickness_mm} mm {filtration.material} of applicator filtration),",
+        f"# seed {seed}. Dose to water in water per photon emitted at the tip, perpendicular to the probe shaft,",
         "# scored in 0.1 mm shells. Not derived from the primary's tables (TG-292 rates, the package",
         "# depth-dose table, a department's bare-probe or transfer tables).",
     ]

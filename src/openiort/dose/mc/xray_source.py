@@ -3,25 +3,35 @@
 The model (data/xray50_source_model.yaml, each value with its source or marked ASSUMPTION /
 FITTED):
 
-- spectrum: SpekPy, 50 kV, 3 um gold transmission target, 0.5 mm Be buffer and an effective
-  0.13 mm Al of further tip filtration, the two fitted jointly with the V4.0 chamber in the
-  model (openiort.dose.mc.commissioning_fit)
+- spectrum at the tip (the bare probe): SpekPy, 50 kV, a gold transmission target, a 0.5 mm Be
+  buffer and an effective Al filtration of the tip, the target thickness and the Al fitted
+  jointly with the V4.0 chamber in the model (openiort.dose.mc.commissioning_fit)
   (data/xray50_spectrum_spekpy.csv);
 - emission isotropic from the probe tip at the applicator centre, except for a 45 degree cone
   about the probe shaft shadowed by the opaque drift tube (radius 1.5 mm, tip set back 1.5 mm);
-- applicator: a solid polyetherimide sphere of the nominal diameter centred on the tip.
+- applicator: a solid polyetherimide sphere of the nominal diameter centred on the tip, with an
+  effective filtration between the tip and the PEI (the model's one applicator parameter,
+  fitted in the same joint fit). It is applied to the spectrum as narrow-beam attenuation:
+  photons scattered in a filter of about 0.1 mm Al are a fraction of a percent of those it
+  removes at these energies.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
+from numpy.typing import NDArray
 
+from openiort.dose.mc.physics import mass_attenuation_cm2_g
 from openiort.dose.mc.sources import PointSource
 from openiort.dose.mc.spectrum import load_spectrum, source_model
 from openiort.errors import OpenIortInputError
+
+FloatArray = NDArray[np.float64]
 
 
 class ApplicatorError(OpenIortInputError):
@@ -51,15 +61,71 @@ def applicator(diameter_cm: float) -> ApplicatorModel:
     )
 
 
+@dataclass(frozen=True)
+class ApplicatorFiltration:
+    """The effective filtration between the tip and the applicator's PEI (source model YAML)."""
+
+    material: str
+    density_g_cm3: float
+    thickness_mm: float
+
+    def transmission(self, energy_kev: FloatArray, thickness_mm: float | None = None) -> FloatArray:
+        """Narrow-beam photon transmission at ``energy_kev`` (the fitted thickness by default)."""
+        t_mm = self.thickness_mm if thickness_mm is None else float(thickness_mm)
+        material = {"composition": {self.material: 1.0}, "density_g_cm3": self.density_g_cm3}
+        mu_per_mm = mass_attenuation_cm2_g(material, energy_kev) * self.density_g_cm3 / 10.0
+        return np.asarray(np.exp(-mu_per_mm * t_mm))
+
+
+def applicator_filtration() -> ApplicatorFiltration:
+    f = source_model()["applicator"]["filtration"]
+    thickness = float(f["thickness_mm"])
+    if not math.isfinite(thickness) or thickness < 0:
+        raise ApplicatorError("the applicator filtration must be a thickness >= 0 mm")
+    return ApplicatorFiltration(str(f["material"]), float(f["density_g_cm3"]), thickness)
+
+
+@dataclass(frozen=True)
+class ApplicatorSpectrum:
+    """The photon spectrum that enters the applicator's PEI, per photon entering it."""
+
+    edges_kev: FloatArray
+    probabilities: FloatArray
+    #: photons entering the PEI per photon emitted at the tip (the filtration's transmission)
+    photons_per_emitted: float
+    #: SHA-256 of the tip spectrum file and the filtration together: what a calibration is for
+    identity_sha256: str
+
+
+@cache
+def applicator_spectrum() -> ApplicatorSpectrum:
+    edges, probs, digest = load_spectrum()
+    filtration = applicator_filtration()
+    weighted = probs * filtration.transmission(0.5 * (edges[1:] + edges[:-1]))
+    identity = hashlib.sha256(
+        f"{digest}|{filtration.material}|{filtration.density_g_cm3!r}|"
+        f"{filtration.thickness_mm!r}".encode()
+    ).hexdigest()
+    return ApplicatorSpectrum(edges, weighted / weighted.sum(), float(weighted.sum()), identity)
+
+
 def shadow_half_angle_deg() -> float:
     probe = source_model()["probe"]
     return math.degrees(math.atan2(float(probe["radius_mm"]), float(probe["tip_setback_mm"])))
 
 
-def xray50_source(shaft_direction: tuple[float, float, float] | None = None) -> PointSource:
-    """The source spectrum at the tip; with a shaft direction, the probe's shadow cone too."""
-    edges, probs, digest = load_spectrum()
-    label = f"50 kV source model (spectrum sha256 {digest[:12]})"
+def xray50_source(
+    shaft_direction: tuple[float, float, float] | None = None, *, bare_probe: bool = False
+) -> PointSource:
+    """The source in its applicator (the applicator spectrum, per photon entering the PEI), or
+    the bare probe (the tip spectrum); with a shaft direction, the probe's shadow cone too."""
+    if bare_probe:
+        edges, probs, digest = load_spectrum()
+        label = f"50 kV source model, bare probe (spectrum sha256 {digest[:12]})"
+    else:
+        spectrum = applicator_spectrum()
+        edges, probs = spectrum.edges_kev, spectrum.probabilities
+        label = f"50 kV source model in an applicator (sha256 {spectrum.identity_sha256[:12]})"
     if shaft_direction is None:
         return PointSource(tuple(edges), tuple(probs), label)
     axis = np.asarray(shaft_direction, dtype=np.float64)
