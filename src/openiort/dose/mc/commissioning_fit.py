@@ -331,16 +331,6 @@ def _local_slope(radii: FloatArray, dose: FloatArray, unc: FloatArray) -> tuple[
     return slope, 100.0 * math.exp(delta) * sd
 
 
-def applicator_probabilities(
-    tip_probs: FloatArray, edges_kev: FloatArray, applicator_al_mm: float
-) -> FloatArray:
-    """The tip spectrum through the applicator filtration, per photon entering the PEI (as
-    :func:`openiort.dose.mc.xray_source.applicator_spectrum` makes it)."""
-    centres = 0.5 * (edges_kev[1:] + edges_kev[:-1])
-    weighted = tip_probs * applicator_filtration().transmission(centres, applicator_al_mm)
-    return np.asarray(weighted / weighted.sum())
-
-
 def evaluate(
     responses: Responses,
     target_thickness_um: float,
@@ -355,7 +345,9 @@ def evaluate(
     src = source or load_example_source()
     edges = responses.edges_kev
     p = probs if probs is not None else spectrum_probabilities(target_thickness_um, al_mm, edges)
-    p_app = applicator_probabilities(p, edges, applicator_al_mm)
+    # per photon entering the PEI, as xray_source.applicator_spectrum makes it
+    through = applicator_filtration().through(edges, p, applicator_al_mm)
+    p_app = through / through.sum()
     data: list[Datum] = []
     # surface rates as chamber readings, and the relative depth-doses for the TARGIT shape
     readings, reading_unc, points, relative = {}, {}, {}, {}

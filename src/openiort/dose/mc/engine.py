@@ -45,9 +45,8 @@ ENGINE_NAME = "openiort.dose.mc (kV photon Monte Carlo)"
 DEFAULT_HISTORIES = 30_000_000
 
 
-def _model_sha256(calibration_text: str, source: XraySource) -> str:
+def _model_sha256(calibration_text: str, source: XraySource, spectrum_sha: str) -> str:
     model_text = read_data("openiort.dose.mc", MODEL_FILE).text
-    spectrum_sha = applicator_spectrum().identity_sha256
     return sha256_texts(model_text, spectrum_sha, calibration_text, source.data_sha256)
 
 
@@ -194,7 +193,7 @@ def compute(
             f"{src.name}; MC source model {MODEL_FILE} (applicator spectrum sha256 {spectrum_sha[:12]}); "
             f"MC calibration {per_photon:.4e} Gy/photon at the surface"
         ),
-        device_data_sha256=_model_sha256(calib_text, src),
+        device_data_sha256=_model_sha256(calib_text, src, spectrum_sha),
         inputs_sha256=_inputs_sha256(
             phantom,
             diameter=app.diameter_cm,

@@ -75,6 +75,13 @@ class ApplicatorFiltration:
         mu_per_mm = mass_attenuation_cm2_g(material, energy_kev) * self.density_g_cm3 / 10.0
         return np.asarray(np.exp(-mu_per_mm * t_mm))
 
+    def through(
+        self, edges_kev: FloatArray, probabilities: FloatArray, thickness_mm: float | None = None
+    ) -> FloatArray:
+        """A binned spectrum after the filtration, per photon before it (bin centres' energies)."""
+        centres = 0.5 * (edges_kev[1:] + edges_kev[:-1])
+        return np.asarray(probabilities * self.transmission(centres, thickness_mm))
+
 
 def applicator_filtration() -> ApplicatorFiltration:
     f = source_model()["applicator"]["filtration"]
@@ -100,7 +107,7 @@ def applicator_spectrum() -> ApplicatorSpectrum:
     """Made afresh each call (0.5 ms): it follows a regenerated tip spectrum at once."""
     edges, probs, digest = load_spectrum()
     filtration = applicator_filtration()
-    weighted = probs * filtration.transmission(0.5 * (edges[1:] + edges[:-1]))
+    weighted = filtration.through(edges, probs)
     identity = hashlib.sha256(
         f"{digest}|{filtration.material}|{filtration.density_g_cm3!r}|"
         f"{filtration.thickness_mm!r}".encode()
